@@ -1,0 +1,3 @@
+module secctx.local/myapp
+
+go 1.22

@@ -1,0 +1,3 @@
+module secctx.local/pause
+
+go 1.22

@@ -1,0 +1,1 @@
+"""secctx-conformance: proves that a cluster enforces Pod Security Context."""

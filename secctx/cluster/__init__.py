@@ -1,0 +1,1 @@
+"""Cluster lifecycle: the Docker engine, kind clusters, existing clusters."""

@@ -1,0 +1,417 @@
+"""One exec gathers what the kernel shows about a container; `parse` reads it.
+
+`probe_script` builds a POSIX sh script (busybox ash and Debian dash both run
+it, using only cat, id, stat -c, touch, rm, echo and printf) that prints each
+section between two marker lines:
+
+    ### secctx:begin NAME
+    <the section's output, stderr included>
+    ### secctx:end NAME rc=N
+
+The end line carries the exit code, so the parser can tell a file that is
+missing (rc=1 and an error text) from one that is empty (rc=0, no text). The
+script has no `set -e`: a failing command only shows in its own section, and
+the sections after it are still printed.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+BEGIN_MARKER = "### secctx:begin"
+END_MARKER = "### secctx:end"
+# Name of the file the probe creates (and removes) in each directory it tests.
+PROBE_FILE = ".secctx-probe"
+
+_BEGIN_RE = re.compile(r"^### secctx:begin (\S+)$")
+_END_RE = re.compile(r"^### secctx:end (\S+) rc=(\d+)$")
+_STAT_RE = re.compile(r"^(?P<path>[^|]*)\|(?P<uid>\d+)\|(?P<gid>\d+)\|(?P<mode>[0-7]+)\|(?P<text>\S+)$")
+_WRITE_RE = re.compile(r"^(?P<path>/[^|]*)\|(?:(?P<ok>ok)|fail\|(?P<error>.*))$")
+
+# Shell functions shared by every probe. Variables carry a prefix because POSIX
+# sh has no `local`, and a nested function must not clobber its caller's names.
+_FUNCTIONS = r"""
+section() {
+  _sec_name=$1; shift
+  printf '%s\n' "### secctx:begin $_sec_name"
+  "$@" 2>&1
+  _sec_rc=$?
+  # The extra newline ends a last line that had none (attr/current ends in NUL,
+  # not newline); the parser removes exactly this one newline again.
+  printf '\n%s\n' "### secctx:end $_sec_name rc=$_sec_rc"
+}
+
+stat_one() {
+  if _st_out=$(stat -c '%n|%u|%g|%a|%A' "$1" 2>&1); then
+    printf '%s\n' "$_st_out"
+  else
+    printf '%s|error|%s\n' "$1" "$_st_out"
+  fi
+}
+
+stat_paths() {
+  for _st_path in "$@"; do
+    stat_one "$_st_path"
+    # A file created here shows which group new files get (setgid inheritance).
+    if touch "$_st_path/__PROBE_FILE__" 2>/dev/null; then
+      stat_one "$_st_path/__PROBE_FILE__"
+      rm -f "$_st_path/__PROBE_FILE__" 2>/dev/null
+    fi
+  done
+  return 0
+}
+
+write_paths() {
+  for _wr_path in "$@"; do
+    if _wr_err=$(touch "$_wr_path/__PROBE_FILE__" 2>&1); then
+      if _wr_err=$(rm -f "$_wr_path/__PROBE_FILE__" 2>&1); then
+        printf '%s|ok\n' "$_wr_path"
+      else
+        printf '%s|fail|%s\n' "$_wr_path" "$_wr_err"
+      fi
+    else
+      printf '%s|fail|%s\n' "$_wr_path" "$_wr_err"
+    fi
+  done
+  return 0
+}
+
+root_write() {
+  # Remove the file afterwards only if this probe created it.
+  _rw_existed=no
+  if [ -e "$1" ]; then _rw_existed=yes; fi
+  touch "$1"
+  _rw_rc=$?
+  if [ "$_rw_rc" -eq 0 ] && [ "$_rw_existed" = no ]; then rm -f "$1" >/dev/null 2>&1; fi
+  return "$_rw_rc"
+}
+""".replace("__PROBE_FILE__", PROBE_FILE)
+
+
+class ObservationError(Exception):
+    """The probe output lacks a section the tests need, or a section is malformed."""
+
+    def __init__(self, section: str, problem: str, text: str):
+        self.section = section
+        self.problem = problem
+        self.text = text
+        super().__init__(f"probe section {section!r}: {problem}\n--- section text ---\n{text}")
+
+
+def _check_path(path: str) -> str:
+    # Absolute paths cannot be mistaken for options, and without '|' or newlines
+    # every output line splits unambiguously.
+    if not path.startswith("/") or "|" in path or "\n" in path:
+        raise ValueError(f"probe path must be absolute, without '|' or newline: {path!r}")
+    return shlex.quote(path)
+
+
+def probe_script(stat_paths: list[str], write_paths: list[str],
+                 root_write_path: str = "/test.txt") -> str:
+    """The POSIX sh script to run with `sh -c` in the container (see module doc)."""
+    stats = " ".join(_check_path(p) for p in stat_paths)
+    writes = " ".join(_check_path(p) for p in write_paths)
+    calls = f"""
+section pid1-status cat /proc/1/status
+section self-status cat /proc/self/status
+section id id
+section id-G id -G
+section mounts cat /proc/1/mounts
+section attr-current cat /proc/1/attr/current
+section attr-apparmor cat /proc/1/attr/apparmor/current
+section stat stat_paths {stats}
+section write write_paths {writes}
+section root-write root_write {_check_path(root_write_path)}
+"""
+    return _FUNCTIONS + calls
+
+
+@dataclass
+class Section:
+    name: str
+    text: str
+    rc: int
+
+
+def split_sections(output: str) -> dict[str, Section]:
+    """Sections by name. Text outside sections (kubectl notices) is ignored."""
+    sections: dict[str, Section] = {}
+    current: str | None = None
+    body: list[str] = []
+    for line in output.replace("\r\n", "\n").split("\n"):
+        begin = _BEGIN_RE.match(line)
+        end = _END_RE.match(line)
+        if current is None:
+            if begin:
+                current, body = begin.group(1), []
+            continue
+        if end:
+            if end.group(1) != current:
+                raise ObservationError(current, f"ended by a marker for {end.group(1)!r}",
+                                       "\n".join(body))
+            sections[current] = Section(current, "\n".join(body), int(end.group(2)))
+            current = None
+        elif begin:
+            raise ObservationError(current, "no end marker before the next section",
+                                   "\n".join(body))
+        else:
+            body.append(line)
+    if current is not None:
+        raise ObservationError(current, "output ends inside this section (truncated?)",
+                               "\n".join(body))
+    return sections
+
+
+@dataclass
+class ProcStatus:
+    """The security-relevant lines of /proc/<pid>/status."""
+    name: str
+    uid: tuple[int, int, int, int]  # real, effective, saved, filesystem
+    gid: tuple[int, int, int, int]
+    groups: list[int]
+    cap_inh: int
+    cap_prm: int
+    cap_eff: int
+    cap_bnd: int
+    cap_amb: int
+    no_new_privs: int
+    seccomp: int  # 0 disabled, 1 strict, 2 filter
+    seccomp_filters: int | None  # None: kernel too old to print the line
+
+    @property
+    def euid(self) -> int:
+        return self.uid[1]
+
+    @property
+    def egid(self) -> int:
+        return self.gid[1]
+
+
+def parse_proc_status(text: str, section: str = "status") -> ProcStatus:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+
+    def value(key: str) -> str:
+        if key not in fields:
+            raise ObservationError(section, f"no {key}: line", text)
+        return fields[key]
+
+    def ids(key: str) -> tuple[int, int, int, int]:
+        parts = value(key).split()
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise ObservationError(section, f"{key}: wants 4 numbers, got {value(key)!r}", text)
+        return int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
+
+    def number(key: str, base: int = 10) -> int:
+        try:
+            return int(value(key), base)
+        except ValueError:
+            raise ObservationError(section, f"{key}: not a number: {value(key)!r}", text) from None
+
+    groups_text = value("Groups")
+    if not all(g.isdigit() for g in groups_text.split()):
+        raise ObservationError(section, f"Groups: not numbers: {groups_text!r}", text)
+    return ProcStatus(
+        name=fields.get("Name", ""),
+        uid=ids("Uid"),
+        gid=ids("Gid"),
+        groups=[int(g) for g in groups_text.split()],
+        cap_inh=number("CapInh", 16),
+        cap_prm=number("CapPrm", 16),
+        cap_eff=number("CapEff", 16),
+        cap_bnd=number("CapBnd", 16),
+        cap_amb=number("CapAmb", 16),
+        no_new_privs=number("NoNewPrivs"),
+        seccomp=number("Seccomp"),
+        seccomp_filters=number("Seccomp_filters") if "Seccomp_filters" in fields else None,
+    )
+
+
+@dataclass
+class Mount:
+    device: str
+    mountpoint: str
+    fstype: str
+    options: list[str]
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options
+
+
+def _unescape_mount_field(value: str) -> str:
+    # The kernel writes space, tab, newline and backslash as octal escapes (\040).
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), value)
+
+
+def parse_mounts(text: str, section: str = "mounts") -> list[Mount]:
+    mounts = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) < 4:
+            raise ObservationError(section, f"mount line has fewer than 4 fields: {line!r}", text)
+        mounts.append(Mount(device=_unescape_mount_field(parts[0]),
+                            mountpoint=_unescape_mount_field(parts[1]),
+                            fstype=parts[2], options=parts[3].split(",")))
+    return mounts
+
+
+def parse_id(text: str, section: str = "id") -> tuple[int, int, list[int]]:
+    """uid, gid and groups from `id` output, busybox or coreutils, names or not.
+
+    busybox leaves out "groups=" when the process has no supplementary groups.
+    """
+    uid = re.search(r"\buid=(\d+)", text)
+    gid = re.search(r"\bgid=(\d+)", text)
+    if not uid or not gid:
+        raise ObservationError(section, "no uid= or gid= in id output", text)
+    groups_match = re.search(r"\bgroups=(.*?)(?:\s+context=|\s*$)", text.strip())
+    groups = []
+    if groups_match:
+        for item in groups_match.group(1).split(","):
+            number = re.match(r"\d+", item.strip())
+            if not number:
+                raise ObservationError(section, f"group {item!r} has no number", text)
+            groups.append(int(number.group()))
+    return int(uid.group(1)), int(gid.group(1)), groups
+
+
+@dataclass
+class FileStat:
+    path: str
+    uid: int
+    gid: int
+    mode: int  # permission bits with setuid/setgid/sticky (stat %a)
+    mode_text: str  # stat %A, e.g. "drwxrwsrwx"
+
+    @property
+    def setgid(self) -> bool:
+        return bool(self.mode & 0o2000)
+
+
+@dataclass
+class WriteResult:
+    ok: bool
+    error: str = ""
+
+
+def _parse_stats(text: str) -> tuple[dict[str, FileStat], dict[str, str]]:
+    stats: dict[str, FileStat] = {}
+    errors: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        ok = _STAT_RE.match(line)
+        if ok:
+            stats[ok["path"]] = FileStat(ok["path"], int(ok["uid"]), int(ok["gid"]),
+                                         int(ok["mode"], 8), ok["text"])
+            continue
+        path, sep, error = line.partition("|error|")
+        if not sep:
+            raise ObservationError("stat", f"unexpected line {line!r}", text)
+        errors[path] = error
+    return stats, errors
+
+
+def _parse_writes(text: str) -> dict[str, WriteResult]:
+    writes: dict[str, WriteResult] = {}
+    last: str | None = None
+    for line in text.splitlines():
+        match = _WRITE_RE.match(line)
+        if match:
+            last = match["path"]
+            writes[last] = WriteResult(ok=bool(match["ok"]), error=match["error"] or "")
+        elif last is not None and not writes[last].ok:
+            writes[last].error += "\n" + line  # an error message that spans lines
+        elif line:
+            raise ObservationError("write", f"unexpected line {line!r}", text)
+    return writes
+
+
+@dataclass
+class Observation:
+    pid1: ProcStatus  # the container's main process
+    exec_: ProcStatus  # the exec'd process (cat reading /proc/self/status)
+    id_uid: int
+    id_gid: int
+    id_groups: list[int]
+    id_G: list[int]
+    mounts: list[Mount]
+    root_read_only: bool
+    lsm_label: str | None  # /proc/1/attr/current: SELinux or AppArmor label
+    apparmor_label: str | None  # /proc/1/attr/apparmor/current (stacked LSM kernels)
+    stats: dict[str, FileStat]
+    stat_errors: dict[str, str]  # paths stat could not read, with stat's message
+    writes: dict[str, WriteResult]
+    root_write: WriteResult
+    raw: dict[str, str]  # each section's text, for report attachments
+    exit_codes: dict[str, int] = field(default_factory=dict)
+
+    def stat_of_new_file(self, directory: str) -> FileStat | None:
+        """Stat of the file the probe created in directory, None if it could not."""
+        return self.stats.get(f"{directory}/{PROBE_FILE}")
+
+
+def _required(sections: dict[str, Section], name: str, must_succeed: bool = True) -> Section:
+    if name not in sections:
+        raise ObservationError(name, "section missing from probe output", "")
+    section = sections[name]
+    if must_succeed and section.rc != 0:
+        raise ObservationError(name, f"command failed with exit code {section.rc}", section.text)
+    return section
+
+
+def _label(sections: dict[str, Section], name: str) -> str | None:
+    # Reading attr files fails (EINVAL, ENOENT) when that LSM is not active.
+    section = sections.get(name)
+    if section is None or section.rc != 0:
+        return None
+    label = section.text.replace("\0", "").strip()
+    return label or None
+
+
+def parse(output: str) -> Observation:
+    sections = split_sections(output)
+
+    id_section = _required(sections, "id")
+    uid, gid, groups = parse_id(id_section.text)
+
+    id_g_text = _required(sections, "id-G").text
+    if not all(g.isdigit() for g in id_g_text.split()):
+        raise ObservationError("id-G", "id -G printed something other than numbers", id_g_text)
+
+    mounts_text = _required(sections, "mounts").text
+    mounts = parse_mounts(mounts_text)
+    roots = [m for m in mounts if m.mountpoint == "/"]
+    if not roots:
+        raise ObservationError("mounts", "no mount for /", mounts_text)
+
+    stats, stat_errors = _parse_stats(_required(sections, "stat").text)
+    writes = _parse_writes(_required(sections, "write").text)
+    root_write = _required(sections, "root-write", must_succeed=False)
+
+    return Observation(
+        pid1=parse_proc_status(_required(sections, "pid1-status").text, "pid1-status"),
+        exec_=parse_proc_status(_required(sections, "self-status").text, "self-status"),
+        id_uid=uid,
+        id_gid=gid,
+        id_groups=groups,
+        id_G=[int(g) for g in id_g_text.split()],
+        mounts=mounts,
+        # Later mounts on the same point hide earlier ones, so the last "/" counts.
+        root_read_only=roots[-1].read_only,
+        lsm_label=_label(sections, "attr-current"),
+        apparmor_label=_label(sections, "attr-apparmor"),
+        stats=stats,
+        stat_errors=stat_errors,
+        writes=writes,
+        root_write=WriteResult(ok=root_write.rc == 0, error=root_write.text.strip()),
+        raw={name: s.text for name, s in sections.items()},
+        exit_codes={name: s.rc for name, s in sections.items()},
+    )

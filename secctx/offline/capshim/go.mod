@@ -1,0 +1,3 @@
+module secctx.local/capshim
+
+go 1.22

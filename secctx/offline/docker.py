@@ -1,0 +1,74 @@
+"""Thin wrappers over the docker CLI for image builds (the engine is ours or the user's)."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from . import log
+from .gobuild import BuildError
+
+KEY_LABEL = "io.secctx.key"
+
+
+def run(args: list[str], input: bytes | None = None, timeout: float = 1800) -> str:
+    proc = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise BuildError(f"docker {' '.join(args[:4])} failed:\n"
+                         f"{proc.stderr.decode(errors='replace')[-3000:]}")
+    return proc.stdout.decode(errors="replace")
+
+
+def image_label(tag: str, label: str = KEY_LABEL) -> str | None:
+    """A label of a local image, or None when the image is absent."""
+    proc = subprocess.run(["docker", "image", "inspect", "--format",
+                           f'{{{{index .Config.Labels "{label}"}}}}', tag],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def image_exists(tag: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def content_key(dockerfile: str, files: dict[str, Path]) -> str:
+    h = hashlib.sha256(dockerfile.encode())
+    for name in sorted(files):
+        src = files[name]
+        h.update(name.encode())
+        for f in sorted(src.rglob("*")) if src.is_dir() else [src]:
+            h.update(str(f.relative_to(src) if src.is_dir() else "").encode())
+            if f.is_symlink():
+                h.update(str(f.readlink()).encode())
+            elif f.is_file():
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def build(tag: str, dockerfile: str, files: dict[str, Path], rebuild: bool = False) -> str:
+    """Build `tag` unless an image with the same inputs exists; returns the key."""
+    key = content_key(dockerfile, files)
+    if not rebuild and image_label(tag) == key:
+        return key
+    log.step(f"docker build {tag}")
+    with tempfile.TemporaryDirectory(prefix="secctx-ctx-") as ctx:
+        for name, src in files.items():
+            dest = Path(ctx, name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dest, symlinks=True)
+            else:
+                shutil.copy2(src, dest)
+        Path(ctx, "Dockerfile").write_text(dockerfile)
+        run(["build", "-q", "--label", f"{KEY_LABEL}={key}", "-t", tag, ctx])
+    return key
+
+
+def import_rootfs(tarball: Path, tag: str) -> None:
+    """A base image from a rootfs tarball, once per tarball."""
+    if image_label(tag, "io.secctx.rootfs") == tarball.name:
+        return
+    log.step(f"docker import {tarball.name} as {tag}")
+    run(["import", "--change", f"LABEL io.secctx.rootfs={tarball.name}", str(tarball), tag])

@@ -1,0 +1,232 @@
+"""Assemble a kind node image offline, the way `kind build node-image` does.
+
+kind's own build pulls etcd, CoreDNS, pause, kindnetd and the storage images
+from registries. Here every piece comes from a Go module or a Debian package:
+run the base, copy the binaries, import image archives into containerd's
+k8s.io namespace, write /kind/version and /kind/manifests, commit.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cache, capshim, components, docker, images, log
+from .gobuild import BuildError, build_kubernetes
+from .gomod import KubeVersion
+
+NODE_FILES = Path(__file__).with_name("node")
+REPOSITORY = "secctx.local/kind-node"
+LOCAL_PATH_PROVISIONER = "secctx.local/local-path-provisioner:{version}"
+LOCAL_PATH_HELPER = images.BUSYBOX
+
+# Versions of this assembly procedure; bump to force rebuilding every node image.
+RECIPE = "1"
+
+
+@dataclass(frozen=True)
+class NodeImage:
+    tag: str
+    kubernetes: KubeVersion
+    coredns: bool  # False: the CoreDNS addon is left out on purpose
+
+
+def image_tag(version: KubeVersion) -> str:
+    return f"{REPOSITORY}:{version}"
+
+
+def kind_binary() -> Path:
+    return components.build(components.COMPONENTS["kind"]) / "kind"
+
+
+def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
+    tag = image_tag(version)
+    t0 = time.monotonic()
+    k8s_bin = build_kubernetes(version, cache.path("kubernetes", str(version), "bin"),
+                               cache.path("kubernetes", str(version), "work"))
+    names = images.ControlPlaneImages.from_kubeadm_list(_kubeadm_images(k8s_bin, version))
+    built = {name: components.build(c) for name, c in components.COMPONENTS.items()}
+    built["etcd"] = components.build(components.etcd(images.ControlPlaneImages.tag_of(names.etcd)))
+    coredns_bin = _try_coredns(images.ControlPlaneImages.tag_of(names.coredns))
+    log.step(f"binaries ready after {time.monotonic() - t0:.0f}s")
+
+    archives = _image_archives(names, k8s_bin, built, coredns_bin)
+    files = _node_files(version, k8s_bin, built, names)
+    key = docker.content_key(RECIPE, files | {f"archive-{i}": a for i, a in enumerate(archives)})
+    if not rebuild and docker.image_label(tag) == key:
+        log.step(f"node image {tag} is up to date")
+        return NodeImage(tag, version, coredns_bin is not None)
+    base_tag = f"{REPOSITORY}-base:{version}"
+    docker.build(base_tag, _DOCKERFILE.format(base=images.NODE_ROOTFS), files, rebuild=rebuild)
+    _import_and_commit(base_tag, tag, archives, key, coredns_bin is not None)
+    log.step(f"node image {tag} built in {time.monotonic() - t0:.0f}s")
+    return NodeImage(tag, version, coredns_bin is not None)
+
+
+def _kubeadm_images(k8s_bin: Path, version: KubeVersion) -> list[str]:
+    proc = subprocess.run([str(k8s_bin / "kubeadm"), "config", "images", "list",
+                           "--kubernetes-version", str(version)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"kubeadm config images list failed: {proc.stderr}")
+    return proc.stdout.splitlines()
+
+
+def _try_coredns(version: str) -> Path | None:
+    try:
+        return components.build(components.coredns(version))
+    except BuildError as err:
+        log.step(f"CoreDNS {version} did not build; the node image leaves the addon out: {err}")
+        return None
+
+
+def _image_archives(names, k8s_bin, built, coredns_bin) -> list[Path]:
+    """docker-save archives of every image the node must hold, cached by image ID."""
+    tags = images.build_control_plane_images(names, k8s_bin, built["etcd"], coredns_bin)
+    images.build_workload_images(offline=True)  # provides the busybox helper
+    provisioner = LOCAL_PATH_PROVISIONER.format(version=built["local-path-provisioner"].name)
+    images.scratch_binary(provisioner, built["local-path-provisioner"] / "local-path-provisioner",
+                          "/usr/bin/local-path-provisioner")
+    tags += [provisioner, LOCAL_PATH_HELPER]
+    return [_saved(t) for t in tags]
+
+
+def _saved(tag: str) -> Path:
+    image_id = docker.run(["image", "inspect", "--format", "{{.Id}}", tag]).strip()
+    out = cache.path("archives", image_id.replace("sha256:", "")[:24] + ".tar")
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        docker.run(["save", "-o", str(tmp), tag])
+        tmp.rename(out)
+    return out
+
+
+def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
+                names: images.ControlPlaneImages) -> dict[str, Path]:
+    """The build context: kind's base-image files plus our binaries and config."""
+    kind_src = _kind_module_dir() / "images" / "base" / "files"
+    stage = Path(tempfile.mkdtemp(prefix="secctx-node-"))
+    root = stage / "root"
+    shutil.copytree(kind_src, root, symlinks=True)
+    (root / "LICENSES").mkdir(exist_ok=True)
+    for d in ("usr/local/bin", "kind/bin"):
+        for f in (root / d).iterdir():
+            f.chmod(0o755)
+    _place(root / "usr/bin", k8s_bin, ("kubeadm", "kubelet", "kubectl"))
+    _place(root / "usr/local/bin", built["containerd"], ("containerd", "containerd-shim-runc-v2", "ctr"))
+    _place(root / "usr/local/bin", built["crictl"], ("crictl",))
+    _place(root / "opt/cni/bin", built["cni-plugins"], ("bridge", "loopback", "ptp", "host-local", "portmap"))
+    sbin = root / "usr/local/sbin"
+    sbin.mkdir(parents=True, exist_ok=True)
+    # containerd runs "runc" from PATH: that is the capability shim, which
+    # execs runc.real beside it (a no-op filter on hosts with every capability).
+    shutil.copy2(built["runc"] / "runc", sbin / "runc.real")
+    shutil.copy2(capshim.build(), sbin / "runc")
+    config = (root / "etc/containerd/config.toml").read_text()
+    config = _set_toml_string(config, "sandbox_image", names.pause)
+    (root / "etc/containerd/config.toml").write_text(config)
+    (root / "etc/containerd/cri-base.json").write_text(_cri_base_spec(built["containerd"] / "ctr"))
+    (root / "etc/cni/net.d").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(NODE_FILES / "10-secctx-bridge.conflist", root / "etc/cni/net.d/")
+    (root / "kind/manifests").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(NODE_FILES / "default-cni.yaml", root / "kind/manifests/default-cni.yaml")
+    storage = (NODE_FILES / "default-storage.yaml").read_text()
+    storage = storage.replace("{{PROVISIONER_IMAGE}}", LOCAL_PATH_PROVISIONER.format(
+        version=built["local-path-provisioner"].name)).replace("{{HELPER_IMAGE}}", LOCAL_PATH_HELPER)
+    (root / "kind/manifests/default-storage.yaml").write_text(storage)
+    (root / "kind/version").write_text(str(version) + "\n")
+    (root / "kind/secctx-offline.json").write_text(json.dumps({
+        "kubernetes": str(version),
+        "components": {n: c.version for n, c in components.COMPONENTS.items()},
+        "images": names.all(),
+    }, indent=2) + "\n")
+    return {"root": root}
+
+
+def _place(dest: Path, src_dir: Path, names: tuple[str, ...]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        shutil.copy2(src_dir / n, dest / n)
+        (dest / n).chmod(0o755)
+
+
+def _set_toml_string(text: str, key: str, value: str) -> str:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith(f"{key} ="):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[i] = f'{indent}{key} = "{value}"'
+            return "\n".join(lines) + "\n"
+    raise BuildError(f"{key} not found in kind's containerd config")
+
+
+def _cri_base_spec(ctr: Path) -> str:
+    """containerd's default OCI spec with kind's product-files hook, as kind makes it."""
+    proc = subprocess.run([str(ctr), "oci", "spec"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"ctr oci spec failed: {proc.stderr}")
+    spec = json.loads(proc.stdout)
+    hooks = spec.setdefault("hooks", {}).setdefault("createContainer", [])
+    hooks.append({"path": "/kind/bin/mount-product-files.sh"})
+    spec["process"].pop("rlimits", None)
+    return json.dumps(spec, indent=2) + "\n"
+
+
+def _kind_module_dir() -> Path:
+    from .gobuild import module_info
+    work = cache.path("work", "kind-files")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text("module secctx.local/probe\n\ngo 1.22\n")
+    return Path(module_info("sigs.k8s.io/kind", components.KIND_VERSION, work)["Dir"])
+
+
+# Mirrors the package-independent steps of kind's images/base/Dockerfile.
+_DOCKERFILE = """FROM {base}
+COPY root/ /
+RUN chmod 755 /kind /kind/bin \\
+ && find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.service -delete \\
+ && rm -f /lib/systemd/system/multi-user.target.wants/* /etc/systemd/system/*.wants/* \\
+          /lib/systemd/system/local-fs.target.wants/* /lib/systemd/system/sockets.target.wants/*udev* \\
+          /lib/systemd/system/sockets.target.wants/*initctl* /lib/systemd/system/basic.target.wants/* \\
+ && echo "ReadKMsg=no" >> /etc/systemd/journald.conf \\
+ && (test -e /sbin/init || ln -s /usr/lib/systemd/systemd /sbin/init) \\
+ && systemctl enable kubelet.service containerd.service undo-mount-hacks.service \\
+ && systemctl mask systemd-binfmt.service \\
+ && mkdir -p /etc/kubernetes/manifests
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
+"""
+
+
+def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
+                       coredns: bool) -> None:
+    name = f"secctx-node-build-{int(time.time())}"
+    docker.run(["run", "-d", "--privileged", "--name", name, "--entrypoint", "sleep",
+                base_tag, "infinity"])
+    try:
+        def sh(script: str, **kw) -> str:
+            return docker.run(["exec", "-i", name, "bash", "-c", script], **kw)
+        sh("nohup containerd > /var/log/containerd-build.log 2>&1 &")
+        sh("for i in $(seq 1 100); do [ -S /run/containerd/containerd.sock ] && ctr version "
+           ">/dev/null 2>&1 && exit 0; sleep 0.1; done; cat /var/log/containerd-build.log; exit 1")
+        for archive in archives:
+            log.step(f"importing {archive.name} into the node's containerd")
+            docker.run(["exec", "-i", name, "ctr", "--namespace=k8s.io", "images", "import",
+                        "--label=io.cri-containerd.pinned=pinned", "--all-platforms",
+                        "--no-unpack", "--digests", "-"], input=archive.read_bytes())
+        log.step("node holds: " + " ".join(sh("ctr -n k8s.io images list -q").split()))
+        sh("pkill containerd; for i in $(seq 1 50); do pgrep containerd >/dev/null || exit 0; "
+           "sleep 0.1; done; exit 1")
+        docker.run(["commit",
+                    "--change", 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]',
+                    "--change", "CMD []",
+                    "--change", f"LABEL {docker.KEY_LABEL}={key}",
+                    "--change", f"LABEL io.secctx.coredns={str(coredns).lower()}",
+                    name, tag])
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)

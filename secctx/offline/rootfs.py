@@ -1,0 +1,65 @@
+"""Debian root filesystems made with debootstrap, cached by suite and package list.
+
+The node image and the larger workload images (nginx, the debug image) start
+from one of these instead of a registry base image.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import cache, log
+from .gobuild import BuildError
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+
+# What kind's base image installs (images/base/Dockerfile), less the rootless
+# and storage-protocol extras (fuse-overlayfs, nfs-common, open-iscsi).
+NODE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "conntrack", "iptables", "nftables", "iproute2",
+    "ethtool", "util-linux", "mount", "kmod", "libseccomp2", "pigz", "e2fsprogs", "bash",
+    "ca-certificates", "curl", "jq", "procps",
+)
+
+
+def tarball(packages: tuple[str, ...], suite: str = SUITE) -> Path:
+    """A gzip'ed rootfs with `packages`, built once per (suite, packages)."""
+    key = hashlib.sha256(f"{suite}:{','.join(sorted(packages))}".encode()).hexdigest()[:12]
+    out = cache.path("rootfs", f"{suite}-{key}.tar.gz")
+    if out.exists():
+        return out
+    if not shutil.which("debootstrap"):
+        raise BuildError("debootstrap is missing: apt-get install debootstrap")
+    work = out.with_suffix(".d")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log.step(f"debootstrap {suite} with {len(packages)} packages (a few minutes, once)")
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite,
+          str(work), MIRROR])
+    # Trim what no container needs: apt lists, caches, docs.
+    for sub in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",
+                "usr/share/locale"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    _run(["tar", "-C", str(work), "--numeric-owner", "-czf", str(tmp), "."])
+    tmp.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+# One rootfs for the Debian-based workload images, so that inside the node
+# they share a layer: the nginx stand-in, the debug (netshoot) stand-in and
+# kube-proxy, which needs iptables and conntrack.
+WORKLOAD_PACKAGES = (
+    "nginx-light", "iproute2", "iputils-ping", "procps", "libcap2-bin", "iptables",
+    "conntrack", "ca-certificates",
+)
