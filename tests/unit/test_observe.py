@@ -1,0 +1,409 @@
+"""secctx.observe: parsing realistic probe output, and the probe run for real through sh."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from secctx import observe
+from secctx.observe import ObservationError
+
+# /proc/1/status of a non-root container on a 6.8 kernel (runAsUser 1000,
+# runAsGroup 3000, fsGroup 2000, allowPrivilegeEscalation false, RuntimeDefault).
+PID1_STATUS = """\
+Name:\tsleep
+Umask:\t0022
+State:\tS (sleeping)
+Tgid:\t1
+Ngid:\t0
+Pid:\t1
+PPid:\t0
+TracerPid:\t0
+Uid:\t1000\t1000\t1000\t1000
+Gid:\t3000\t3000\t3000\t3000
+FDSize:\t64
+Groups:\t2000 3000 
+NStgid:\t1
+NSpid:\t1
+NSpgid:\t1
+NSsid:\t1
+Kthread:\t0
+VmPeak:\t    1556 kB
+VmSize:\t    1556 kB
+VmRSS:\t     896 kB
+Threads:\t1
+SigQ:\t0/31615
+SigPnd:\t0000000000000000
+ShdPnd:\t0000000000000000
+SigBlk:\t0000000000000000
+SigIgn:\t0000000000000000
+SigCgt:\t0000000000000000
+CapInh:\t0000000000000000
+CapPrm:\t0000000000000000
+CapEff:\t0000000000000000
+CapBnd:\t00000000a80425fb
+CapAmb:\t0000000000000000
+NoNewPrivs:\t1
+Seccomp:\t2
+Seccomp_filters:\t1
+Speculation_Store_Bypass:\tthread force mitigated
+SpeculationIndirectBranch:\tconditional force disabled
+Cpus_allowed:\tf
+Cpus_allowed_list:\t0-3
+Mems_allowed:\t00000000,00000001
+Mems_allowed_list:\t0
+voluntary_ctxt_switches:\t41
+nonvoluntary_ctxt_switches:\t2
+"""
+
+# The exec'd `cat` of a root container that kept NET_RAW and NET_ADMIN.
+ROOT_STATUS = (PID1_STATUS.replace("Name:\tsleep", "Name:\tcat")
+               .replace("Uid:\t1000\t1000\t1000\t1000", "Uid:\t0\t0\t0\t0")
+               .replace("Gid:\t3000\t3000\t3000\t3000", "Gid:\t0\t0\t0\t0")
+               .replace("Groups:\t2000 3000 ", "Groups:\t0 1 2 3 4 6 10 11 20 26 27 ")
+               .replace("CapPrm:\t0000000000000000", "CapPrm:\t0000000000003000")
+               .replace("CapEff:\t0000000000000000", "CapEff:\t0000000000003000")
+               .replace("CapBnd:\t00000000a80425fb", "CapBnd:\t0000000000003000")
+               .replace("NoNewPrivs:\t1", "NoNewPrivs:\t0"))
+
+# containerd overlay root made read-only, with kubelet's emptyDir and tmpfs mounts.
+MOUNTS = """\
+overlay / overlay rw,relatime,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs,upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/13/fs,workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/13/work 0 0
+overlay / overlay ro,relatime,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs,upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/13/fs,workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/13/work 0 0
+proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
+tmpfs /dev tmpfs rw,nosuid,size=65536k,mode=755,inode64 0 0
+mqueue /dev/mqueue mqueue rw,nosuid,nodev,noexec,relatime 0 0
+sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0
+cgroup /sys/fs/cgroup cgroup2 ro,nosuid,nodev,noexec,relatime 0 0
+/dev/sda1 /tmp ext4 rw,relatime,discard,errors=remount-ro 0 0
+/dev/sda1 /var/cache/app ext4 rw,relatime,discard,errors=remount-ro 0 0
+tmpfs /var/run tmpfs rw,relatime,size=65536k,inode64 0 0
+/dev/sda1 /etc/hosts ext4 rw,relatime,discard,errors=remount-ro 0 0
+shm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k,inode64 0 0
+/dev/sda1 /mnt/with\\040space ext4 ro,relatime 0 0
+proc /proc/sys proc ro,nosuid,nodev,noexec,relatime 0 0
+tmpfs /proc/acpi tmpfs ro,relatime,inode64 0 0
+"""
+
+
+def section(name: str, text: str, rc: int = 0) -> str:
+    """A section as the probe prints it (one extra newline before the end marker)."""
+    return f"### secctx:begin {name}\n{text}\n### secctx:end {name} rc={rc}\n"
+
+
+def probe_output(**override: tuple[str, int] | None) -> str:
+    sections = {
+        "pid1-status": (PID1_STATUS, 0),
+        "self-status": (PID1_STATUS.replace("Name:\tsleep", "Name:\tcat"), 0),
+        "id": ("uid=1000 gid=3000 groups=2000,3000\n", 0),
+        "id-G": ("3000 2000\n", 0),
+        "mounts": (MOUNTS, 0),
+        "attr-current": ("cri-containerd.apparmor.d (enforce)\n", 0),
+        "attr-apparmor": ("cri-containerd.apparmor.d (enforce)\n", 0),
+        "stat": ("/data|0|2000|2777|drwxrwsrwx\n"
+                 "/data/.secctx-probe|1000|2000|644|-rw-r--r--\n"
+                 "/host|0|0|755|drwxr-xr-x\n"
+                 "/missing|error|stat: can't stat '/missing': No such file or directory\n", 0),
+        "write": ("/data|ok\n"
+                  "/host|fail|touch: /host/.secctx-probe: Permission denied\n", 0),
+        "root-write": ("touch: /test.txt: Read-only file system\n", 1),
+    }
+    sections.update(override)
+    # kubectl may print notices before the first section; the parser skips them.
+    out = "Defaulted container \"app\" out of: app, sidecar\n"
+    for name, value in sections.items():
+        if value is not None:
+            out += section(name, *value)
+    return out
+
+
+# --- /proc/<pid>/status ------------------------------------------------------
+
+def test_parse_proc_status_non_root():
+    status = observe.parse_proc_status(PID1_STATUS)
+    assert status.name == "sleep"
+    assert status.uid == (1000, 1000, 1000, 1000)
+    assert status.gid == (3000, 3000, 3000, 3000)
+    assert (status.euid, status.egid) == (1000, 3000)
+    assert status.groups == [2000, 3000]
+    assert status.cap_bnd == 0xA80425FB
+    assert status.cap_eff == status.cap_prm == status.cap_inh == status.cap_amb == 0
+    assert status.no_new_privs == 1
+    assert status.seccomp == 2
+    assert status.seccomp_filters == 1
+
+
+def test_parse_proc_status_distinct_real_and_effective_ids():
+    text = PID1_STATUS.replace("Uid:\t1000\t1000\t1000\t1000", "Uid:\t1000\t0\t0\t0")
+    status = observe.parse_proc_status(text)
+    assert status.uid == (1000, 0, 0, 0)
+    assert status.euid == 0
+
+
+def test_parse_proc_status_empty_groups_and_old_kernel():
+    text = PID1_STATUS.replace("Groups:\t2000 3000 ", "Groups:\t").replace("Seccomp_filters:\t1\n", "")
+    status = observe.parse_proc_status(text)
+    assert status.groups == []
+    assert status.seccomp_filters is None
+
+
+@pytest.mark.parametrize("broken", [
+    PID1_STATUS.replace("CapEff:\t0000000000000000\n", ""),
+    PID1_STATUS.replace("Uid:\t1000\t1000\t1000\t1000", "Uid:\t1000\t1000"),
+    PID1_STATUS.replace("CapBnd:\t00000000a80425fb", "CapBnd:\tzz"),
+    PID1_STATUS.replace("Groups:\t2000 3000 ", "Groups:\tstaff"),
+])
+def test_parse_proc_status_rejects_malformed(broken):
+    with pytest.raises(ObservationError) as err:
+        observe.parse_proc_status(broken, "pid1-status")
+    assert err.value.section == "pid1-status"
+    assert err.value.text == broken
+    assert "pid1-status" in str(err.value)
+
+
+# --- id ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("uid=1000 gid=3000 groups=2000,3000", (1000, 3000, [2000, 3000])),  # busybox, no names
+    ("uid=1000 gid=3000 groups=3000,2000\n", (1000, 3000, [3000, 2000])),  # coreutils, no names
+    ("uid=0(root) gid=0(root) groups=0(root),1(bin),2(daemon),3(sys),4(adm),6(disk),10(wheel)",
+     (0, 0, [0, 1, 2, 3, 4, 6, 10])),
+    ("uid=101(nginx) gid=101(nginx) groups=101(nginx)", (101, 101, [101])),
+    ("uid=0(root) gid=0(root)", (0, 0, [])),  # busybox with no supplementary groups
+    ("uid=0(root) gid=0(root) groups=0(root) context=system_u:system_r:container_t:s0:c1,c2",
+     (0, 0, [0])),
+])
+def test_parse_id(text, expected):
+    assert observe.parse_id(text) == expected
+
+
+def test_parse_id_rejects_garbage():
+    with pytest.raises(ObservationError, match="'id'"):
+        observe.parse_id("sh: id: not found")
+
+
+# --- mounts -----------------------------------------------------------------
+
+def test_parse_mounts():
+    mounts = observe.parse_mounts(MOUNTS)
+    assert mounts[0].device == "overlay" and mounts[0].fstype == "overlay"
+    assert mounts[0].options[:2] == ["rw", "relatime"]
+    assert not mounts[0].read_only and mounts[1].read_only
+    var_run = next(m for m in mounts if m.mountpoint == "/var/run")
+    assert var_run.fstype == "tmpfs" and not var_run.read_only
+    assert any(m.mountpoint == "/mnt/with space" for m in mounts)
+
+
+# --- the whole probe output -------------------------------------------------
+
+def test_parse_full_output():
+    obs = observe.parse(probe_output())
+    assert obs.pid1.name == "sleep" and obs.exec_.name == "cat"
+    assert obs.pid1.euid == 1000 and obs.exec_.egid == 3000
+    assert (obs.id_uid, obs.id_gid, obs.id_groups) == (1000, 3000, [2000, 3000])
+    assert obs.id_G == [3000, 2000]
+    assert obs.root_read_only  # the later, read-only mount of / hides the first
+    assert obs.lsm_label == obs.apparmor_label == "cri-containerd.apparmor.d (enforce)"
+    assert obs.stats["/data"].gid == 2000 and obs.stats["/data"].setgid
+    assert obs.stats["/data"].mode == 0o2777 and obs.stats["/data"].mode_text == "drwxrwsrwx"
+    assert obs.stat_of_new_file("/data").gid == 2000
+    assert obs.stat_of_new_file("/host") is None
+    assert not obs.stats["/host"].setgid
+    assert "No such file" in obs.stat_errors["/missing"]
+    assert obs.writes["/data"] == observe.WriteResult(ok=True, error="")
+    assert not obs.writes["/host"].ok and "Permission denied" in obs.writes["/host"].error
+    assert not obs.root_write.ok and "Read-only file system" in obs.root_write.error
+    assert obs.raw["pid1-status"] == PID1_STATUS
+    assert obs.exit_codes["root-write"] == 1
+
+
+def test_parse_root_container():
+    obs = observe.parse(probe_output(**{
+        "self-status": (ROOT_STATUS, 0),
+        "id": ("uid=0(root) gid=0(root) groups=0(root),1(bin),2(daemon),3(sys),4(adm),6(disk),"
+               "10(wheel),11(floppy),20(dialout),26(tape),27(video)\n", 0),
+        "mounts": (MOUNTS.splitlines()[0] + "\n", 0),
+        "root-write": ("", 0),
+    }))
+    assert obs.exec_.euid == 0
+    assert obs.exec_.cap_eff == obs.exec_.cap_bnd == 0x3000
+    assert obs.id_groups == [0, 1, 2, 3, 4, 6, 10, 11, 20, 26, 27]
+    assert not obs.root_read_only
+    assert obs.root_write == observe.WriteResult(ok=True, error="")
+
+
+def test_selinux_label_ends_in_nul_without_newline():
+    # attr/current under SELinux is "label\0" with no newline.
+    label = "system_u:system_r:container_t:s0:c123,c456"
+    out = probe_output()
+    out = out.replace(section("attr-current", "cri-containerd.apparmor.d (enforce)\n"),
+                      f"### secctx:begin attr-current\n{label}\0\n### secctx:end attr-current rc=0\n")
+    obs = observe.parse(out)
+    assert obs.lsm_label == label
+    assert obs.raw["attr-current"] == label + "\0"
+
+
+def test_missing_lsm_files_give_none():
+    obs = observe.parse(probe_output(**{
+        "attr-current": ("cat: read error: Invalid argument\n", 1),
+        "attr-apparmor": ("cat: can't open '/proc/1/attr/apparmor/current': No such file or directory\n", 1),
+    }))
+    assert obs.lsm_label is None and obs.apparmor_label is None
+    assert obs.exit_codes["attr-apparmor"] == 1
+
+
+def test_empty_file_differs_from_missing_file():
+    obs = observe.parse(probe_output(**{"attr-apparmor": ("", 0)}))
+    assert obs.raw["attr-apparmor"] == "" and obs.exit_codes["attr-apparmor"] == 0
+
+
+def test_multi_line_write_error_is_kept():
+    obs = observe.parse(probe_output(**{"write": ("/x|fail|touch: first line\nsecond line\n/y|ok\n", 0)}))
+    assert obs.writes["/x"].error == "touch: first line\nsecond line"
+    assert obs.writes["/y"].ok
+
+
+@pytest.mark.parametrize("name", ["pid1-status", "self-status", "id", "id-G", "mounts",
+                                  "stat", "write", "root-write"])
+def test_missing_required_section(name):
+    with pytest.raises(ObservationError) as err:
+        observe.parse(probe_output(**{name: None}))
+    assert err.value.section == name
+
+
+@pytest.mark.parametrize("name", ["pid1-status", "id", "id-G", "mounts"])
+def test_failed_required_section(name):
+    with pytest.raises(ObservationError) as err:
+        observe.parse(probe_output(**{name: ("cat: permission denied\n", 1)}))
+    assert err.value.section == name
+    assert "exit code 1" in str(err.value)
+    assert "cat: permission denied" in str(err.value)
+
+
+def test_no_root_mount():
+    with pytest.raises(ObservationError, match="no mount for /"):
+        observe.parse(probe_output(mounts=("proc /proc proc rw 0 0\n", 0)))
+
+
+def test_truncated_output():
+    out = probe_output()
+    cut = out.index("### secctx:end write")
+    with pytest.raises(ObservationError, match="truncated") as err:
+        observe.parse(out[:cut])
+    assert err.value.section == "write"
+
+
+def test_crlf_output_parses():
+    obs = observe.parse(probe_output().replace("\n", "\r\n"))
+    assert obs.pid1.cap_bnd == 0xA80425FB
+
+
+def test_unexpected_stat_line():
+    with pytest.raises(ObservationError, match="unexpected line"):
+        observe.parse(probe_output(stat=("garbage\n", 0)))
+
+
+# --- the probe script itself ------------------------------------------------
+
+@pytest.mark.parametrize("path", ["relative/dir", "/a|b", "/a\nb", ""])
+def test_probe_script_rejects_unsafe_paths(path):
+    with pytest.raises(ValueError):
+        observe.probe_script([path], [])
+    with pytest.raises(ValueError):
+        observe.probe_script([], [], root_write_path=path)
+
+
+def test_probe_script_has_every_section():
+    script = observe.probe_script(["/data"], ["/tmp"])
+    for name in ["pid1-status", "self-status", "id", "id-G", "mounts", "attr-current",
+                 "attr-apparmor", "stat", "write", "root-write"]:
+        assert f"section {name} " in script
+    assert "set -e" not in script
+    assert "/test.txt" in script
+
+
+def _shells(tmp_path: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(label, argv prefix, env) for each shell + userland to try: dash/coreutils and busybox."""
+    shells = []
+    dash = shutil.which("dash") or shutil.which("sh")
+    if dash:
+        shells.append(("sh", [dash, "-c"], dict(os.environ)))
+    busybox = shutil.which("busybox")
+    if busybox:
+        # Only busybox applets on PATH, as in a busybox image.
+        bin_dir = tmp_path / "busybox-bin"
+        bin_dir.mkdir()
+        for applet in ["sh", "cat", "id", "stat", "touch", "rm", "echo", "printf"]:
+            (bin_dir / applet).symlink_to(busybox)
+        shells.append(("busybox", [busybox, "sh", "-c"], {"PATH": str(bin_dir)}))
+    return shells
+
+
+@pytest.fixture(params=["sh", "busybox"])
+def shell(request, tmp_path):
+    found = {label: (argv, env) for label, argv, env in _shells(tmp_path)}
+    if request.param not in found:
+        pytest.skip(f"{request.param} not installed")
+    return found[request.param]
+
+
+def run_probe(shell, script: str) -> str:
+    argv, env = shell
+    proc = subprocess.run([*argv, script], capture_output=True, text=True, env=env, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # everything, errors included, goes into sections
+    return proc.stdout
+
+
+def test_probe_runs_end_to_end(shell, tmp_path):
+    writable = tmp_path / "with space"
+    writable.mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o2775)  # what kubelet does for fsGroup
+    missing = tmp_path / "does-not-exist"
+    root_file = tmp_path / "test.txt"
+
+    script = observe.probe_script([str(writable), str(shared), str(missing)],
+                                  [str(writable), str(missing)], root_write_path=str(root_file))
+    obs = observe.parse(run_probe(shell, script))
+
+    assert obs.exec_.euid == os.geteuid() and obs.exec_.egid == os.getegid()
+    assert obs.id_uid == os.geteuid() and obs.id_gid == os.getegid()
+    assert sorted(obs.exec_.groups) == sorted(os.getgroups())
+    assert obs.mounts
+
+    assert obs.stats[str(writable)].uid == os.geteuid()
+    assert not obs.stats[str(writable)].setgid
+    assert obs.stats[str(shared)].setgid and obs.stats[str(shared)].mode == 0o2775
+    new_file = obs.stat_of_new_file(str(shared))
+    assert new_file is not None and new_file.gid == obs.stats[str(shared)].gid
+    assert str(missing) in obs.stat_errors
+    assert obs.stat_of_new_file(str(missing)) is None
+
+    assert obs.writes[str(writable)].ok
+    assert not obs.writes[str(missing)].ok
+    assert "No such file or directory" in obs.writes[str(missing)].error
+
+    assert obs.root_write.ok and obs.root_write.error == ""
+    # The probe cleans up after itself.
+    assert list(writable.iterdir()) == [] and list(shared.iterdir()) == []
+    assert not root_file.exists()
+
+
+def test_probe_reports_failed_root_write(shell, tmp_path):
+    script = observe.probe_script([], [], root_write_path=str(tmp_path / "nope" / "test.txt"))
+    obs = observe.parse(run_probe(shell, script))
+    assert not obs.root_write.ok
+    assert "No such file or directory" in obs.root_write.error
+    assert obs.exit_codes["root-write"] != 0
+    assert obs.stats == {} and obs.writes == {}
+
+
+def test_probe_keeps_a_root_write_file_it_did_not_create(shell, tmp_path):
+    existing = tmp_path / "test.txt"
+    existing.write_text("keep me")
+    obs = observe.parse(run_probe(shell, observe.probe_script([], [], root_write_path=str(existing))))
+    assert obs.root_write.ok
+    assert existing.read_text() == "keep me"
