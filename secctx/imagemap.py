@@ -1,0 +1,50 @@
+"""The image map: recipe image reference -> image the suite runs, per mode."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DEFAULT_MAP = Path(__file__).resolve().parents[1] / "fixtures" / "images.yaml"
+
+
+class ImageMapError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ImageMap:
+    mode: str
+    entries: dict[str, str]  # recipe reference -> local reference
+
+    @classmethod
+    def load(cls, mode: str, extra: Path | None = None) -> "ImageMap":
+        merged: dict[str, dict] = {}
+        for path in [DEFAULT_MAP] + ([extra] if extra else []):
+            data = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(data, dict):
+                raise ImageMapError(f"{path}: expected a mapping of image references")
+            for ref, modes in data.items():
+                if not isinstance(modes, dict) or not ({"online", "offline"} & modes.keys()):
+                    raise ImageMapError(f"{path}: {ref!r} needs an 'online' and/or 'offline' image")
+                merged.setdefault(ref, {}).update(modes)
+        return cls(mode, {ref: m.get(mode, ref) for ref, m in merged.items()})
+
+    def resolve(self, reference: str) -> str:
+        return self.entries.get(reference, reference)
+
+    def rewrite(self, obj: dict) -> dict:
+        """Copy of a manifest object with every container image mapped."""
+        import copy
+        obj = copy.deepcopy(obj)
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec", spec) if obj.get("kind") != "Pod" else spec
+        for key in ("initContainers", "containers", "ephemeralContainers"):
+            for c in pod.get(key, []) or []:
+                if "image" in c:
+                    c["image"] = self.resolve(c["image"])
+        return obj
+
+    def local_images(self) -> list[str]:
+        return sorted(set(self.entries.values()))
