@@ -171,3 +171,9 @@ def build_control_plane_images(names: ControlPlaneImages, k8s_bin: Path, etcd_bi
         scratch_binary(names.coredns, coredns_bin / "coredns", "/coredns")
         images.append(names.coredns)
     return images
+
+
+def build_online_user1000(nginx: str, tag: str) -> None:
+    """The recipe's rebuilt image, FROM the real nginx:1.25 (online mode)."""
+    docker.build(tag, f"FROM {nginx}\n"
+                 "RUN chown -R 1000:1000 /var/cache/nginx /var/run /var/log/nginx\nUSER 1000\n", {})

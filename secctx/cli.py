@@ -1,0 +1,72 @@
+"""`python -m secctx ...`: engine, node image, cluster and report commands.
+
+Errors a user can fix end the command with one message (cause and fix) and
+exit code 2, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cluster import engine, provision
+from .cluster.kind import ClusterError
+from .imagemap import ImageMapError
+from .offline.gobuild import BuildError
+from .offline.gomod import KubeVersion, VersionError
+
+USER_ERRORS = (engine.EngineError, ClusterError, BuildError, VersionError, ImageMapError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m secctx")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("engine", help="make a Docker engine available (start dockerd if needed)")
+
+    p = sub.add_parser("node-image", help="build the offline kind node image")
+    p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
+    p.add_argument("--rebuild", action="store_true", help="rebuild even if cached")
+
+    p = sub.add_parser("cluster-up", help="create (or reuse) the kind cluster and load images")
+    _cluster_args(p)
+    p = sub.add_parser("cluster-down", help="delete the kind cluster")
+    p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
+
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except USER_ERRORS as err:
+        print(f"secctx: {err}", file=sys.stderr)
+        return 2
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
+    p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
+    p.add_argument("--mode", choices=("auto", "online", "offline"), default="auto")
+    p.add_argument("--node-image", default=None)
+    p.add_argument("--image-map", type=Path, default=None)
+    p.add_argument("--rebuild", action="store_true")
+    p.add_argument("--workers", type=int, default=0)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "engine":
+        info = engine.ensure_engine()
+        print(f"docker {info['ServerVersion']}, default runtime {info['DefaultRuntime']}")
+    elif args.command == "node-image":
+        from .offline import nodeimage
+        print(nodeimage.build(KubeVersion.parse(args.kubernetes_version), args.rebuild).tag)
+    elif args.command == "cluster-up":
+        cluster = provision.bring_up(provision.Options(
+            name=args.cluster_name, kubernetes_version=args.kubernetes_version, mode=args.mode,
+            node_image=args.node_image, image_map=args.image_map, rebuild=args.rebuild,
+            workers=args.workers))
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+    elif args.command == "cluster-down":
+        from .cluster.kind import KindCluster
+        from .offline import nodeimage
+        KindCluster(args.cluster_name, kind_path=nodeimage.kind_binary(), kubectl_path=None,
+                    image=None, config={}).delete()
+    return 0

@@ -1,0 +1,80 @@
+"""kind clusters, through pytest-kind's KindCluster.
+
+pytest-kind downloads a pinned, old kind (v0.17) and creates clusters with
+no bound on time. We keep its class (paths, kubeconfig, image loading,
+deletion) and give it our kind binary, a kind config and time limits.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pytest_kind import KindCluster as _PytestKindCluster
+
+from . import kindconfig
+
+
+class ClusterError(RuntimeError):
+    """A kind command failed; the message carries kind's own output."""
+
+
+class KindCluster(_PytestKindCluster):
+    def __init__(self, name: str, *, kind_path: Path, kubectl_path: Path | None,
+                 image: str | None, config: dict, kubeconfig: Path | None = None):
+        super().__init__(name, kubeconfig=kubeconfig, image=image, kind_path=kind_path,
+                         kubectl_path=kubectl_path)
+        self.config = config
+        self.config_path = self.path / "kind-config.yaml"
+
+    def ensure_kind(self) -> None:
+        if not Path(self.kind_path).exists():
+            raise ClusterError(f"kind is missing at {self.kind_path}. Run `hack/setup.sh` "
+                               "(builds it offline) or install kind >= v0.32 and pass --kind-bin.")
+
+    def exists(self) -> bool:
+        self.ensure_kind()
+        out = self._kind(["get", "clusters"], timeout=30)
+        return self.name in out.split()
+
+    def saved_config(self) -> str | None:
+        return self.config_path.read_text() if self.config_path.exists() else None
+
+    def create(self, timeout: float = 300) -> None:  # type: ignore[override]
+        """`kind create cluster` with our config; kind waits for the control plane."""
+        self.ensure_kind()
+        self.config_path.write_text(kindconfig.dump(self.config))
+        args = ["create", "cluster", f"--name={self.name}", f"--kubeconfig={self.kubeconfig_path}",
+                f"--config={self.config_path}", f"--wait={int(timeout * 0.8)}s", "--retain"]
+        if self.image:
+            args.append(f"--image={self.image}")
+        try:
+            self._kind(args, timeout=timeout)
+        except ClusterError as err:
+            logs = self.path / "create-failure-logs"
+            subprocess.run([str(self.kind_path), "export", "logs", str(logs), f"--name={self.name}"],
+                           capture_output=True, timeout=120)
+            self.delete()
+            raise ClusterError(f"{err}\nnode logs exported to {logs}") from None
+
+    def delete(self, timeout: float = 120) -> None:  # type: ignore[override]
+        self._kind(["delete", "cluster", f"--name={self.name}",
+                    f"--kubeconfig={self.kubeconfig_path}"], timeout=timeout)
+        self.config_path.unlink(missing_ok=True)
+
+    def load_images(self, tags: list[str], timeout: float = 300) -> None:
+        if tags:
+            self._kind(["load", "docker-image", "--name", self.name, *tags], timeout=timeout)
+
+    def nodes(self) -> list[str]:
+        return self._kind(["get", "nodes", f"--name={self.name}"], timeout=30).split()
+
+    def _kind(self, args: list[str], timeout: float) -> str:
+        try:
+            proc = subprocess.run([str(self.kind_path), *args], capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            raise ClusterError(f"kind {' '.join(args[:2])} did not finish within {timeout:.0f}s:\n"
+                               f"{(err.stderr or b'')[-3000:]!r}") from None
+        if proc.returncode != 0:
+            raise ClusterError(f"kind {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+        return proc.stdout

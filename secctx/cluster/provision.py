@@ -1,0 +1,138 @@
+"""Bring a cluster up for a run, or find the one the user gave us.
+
+One place decides: engine, mode, node image, workload images, kind cluster
+(created, reused, or an existing cluster through a kubeconfig), images loaded.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..imagemap import ImageMap
+from ..offline import capshim, components, docker, images, log, nodeimage
+from ..offline.gomod import KubeVersion
+from . import engine, kindconfig, mode as modes
+from .kind import ClusterError, KindCluster
+
+DEFAULT_KUBERNETES_VERSION = "v1.37.2"  # newest that builds and runs here (all of 1.34-1.37 do)
+DEFAULT_CLUSTER_NAME = "secctx"
+
+
+@dataclass
+class Options:
+    name: str = DEFAULT_CLUSTER_NAME
+    kubernetes_version: str | None = DEFAULT_KUBERNETES_VERSION
+    mode: str = "auto"
+    node_image: str | None = None
+    kind_bin: Path | None = None
+    existing_kubeconfig: Path | None = None
+    image_map: Path | None = None
+    rebuild: bool = False
+    workers: int = 0
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+    mode: str
+    mode_reason: str
+    image_map: ImageMap
+    node_image: str | None = None
+    kind: KindCluster | None = None  # None: an existing cluster we must not touch
+    created: bool = False
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def is_kind(self) -> bool:
+        return self.kind is not None
+
+
+def bring_up(opts: Options) -> Cluster:
+    if opts.existing_kubeconfig:
+        return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
+                       mode_reason="--kubeconfig names an existing cluster",
+                       image_map=ImageMap.load(modes.ONLINE, opts.image_map))
+    info = engine.ensure_engine()
+    mode, why = modes.detect(opts.mode, info, docker.image_exists)
+    log.step(f"mode: {mode} ({why})")
+    version = KubeVersion.parse(opts.kubernetes_version) if opts.kubernetes_version else None
+    image_map = ImageMap.load(mode, opts.image_map)
+    coredns = True
+    if opts.node_image:
+        node_image = opts.node_image
+    elif mode == modes.OFFLINE:
+        if version is None:
+            raise ClusterError("offline mode needs --kubernetes-version")
+        built = nodeimage.build(version, rebuild=opts.rebuild)
+        node_image, coredns = built.tag, built.coredns
+    else:
+        node_image = modes.online_node_image(str(version) if version else None)
+    if not docker.image_exists(node_image) and mode == modes.OFFLINE:
+        raise ClusterError(f"node image {node_image} does not exist locally; build it with "
+                           "`python -m secctx node-image` or drop --node-image")
+    workload = images.build_workload_images(offline=(mode == modes.OFFLINE))
+    if mode == modes.ONLINE:
+        _pull_and_build_online(image_map)
+    config = kindconfig.kind_config(
+        name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
+        short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
+        workers=opts.workers)
+    kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
+                       image=node_image, config=config)
+    created = _create_or_reuse(kind)
+    kind.load_images(sorted(set(image_map.local_images()) | set(workload.values())))
+    return Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
+                   image_map=image_map, node_image=node_image, kind=kind, created=created)
+
+
+def _create_or_reuse(kind: KindCluster) -> bool:
+    """Reuse a kept cluster only when it was made with the same config and image."""
+    wanted = kindconfig.dump(kind.config) + f"# image: {kind.image}\n"
+    stamp = kind.path / "identity"
+    if kind.exists():
+        if stamp.exists() and stamp.read_text() == wanted and Path(kind.kubeconfig_path).stat().st_size:
+            log.step(f"reusing kept cluster {kind.name}")
+            return False
+        raise ClusterError(
+            f"a kind cluster named {kind.name!r} exists but was made with another config or "
+            f"node image; delete it (kind delete cluster --name {kind.name}) or use --cluster-name")
+    log.step(f"creating kind cluster {kind.name} from {kind.image}")
+    kind.create()
+    stamp.write_text(wanted)
+    return True
+
+
+def _kind_binary(given: Path | None) -> Path:
+    if given:
+        return given
+    on_path = shutil.which("kind")
+    if on_path and _kind_version_ok(on_path):
+        return Path(on_path)
+    return nodeimage.kind_binary()
+
+
+def _kind_version_ok(path: str) -> bool:
+    out = subprocess.run([path, "version"], capture_output=True, text=True).stdout.split()
+    try:
+        major, minor = (int(x) for x in out[1].lstrip("v").split(".")[:2])
+    except (IndexError, ValueError):
+        return False
+    return (major, minor) >= (0, 32)  # older kind writes kubeadm v1beta3, refused by 1.37
+
+
+def _pull_and_build_online(image_map: ImageMap) -> None:
+    for ref in image_map.local_images():
+        if not ref.startswith("secctx.local/") and not docker.image_exists(ref):
+            log.step(f"docker pull {ref}")
+            docker.run(["pull", ref])
+    images.build_online_user1000(image_map.resolve("nginx:1.25"),
+                                 image_map.resolve("secctx/nginx-user1000:1.25"))
+
+
+def tear_down(cluster: Cluster, keep: bool) -> None:
+    if cluster.kind and cluster.created and not keep:
+        log.step(f"deleting kind cluster {cluster.kind.name}")
+        cluster.kind.delete()
+        (cluster.kind.path / "identity").unlink(missing_ok=True)

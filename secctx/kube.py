@@ -1,0 +1,254 @@
+"""Apply, wait, exec, events: the suite's only contact with the API server.
+
+Waits follow watches and stop early on terminal states; every wait has a
+bound and, when it fails, says what it awaited, what it last saw and the
+events. Exec goes through the API's exec subresource (the stream API).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config, utils, watch
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "secctx-conformance"}
+RUN_LABEL = "secctx.io/run"
+
+# Container waiting reasons after which the container will not start by itself.
+TERMINAL_WAITING = {
+    "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+    "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff",
+    "RunContainerError", "PreCreateHookError", "PostStartHookError",
+}
+
+
+class WaitTimeout(AssertionError):
+    """A bounded wait ran out; the message holds the last state and the events."""
+
+
+class Terminal(AssertionError):
+    """The object reached a state it will not leave by itself."""
+
+    def __init__(self, message: str, pod: client.V1Pod | None = None, reason: str = ""):
+        super().__init__(message)
+        self.pod = pod
+        self.reason = reason
+
+
+def _transient(err: BaseException) -> bool:
+    return isinstance(err, ApiException) and err.status in (409, 429, 500, 503, 504) or \
+        isinstance(err, (ConnectionError, TimeoutError))
+
+
+# API calls retried on transient server errors only, visibly bounded.
+api_retry = retry(retry=retry_if_exception(_transient), stop=stop_after_delay(30),
+                  wait=wait_exponential(multiplier=0.2, max=3), reraise=True)
+
+
+@dataclass
+class Kube:
+    api: client.ApiClient
+    core: client.CoreV1Api = field(init=False)
+    apps: client.AppsV1Api = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path, context: str | None = None) -> "Kube":
+        return cls(config.new_client_from_config(config_file=str(path), context=context))
+
+    # -- namespaces -------------------------------------------------------
+    @api_retry
+    def create_namespace(self, prefix: str, run_id: str, labels: dict | None = None) -> str:
+        name = f"{prefix[:40].rstrip('-')}-{uuid.uuid4().hex[:6]}"
+        meta = client.V1ObjectMeta(name=name, labels={**MANAGED_BY, RUN_LABEL: run_id,
+                                                       **(labels or {})})
+        self.core.create_namespace(client.V1Namespace(metadata=meta))
+        return name
+
+    def wait_for_default_service_account(self, namespace: str, timeout: float = 30) -> None:
+        """Pods are refused until the namespace's default ServiceAccount exists."""
+        w = watch.Watch()
+        for ev in w.stream(self.core.list_namespaced_service_account, namespace,
+                           field_selector="metadata.name=default", timeout_seconds=int(timeout)):
+            if ev["type"] in ("ADDED", "MODIFIED"):
+                w.stop()
+                return
+        raise WaitTimeout(f"namespace {namespace}: no default ServiceAccount after {timeout:.0f}s")
+
+    def delete_namespace(self, name: str) -> None:
+        try:
+            self.core.delete_namespace(name, propagation_policy="Background", grace_period_seconds=0)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    # -- objects ----------------------------------------------------------
+    def apply(self, obj: dict, namespace: str, dry_run: bool = False) -> list:
+        """Create one manifest object (server-side), optionally as a dry run."""
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        return utils.create_from_dict(self.api, obj, namespace=namespace, **kwargs)
+
+    # -- pods -------------------------------------------------------------
+    def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
+                     timeout: float = 60) -> client.V1Pod:
+        """Wait until the pod is `Ready`, `Running` or has a terminal problem.
+
+        Returns the pod for `until`; raises Terminal as soon as the pod cannot
+        get there by itself, WaitTimeout when the bound runs out.
+        """
+        last: client.V1Pod | None = None
+        deadline = time.monotonic() + timeout
+        w = watch.Watch()
+        while time.monotonic() < deadline:
+            remaining = max(1, int(deadline - time.monotonic()))
+            for ev in w.stream(self.core.list_namespaced_pod, namespace,
+                               field_selector=f"metadata.name={name}", timeout_seconds=remaining):
+                last = ev["object"]
+                if ev["type"] == "DELETED":
+                    raise Terminal(f"pod {namespace}/{name} was deleted", last, "Deleted")
+                if _pod_reached(last, until):
+                    w.stop()
+                    return last
+                problem = terminal_problem(last)
+                if problem:
+                    w.stop()
+                    raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
+        raise WaitTimeout(f"pod {namespace}/{name} not {until} after {timeout:.0f}s; "
+                          f"last seen: {describe_pod(last)}\nevents:\n"
+                          f"{format_events(self.events(namespace, name))}")
+
+    def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90) -> client.V1Deployment:
+        last = None
+        w = watch.Watch()
+        for ev in w.stream(self.apps.list_namespaced_deployment, namespace,
+                           field_selector=f"metadata.name={name}", timeout_seconds=int(timeout)):
+            last = ev["object"]
+            want = last.spec.replicas or 0
+            st = last.status
+            if st and (st.ready_replicas or 0) == want and (st.updated_replicas or 0) == want \
+                    and (st.observed_generation or 0) >= last.metadata.generation:
+                w.stop()
+                return last
+            for pod in self.core.list_namespaced_pod(
+                    namespace, label_selector=_selector(last)).items:
+                problem = terminal_problem(pod)
+                if problem:
+                    w.stop()
+                    raise Terminal(f"deployment {namespace}/{name}: pod {pod.metadata.name}: "
+                                   f"{problem[1]}", pod, problem[0])
+        raise WaitTimeout(f"deployment {namespace}/{name} not ready after {timeout:.0f}s; "
+                          f"status: {last.status if last else None}\nevents:\n"
+                          f"{format_events(self.events(namespace))}")
+
+    def exec(self, pod: str, namespace: str, container: str, command: list[str],
+             timeout: float = 30) -> "ExecResult":
+        resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace,
+                      container=container, command=command, stdout=True, stderr=True,
+                      stdin=False, tty=False, _preload_content=False)
+        out, err = [], []
+        deadline = time.monotonic() + timeout
+        try:
+            while resp.is_open():
+                if time.monotonic() > deadline:
+                    raise WaitTimeout(f"exec {command} in {namespace}/{pod}/{container} "
+                                      f"did not finish within {timeout:.0f}s")
+                resp.update(timeout=1)
+                if resp.peek_stdout():
+                    out.append(resp.read_stdout())
+                if resp.peek_stderr():
+                    err.append(resp.read_stderr())
+            code = resp.returncode
+        finally:
+            resp.close()
+        return ExecResult(command, "".join(out), "".join(err), code)
+
+    def events(self, namespace: str, name: str | None = None) -> list:
+        selector = f"involvedObject.name={name}" if name else None
+        items = self.core.list_namespaced_event(namespace, field_selector=selector).items
+        return sorted(items, key=lambda e: (e.last_timestamp or e.event_time or
+                                            e.metadata.creation_timestamp))
+
+    def logs(self, pod: str, namespace: str, container: str, previous: bool = False) -> str:
+        try:
+            return self.core.read_namespaced_pod_log(pod, namespace, container=container,
+                                                     previous=previous, tail_lines=500)
+        except ApiException as err:
+            return f"(no logs: {err.reason})"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    command: list[str]
+    stdout: str
+    stderr: str
+    returncode: int | None
+
+    def transcript(self) -> str:
+        return (f"$ {' '.join(self.command)}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+                f"\n--- exit code: {self.returncode}\n")
+
+
+def _pod_reached(pod: client.V1Pod, until: str) -> bool:
+    st = pod.status
+    if until == "Running":
+        return st.phase == "Running"
+    if until == "Ready":
+        return any(c.type == "Ready" and c.status == "True" for c in st.conditions or [])
+    if until == "Scheduled":
+        return any(c.type == "PodScheduled" and c.status == "True" for c in st.conditions or [])
+    raise ValueError(until)
+
+
+def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
+    """(reason, message) when the pod will not become ready by itself."""
+    st = pod.status
+    if st.phase in ("Failed", "Succeeded") and (pod.spec.restart_policy or "Always") != "Always" \
+            or st.phase == "Failed":
+        return st.reason or st.phase, st.message or f"pod phase {st.phase}"
+    for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
+        waiting = cs.state.waiting if cs.state else None
+        if waiting and waiting.reason in TERMINAL_WAITING:
+            return waiting.reason, f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
+    for cond in st.conditions or []:
+        if cond.type == "PodScheduled" and cond.status == "False" and \
+                cond.reason == "Unschedulable" and "preemption is not helpful" in (cond.message or ""):
+            return "Unschedulable", cond.message
+    return None
+
+
+def describe_pod(pod: client.V1Pod | None) -> str:
+    if pod is None:
+        return "(never seen)"
+    st = pod.status
+    lines = [f"phase={st.phase} reason={st.reason} message={st.message}"]
+    for c in st.conditions or []:
+        lines.append(f"condition {c.type}={c.status} {c.reason or ''} {c.message or ''}".rstrip())
+    for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
+        state = cs.state
+        if state.waiting:
+            s = f"waiting {state.waiting.reason}: {state.waiting.message or ''}"
+        elif state.terminated:
+            s = f"terminated {state.terminated.reason} exit={state.terminated.exit_code}"
+        else:
+            s = "running"
+        lines.append(f"container {cs.name}: {s} restarts={cs.restart_count} ready={cs.ready}")
+    return "\n".join(lines)
+
+
+def format_events(events: list) -> str:
+    return "\n".join(
+        f"{e.last_timestamp or e.event_time}  {e.type:7} {e.reason:24} "
+        f"{e.involved_object.kind}/{e.involved_object.name}: {e.message}" for e in events
+    ) or "(no events)"
+
+
+def _selector(dep: client.V1Deployment) -> str:
+    return ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
