@@ -52,11 +52,11 @@ def module_info(path: str, version: str, cwd: Path) -> dict:
     return info
 
 
-def build_kubernetes(version: KubeVersion, out_dir: Path, work: Path) -> list[Path]:
-    """kubeadm, kubelet, kubectl and the control-plane commands, static, version-stamped."""
-    wanted = [out_dir / c for c in KUBERNETES_COMMANDS]
-    if all(p.exists() for p in wanted):
-        return wanted
+def build_kubernetes(version: KubeVersion, out_dir: Path, work: Path) -> Path:
+    """Directory with kubeadm, kubelet, kubectl and the control-plane commands,
+    static and version-stamped; built once per version."""
+    if all((out_dir / c).exists() for c in KUBERNETES_COMMANDS):
+        return out_dir
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text("module secctx.local/probe\n\ngo 1.22\n")
     info = module_info("k8s.io/kubernetes", str(version), work)
@@ -73,4 +73,4 @@ def build_kubernetes(version: KubeVersion, out_dir: Path, work: Path) -> list[Pa
     go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp) + "/", *pkgs], work,
        go_env(CGO_ENABLED="0"))
     tmp.rename(out_dir)
-    return wanted
+    return out_dir

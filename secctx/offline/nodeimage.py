@@ -220,8 +220,10 @@ def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
                         "--label=io.cri-containerd.pinned=pinned", "--all-platforms",
                         "--no-unpack", "--digests", "-"], input=archive.read_bytes())
         log.step("node holds: " + " ".join(sh("ctr -n k8s.io images list -q").split()))
-        sh("pkill containerd; for i in $(seq 1 50); do pgrep containerd >/dev/null || exit 0; "
-           "sleep 0.1; done; exit 1")
+        # Stop containerd cleanly so that its metadata is flushed before the commit.
+        # (sleep is PID 1 and does not reap: an exited containerd stays a zombie.)
+        sh("pkill -x containerd; for i in $(seq 1 100); do ps -C containerd -o stat= | "
+           "grep -qv Z || exit 0; sleep 0.1; done; ps -C containerd -o pid,stat,args; exit 1")
         docker.run(["commit",
                     "--change", 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]',
                     "--change", "CMD []",
