@@ -29,7 +29,8 @@ STORAGE_KINDS = ("hostPath", "local", "csi", "nfs")
 SECCOMP_MODES = {"disabled": 0, "strict": 1, "filtered": 2}
 
 CASE_KEYS = ("name", "section", "field", "manifest", "pod", "container", "severity", "upstream",
-             "outcome", "expect", "recipe_claim", "skip_unless", "variants", "seccomp_profiles")
+             "outcome", "expect", "recipe_claim", "skip_unless", "when_unsupported", "variants",
+             "seccomp_profiles")
 REQUIRED_KEYS = ("name", "section", "field", "manifest", "pod", "container", "severity")
 EXPECT_KEYS = ("uid", "gid", "groups", "no_new_privs", "seccomp", "cap_eff", "cap_bnd",
                "root_read_only", "lsm_label", "volumes")
@@ -94,6 +95,9 @@ class Case:
     expect: dict[str, Any] = dataclass_field(default_factory=dict)
     recipe_claim: str | None = None
     skip_unless: str | None = None
+    # What Kubernetes promises on a node without the skip_unless feature (e.g. a
+    # fail-closed rejection for AppArmor); None: only the label checks are skipped.
+    when_unsupported: Outcome | None = None
     variants: list[Variant] = dataclass_field(default_factory=list)
     seccomp_profiles: dict[str, Path] = dataclass_field(default_factory=dict)  # localhostProfile -> file
     objects: list[dict] = dataclass_field(default_factory=list)
@@ -292,6 +296,8 @@ class _Reader:
             expect=self.expect(data.get("expect"), ("expect",)),
             recipe_claim=self.text(data, "recipe_claim"),
             skip_unless=self.choice(data, "skip_unless", SKIP_FEATURES),
+            when_unsupported=(self.outcome(data["when_unsupported"], ("when_unsupported",))
+                              if "when_unsupported" in data else None),
             variants=self.variants(data.get("variants")),
             seccomp_profiles=self.seccomp_profiles(data.get("seccomp_profiles")),
         )
@@ -370,8 +376,7 @@ class _Reader:
                 result.append(Upstream(name, url))
         return result
 
-    def outcome(self, value) -> Outcome:
-        at = ("outcome",)
+    def outcome(self, value, at: KeyPath = ("outcome",)) -> Outcome:
         if value is None or value == "running":
             return Outcome()
         if isinstance(value, str):

@@ -46,5 +46,24 @@ class ImageMap:
                     c["image"] = self.resolve(c["image"])
         return obj
 
+    def image_user(self, reference: str):
+        """The mapped image's default user from its config (needs a local Docker engine)."""
+        import shutil
+        import subprocess
+        from .expect import ImageUser
+        if not shutil.which("docker"):
+            return None
+        proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Config.User}}",
+                               self.resolve(reference)], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            return None
+        user = proc.stdout.strip().split(":")
+        if user == [""]:
+            return ImageUser(0, 0, [])
+        if not user[0].isdigit():
+            return None  # a user name: resolved through the image's /etc/passwd, unknown here
+        gid = int(user[1]) if len(user) > 1 and user[1].isdigit() else 0
+        return ImageUser(int(user[0]), gid, [])
+
     def local_images(self) -> list[str]:
         return sorted(set(self.entries.values()))

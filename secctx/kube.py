@@ -114,15 +114,36 @@ class Kube:
                 last = ev["object"]
                 if ev["type"] == "DELETED":
                     raise Terminal(f"pod {namespace}/{name} was deleted", last, "Deleted")
-                if _pod_reached(last, until):
-                    w.stop()
-                    return last
                 problem = terminal_problem(last)
                 if problem:
                     w.stop()
                     raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
+                if _pod_reached(last, until):
+                    w.stop()
+                    return last
         raise WaitTimeout(f"pod {namespace}/{name} not {until} after {timeout:.0f}s; "
                           f"last seen: {describe_pod(last)}\nevents:\n"
+                          f"{format_events(self.events(namespace, name))}")
+
+    def wait_for_container_exit(self, name: str, namespace: str, container: str,
+                                timeout: float = 60) -> client.V1Pod:
+        """Wait until `container` has terminated at least once (a crashing workload)."""
+        last = None
+        w = watch.Watch()
+        for ev in w.stream(self.core.list_namespaced_pod, namespace,
+                           field_selector=f"metadata.name={name}", timeout_seconds=int(timeout)):
+            last = ev["object"]
+            for cs in last.status.container_statuses or []:
+                if cs.name == container and (cs.restart_count > 0 or
+                                             (cs.state and cs.state.terminated)):
+                    w.stop()
+                    return last
+            problem = terminal_problem(last)
+            if problem and problem[0] != "CrashLoopBackOff":
+                w.stop()
+                raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
+        raise WaitTimeout(f"container {namespace}/{name}/{container} did not exit within "
+                          f"{timeout:.0f}s; last seen: {describe_pod(last)}\nevents:\n"
                           f"{format_events(self.events(namespace, name))}")
 
     def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90) -> client.V1Deployment:

@@ -1,0 +1,278 @@
+"""Offline HTML report from Allure results, with the pinned Allure 3 CLI (npm, no Java).
+
+    python -m secctx.htmlreport --results reports/allure-results --out reports/html \
+        [--single-file] [--history reports/history.jsonl] [--name "..."]
+
+The `allure` npm package is pinned in tools/report/package.json and its
+package-lock.json; the first use installs it with `npm ci`. The report is the
+Awesome plugin's: a directory (index.html + data/, serve it over HTTP) or, with
+--single-file, one self-contained index.html that opens from disk or mail.
+
+History: Allure appends one line per run to the history file (JSON lines) and
+reads it back for trends, new/fixed transitions and flaky marking, so a job that
+carries the file between runs (CI cache) gets a report with history. The file is
+updated only when the report is made, and keeps the last --history-limit runs.
+
+The generated page would load Google Analytics (Allure 3 adds it unconditionally);
+that tag is removed, so the report makes no request outside the report itself.
+
+Standard library only, so a CI job can run it without installing the project.
+Errors a user can fix end with one line (cause and fix) and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL_DIR = ROOT / "tools" / "report"
+ALLURE_BIN = TOOL_DIR / "node_modules" / ".bin" / "allure"
+DEFAULT_NAME = "Pod Security Context conformance"
+DEFAULT_HISTORY_LIMIT = 30
+NPM_TIMEOUT = int(os.environ.get("SECCTX_NPM_TIMEOUT", "600"))
+GENERATE_TIMEOUT = int(os.environ.get("SECCTX_REPORT_TIMEOUT", "600"))
+MIN_NODE_MAJOR = 20
+
+# Allure 3's Awesome template ends with a Google Analytics loader and its config.
+_ANALYTICS = re.compile(
+    r"\s*<script[^>]*\bsrc=\"https://www\.googletagmanager\.com/[^\"]*\"[^>]*>\s*</script>"
+    r"(\s*<script>(?:(?!</script>).)*?\bgtag\((?:(?!</script>).)*?</script>)?",
+    re.S,
+)
+# Any element that would still fetch from outside the report.
+_EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=[\"']?((?:https?:)?//[^\"' >]+)",
+                       re.I)
+
+
+class ReportError(Exception):
+    """A failure the user can fix; the message says cause and fix in one line."""
+
+
+def pinned_version() -> str:
+    """The exact `allure` version pinned in tools/report/package.json."""
+    try:
+        spec = json.loads((TOOL_DIR / "package.json").read_text())["dependencies"]["allure"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ReportError(f"cannot read the pinned allure version from {TOOL_DIR / 'package.json'} "
+                          f"({err}); restore the file from git") from None
+    return spec
+
+
+def installed_version() -> str | None:
+    try:
+        return json.loads((TOOL_DIR / "node_modules" / "allure" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ensure_allure() -> Path:
+    """Install the pinned Allure 3 CLI with `npm ci` unless it is already there."""
+    want = pinned_version()
+    if ALLURE_BIN.exists() and installed_version() == want:
+        return ALLURE_BIN
+    _check_node()
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ReportError("npm is not installed; install Node.js 20+ with npm "
+                          "(Debian: apt-get install -y nodejs npm) and retry")
+    cmd = [npm, "ci", "--prefix", str(TOOL_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
+    with _install_lock():
+        if ALLURE_BIN.exists() and installed_version() == want:  # another process did it
+            return ALLURE_BIN
+        print(f"installing allure {want} (npm ci --prefix {_rel(TOOL_DIR)}) ...", file=sys.stderr)
+        try:
+            proc = subprocess.run(cmd, cwd=TOOL_DIR, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"npm ci in {_rel(TOOL_DIR)} did not finish in {NPM_TIMEOUT}s; check that "
+                              "the npm registry is reachable (npm config get registry) or raise "
+                              "SECCTX_NPM_TIMEOUT") from None
+    if proc.returncode != 0:
+        raise ReportError(f"npm ci in {_rel(TOOL_DIR)} failed: {_last_line(proc.stderr or proc.stdout)}; "
+                          "check the npm registry access and that package-lock.json matches package.json")
+    if not ALLURE_BIN.exists() or installed_version() != want:
+        raise ReportError(f"npm ci did not install allure {want} into {_rel(TOOL_DIR / 'node_modules')}; "
+                          f"remove that directory and retry")
+    return ALLURE_BIN
+
+
+def generate(results: Path | Sequence[Path], out: Path, single_file: bool = False,
+             history: Path | None = None, name: str = DEFAULT_NAME,
+             history_limit: int = DEFAULT_HISTORY_LIMIT) -> Path:
+    """Make the HTML report of `results` (one or more allure-results directories) in `out`.
+
+    Returns the report's index.html. `out` is replaced whole (only if it is empty or
+    an earlier report). With `history`, that JSON-lines file gives the trend and flaky
+    marking and gets this run appended, capped to the last `history_limit` runs.
+    """
+    dirs = [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(r) for r in results]
+    if not dirs:
+        raise ReportError("no results directory given; pass --results reports/allure-results")
+    for d in dirs:
+        _check_results(d)
+    out = Path(out).resolve()
+    _check_replaceable(out)
+    allure = ensure_allure()
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+        tmp = Path(tmp)
+        staging = tmp / "report"
+        config = {
+            "name": name,
+            "output": str(staging),
+            "plugins": {"awesome": {"options": {
+                "reportName": name, "singleFile": bool(single_file), "reportLanguage": "en",
+            }}},
+        }
+        work_history = None
+        if history is not None:
+            history = Path(history).resolve()
+            work_history = tmp / "history.jsonl"  # the real file changes only on success
+            if history.exists():
+                shutil.copyfile(history, work_history)
+            config["historyPath"] = str(work_history)
+            config["historyLimit"] = history_limit
+        (tmp / "allurerc.json").write_text(json.dumps(config, indent=2))
+
+        cmd = [str(allure), "generate", "--config", str(tmp / "allurerc.json"),
+               *(str(d.resolve()) for d in dirs)]
+        env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
+                                  timeout=GENERATE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"allure generate did not finish in {GENERATE_TIMEOUT}s; check the size of "
+                              "the results (large attachments) or raise SECCTX_REPORT_TIMEOUT") from None
+        except OSError as err:
+            raise ReportError(f"cannot run {_rel(allure)} ({err}); remove {_rel(TOOL_DIR / 'node_modules')} "
+                              "so it is installed again") from None
+        index = staging / "index.html"
+        if proc.returncode != 0 or not index.exists():
+            raise ReportError(f"allure generate failed (exit {proc.returncode}): "
+                              f"{_last_line(proc.stderr or proc.stdout)}; check the results directory and "
+                              "rerun with the same command to see the full output")
+        _make_offline(index)
+
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+        if history is not None and work_history.exists():
+            history.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(work_history, history)
+    return out / "index.html"
+
+
+def _make_offline(index: Path) -> None:
+    html = index.read_text(encoding="utf-8")
+    html = _ANALYTICS.sub("", html)
+    left = _EXTERNAL.findall(html)
+    if left:
+        raise ReportError(f"the generated report still loads {left[0]} from outside; the pinned allure "
+                          "version changed its template, so update _ANALYTICS/_EXTERNAL in "
+                          "secctx/htmlreport.py")
+    index.write_text(html, encoding="utf-8")
+
+
+def _check_results(d: Path) -> None:
+    if not d.is_dir():
+        raise ReportError(f"results directory {d} does not exist; run the suite with "
+                          f"--alluredir {d} first")
+    if not any(d.glob("*-result.json")):
+        raise ReportError(f"no Allure test results (*-result.json) in {d}; run the suite with "
+                          f"--alluredir {d} first")
+
+
+def _check_replaceable(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ReportError(f"--out {out} is a file; choose a directory for the report")
+    if any(out.iterdir()) and not (out / "index.html").exists():
+        raise ReportError(f"--out {out} holds other files than a report (no index.html); "
+                          "choose an empty or new directory")
+
+
+def _check_node() -> None:
+    node = shutil.which("node")
+    if node is None:
+        raise ReportError("node is not installed; install Node.js 20+ with npm "
+                          "(Debian: apt-get install -y nodejs npm) and retry")
+    try:
+        text = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout
+        major = int(text.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return  # let npm report it
+    if major < MIN_NODE_MAJOR:
+        raise ReportError(f"node {text.strip()} is too old for Allure 3; install Node.js "
+                          f"{MIN_NODE_MAJOR}+ and retry")
+
+
+class _install_lock:
+    """Serialises `npm ci` between processes (pytest-xdist workers, parallel jobs)."""
+
+    def __enter__(self):
+        import fcntl
+        lock_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "secctx"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        self._fh = open(lock_dir / "report-npm.lock", "w")
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()  # releases the lock
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m secctx.htmlreport",
+                                     description="Offline HTML report (Allure 3) from Allure results.")
+    parser.add_argument("--results", type=Path, action="append", required=True,
+                        help="allure-results directory; repeat to merge several (e.g. one per "
+                             "Kubernetes version)")
+    parser.add_argument("--out", type=Path, default=Path("reports/html"),
+                        help="report directory, replaced whole (default: reports/html)")
+    parser.add_argument("--single-file", action="store_true",
+                        help="one self-contained index.html (for mail or CI artifacts)")
+    parser.add_argument("--history", type=Path, default=None,
+                        help="history file (JSON lines) to read and append to, e.g. reports/history.jsonl")
+    parser.add_argument("--history-limit", type=int, default=DEFAULT_HISTORY_LIMIT,
+                        help=f"runs kept in the history file (default: {DEFAULT_HISTORY_LIMIT})")
+    parser.add_argument("--name", default=DEFAULT_NAME, help="report name shown in the page")
+    args = parser.parse_args(argv)
+    try:
+        index = generate(args.results, args.out, args.single_file, args.history, args.name,
+                         args.history_limit)
+    except ReportError as err:
+        print(f"secctx.htmlreport: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("secctx.htmlreport: interrupted", file=sys.stderr)
+        return 130
+    print(f"HTML report: {_rel(index)}")
+    if not args.single_file:
+        print(f"  view it over HTTP: python3 -m http.server -d {_rel(index.parent)} 8080 "
+              "(or use --single-file for a file that opens from disk)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""What the nodes can enforce, learned once per session through the cluster.
+
+A short-lived privileged DaemonSet reads each node's LSMs, capability
+bounding set and cgroup type, installs the seccomp profiles the cases need
+and prepares directories for `local` PersistentVolumes. It works the same on
+a kind cluster and on an existing cluster (no docker exec), and it is
+deleted as soon as the facts are in.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from . import caps
+from .expect import NodeFacts
+from .kube import Kube, api_retry, terminal_problem
+
+HELPER = "secctx-node-helper"
+SECCOMP_DIR = "/var/lib/kubelet/seccomp"
+LOCAL_PV_ROOT = "/var/lib/secctx/local-pv"
+
+
+@dataclass
+class Environment:
+    """Facts about the cluster for tests and for the report's environment file."""
+    kubernetes_version: str = ""
+    nodes: list[str] = field(default_factory=list)
+    kernel: str = ""
+    os_image: str = ""
+    container_runtime: str = ""
+    cgroup_version: int = 0
+    lsms: list[str] = field(default_factory=list)
+    apparmor: bool = False
+    selinux: bool = False
+    seccomp_default: bool = False
+    grantable_caps: int = caps.ALL_CAPS
+    extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
+
+    def node_facts(self) -> NodeFacts:
+        return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
+                         apparmor_enabled=self.apparmor, selinux_enabled=self.selinux)
+
+    def properties(self) -> dict[str, str]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d["grantable_caps"] = caps.to_hex(self.grantable_caps)
+        d["nodes"] = ",".join(self.nodes)
+        d["lsms"] = ",".join(self.lsms)
+        return {k: str(v) for k, v in {**d, **extra}.items()}
+
+
+# Reads facts and writes files given as "path=content" arguments.
+_NODE_SCRIPT = r"""
+set -u
+for pair in "$@"; do
+  path=${pair%%=*}; content=${pair#*=}
+  mkdir -p "$(dirname "$path")" && printf '%s' "$content" > "$path" || echo "write failed: $path" >&2
+done
+echo "lsm=$(cat /host/securityfs/lsm 2>/dev/null)"
+echo "apparmor=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
+echo "label=$(cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
+echo "capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
+"""
+
+
+def helper_daemonset(image: str) -> dict:
+    mounts = [("seccomp", SECCOMP_DIR, "/host/seccomp", "DirectoryOrCreate"),
+              ("securityfs", "/sys/kernel/security", "/host/securityfs", "Directory"),
+              ("localpv", LOCAL_PV_ROOT, "/host/local-pv", "DirectoryOrCreate")]
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": HELPER},
+        "spec": {
+            "selector": {"matchLabels": {"app": HELPER}},
+            "template": {
+                "metadata": {"labels": {"app": HELPER}},
+                "spec": {
+                    "tolerations": [{"operator": "Exists"}],
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{
+                        "name": "helper", "image": image,
+                        "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+                        "securityContext": {"privileged": True},
+                        "volumeMounts": [{"name": n, "mountPath": m} for n, _, m, _ in mounts],
+                    }],
+                    "volumes": [{"name": n, "hostPath": {"path": p, "type": t}}
+                                for n, p, _, t in mounts],
+                },
+            },
+        },
+    }
+
+
+def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepare: str = "",
+           timeout: float = 90) -> Environment:
+    """Run the helper on every node: write `files` (node path -> content), run the
+    `prepare` shell script (node paths under /host/local-pv), read the facts."""
+    kube.apps.create_namespaced_daemon_set(namespace, helper_daemonset(image))
+    try:
+        pods = _wait_for_helper_pods(kube, namespace, timeout)
+        env = _from_node_objects(kube)
+        args = [f"{_host_path(p)}={c}" for p, c in files.items()]
+        for pod in pods:
+            out = kube.exec(pod, namespace, "helper",
+                            ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args])
+            if out.returncode != 0 or "write failed" in out.stderr:
+                raise RuntimeError(f"node helper {pod} failed:\n{out.transcript()}")
+            _merge_node_script(env, out.stdout)
+        env.seccomp_default = any(_seccomp_default(kube, n) for n in env.nodes)
+        return env
+    finally:
+        kube.apps.delete_namespaced_daemon_set(HELPER, namespace, grace_period_seconds=0,
+                                               propagation_policy="Foreground")
+
+
+def _host_path(node_path: str) -> str:
+    for prefix, mount in ((SECCOMP_DIR, "/host/seccomp"), (LOCAL_PV_ROOT, "/host/local-pv")):
+        if node_path.startswith(prefix + "/"):
+            return mount + node_path[len(prefix):]
+    raise ValueError(f"the node helper cannot write {node_path}")
+
+
+def _wait_for_helper_pods(kube: Kube, namespace: str, timeout: float) -> list[str]:
+    nodes = len(kube.core.list_node().items)
+    ready: set[str] = set()
+    from kubernetes import watch
+    w = watch.Watch()
+    for ev in w.stream(kube.core.list_namespaced_pod, namespace, label_selector=f"app={HELPER}",
+                       timeout_seconds=int(timeout)):
+        pod = ev["object"]
+        problem = terminal_problem(pod)
+        if problem:
+            w.stop()
+            raise RuntimeError(f"node helper {pod.metadata.name}: {problem[1]}")
+        if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+            ready.add(pod.metadata.name)
+        if len(ready) >= nodes:
+            w.stop()
+            return sorted(ready)
+    raise RuntimeError(f"node helper not ready on all {nodes} nodes within {timeout:.0f}s "
+                       f"(ready: {sorted(ready)})")
+
+
+def _from_node_objects(kube: Kube) -> Environment:
+    nodes = kube.core.list_node().items
+    info = nodes[0].status.node_info
+    return Environment(kubernetes_version=info.kubelet_version,
+                       nodes=[n.metadata.name for n in nodes], kernel=info.kernel_version,
+                       os_image=info.os_image, container_runtime=info.container_runtime_version)
+
+
+def _merge_node_script(env: Environment, stdout: str) -> None:
+    facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+    env.lsms = [x for x in facts.get("lsm", "").split(",") if x]
+    # kubelet's own tests: the apparmor module's "enabled" parameter; for
+    # SELinux, a process label in SELinux form (user_u:role_r:type_t:level).
+    env.apparmor = env.apparmor or facts.get("apparmor") == "Y"
+    env.selinux = env.selinux or "selinux" in env.lsms or facts.get("label", "").count(":") >= 3
+    # The smallest bounding set among nodes is what every case can count on.
+    env.grantable_caps &= int(facts["capbnd"], 16)
+    env.cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
+
+
+@api_retry
+def _seccomp_default(kube: Kube, node: str) -> bool:
+    """kubelet's seccompDefault, from its live configuration (/configz)."""
+    try:
+        resp = kube.core.connect_get_node_proxy_with_path(node, "configz", _preload_content=False)
+    except ApiException as err:
+        if err.status == 403:
+            raise RuntimeError("reading kubelet configz needs nodes/proxy get permission") from err
+        raise
+    config = json.loads(resp.data)
+    return bool(config.get("kubeletconfig", {}).get("seccompDefault", False))

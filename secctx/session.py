@@ -1,0 +1,146 @@
+"""The state an end-to-end run shares between tests, set up once per session.
+
+Set-up: clean stale objects of earlier runs, learn the node facts, install
+the cases' seccomp profiles on every node, offer `local` PersistentVolumes,
+write the Allure environment files. Tear-down removes what set-up created.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from . import nodefacts, report
+from .cluster.provision import Cluster
+from .imagemap import ImageMap
+from .kube import MANAGED_BY, RUN_LABEL, Kube
+from .offline import log
+
+LOCAL_CLASS = "secctx-local"
+PRIVILEGED_NS = {"pod-security.kubernetes.io/enforce": "privileged"}
+
+
+@dataclass
+class Suite:
+    kube: Kube
+    cluster: Cluster
+    run_id: str
+    env: nodefacts.Environment
+    local_pvs: list[str] = field(default_factory=list)
+
+    @property
+    def image_map(self) -> ImageMap:
+        return self.cluster.image_map
+
+    @property
+    def kubernetes_version(self) -> str:
+        return self.env.kubernetes_version
+
+    def supports(self, feature: str) -> bool:
+        return {"apparmor": self.env.apparmor, "selinux": self.env.selinux}[feature]
+
+
+def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], results: Path | None,
+          local_pv_count: int = 4, context: str | None = None) -> Suite:
+    kube = Kube.from_kubeconfig(cluster.kubeconfig, context)
+    remove_stale(kube, run_id)
+    system_ns = kube.create_namespace("secctx-system", run_id, PRIVILEGED_NS)
+    try:
+        kube.wait_for_default_service_account(system_ns)
+        dirs = [f"{run_id[:12]}-{i}" for i in range(local_pv_count)]
+        prepare = "".join(f"mkdir -p /host/local-pv/{d} && chmod 0777 /host/local-pv/{d}\n"
+                          for d in dirs)
+        files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
+                 for name, content in seccomp_profiles.items()}
+        env = nodefacts.gather(kube, system_ns, cluster.image_map.resolve("busybox:1.36"),
+                               files, prepare)
+    finally:
+        kube.delete_namespace(system_ns)
+    env.extra.update(mode=cluster.mode, mode_reason=cluster.mode_reason,
+                     node_image=cluster.node_image or "(existing cluster)")
+    if cluster.kind:
+        env.extra.update(_kind_node_versions(cluster))
+    suite = Suite(kube, cluster, run_id, env)
+    suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs)
+    if results:
+        report.write_results_files(results, env.properties())
+    log.step(f"environment: {json.dumps(env.properties())}")
+    return suite
+
+
+def stop(suite: Suite) -> None:
+    for pv in suite.local_pvs:
+        try:
+            suite.kube.core.delete_persistent_volume(pv)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+    _delete_storage_class(suite.kube)
+
+
+def remove_stale(kube: Kube, run_id: str) -> list[str]:
+    """Namespaces and PVs left by earlier (interrupted) runs, recognised by label."""
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    stale = []
+    for ns in kube.core.list_namespace(label_selector=selector).items:
+        if (ns.metadata.labels or {}).get(RUN_LABEL) != run_id and ns.status.phase == "Active":
+            stale.append(ns.metadata.name)
+            kube.delete_namespace(ns.metadata.name)
+    for pv in kube.core.list_persistent_volume(label_selector=selector).items:
+        if (pv.metadata.labels or {}).get(RUN_LABEL) != run_id:
+            stale.append(pv.metadata.name)
+            kube.core.delete_persistent_volume(pv.metadata.name)
+    if stale:
+        log.step(f"removed objects of earlier runs: {', '.join(stale)}")
+    return stale
+
+
+def _create_local_pvs(kube: Kube, run_id: str, node: str, dirs: list[str]) -> list[str]:
+    """`local` PVs (fsGroup applies to these, unlike hostPath), one claim each."""
+    try:
+        client.StorageV1Api(kube.api).create_storage_class(client.V1StorageClass(
+            metadata=client.V1ObjectMeta(name=LOCAL_CLASS, labels=MANAGED_BY),
+            provisioner="kubernetes.io/no-provisioner", volume_binding_mode="WaitForFirstConsumer"))
+    except ApiException as err:
+        if err.status != 409:
+            raise
+    names = []
+    for d in dirs:
+        name = f"secctx-local-{d}"
+        kube.core.create_persistent_volume(client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=name, labels={**MANAGED_BY, RUN_LABEL: run_id}),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": "1Gi"}, access_modes=["ReadWriteOnce"],
+                persistent_volume_reclaim_policy="Retain", storage_class_name=LOCAL_CLASS,
+                local=client.V1LocalVolumeSource(path=f"{nodefacts.LOCAL_PV_ROOT}/{d}"),
+                node_affinity=client.V1VolumeNodeAffinity(required=client.V1NodeSelector(
+                    node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=[
+                        client.V1NodeSelectorRequirement(key="kubernetes.io/hostname",
+                                                         operator="In", values=[node])])])))))
+        names.append(name)
+    return names
+
+
+def _delete_storage_class(kube: Kube) -> None:
+    try:
+        client.StorageV1Api(kube.api).delete_storage_class(LOCAL_CLASS)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+
+
+def _kind_node_versions(cluster: Cluster) -> dict[str, str]:
+    """runc and containerd versions inside the kind node (kind mode only)."""
+    import subprocess
+    node = f"{cluster.kind.name}-control-plane"
+    out = {}
+    for key, cmd in (("runc", ["runc", "--version"]), ("containerd", ["containerd", "--version"])):
+        proc = subprocess.run(["docker", "exec", node, *cmd], capture_output=True, text=True,
+                              timeout=30)
+        out[key] = (proc.stdout.splitlines() or ["unknown"])[0]
+    kind = subprocess.run([str(cluster.kind.kind_path), "version"], capture_output=True, text=True)
+    out["kind"] = kind.stdout.strip()
+    return out

@@ -1,0 +1,354 @@
+"""The offline HTML report, checked in a real browser (Debian's headless Chromium).
+
+A small generated pytest file (allure epic/feature/story labels, steps, attachments,
+one passing and one deliberately failing test) is RUN to make real allure-results;
+secctx.htmlreport turns them into the Allure 3 report, single-file and multi-file,
+carrying a history file over runs. Chromium then shows that the page renders the
+suite and test names, that clicking the failed test lists its attachment (and that
+the attachment opens), and that the page requests nothing outside 127.0.0.1.
+The screenshot lands in reports/artifacts/report-screenshot.png.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from secctx import htmlreport
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "reports" / "artifacts" / "report-screenshot.png"
+REPORT_NAME = "secctx report self-test"
+SUITE = "test_secctx_demo"  # module name = the suite allure-pytest reports
+PASSING, FAILING = "test_root_image_is_rejected", "test_root_filesystem_is_read_only"
+ATTACHMENT = "container-log"
+FAILURE = "write to / succeeded"
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1400,900",
+    # Nothing can leave the machine even if the page tried: names other than
+    # 127.0.0.1 do not resolve. Requests are also logged and checked below.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+DEMO_TESTS = textwrap.dedent(f'''
+    import os
+
+    import allure
+    import pytest
+
+
+    @allure.epic("Pod Security Context")
+    @allure.feature("runAsNonRoot")
+    @allure.story("an image that runs as root is refused")
+    @pytest.mark.parametrize("kubernetes", ["v1.37.0"])
+    def {PASSING}(kubernetes):
+        with allure.step("create the pod with runAsNonRoot: true"):
+            allure.attach("Error: container has runAsNonRoot and image will run as root",
+                          name="pod-events", attachment_type=allure.attachment_type.TEXT)
+        with allure.step("the kubelet refuses to start the container"):
+            pass
+
+
+    @allure.epic("Pod Security Context")
+    @allure.feature("readOnlyRootFilesystem")
+    @allure.story("writes to / are refused")
+    @pytest.mark.parametrize("kubernetes", ["v1.37.0"])
+    def {FAILING}(kubernetes):
+        with allure.step("create the pod with readOnlyRootFilesystem: true"):
+            pass
+        with allure.step("write a file to /"):
+            allure.attach(f"touch /probe: exit {{0}} (expected: Read-only file system)",
+                          name="{ATTACHMENT}", attachment_type=allure.attachment_type.TEXT)
+            # SECCTX_DEMO_FIXED=1 makes this pass, to give the history a green run.
+            assert os.environ.get("SECCTX_DEMO_FIXED") == "1", "{FAILURE}"
+''')
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _run_demo_suite(workdir: Path, results: Path, fixed: bool) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{SUITE}.py").write_text(DEMO_TESTS)
+    (workdir / "pytest.ini").write_text("[pytest]\n")  # keep the project's config out
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "SECCTX_DEMO"))}
+    if fixed:
+        env["SECCTX_DEMO_FIXED"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--alluredir", str(results), f"{SUITE}.py"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    want = 0 if fixed else 1
+    assert proc.returncode == want, f"demo suite exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Results of three runs (failed, fixed, failed again) and their reports.
+
+    The history file is carried across the runs like the nightly job does, so the
+    last reports show the failing test as flaky (it passed in between).
+    """
+    base = tmp_path_factory.mktemp("report")
+    red, green = base / "red-results", base / "green-results"
+    _run_demo_suite(base / "suite", red, fixed=False)
+    _run_demo_suite(base / "suite", green, fixed=True)
+
+    history = base / "history.jsonl"
+    start = time.monotonic()
+    htmlreport.generate(red, base / "run1", False, history, REPORT_NAME)
+    htmlreport.generate(green, base / "run2", False, history, REPORT_NAME)
+    single = htmlreport.generate(red, base / "single", True, history, REPORT_NAME)
+    multi = htmlreport.generate(red, base / "multi", False, history, REPORT_NAME)
+    return {"red": red, "history": history, "single": single, "multi": multi,
+            "generate_seconds": time.monotonic() - start}
+
+
+def test_demo_results_are_realistic(reports):
+    results = [json.loads(p.read_text()) for p in reports["red"].glob("*-result.json")]
+    by_name = {r["name"].split("[")[0]: r for r in results}
+    assert set(by_name) == {PASSING, FAILING}
+    assert by_name[PASSING]["status"] == "passed"
+    assert by_name[FAILING]["status"] == "failed"
+    labels = {lab["name"]: lab["value"] for lab in by_name[FAILING]["labels"]}
+    assert labels["epic"] == "Pod Security Context"
+    assert labels["feature"] == "readOnlyRootFilesystem"
+    assert labels["suite"] == SUITE
+    assert {p["name"]: p["value"] for p in by_name[FAILING]["parameters"]} == {"kubernetes": "'v1.37.0'"}
+    steps = by_name[FAILING]["steps"]
+    assert [s["name"] for s in steps] == ["create the pod with readOnlyRootFilesystem: true",
+                                          "write a file to /"]
+    attachment = steps[1]["attachments"][0]
+    assert attachment["name"] == ATTACHMENT
+    assert (reports["red"] / attachment["source"]).exists()
+
+
+def test_history_file_carries_runs_and_marks_flaky(reports):
+    lines = reports["history"].read_text().splitlines()
+    assert len(lines) == 4, "one history entry per generated report"
+    assert all(REPORT_NAME == json.loads(line)["name"] for line in lines)
+    data = reports["multi"].parent / "data" / "test-results"
+    flaky = {}
+    for p in data.glob("*.json"):
+        tr = json.loads(p.read_text())
+        flaky[tr["name"].split("[")[0]] = tr.get("flaky")
+    assert flaky == {PASSING: False, FAILING: True}, "failed, passed, failed again: flaky"
+
+
+def test_single_file_report_is_self_contained(reports):
+    index = reports["single"]
+    assert not (index.parent / "data").exists(), "single file: no data directory beside it"
+    html = index.read_text()
+    assert "googletagmanager" not in html and "gtag(" not in html
+    assert not re.search(r"<(script|link|img)\b[^>]*\b(src|href)=\"(https?:)?//", html)
+    assert reports["generate_seconds"] < 40
+
+
+def test_multi_file_report_has_no_outside_references(reports):
+    index = reports["multi"]
+    assert (index.parent / "data" / "attachments").is_dir()
+    html = index.read_text()
+    assert "googletagmanager" not in html
+    assert not re.search(r"<(script|link|img)\b[^>]*\b(src|href)=\"(https?:)?//", html)
+
+
+def test_cli_fails_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "secctx.htmlreport", "--results", str(tmp_path / "none"),
+                           "--out", str(tmp_path / "html")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "does not exist" in proc.stderr and "--alluredir" in proc.stderr
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        pytest.skip("headless Chromium is not installed (no chromium on PATH, no /usr/bin/chromium); "
+                    "install it with: apt-get install -y chromium")
+    return path
+
+
+def test_single_file_report_renders_from_disk(reports, tmp_path):
+    chromium = _chromium()
+    proc = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=15000", "--dump-dom", reports["single"].as_uri()],
+        capture_output=True, text=True, timeout=60)
+    dom = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # The tree (rendered by the app, not in the HTML as written) shows suite and tests.
+    leaves = re.findall(r'data-testid="tree-leaf-title"[^>]*>([^<]+)<', dom)
+    assert leaves, "no test tree rendered; the report app did not start"
+    assert f"{PASSING}[v1.37.0]" in leaves and f"{FAILING}[v1.37.0]" in leaves
+    # Grouped by the title path pytest reports: the suite (module) holds the tests.
+    sections = re.findall(r'data-testid="tree-section-title"[^>]*>([^<]+)<', dom)
+    assert f"{SUITE}.py" in sections, f"suite not rendered as a tree section: {sections}"
+    assert re.search(rf'data-testid="report-title"[^>]*>{re.escape(REPORT_NAME)}<', dom)
+    assert re.search(r'data-testid="counter"[^>]*status-failed[^>]*>1<', dom), "1 failed counter"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served_report(reports):
+    handler = functools.partial(_Quiet, directory=str(reports["multi"].parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class DevTools:
+    """A tiny Chrome DevTools Protocol client over one page's websocket."""
+
+    def __init__(self, ws_url: str):
+        import websocket  # websocket-client
+        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self.events.append(msg)
+
+    def js(self, expression: str):
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in res:
+            raise RuntimeError(f"page script failed: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+    def wait_for(self, expression: str, what: str, timeout: float = 20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.js(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        text = self.js("document.body ? document.body.innerText.slice(0, 1500) : ''")
+        raise AssertionError(f"timed out waiting for {what}; page text:\n{text}")
+
+    def click(self, selector: str, text: str):
+        """A real mouse click on the centre of the element matching selector + text."""
+        box = self.js(f"""(() => {{
+            const el = [...document.querySelectorAll({json.dumps(selector)})]
+                .find(e => e.innerText.includes({json.dumps(text)}));
+            if (!el) return null;
+            el.scrollIntoView({{block: "center"}});
+            const r = el.getBoundingClientRect();
+            return {{x: r.x + r.width / 2, y: r.y + r.height / 2}};
+        }})()""")
+        assert box, f"no {selector} with text {text!r} on the page"
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
+                      button="left", clickCount=1)
+
+    def close(self):
+        self.ws.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    chromium = _chromium()
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 20
+        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"chromium did not open its DevTools port: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
+            page = next(t for t in json.load(resp) if t["type"] == "page")
+        tools = DevTools(page["webSocketDebuggerUrl"])
+        yield tools
+        tools.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_report_in_browser_lists_failed_test_attachment_and_stays_local(reports, served_report, browser):
+    cdp = browser
+    cdp.call("Network.enable")
+    cdp.call("Page.enable")
+    cdp.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1,
+             mobile=False)
+    cdp.call("Page.navigate", url=served_report + "index.html")
+
+    # The tree shows the suite and both tests.
+    titles = cdp.wait_for(
+        "[...document.querySelectorAll('[data-testid=tree-leaf-title]')].map(e => e.innerText)",
+        "the test tree")
+    assert f"{PASSING}[v1.37.0]" in titles and f"{FAILING}[v1.37.0]" in titles
+    body = cdp.js("document.body.innerText")
+    assert SUITE in body and REPORT_NAME in body
+
+    # Open the failed test: the failure, its steps and the attachment are listed.
+    cdp.click("[data-testid=tree-leaf]", FAILING)
+    cdp.wait_for(f"document.body.innerText.includes({json.dumps(FAILURE)})", "the failure message")
+    cdp.wait_for(f"document.body.innerText.includes({json.dumps(ATTACHMENT)})",
+                 f"the attachment {ATTACHMENT!r} in the failed test")
+    assert "write a file to /" in cdp.js("document.body.innerText")
+
+    # The attachment opens: its content is fetched from the report's data/ and shown
+    # inside the attachment's own element (the trace quotes the source, not the content).
+    cdp.click("[data-testid=test-result-attachment-header]", ATTACHMENT)
+    cdp.wait_for(f"""[...document.querySelectorAll('[data-testid=test-result-attachment]')]
+        .some(e => e.innerText.includes({json.dumps(ATTACHMENT)})
+                   && e.innerText.includes('touch /probe: exit 0'))""", "the attachment's content")
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shot = cdp.call("Page.captureScreenshot", format="png")
+    SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+
+    # Every request the page made stayed on the local server (or inline data).
+    urls = [e["params"]["request"]["url"] for e in cdp.events
+            if e["method"] == "Network.requestWillBeSent"]
+    assert any(u.startswith(served_report + "data/attachments/") for u in urls), urls
+    outside = [u for u in urls if not u.startswith((served_report, "data:", "blob:"))]
+    assert not outside, f"the report requested outside 127.0.0.1: {outside}"
+    failed = [e["params"] for e in cdp.events if e["method"] == "Network.loadingFailed"]
+    assert not failed, f"requests failed: {failed}"
