@@ -121,12 +121,23 @@ def wrapper_go_mod(module: str, version: str, component_mod: str, local_version:
     lines = [f"module secctx.local/build", "", f"go {go.group(1) if go else '1.22'}", "",
              f"require {module} {version}", ""]
     replaces = []
+    sibling_version = local_version or version
     for old, old_v, new, new_v in replace_directives(component_mod):
         if new.startswith("."):
-            replaces.append(f"\t{old} => {old} {local_version or version}")
+            # Skip guards such as etcd's `go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY`:
+            # a module path whose major version cannot carry the siblings' version.
+            if _major_suffix_matches(old, sibling_version):
+                replaces.append(f"\t{old} => {old} {sibling_version}")
         else:
             left = f"{old} {old_v}" if old_v else old
             replaces.append(f"\t{left} => {new} {new_v}" if new_v else f"\t{left} => {new}")
     if replaces:
         lines += ["replace (", *replaces, ")", ""]
     return "\n".join(lines)
+
+
+def _major_suffix_matches(module: str, version: str) -> bool:
+    major = int(version.lstrip("v").split(".")[0])
+    last = module.rsplit("/", 1)[-1]
+    suffix = int(last[1:]) if re.fullmatch(r"v\d+", last) else None
+    return suffix == major if major >= 2 else suffix is None
