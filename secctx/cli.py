@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("engine", help="make a Docker engine available (start dockerd if needed)")
+    sub.add_parser("host-restore", help="restore host sysctls kubelet changed (if we started dockerd)")
 
     p = sub.add_parser("node-image", help="build the offline kind node image")
     p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
@@ -55,6 +56,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "engine":
         info = engine.ensure_engine()
         print(f"docker {info['ServerVersion']}, default runtime {info['DefaultRuntime']}")
+    elif args.command == "host-restore":
+        engine.restore_sysctls()
     elif args.command == "node-image":
         from .offline import nodeimage
         print(nodeimage.build(KubeVersion.parse(args.kubernetes_version), args.rebuild).tag)

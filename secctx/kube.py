@@ -6,6 +6,7 @@ events. Exec goes through the API's exec subresource (the stream API).
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ class Kube:
     # -- namespaces -------------------------------------------------------
     @api_retry
     def create_namespace(self, prefix: str, run_id: str, labels: dict | None = None) -> str:
-        name = f"{prefix[:40].rstrip('-')}-{uuid.uuid4().hex[:6]}"
+        safe = re.sub(r"[^a-z0-9-]+", "-", prefix.lower())[:40].strip("-")
+        name = f"{safe}-{uuid.uuid4().hex[:6]}"
         meta = client.V1ObjectMeta(name=name, labels={**MANAGED_BY, RUN_LABEL: run_id,
                                                        **(labels or {})})
         self.core.create_namespace(client.V1Namespace(metadata=meta))

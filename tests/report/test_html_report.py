@@ -182,11 +182,14 @@ def test_cli_fails_with_one_line(tmp_path):
 
 
 def _chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if path is None:
-        pytest.skip("headless Chromium is not installed (no chromium on PATH, no /usr/bin/chromium); "
-                    "install it with: apt-get install -y chromium")
-    return path
+    """Debian's chromium; SECCTX_CHROMIUM or the names GitHub's Ubuntu runners use also do."""
+    for name in (os.environ.get("SECCTX_CHROMIUM"), "chromium", "/usr/bin/chromium",
+                 "chromium-browser", "google-chrome"):
+        path = name and shutil.which(name)
+        if path:
+            return path
+    pytest.skip("headless Chromium is not installed (no chromium on PATH, no /usr/bin/chromium); "
+                "install it with: apt-get install -y chromium")
 
 
 def test_single_file_report_renders_from_disk(reports, tmp_path):

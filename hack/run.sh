@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job: set everything up, run the whole conformance suite on a kind
+# cluster (created, or reused when kept), and write the HTML report.
+# Any pytest option of the suite may follow, e.g.
+#   hack/run.sh --kubernetes-version v1.36.3 --keep-cluster -n auto
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ensure_host_packages
+ensure_venv
+"$PY" -m secctx engine
+trap restore_host EXIT
+results=$ROOT/reports/allure-results
+rm -rf "$results"
+status=0
+"$PY" -m pytest suites --alluredir "$results" --junitxml "$ROOT/reports/junit.xml" "$@" || status=$?
+"$PY" -m secctx.htmlreport --results "$results" --out "$ROOT/reports/html" \
+  --history "$ROOT/reports/history.jsonl" || say "the HTML report could not be generated"
+say "report: $ROOT/reports/html/index.html (JUnit: reports/junit.xml)"
+exit $status

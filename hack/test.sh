@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's own tests: unit tests and the end-to-end suite on a real kind
+# cluster (built offline when no registry is reachable). CI runs exactly this.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ensure_host_packages
+ensure_venv
+"$PY" -m secctx engine
+trap restore_host EXIT
+exec "$PY" -m pytest tests suites --alluredir "$ROOT/reports/allure-results" \
+  --junitxml "$ROOT/reports/junit.xml" "$@"

