@@ -22,8 +22,9 @@ STATE_DIR = ROOT / ".pytest-kind"
 
 def pytest_addoption(parser):
     g = parser.getgroup("secctx", "secctx-conformance")
-    g.addoption("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION,
-                help="Kubernetes version of the kind cluster (default %(default)s)")
+    g.addoption("--kubernetes-version", default=None,
+                help="Kubernetes version of the kind cluster (default: offline "
+                     f"{provision.DEFAULT_KUBERNETES_VERSION}; online: kind's default node image)")
     g.addoption("--mode", choices=("auto", "online", "offline"), default="auto",
                 help="where node and workload images come from (default: detect)")
     g.addoption("--image-map", type=Path, default=None,

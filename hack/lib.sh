@@ -10,7 +10,7 @@ say() { printf '[secctx] %s\n' "$*" >&2; }
 # Debian packages the offline build needs (the Docker engine, debootstrap for
 # root filesystems, busybox for the small images, libseccomp for runc).
 ensure_host_packages() {
-  local wanted=(docker.io debootstrap busybox-static libseccomp-dev pkg-config gcc)
+  local wanted=(docker.io debootstrap busybox-static libseccomp-dev pkg-config gcc "$@")
   local missing=()
   command -v dpkg-query >/dev/null || { say "not a Debian host: install Docker, Go, debootstrap yourself"; return 0; }
   for p in "${wanted[@]}"; do

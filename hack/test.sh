@@ -3,7 +3,7 @@
 # cluster (built offline when no registry is reachable). CI runs exactly this.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-ensure_host_packages
+ensure_host_packages chromium  # the report test opens the HTML report in a real browser
 ensure_venv
 "$PY" -m secctx engine
 trap restore_host EXIT

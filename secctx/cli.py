@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
-    p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
+    p.add_argument("--kubernetes-version", default=None)
     p.add_argument("--mode", choices=("auto", "online", "offline"), default="auto")
     p.add_argument("--node-image", default=None)
     p.add_argument("--image-map", type=Path, default=None)

@@ -165,3 +165,20 @@ def volume_reasons(pod_spec: dict, container: dict, bound: dict[str, str]) -> di
         managed = bound.get(claim) in ("local", "csi") if claim else "hostPath" not in vol
         reasons[mount["mountPath"]] = expect_volume(pod_spec, mount["name"], managed).reason
     return reasons
+
+
+def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = 60):
+    """Apply a pod written in a test (images mapped) and wait for it to be Ready."""
+    pod = suite.image_map.rewrite(pod)
+    with report.step(f"apply Pod/{pod['metadata']['name']} and wait for Ready (≤{timeout:.0f}s)"):
+        report.attach_yaml(f"applied Pod/{pod['metadata']['name']}", pod)
+        suite.kube.apply(pod, namespace)
+        return suite.kube.wait_for_pod(pod["metadata"]["name"], namespace, "Ready", timeout)
+
+
+def sh(suite: Suite, namespace: str, pod: str, script: str, container: str = "main"):
+    """Run a shell snippet in the container; the transcript goes to the report."""
+    with report.step(f"exec in {pod}: {script[:100]}"):
+        result = suite.kube.exec(pod, namespace, container, ["sh", "-c", script])
+        report.attach_text(f"exec: {script[:60]}", result.transcript())
+    return result

@@ -16,14 +16,16 @@ from ..offline.gomod import KubeVersion
 from . import engine, kindconfig, mode as modes
 from .kind import ClusterError, KindCluster
 
-DEFAULT_KUBERNETES_VERSION = "v1.37.2"  # newest that builds and runs here (all of 1.34-1.37 do)
+# Offline default: the newest release that builds and runs here (1.34-1.37 all do).
+# Online default (no version asked): kind's own default node image.
+DEFAULT_KUBERNETES_VERSION = "v1.37.2"
 DEFAULT_CLUSTER_NAME = "secctx"
 
 
 @dataclass
 class Options:
     name: str = DEFAULT_CLUSTER_NAME
-    kubernetes_version: str | None = DEFAULT_KUBERNETES_VERSION
+    kubernetes_version: str | None = None  # None: the mode's default
     mode: str = "auto"
     node_image: str | None = None
     kind_bin: Path | None = None
@@ -57,7 +59,9 @@ def bring_up(opts: Options) -> Cluster:
     info = engine.ensure_engine()
     mode, why = modes.detect(opts.mode, info, docker.image_exists)
     log.step(f"mode: {mode} ({why})")
-    version = KubeVersion.parse(opts.kubernetes_version) if opts.kubernetes_version else None
+    requested = opts.kubernetes_version or (DEFAULT_KUBERNETES_VERSION if mode == modes.OFFLINE
+                                            else None)
+    version = KubeVersion.parse(requested) if requested else None
     image_map = ImageMap.load(mode, opts.image_map)
     coredns = True
     if opts.node_image:

@@ -125,8 +125,10 @@ def wrapper_go_mod(module: str, version: str, component_mod: str, local_version:
     for old, old_v, new, new_v in replace_directives(component_mod):
         if new.startswith("."):
             # Skip guards such as etcd's `go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY`:
-            # a module path whose major version cannot carry the siblings' version.
-            if _major_suffix_matches(old, sibling_version):
+            # a module path whose major version cannot carry the siblings' version,
+            # or a target inside the module (`go.etcd.io/tests/v3 => ./FORBIDDEN_DEPENDENCY`):
+            # siblings live next to the module, in ../.
+            if new.startswith("../") and _major_suffix_matches(old, sibling_version):
                 replaces.append(f"\t{old} => {old} {sibling_version}")
         else:
             left = f"{old} {old_v}" if old_v else old

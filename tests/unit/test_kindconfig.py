@@ -1,0 +1,102 @@
+"""secctx.cluster.kindconfig: the kind Cluster configuration as plain data."""
+import yaml
+
+from secctx.cluster.kindconfig import dump, host_cgroup_version, kind_config
+
+
+def _plain(**overrides):
+    args = dict(name="secctx", cgroup_v1=False, short_bounding_set=False)
+    args.update(overrides)
+    return kind_config(**args)
+
+
+def _patches(config, kind):
+    return [p for p in map(yaml.safe_load, config.get("kubeadmConfigPatches", []))
+            if p.get("kind") == kind]
+
+
+def test_plain_config_has_no_patches():
+    config = _plain()
+    assert config == {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": "secctx",
+        "nodes": [{"role": "control-plane"}],
+    }
+
+
+def test_cgroup_v1_adds_kubelet_patch_with_fail_cgroup_v1_false():
+    config = _plain(cgroup_v1=True)
+    assert len(config["kubeadmConfigPatches"]) == 1
+    assert _patches(config, "KubeletConfiguration") == [
+        {"kind": "KubeletConfiguration", "failCgroupV1": False}]
+    # Patches are YAML strings, as kind expects.
+    assert all(isinstance(p, str) for p in config["kubeadmConfigPatches"])
+    assert "containerdConfigPatches" not in config
+
+
+def test_without_coredns_skip_phases_repeats_preflight():
+    config = _plain(coredns=False)
+    (patch,) = _patches(config, "InitConfiguration")
+    assert patch["skipPhases"] == ["preflight", "addon/coredns"]
+    assert _patches(config, "KubeletConfiguration") == []
+
+
+def test_both_kubeadm_patches():
+    config = _plain(cgroup_v1=True, coredns=False)
+    kinds = [yaml.safe_load(p)["kind"] for p in config["kubeadmConfigPatches"]]
+    assert sorted(kinds) == ["InitConfiguration", "KubeletConfiguration"]
+
+
+def test_short_bounding_set_restricts_oom_score_adj():
+    config = _plain(short_bounding_set=True)
+    (patch,) = config["containerdConfigPatches"]
+    assert '[plugins."io.containerd.grpc.v1.cri"]' in patch
+    assert "restrict_oom_score_adj = true" in patch
+    assert "kubeadmConfigPatches" not in config
+
+
+def test_short_bounding_set_patch_is_valid_toml():
+    import tomllib
+    (patch,) = _plain(short_bounding_set=True)["containerdConfigPatches"]
+    assert tomllib.loads(patch) == {
+        "plugins": {"io.containerd.grpc.v1.cri": {"restrict_oom_score_adj": True}}}
+
+
+def test_workers():
+    config = _plain(workers=2)
+    assert config["nodes"] == [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}]
+    assert len(config["nodes"]) == 3
+
+
+def test_equal_requests_give_equal_configs():
+    a = kind_config(name="x", cgroup_v1=True, short_bounding_set=True, coredns=False, workers=1)
+    b = kind_config(name="x", cgroup_v1=True, short_bounding_set=True, coredns=False, workers=1)
+    assert a == b
+    assert a != kind_config(name="x", cgroup_v1=True, short_bounding_set=True, coredns=True,
+                            workers=1)
+
+
+def test_dump_is_yaml_that_round_trips():
+    config = kind_config(name="secctx-e2e", cgroup_v1=True, short_bounding_set=True,
+                         coredns=False, workers=2)
+    text = dump(config)
+    assert isinstance(text, str)
+    loaded = yaml.safe_load(text)
+    assert loaded == config
+    assert dump(loaded) == text
+    # Key order is kept (sort_keys=False): kind first, as kind's docs write it.
+    assert text.startswith("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+    # The embedded patches parse on their own.
+    for patch in loaded["kubeadmConfigPatches"]:
+        assert isinstance(yaml.safe_load(patch), dict)
+
+
+def test_host_cgroup_version(tmp_path):
+    assert host_cgroup_version(tmp_path) == 1
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert host_cgroup_version(tmp_path) == 2
+
+
+def test_host_cgroup_version_missing_root(tmp_path):
+    assert host_cgroup_version(tmp_path / "absent") == 1
