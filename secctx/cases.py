@@ -30,7 +30,7 @@ SECCOMP_MODES = {"disabled": 0, "strict": 1, "filtered": 2}
 
 CASE_KEYS = ("name", "section", "field", "manifest", "pod", "container", "severity", "upstream",
              "outcome", "expect", "recipe_claim", "skip_unless", "when_unsupported", "variants",
-             "seccomp_profiles")
+             "seccomp_profiles", "commands")
 REQUIRED_KEYS = ("name", "section", "field", "manifest", "pod", "container", "severity")
 EXPECT_KEYS = ("uid", "gid", "groups", "no_new_privs", "seccomp", "cap_eff", "cap_bnd",
                "root_read_only", "lsm_label", "volumes")
@@ -38,6 +38,7 @@ VOLUME_KEYS = ("gid", "setgid", "writable")
 OUTCOME_KEYS = ("status", "reason", "message", "logs")
 UPSTREAM_KEYS = ("name", "url")
 VARIANT_KEYS = ("name", "storage", "expect", "recipe_claim")
+COMMAND_KEYS = ("run", "exit", "output", "why")
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
@@ -71,6 +72,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A shell command run in the container, with the result the case expects."""
+    run: str
+    exit: int = 0
+    output: str | None = None  # substring of stdout+stderr
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Variant:
     """Expectations that hold only on one storage kind (see STORAGE_KINDS)."""
     name: str
@@ -100,6 +110,7 @@ class Case:
     when_unsupported: Outcome | None = None
     variants: list[Variant] = dataclass_field(default_factory=list)
     seccomp_profiles: dict[str, Path] = dataclass_field(default_factory=dict)  # localhostProfile -> file
+    commands: list[Command] = dataclass_field(default_factory=list)
     objects: list[dict] = dataclass_field(default_factory=list)
 
     def workload(self) -> dict:
@@ -300,6 +311,7 @@ class _Reader:
                               if "when_unsupported" in data else None),
             variants=self.variants(data.get("variants")),
             seccomp_profiles=self.seccomp_profiles(data.get("seccomp_profiles")),
+            commands=self.commands(data.get("commands")),
         )
         case.objects = self.objects(manifests)
         if not self.errors:
@@ -521,6 +533,27 @@ class _Reader:
             result.append(Variant(name or "", self.choice(entry, "storage", STORAGE_KINDS, at),
                                   self.expect(entry.get("expect"), at + ("expect",)),
                                   self.text(entry, "recipe_claim", at)))
+        return result
+
+    def commands(self, value) -> list[Command]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(("commands",), "commands must be a list of {run, exit, output, why}")
+            return []
+        result = []
+        for i, entry in enumerate(value):
+            at = ("commands", i)
+            if not isinstance(entry, dict) or not isinstance(entry.get("run"), str):
+                self.error(at, "a command needs `run: <shell command>`")
+                continue
+            self.unknown_keys(entry, COMMAND_KEYS, at, "command key")
+            code = entry.get("exit", 0)
+            if not isinstance(code, int) or isinstance(code, bool):
+                self.error(at + ("exit",), f"exit must be an integer exit code, not {code!r}")
+                continue
+            result.append(Command(entry["run"], code, self.text(entry, "output", at),
+                                  self.text(entry, "why", at) or ""))
         return result
 
     def seccomp_profiles(self, value) -> dict[str, Path]:

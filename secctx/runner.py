@@ -182,3 +182,9 @@ def sh(suite: Suite, namespace: str, pod: str, script: str, container: str = "ma
         result = suite.kube.exec(pod, namespace, container, ["sh", "-c", script])
         report.attach_text(f"exec: {script[:60]}", result.transcript())
     return result
+
+
+def run_commands(suite: Suite, applied: Applied, case: Case) -> list[tuple]:
+    """The case's `commands`, each exec'd in the container under test."""
+    return [(command, sh(suite, applied.namespace, applied.pod_name, command.run, case.container))
+            for command in case.commands]

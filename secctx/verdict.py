@@ -135,3 +135,35 @@ def failures(checks: list[Check]) -> list[Check]:
 
 def table(checks: list[Check]) -> str:
     return "\n".join(c.line() for c in checks)
+
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def pod_level_checks(obs: Observation, pod_spec: dict, pod_ip: str | None,
+                     host_ip: str | None) -> list[Check]:
+    """hostNetwork and automountServiceAccountToken, seen from the container."""
+    checks = []
+    if not pod_spec.get("hostNetwork"):
+        checks.append(Check("pod IP differs from node IP", True, bool(pod_ip) and pod_ip != host_ip,
+                            f"hostNetwork false: the pod has its own network namespace "
+                            f"(pod {pod_ip}, node {host_ip})"))
+    automount = pod_spec.get("automountServiceAccountToken")
+    if automount is not None:
+        mounted = any(m.mountpoint == TOKEN_DIR for m in obs.mounts)
+        checks.append(Check("service-account token mounted", automount, mounted,
+                            f"automountServiceAccountToken: {str(automount).lower()} in pod spec"))
+    return checks
+
+
+def command_checks(results: list[tuple]) -> list[Check]:
+    """(Command, ExecResult) pairs of a case's `commands` -> checks."""
+    checks = []
+    for command, result in results:
+        out = result.stdout + result.stderr
+        checks.append(Check(f"`{command.run}` exit code", command.exit, result.returncode,
+                            command.why or "case file"))
+        if command.output is not None:
+            checks.append(Check(f"`{command.run}` output contains {command.output!r}", True,
+                                command.output in out, f"output was: {out.strip()[:200]!r}"))
+    return checks

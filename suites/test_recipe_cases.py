@@ -90,6 +90,9 @@ def assert_enforced(suite, case, applied, storage) -> None:
     checks += verdict.volume_checks(obs, overrides.get("volumes", {}) or
                                     runner.computed_volumes(applied.pod_spec, container, bound),
                                     mount_modes, volume_reasons)
+    pod = suite.kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
+    checks += verdict.pod_level_checks(obs, applied.pod_spec, pod.status.pod_ip, pod.status.host_ip)
+    checks += verdict.command_checks(runner.run_commands(suite, applied, case))
     label = overrides.get("lsm_label")
     if label and not (case.skip_unless and not suite.supports(case.skip_unless)):
         checks.append(verdict.lsm_check(obs, label))

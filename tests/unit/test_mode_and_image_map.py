@@ -1,0 +1,305 @@
+"""secctx.cluster.mode.detect (no network, no Docker) and secctx.imagemap."""
+import copy
+import json
+
+import pytest
+import yaml
+
+from secctx.cluster import mode
+from secctx.imagemap import DEFAULT_MAP, ImageMap, ImageMapError
+
+NODE_IMAGE = "kindest/node:v1.37.0"
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No mode override, not in CI, and a HOME without Docker credentials."""
+    for var in ("SECCTX_MODE", "GITHUB_ACTIONS", "DOCKER_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def _never(tag):
+    return False
+
+
+def _write_docker_config(directory, config):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config))
+
+
+# -- mode.detect -------------------------------------------------------------
+
+def test_nothing_means_offline_with_a_hint(clean_env):
+    seen = []
+    chosen, why = mode.detect("auto", {}, lambda tag: seen.append(tag) or False)
+    assert chosen == mode.OFFLINE
+    assert "--mode online" in why
+    assert seen == [NODE_IMAGE]  # asked about the tag, without the digest
+
+
+@pytest.mark.parametrize("requested", [mode.ONLINE, mode.OFFLINE])
+def test_explicit_mode_wins_over_every_sign(clean_env, monkeypatch, requested):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("SECCTX_MODE", "offline" if requested == mode.ONLINE else "online")
+    _write_docker_config(clean_env / ".docker", {"auths": {"https://index.docker.io/v1/": {}}})
+    info = {"RegistryConfig": {"Mirrors": ["https://mirror.example/"]}}
+    chosen, why = mode.detect(requested, info, lambda tag: True)
+    assert chosen == requested
+    assert "--mode" in why
+
+
+@pytest.mark.parametrize("value", [mode.ONLINE, mode.OFFLINE])
+def test_secctx_mode_env_overrides_auto(clean_env, monkeypatch, value):
+    monkeypatch.setenv("SECCTX_MODE", value)
+    if value == mode.OFFLINE:
+        monkeypatch.setenv("GITHUB_ACTIONS", "true")  # would otherwise pick online
+    chosen, why = mode.detect("auto", {}, _never)
+    assert chosen == value
+    assert "SECCTX_MODE" in why
+
+
+def test_github_actions_means_online(clean_env, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert mode.detect("auto", {}, _never) == (mode.ONLINE, "running in GitHub Actions")
+
+
+def test_github_actions_other_value_is_not_a_sign(clean_env, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "false")
+    assert mode.detect("auto", {}, _never)[0] == mode.OFFLINE
+
+
+def test_docker_config_dir_with_auths_means_online(clean_env, monkeypatch, tmp_path):
+    cfg = tmp_path / "docker-config"
+    _write_docker_config(cfg, {"auths": {"ghcr.io": {"auth": "eDp5"}}})
+    monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
+    chosen, why = mode.detect("auto", {}, _never)
+    assert chosen == mode.ONLINE
+    assert "credentials" in why
+
+
+@pytest.mark.parametrize("config", [{"credsStore": "desktop"},
+                                    {"credHelpers": {"gcr.io": "gcloud"}}])
+def test_docker_credential_helpers_mean_online(clean_env, monkeypatch, tmp_path, config):
+    cfg = tmp_path / "docker-config"
+    _write_docker_config(cfg, config)
+    monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
+    assert mode.detect("auto", {}, _never)[0] == mode.ONLINE
+
+
+def test_home_docker_config_is_read_without_docker_config_env(clean_env):
+    _write_docker_config(clean_env / ".docker", {"auths": {"registry.example": {}}})
+    assert mode.detect("auto", {}, _never)[0] == mode.ONLINE
+
+
+@pytest.mark.parametrize("content", [
+    json.dumps({"auths": {}}),
+    json.dumps({"psFormat": "table"}),
+    "{not json",
+    "",
+])
+def test_docker_config_without_credentials_is_not_a_sign(clean_env, monkeypatch, tmp_path,
+                                                          content):
+    cfg = tmp_path / "docker-config"
+    cfg.mkdir()
+    (cfg / "config.json").write_text(content)
+    monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
+    assert mode.detect("auto", {}, _never)[0] == mode.OFFLINE
+
+
+def test_docker_config_env_takes_precedence_over_home(clean_env, monkeypatch, tmp_path):
+    _write_docker_config(clean_env / ".docker", {"auths": {"registry.example": {}}})
+    empty = tmp_path / "empty-docker-config"
+    empty.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(empty))
+    assert mode.detect("auto", {}, _never)[0] == mode.OFFLINE
+
+
+def test_registry_mirrors_mean_online(clean_env):
+    info = {"RegistryConfig": {"Mirrors": ["https://mirror.gcr.io/"]}}
+    chosen, why = mode.detect("auto", info, _never)
+    assert chosen == mode.ONLINE
+    assert "mirrors" in why
+
+
+@pytest.mark.parametrize("info", [{}, {"RegistryConfig": None}, {"RegistryConfig": {}},
+                                  {"RegistryConfig": {"Mirrors": []}},
+                                  {"RegistryConfig": {"Mirrors": None}}])
+def test_no_mirrors_is_not_a_sign(clean_env, info):
+    assert mode.detect("auto", info, _never)[0] == mode.OFFLINE
+
+
+def test_present_node_image_means_online(clean_env):
+    chosen, why = mode.detect("auto", {}, lambda tag: tag == NODE_IMAGE)
+    assert chosen == mode.ONLINE
+    assert "kindest/node" in why
+
+
+def test_online_node_image():
+    assert mode.online_node_image("v1.36.1") == "kindest/node:v1.36.1"
+    assert mode.online_node_image(None) == mode.KIND_DEFAULT_NODE_IMAGE
+    assert mode.KIND_DEFAULT_NODE_IMAGE.startswith(NODE_IMAGE + "@sha256:")
+
+
+# -- ImageMap ----------------------------------------------------------------
+
+RECIPE_REFS = ["nginx:1.25", "busybox:1.36", "nicolaka/netshoot:latest", "myapp:1.0",
+               "secctx/nginx-user1000:1.25"]
+
+
+def test_load_default_map_online():
+    m = ImageMap.load("online")
+    assert m.mode == "online"
+    assert sorted(m.entries) == sorted(RECIPE_REFS)
+    assert m.resolve("nginx:1.25") == "docker.io/library/nginx:1.25"
+    assert m.resolve("busybox:1.36") == "docker.io/library/busybox:1.36"
+    assert m.resolve("nicolaka/netshoot:latest") == "docker.io/nicolaka/netshoot:latest"
+    assert m.resolve("myapp:1.0") == "secctx.local/myapp:1.0"
+    assert m.resolve("secctx/nginx-user1000:1.25") == "secctx.local/nginx-user1000:1.25"
+
+
+def test_load_default_map_offline():
+    m = ImageMap.load("offline")
+    assert m.mode == "offline"
+    assert sorted(m.entries) == sorted(RECIPE_REFS)
+    assert m.resolve("nginx:1.25") == "secctx.local/standin/nginx:1.22-bookworm"
+    assert m.resolve("busybox:1.36") == "secctx.local/standin/busybox:1.35-bookworm"
+    assert m.resolve("nicolaka/netshoot:latest") == "secctx.local/standin/netshoot:bookworm"
+    assert m.resolve("myapp:1.0") == "secctx.local/myapp:1.0"
+    assert (m.resolve("secctx/nginx-user1000:1.25")
+            == "secctx.local/standin/nginx-user1000:1.22-bookworm")
+    assert all(v.startswith("secctx.local/") for v in m.entries.values())
+
+
+def test_offline_names_match_the_images_the_builder_tags():
+    from secctx.offline import images
+    m = ImageMap.load("offline")
+    assert set(m.local_images()) == {images.BUSYBOX, images.NGINX, images.NETSHOOT,
+                                     images.MYAPP, images.NGINX_USER1000}
+
+
+def test_unknown_reference_resolves_to_itself():
+    assert ImageMap.load("offline").resolve("alpine:3.20") == "alpine:3.20"
+
+
+def test_extra_map_overrides_one_entry_and_adds_another(tmp_path):
+    extra = tmp_path / "map.yaml"
+    extra.write_text(yaml.safe_dump({
+        "busybox:1.36": {"offline": "registry.local/busybox:1.36"},
+        "alpine:3.20": {"online": "docker.io/library/alpine:3.20"},
+    }))
+    offline = ImageMap.load("offline", extra)
+    online = ImageMap.load("online", extra)
+    default_offline = ImageMap.load("offline")
+    assert offline.resolve("busybox:1.36") == "registry.local/busybox:1.36"
+    # The entry's other mode is kept from the default map.
+    assert online.resolve("busybox:1.36") == "docker.io/library/busybox:1.36"
+    # Untouched entries are unchanged.
+    for ref in RECIPE_REFS:
+        if ref != "busybox:1.36":
+            assert offline.resolve(ref) == default_offline.resolve(ref)
+    # A new entry without this mode's image keeps the reference.
+    assert online.resolve("alpine:3.20") == "docker.io/library/alpine:3.20"
+    assert offline.resolve("alpine:3.20") == "alpine:3.20"
+
+
+def test_empty_extra_map_changes_nothing(tmp_path):
+    extra = tmp_path / "empty.yaml"
+    extra.write_text("# nothing\n")
+    assert ImageMap.load("offline", extra) == ImageMap.load("offline")
+
+
+@pytest.mark.parametrize("text", [
+    "- nginx:1.25\n- busybox:1.36\n",                       # a list, not a mapping
+    "nginx:1.25: docker.io/library/nginx:1.25\n",           # a string, not per-mode
+    "nginx:1.25:\n  staging: docker.io/library/nginx:1.25\n",  # no online/offline key
+    "nginx:1.25:\n",                                        # null
+])
+def test_malformed_map_raises(tmp_path, text):
+    extra = tmp_path / "bad.yaml"
+    extra.write_text(text)
+    with pytest.raises(ImageMapError) as err:
+        ImageMap.load("offline", extra)
+    assert str(extra) in str(err.value)
+
+
+def test_default_map_file_is_the_fixture():
+    assert DEFAULT_MAP.name == "images.yaml"
+    assert DEFAULT_MAP.parent.name == "fixtures"
+    assert DEFAULT_MAP.is_file()
+
+
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p"},
+    "spec": {
+        "initContainers": [{"name": "init", "image": "busybox:1.36"}],
+        "containers": [
+            {"name": "web", "image": "nginx:1.25", "securityContext": {"runAsUser": 1000}},
+            {"name": "other", "image": "alpine:3.20"},
+            {"name": "no-image"},
+        ],
+    },
+}
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "d"},
+    "spec": {
+        "replicas": 2,
+        "template": {
+            "metadata": {"labels": {"app": "d"}},
+            "spec": {
+                "initContainers": [{"name": "init", "image": "busybox:1.36"}],
+                "containers": [{"name": "app", "image": "myapp:1.0"},
+                               {"name": "debug", "image": "nicolaka/netshoot:latest"}],
+            },
+        },
+    },
+}
+
+
+def test_rewrite_pod_without_mutating_input():
+    m = ImageMap.load("offline")
+    before = copy.deepcopy(POD)
+    out = m.rewrite(POD)
+    assert POD == before
+    assert out is not POD
+    assert out["spec"]["initContainers"][0]["image"] == "secctx.local/standin/busybox:1.35-bookworm"
+    web, other, no_image = out["spec"]["containers"]
+    assert web["image"] == "secctx.local/standin/nginx:1.22-bookworm"
+    assert web["securityContext"] == {"runAsUser": 1000}
+    assert other["image"] == "alpine:3.20"
+    assert no_image == {"name": "no-image"}
+    # Everything but the images is unchanged.
+    out["spec"]["initContainers"][0]["image"] = "busybox:1.36"
+    web["image"] = "nginx:1.25"
+    assert out == POD
+
+
+def test_rewrite_deployment_template_without_mutating_input():
+    m = ImageMap.load("online")
+    before = copy.deepcopy(DEPLOYMENT)
+    out = m.rewrite(DEPLOYMENT)
+    assert DEPLOYMENT == before
+    spec = out["spec"]["template"]["spec"]
+    assert spec["initContainers"][0]["image"] == "docker.io/library/busybox:1.36"
+    assert [c["image"] for c in spec["containers"]] == ["secctx.local/myapp:1.0",
+                                                        "docker.io/nicolaka/netshoot:latest"]
+    assert out["spec"]["replicas"] == 2
+    assert out["spec"]["template"]["metadata"] == {"labels": {"app": "d"}}
+    # The output does not share containers with the input.
+    spec["containers"][0]["image"] = "changed"
+    assert DEPLOYMENT == before
+
+
+def test_rewrite_object_without_pod_spec_is_a_copy():
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+          "data": {"image": "nginx:1.25"}}
+    out = ImageMap.load("offline").rewrite(cm)
+    assert out == cm and out is not cm
