@@ -28,7 +28,7 @@ def kind_config(*, name: str, cgroup_v1: bool, short_bounding_set: bool,
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": name,
-        "nodes": [{"role": "control-plane"}] + [{"role": "worker"}] * workers,
+        "nodes": [{"role": "control-plane"}] + [{"role": "worker"} for _ in range(workers)],
     }
     if patches:
         config["kubeadmConfigPatches"] = patches
