@@ -36,7 +36,7 @@ def test_real_cases_load_without_errors():
     cases = real_cases()
     assert set(cases) == {
         "secure-pod", "hardened-pod", "minimal-capabilities-pod", "network-debug-pod",
-        "fsgroup-demo", "readonly-root-pod", "seccomp-default-pod", "custom-seccomp-pod",
+        "fsgroup-demo", "readonly-root-pod", "seccomp-default-pod", "custom-seccomp-pod", "seccomp-allowlist-probe",
         "selinux-pod", "apparmor-pod", "apparmor-pod-field", "secure-app",
         "troubleshooting-root-image", "troubleshooting-user1000-image",
         "troubleshooting-fix-permissions",
