@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pytest_kind import KindCluster as _PytestKindCluster
 
+from ..offline import cache
 from . import kindconfig
 
 
@@ -23,6 +24,11 @@ class KindCluster(_PytestKindCluster):
                  image: str | None, config: dict, kubeconfig: Path | None = None):
         super().__init__(name, kubeconfig=kubeconfig, image=image, kind_path=kind_path,
                          kubectl_path=kubectl_path)
+        # Cluster state lives outside the checkout, so a fresh clone (CI) finds
+        # a kept cluster and its identity.
+        self.path = cache.path("clusters", name)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig_path = kubeconfig or (self.path / "kubeconfig")
         self.config = config
         self.config_path = self.path / "kind-config.yaml"
 
@@ -64,6 +70,15 @@ class KindCluster(_PytestKindCluster):
     def load_images(self, tags: list[str], timeout: float = 300) -> None:
         if tags:
             self._kind(["load", "docker-image", "--name", self.name, *tags], timeout=timeout)
+
+    def running(self) -> bool:
+        """Every node container is running (a host restart stops them for good)."""
+        nodes = self.nodes()
+        if not nodes:
+            return False
+        proc = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}}", *nodes],
+                              capture_output=True, text=True, timeout=30)
+        return proc.returncode == 0 and set(proc.stdout.split()) == {"true"}
 
     def nodes(self) -> list[str]:
         return self._kind(["get", "nodes", f"--name={self.name}"], timeout=30).split()

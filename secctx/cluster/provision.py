@@ -96,12 +96,16 @@ def _create_or_reuse(kind: KindCluster) -> bool:
     wanted = kindconfig.dump(kind.config) + f"# image: {kind.image}\n"
     stamp = kind.path / "identity"
     if kind.exists():
-        if stamp.exists() and stamp.read_text() == wanted and Path(kind.kubeconfig_path).stat().st_size:
+        if not stamp.exists() or stamp.read_text() != wanted:
+            raise ClusterError(
+                f"a kind cluster named {kind.name!r} exists but was made with another config or "
+                f"node image (see {stamp}); delete it (kind delete cluster --name {kind.name}) "
+                "or choose another name with --cluster-name")
+        if kind.running():
             log.step(f"reusing kept cluster {kind.name}")
             return False
-        raise ClusterError(
-            f"a kind cluster named {kind.name!r} exists but was made with another config or "
-            f"node image; delete it (kind delete cluster --name {kind.name}) or use --cluster-name")
+        log.step(f"kept cluster {kind.name} is stopped (host or engine restarted); recreating it")
+        kind.delete()
     log.step(f"creating kind cluster {kind.name} from {kind.image}")
     kind.create()
     stamp.write_text(wanted)
