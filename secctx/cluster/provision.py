@@ -101,15 +101,37 @@ def _create_or_reuse(kind: KindCluster) -> bool:
                 f"a kind cluster named {kind.name!r} exists but was made with another config or "
                 f"node image (see {stamp}); delete it (kind delete cluster --name {kind.name}) "
                 "or choose another name with --cluster-name")
-        if kind.running():
+        if kind.running() and _api_ready(kind.kubeconfig_path):
             log.step(f"reusing kept cluster {kind.name}")
             return False
-        log.step(f"kept cluster {kind.name} is stopped (host or engine restarted); recreating it")
+        log.step(f"kept cluster {kind.name} is stopped or unhealthy; recreating it")
         kind.delete()
     log.step(f"creating kind cluster {kind.name} from {kind.image}")
     kind.create()
     stamp.write_text(wanted)
     return True
+
+
+def _api_ready(kubeconfig: Path, timeout: float = 60) -> bool:
+    """The API server answers and every node is Ready (bounded)."""
+    import time
+    from kubernetes import client, config
+    try:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+    except Exception:  # unreadable kubeconfig: the cluster cannot be reused
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.VersionApi(api).get_code(_request_timeout=5)
+            nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
+            if nodes and all(any(c.type == "Ready" and c.status == "True"
+                                 for c in n.status.conditions or []) for n in nodes):
+                return True
+        except Exception:  # not up yet after a restart: retry until the bound
+            pass
+        time.sleep(1)  # a restarting API server offers nothing to watch
+    return False
 
 
 def _kind_binary(given: Path | None) -> Path:
