@@ -113,10 +113,11 @@ def suite(request):
         for name_, path in (p.case.seccomp_profiles.items() if p.case else []):
             profiles[name_] = path.read_text()
     alluredir = config.getoption("allure_report_dir", None)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     s = session.start(cluster, run_id, profiles, Path(alluredir) if alluredir else None,
-                      context=config.getoption("kube_context"))
+                      context=config.getoption("kube_context"), worker=worker)
     yield s
-    session.stop(s)
+    session.stop(s, last=shared.is_last_user())
     keep = config.getoption("keep_cluster") or (
         config.getoption("keep_on_failure") and request.session.testsfailed > 0)
     released = shared.release(keep=keep)

@@ -86,7 +86,10 @@ class Kube:
         raise WaitTimeout(f"namespace {namespace}: no default ServiceAccount after {timeout:.0f}s")
 
     def delete_namespace(self, name: str) -> None:
+        """Delete a test namespace; its pods go first with no grace period, since
+        many test workloads run as PID 1 that ignores SIGTERM."""
         try:
+            self.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
             self.core.delete_namespace(name, propagation_policy="Background", grace_period_seconds=0)
         except ApiException as err:
             if err.status != 404:

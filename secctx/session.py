@@ -44,13 +44,14 @@ class Suite:
 
 
 def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], results: Path | None,
-          local_pv_count: int = 4, context: str | None = None) -> Suite:
+          local_pv_count: int = 4, context: str | None = None, worker: str = "main") -> Suite:
     kube = Kube.from_kubeconfig(cluster.kubeconfig, context)
-    remove_stale(kube, run_id)
+    if worker in ("main", "gw0"):  # once per run: xdist workers share the run id
+        remove_stale(kube, run_id)
     system_ns = kube.create_namespace("secctx-system", run_id, PRIVILEGED_NS)
     try:
         kube.wait_for_default_service_account(system_ns)
-        dirs = [f"{run_id[:12]}-{i}" for i in range(local_pv_count)]
+        dirs = [f"{run_id[:12]}-{worker}-{i}" for i in range(local_pv_count)]
         prepare = "".join(f"mkdir -p /host/local-pv/{d} && chmod 0777 /host/local-pv/{d}\n"
                           for d in dirs)
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
@@ -71,14 +72,16 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
     return suite
 
 
-def stop(suite: Suite) -> None:
+def stop(suite: Suite, last: bool) -> None:
+    """Delete this worker's PVs; the last worker out also deletes the shared StorageClass."""
     for pv in suite.local_pvs:
         try:
             suite.kube.core.delete_persistent_volume(pv)
         except ApiException as err:
             if err.status != 404:
                 raise
-    _delete_storage_class(suite.kube)
+    if last:
+        _delete_storage_class(suite.kube)
 
 
 def remove_stale(kube: Kube, run_id: str) -> list[str]:

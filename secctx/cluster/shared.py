@@ -46,6 +46,10 @@ class SharedCluster:
             self._record.write_text(json.dumps(state))
         return self._cluster(state, opts)
 
+    def is_last_user(self) -> bool:
+        with self._lock:
+            return not self._record.exists() or json.loads(self._record.read_text())["users"] <= 1
+
     def release(self, keep: bool) -> provision.Cluster | None:
         """Count this worker out; the last one deletes the cluster unless kept."""
         with self._lock:
