@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from secctx import cases as case_files
-from secctx import session
+from secctx import session, timing
 from secctx.cluster import provision
 from secctx.cluster.shared import SharedCluster
 
@@ -144,4 +144,5 @@ def namespace(request, suite):
         print(f"\nkept namespace {ns} of failed test: "
               f"KUBECONFIG={suite.cluster.kubeconfig} kubectl -n {ns} get all,events")
         return
-    suite.kube.delete_namespace(ns)
+    with timing.phase(request.node.nodeid, "cleanup"):
+        suite.kube.delete_namespace(ns)

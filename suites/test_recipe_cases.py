@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from secctx import expect, report, runner, verdict
+from secctx import expect, report, runner, timing, verdict
 from secctx.kube import Terminal, describe_pod
 from secctx.report import ENVIRONMENT_CANNOT_ENFORCE
 
@@ -30,15 +30,19 @@ def test_recipe_case(recipe_case, suite, namespace):
     outcome = case.when_unsupported if unsupported and case.when_unsupported else case.outcome
 
     objects = runner.prepare_objects(case, suite, recipe_case.storage)
-    applied = runner.apply(suite, case, namespace, objects)
+    test_id = repr(recipe_case)
+    applied = None
     try:
-        result = runner.await_outcome(suite, case, applied, outcome)
-        if outcome.status == "rejected":
-            assert_refused_as_promised(result, outcome)
-        elif outcome.status == "crashing":
-            assert_crashed_as_promised(suite, applied, case.container, outcome)
-        else:
-            assert_enforced(suite, case, applied, recipe_case.storage)
+        with timing.phase(test_id, "apply_to_ready"):
+            applied = runner.apply(suite, case, namespace, objects)
+            result = runner.await_outcome(suite, case, applied, outcome)
+        with timing.phase(test_id, "observation"):
+            if outcome.status == "rejected":
+                assert_refused_as_promised(result, outcome)
+            elif outcome.status == "crashing":
+                assert_crashed_as_promised(suite, applied, case.container, outcome)
+            else:
+                assert_enforced(suite, case, applied, recipe_case.storage)
     except BaseException:
         runner.attach_diagnostics(suite, applied, case.container)
         raise
