@@ -130,6 +130,8 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = Fals
             "output": str(staging),
             "plugins": {"awesome": {"options": {
                 "reportName": name, "singleFile": bool(single_file), "reportLanguage": "en",
+                # The tree a platform engineer reads: recipe section, field, manifest.
+                "groupBy": ["epic", "feature", "story"],
             }}},
         }
         work_history = None
