@@ -31,6 +31,9 @@ TERMINAL_WAITING = {
 class WaitTimeout(AssertionError):
     """A bounded wait ran out; the message holds the last state and the events."""
 
+    def __init__(self, message: str):
+        super().__init__(f"TIMEOUT: {message}")
+
 
 class Terminal(AssertionError):
     """The object reached a state it will not leave by itself."""
