@@ -142,29 +142,24 @@ def _volume_of_mount(pod_spec: dict, mount: dict) -> dict:
     return next(v for v in pod_spec.get("volumes") or [] if v["name"] == mount["name"])
 
 
-def computed_volumes(pod_spec: dict, container: dict, bound: dict[str, str]) -> dict[str, dict]:
-    """fsGroup expectations for each mount, from the oracle (expect_volume)."""
+def volume_expectations(pod_spec: dict, container: dict,
+                        bound: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """fsGroup expectations per mount path from the oracle (expect_volume), and why.
+
+    A claim's volume is ownership-managed when its PV is `local` or CSI; inline
+    volumes are, except hostPath.
+    """
     from .expect import expect_volume
-    out = {}
+    expected, reasons = {}, {}
     for mount in container.get("volumeMounts") or []:
         vol = _volume_of_mount(pod_spec, mount)
         claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
         managed = bound.get(claim) in ("local", "csi") if claim else "hostPath" not in vol
         exp = expect_volume(pod_spec, mount["name"], managed)
+        reasons[mount["mountPath"]] = exp.reason
         if exp.gid is not None:
-            out[mount["mountPath"]] = {"gid": exp.gid, "setgid": exp.setgid}
-    return out
-
-
-def volume_reasons(pod_spec: dict, container: dict, bound: dict[str, str]) -> dict[str, str]:
-    from .expect import expect_volume
-    reasons = {}
-    for mount in container.get("volumeMounts") or []:
-        vol = _volume_of_mount(pod_spec, mount)
-        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
-        managed = bound.get(claim) in ("local", "csi") if claim else "hostPath" not in vol
-        reasons[mount["mountPath"]] = expect_volume(pod_spec, mount["name"], managed).reason
-    return reasons
+            expected[mount["mountPath"]] = {"gid": exp.gid, "setgid": exp.setgid}
+    return expected, reasons
 
 
 def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = 60):

@@ -42,7 +42,7 @@ def test_recipe_case(recipe_case, suite, namespace):
             elif outcome.status == "crashing":
                 assert_crashed_as_promised(suite, applied, case.container, outcome)
             else:
-                assert_enforced(suite, case, applied, recipe_case.storage)
+                assert_enforced(suite, case, applied)
     except BaseException:
         runner.attach_diagnostics(suite, applied, case.container)
         raise
@@ -77,7 +77,7 @@ def assert_crashed_as_promised(suite, applied, container: str, outcome) -> None:
             f"{outcome.logs!r}:\n{logs}\n{previous}")
 
 
-def assert_enforced(suite, case, applied, storage) -> None:
+def assert_enforced(suite, case, applied) -> None:
     container = next(c for c in applied.pod_spec["containers"] if c["name"] == case.container)
     obs = runner.probe(suite, applied, container)
     image_user = suite.image_map.image_user(next(
@@ -90,9 +90,9 @@ def assert_enforced(suite, case, applied, storage) -> None:
     checks += verdict.exec_agrees_with_pid1(obs)
     checks += verdict.root_write_check(obs, expected.root_read_only, expected.uid)
     mount_modes = {m["mountPath"]: bool(m.get("readOnly")) for m in container.get("volumeMounts") or []}
-    volume_reasons = runner.volume_reasons(applied.pod_spec, container, bound)
-    checks += verdict.volume_checks(obs, overrides.get("volumes", {}) or
-                                    runner.computed_volumes(applied.pod_spec, container, bound),
+    computed, volume_reasons = runner.volume_expectations(applied.pod_spec, container, bound)
+    # Case-pinned volumes win over the oracle's, mount by mount.
+    checks += verdict.volume_checks(obs, {**computed, **(overrides.get("volumes") or {})},
                                     mount_modes, volume_reasons)
     pod = suite.kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
     checks += verdict.pod_level_checks(obs, applied.pod_spec, pod.status.pod_ip, pod.status.host_ip)
