@@ -1,0 +1,1 @@
+"""Benchmarks of secctx-conformance: `python -m benchmarks.run --help`."""
