@@ -34,9 +34,16 @@ class ImageMap:
     def resolve(self, reference: str) -> str:
         return self.entries.get(reference, reference)
 
-    def rewrite(self, obj: dict) -> dict:
-        """Copy of a manifest object with every container image mapped."""
+    def rewrite(self, obj: dict, mode: str | None = None) -> dict:
+        """Copy of a manifest object with every container image mapped.
+
+        Offline (`mode`, default the map's own) every container also gets
+        `imagePullPolicy: Never`: its image must already be on the node, and a
+        missing one fails at once with ErrImageNeverPull instead of the kubelet
+        trying a registry. Online the manifest's policy is kept.
+        """
         import copy
+        never = (mode or self.mode) == "offline"
         obj = copy.deepcopy(obj)
         spec = obj.get("spec", {})
         pod = spec.get("template", {}).get("spec", spec) if obj.get("kind") != "Pod" else spec
@@ -44,6 +51,8 @@ class ImageMap:
             for c in pod.get(key, []) or []:
                 if "image" in c:
                     c["image"] = self.resolve(c["image"])
+                    if never:
+                        c["imagePullPolicy"] = "Never"
         return obj
 
     def image_user(self, reference: str):

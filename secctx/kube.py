@@ -28,6 +28,10 @@ TERMINAL_WAITING = {
 }
 
 
+# Waiting reasons that mean the node lacks the image (offline nothing is pulled).
+IMAGE_MISSING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
+
+
 class WaitTimeout(AssertionError):
     """A bounded wait ran out; the message holds the last state and the events."""
 
@@ -49,9 +53,18 @@ def _transient(err: BaseException) -> bool:
         isinstance(err, (ConnectionError, TimeoutError))
 
 
-# API calls retried on transient server errors only, visibly bounded.
+def _mark_retry(state) -> None:
+    """Every retry shows in the report: retries must never hide a flake."""
+    import allure
+    with allure.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
+                     f"API error: {state.outcome.exception()!r}"):
+        pass
+
+
+# API calls retried on transient server errors only, visibly bounded and marked.
 api_retry = retry(retry=retry_if_exception(_transient), stop=stop_after_delay(30),
-                  wait=wait_exponential(multiplier=0.2, max=3), reraise=True)
+                  wait=wait_exponential(multiplier=0.2, max=3), reraise=True,
+                  before_sleep=_mark_retry)
 
 
 @dataclass
@@ -245,7 +258,11 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
     for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
         waiting = cs.state.waiting if cs.state else None
         if waiting and waiting.reason in TERMINAL_WAITING:
-            return waiting.reason, f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
+            message = f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
+            if waiting.reason in IMAGE_MISSING:
+                message += (f"; image {cs.image} is not on the node: load it (kind load "
+                            f"docker-image {cs.image}) or fix the image map")
+            return waiting.reason, message
     for cond in st.conditions or []:
         if cond.type == "PodScheduled" and cond.status == "False" and \
                 cond.reason == "Unschedulable" and "preemption is not helpful" in (cond.message or ""):

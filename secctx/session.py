@@ -7,10 +7,11 @@ write the Allure environment files. Tear-down removes what set-up created.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from . import nodefacts, report
@@ -64,6 +65,10 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
                      node_image=cluster.node_image or "(existing cluster)")
     if cluster.kind:
         env.extra.update(_kind_node_versions(cluster))
+    else:  # reading runc's version needs `docker exec` into a kind node
+        reason = "not read: not a kind cluster (needs docker exec into the node)"
+        env.extra.update(runc=reason, containerd=env.container_runtime or reason)
+        log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
     suite = Suite(kube, cluster, run_id, env)
     suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs)
     if results:
@@ -72,8 +77,16 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
     return suite
 
 
-def stop(suite: Suite, last: bool) -> None:
-    """Delete this worker's PVs; the last worker out also deletes the shared StorageClass."""
+def stop(suite: Suite, last: bool, timeout: float = 60) -> None:
+    """Delete this worker's PVs; the last worker out also deletes the shared StorageClass.
+
+    Waits (bounded) until the run's deleted namespaces and PVs are gone, so that
+    "deleted" at exit means gone, not Terminating. Namespaces kept on failure
+    are not being deleted and are not waited for.
+    """
+    deadline = time.monotonic() + timeout
+    # First the namespaces: their claims release the PVs (pv-protection).
+    _wait_until_gone(suite.kube, "namespace", deadline)
     for pv in suite.local_pvs:
         try:
             suite.kube.core.delete_persistent_volume(pv)
@@ -82,6 +95,48 @@ def stop(suite: Suite, last: bool) -> None:
                 raise
     if last:
         _delete_storage_class(suite.kube)
+    _wait_until_gone(suite.kube, "persistentvolume", deadline)
+
+
+def _wait_until_gone(kube: Kube, kind: str, deadline: float) -> None:
+    """Until no object of ours (label MANAGED_BY) of `kind` is being deleted, or the deadline.
+
+    A PV whose claim lives in a namespace that is not being deleted (kept on
+    failure) stays bound and is not waited for."""
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    list_fn = (kube.core.list_namespace if kind == "namespace"
+               else kube.core.list_persistent_volume)
+    listed = list_fn(label_selector=selector)
+    kept = set()
+    if kind == "persistentvolume":
+        kept = {ns.metadata.name for ns in kube.core.list_namespace().items
+                if not ns.metadata.deletion_timestamp}
+    pending = {o.metadata.name for o in listed.items if o.metadata.deletion_timestamp and not (
+        kind == "persistentvolume" and o.spec.claim_ref and o.spec.claim_ref.namespace in kept)}
+    if not pending:
+        return
+    started = time.monotonic()
+    w = watch.Watch()
+    while pending and time.monotonic() < deadline:
+        try:
+            for ev in w.stream(list_fn, label_selector=selector,
+                               resource_version=listed.metadata.resource_version,
+                               timeout_seconds=max(1, int(deadline - time.monotonic()))):
+                if ev["type"] == "DELETED":
+                    pending.discard(ev["object"].metadata.name)
+                    if not pending:
+                        w.stop()
+        except ApiException as err:
+            if err.status != 410:  # 410: the resource version expired; list again
+                raise
+        if pending:
+            listed = list_fn(label_selector=selector)
+            pending &= {o.metadata.name for o in listed.items}
+    if pending:
+        log.step(f"WARNING: {kind}s still terminating after {time.monotonic() - started:.0f}s: "
+                 f"{', '.join(sorted(pending))}")
+    else:
+        log.step(f"{kind}s of this run are gone ({time.monotonic() - started:.1f}s)")
 
 
 def remove_stale(kube: Kube, run_id: str) -> list[str]:

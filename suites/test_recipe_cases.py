@@ -21,11 +21,19 @@ UNSUPPORTED = {
 }
 
 
-def test_recipe_case(recipe_case, suite, namespace):
+def test_recipe_case(recipe_case, request):
+    # A bad case file fails here, before the cluster is asked for: it is reported
+    # (file:line) even when no cluster can be had. Valid cases get `suite` and
+    # `namespace` set up before the call (conftest.pytest_collection_modifyitems),
+    # outside the per-test timeout; these calls return them.
     if recipe_case.error:
         pytest.fail(f"invalid case file: {recipe_case.error}", pytrace=False)
+    suite = request.getfixturevalue("suite")
+    namespace = request.getfixturevalue("namespace")
     case = recipe_case.case
     report.label_case(case, suite.kubernetes_version, recipe_case.storage)
+    report.attach_text("node environment", "\n".join(
+        f"{k}={v}" for k, v in sorted(suite.env.properties().items())))
     unsupported = case.skip_unless and not suite.supports(case.skip_unless)
     outcome = case.when_unsupported if unsupported and case.when_unsupported else case.outcome
 

@@ -33,9 +33,10 @@ class KindCluster(_PytestKindCluster):
         self.config_path = self.path / "kind-config.yaml"
 
     def ensure_kind(self) -> None:
-        if not Path(self.kind_path).exists():
-            raise ClusterError(f"kind is missing at {self.kind_path}. Run `hack/setup.sh` "
-                               "(builds it offline) or install kind >= v0.32 and pass --kind-bin.")
+        if not Path(self.kind_path).is_file():
+            raise ClusterError(f"kind is missing at {self.kind_path}: install kind >= v0.32 and "
+                               "pass its path with --kind-bin, or drop --kind-bin and the suite "
+                               "builds kind from its Go module (python -m secctx cluster-up)")
 
     def exists(self) -> bool:
         self.ensure_kind()
@@ -84,9 +85,13 @@ class KindCluster(_PytestKindCluster):
         return self._kind(["get", "nodes", f"--name={self.name}"], timeout=30).split()
 
     def _kind(self, args: list[str], timeout: float) -> str:
+        self.ensure_kind()
         try:
             proc = subprocess.run([str(self.kind_path), *args], capture_output=True, text=True,
                                   timeout=timeout)
+        except OSError as err:  # not executable, wrong architecture
+            raise ClusterError(f"cannot run kind at {self.kind_path} ({err.strerror or err}): "
+                               "pass a working kind >= v0.32 with --kind-bin") from None
         except subprocess.TimeoutExpired as err:
             raise ClusterError(f"kind {' '.join(args[:2])} did not finish within {timeout:.0f}s:\n"
                                f"{(err.stderr or b'')[-3000:]!r}") from None

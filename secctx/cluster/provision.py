@@ -5,14 +5,18 @@ One place decides: engine, mode, node image, workload images, kind cluster
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ..imagemap import ImageMap
-from ..offline import capshim, components, docker, images, log, nodeimage
-from ..offline.gomod import KubeVersion
+from ..offline import cache, capshim, components, docker, images, log, nodeimage
+from ..offline.gobuild import KUBERNETES_COMMANDS
+from ..offline.gomod import KubeVersion, check_offline_buildable
 from . import engine, kindconfig, mode as modes
 from .kind import ClusterError, KindCluster
 
@@ -30,6 +34,7 @@ class Options:
     node_image: str | None = None
     kind_bin: Path | None = None
     existing_kubeconfig: Path | None = None
+    kube_context: str | None = None  # context in existing_kubeconfig (None: current-context)
     image_map: Path | None = None
     rebuild: bool = False
     workers: int = 0
@@ -53,9 +58,15 @@ class Cluster:
 
 def bring_up(opts: Options) -> Cluster:
     if opts.existing_kubeconfig:
+        server = check_kubeconfig(opts.existing_kubeconfig, opts.kube_context)
+        preflight_api(opts.existing_kubeconfig, opts.kube_context, server)
         return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
                        mode_reason="--kubeconfig names an existing cluster",
                        image_map=ImageMap.load(modes.ONLINE, opts.image_map))
+    if opts.kind_bin and not Path(opts.kind_bin).is_file():
+        raise ClusterError(f"kind is missing at {opts.kind_bin} (--kind-bin): install kind "
+                           ">= v0.32 there, pass the path of an installed one, or drop --kind-bin "
+                           "and the suite builds kind from its Go module")
     info = engine.ensure_engine()
     mode, why = modes.detect(opts.mode, info, docker.image_exists)
     log.step(f"mode: {mode} ({why})")
@@ -66,19 +77,26 @@ def bring_up(opts: Options) -> Cluster:
     coredns = True
     if opts.node_image:
         node_image = opts.node_image
+        # Offline, kind would try to pull a missing image and hang on the registry.
+        if mode == modes.OFFLINE and not docker.image_exists(node_image):
+            raise ClusterError(
+                f"node image {node_image} does not exist in the local Docker engine, and offline "
+                "mode never pulls: build one with `python -m secctx node-image "
+                "--kubernetes-version vX.Y.Z` (tags secctx.local/kind-node:vX.Y.Z), `docker load` "
+                "it, or drop --kind-image/--node-image to build the default one")
     elif mode == modes.OFFLINE:
         if version is None:
             raise ClusterError("offline mode needs --kubernetes-version")
+        check_offline_version(version)
         built = nodeimage.build(version, rebuild=opts.rebuild)
         node_image, coredns = built.tag, built.coredns
     else:
         node_image = modes.online_node_image(str(version) if version else None)
-    if not docker.image_exists(node_image) and mode == modes.OFFLINE:
-        raise ClusterError(f"node image {node_image} does not exist locally; build it with "
-                           "`python -m secctx node-image` or drop --node-image")
     workload = images.build_workload_images(offline=(mode == modes.OFFLINE))
     if mode == modes.ONLINE:
         _pull_and_build_online(image_map)
+    to_load = sorted(set(image_map.local_images()) | set(workload.values()))
+    _check_local_images(to_load, image_map, opts.image_map)
     config = kindconfig.kind_config(
         name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
@@ -86,14 +104,22 @@ def bring_up(opts: Options) -> Cluster:
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
                        image=node_image, config=config)
     created = _create_or_reuse(kind)
-    kind.load_images(sorted(set(image_map.local_images()) | set(workload.values())))
+    try:
+        kind.load_images(to_load)
+    except BaseException:  # a half-set-up cluster this run created is not kept
+        if created:
+            tear_down(Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
+                              image_map=image_map, kind=kind, created=True), keep=False)
+        raise
     return Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
                    image_map=image_map, node_image=node_image, kind=kind, created=created)
 
 
 def _create_or_reuse(kind: KindCluster) -> bool:
     """Reuse a kept cluster only when it was made with the same config and image."""
-    wanted = kindconfig.dump(kind.config) + f"# image: {kind.image}\n"
+    image_id = docker.run(["image", "inspect", "--format", "{{.Id}}", kind.image]).strip() \
+        if docker.image_exists(kind.image) else "(pulled by kind)"
+    wanted = kindconfig.dump(kind.config) + f"# image: {kind.image} {image_id}\n"
     stamp = kind.path / "identity"
     if kind.exists():
         if not stamp.exists() or stamp.read_text() != wanted:
@@ -110,6 +136,128 @@ def _create_or_reuse(kind: KindCluster) -> bool:
     kind.create()
     stamp.write_text(wanted)
     return True
+
+
+def _check_local_images(tags: list[str], image_map: ImageMap, extra_map: Path | None) -> None:
+    """Every image about to be loaded into the nodes is in the local engine."""
+    missing = [t for t in tags if not docker.image_exists(t)]
+    if missing:
+        refs = {v: k for k, v in image_map.entries.items()}
+        named = ", ".join(f"{t} (for {refs[t]})" if t in refs else t for t in missing)
+        where = f"{extra_map} or fixtures/images.yaml" if extra_map else "fixtures/images.yaml"
+        raise ClusterError(f"image(s) {named} are not in the local Docker engine, so they cannot "
+                           f"be loaded into the nodes: build or `docker load` them, or fix the "
+                           f"image map ({where})")
+
+
+# -- offline Kubernetes versions ---------------------------------------------
+
+def check_offline_version(version: KubeVersion) -> None:
+    """Before any long step: the offline builder supports the version, and the Go
+    module proxy serves it (asked only when its binaries are not cached)."""
+    check_offline_buildable(version)
+    bin_dir = cache.path("kubernetes", str(version), "bin")
+    if all((bin_dir / c).exists() for c in KUBERNETES_COMMANDS):
+        return
+    served = served_kubernetes_versions()
+    if served is not None:
+        check_offline_buildable(version, served)
+
+
+def served_kubernetes_versions(timeout: float = 60) -> list[str] | None:
+    """Versions of k8s.io/kubernetes the Go module proxy lists; None when it cannot
+    be asked (the build then reports its own error)."""
+    if not shutil.which("go"):
+        return None
+    try:
+        proc = subprocess.run(["go", "list", "-m", "-versions", "k8s.io/kubernetes"],
+                              capture_output=True, text=True, timeout=timeout, cwd="/")
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    fields = proc.stdout.split()
+    if proc.returncode != 0 or not fields or fields[0] != "k8s.io/kubernetes":
+        return None
+    return fields[1:]
+
+
+# -- an existing cluster -----------------------------------------------------
+
+_KUBECONFIG_FIX = "check --kubeconfig/--kube-context"
+
+
+def check_kubeconfig(path: Path, context: str | None) -> str:
+    """The API server URL of the kubeconfig's context, or a ClusterError saying
+    what is wrong with the file (cause and fix) instead of a client traceback."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ClusterError(f"cannot read kubeconfig {path} ({err.strerror or err}); "
+                           f"{_KUBECONFIG_FIX}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ClusterError(f"kubeconfig {path} is not valid YAML{where} ({problem}); "
+                           f"{_KUBECONFIG_FIX}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("contexts"), list):
+        raise ClusterError(f"kubeconfig {path} has no contexts list: it is not a kubeconfig "
+                           f"(apiVersion: v1, kind: Config); {_KUBECONFIG_FIX}")
+    contexts = {c.get("name"): c.get("context") or {} for c in data["contexts"]
+                if isinstance(c, dict)}
+    known = ", ".join(str(n) for n in contexts) or "none"
+    name = context or data.get("current-context")
+    if not name:
+        raise ClusterError(f"kubeconfig {path} sets no current-context; pass --kube-context "
+                           f"(contexts in it: {known})")
+    if name not in contexts:
+        raise ClusterError(f"context {name!r} is not in kubeconfig {path} (contexts in it: "
+                           f"{known}); {_KUBECONFIG_FIX}")
+    clusters = {c.get("name"): c.get("cluster") or {} for c in data.get("clusters") or []
+                if isinstance(c, dict)}
+    cluster = contexts[name].get("cluster") if isinstance(contexts[name], dict) else None
+    server = (clusters.get(cluster) or {}).get("server")
+    if not server:
+        raise ClusterError(f"context {name!r} of kubeconfig {path} names cluster {cluster!r}, "
+                           f"which has no server URL there; {_KUBECONFIG_FIX}")
+    return server
+
+
+def preflight_api(path: Path, context: str | None, server: str, timeout: float = 5) -> str:
+    """One bounded request (GET /version, no retries): the API server answers and
+    accepts the credentials. Returns its gitVersion."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    cfg = client.Configuration()
+    try:
+        config.load_kube_config(config_file=str(path), context=context,
+                                client_configuration=cfg)
+    except (ConfigException, ValueError, TypeError, KeyError, AttributeError, OSError) as err:
+        raise ClusterError(f"kubeconfig {path} cannot be used ({short_reason(err)}); "
+                           f"{_KUBECONFIG_FIX}") from None
+    cfg.retries = 0
+    try:
+        with client.ApiClient(cfg) as api:
+            return client.VersionApi(api).get_code(_request_timeout=(timeout, timeout)).git_version
+    except ApiException as err:
+        if err.status in (401, 403):
+            raise ClusterError(f"the API server at {server} refused the credentials of kubeconfig "
+                               f"{path} ({err.status} {err.reason}); {_KUBECONFIG_FIX}") from None
+        raise ClusterError(f"the API server at {server} answered GET /version with {err.status} "
+                           f"{err.reason}; {_KUBECONFIG_FIX}") from None
+    except Exception as err:  # urllib3 errors: refused, timed out, TLS, DNS
+        raise ClusterError(f"cannot reach the API server at {server} ({short_reason(err)}); "
+                           f"{_KUBECONFIG_FIX}") from None
+
+
+def short_reason(err: BaseException) -> str:
+    """A one-line reason without urllib3's object reprs."""
+    reason = getattr(err, "reason", None)
+    text = str(reason if isinstance(reason, BaseException) else err).splitlines()[0]
+    text = re.sub(r"^(?:(?:<[^>]*>|\w+\([^)]*\)|None): )+", "", text)
+    return text or type(err).__name__
 
 
 def _api_ready(kubeconfig: Path, timeout: float = 60) -> bool:

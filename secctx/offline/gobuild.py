@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,15 +30,32 @@ def go_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    log.step("go " + " ".join(args[:3]) + (" ..." if len(args) > 3 else ""))
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=env or go_env(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+def go(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+       timeout: float = 3600) -> str:
+    """Run the go tool; long steps (a cold Kubernetes build takes ~10 min on 2
+    cores) print a heartbeat every 30 s so that a log shows progress."""
+    what = "go " + " ".join(args[:3]) + (" ..." if len(args) > 3 else "")
+    log.step(what)
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(["go", *args], cwd=cwd, env=env or go_env(), text=True,
+                                stdout=out, stderr=subprocess.STDOUT)
+        start = time.monotonic()
+        while True:
+            try:
+                proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - start
+                if elapsed > timeout:
+                    proc.kill()
+                    proc.wait()
+                    raise BuildError(f"{what} did not finish within {timeout:.0f}s") from None
+                log.step(f"  ... still running ({elapsed:.0f}s): {what}")
+        out.seek(0)
+        output = out.read()
     if proc.returncode != 0:
-        raise BuildError(f"go {' '.join(args)} failed in {cwd}:\n{proc.stdout[-4000:]}")
-    return proc.stdout
+        raise BuildError(f"go {' '.join(args)} failed in {cwd}:\n{output[-4000:]}")
+    return output
 
 
 class BuildError(RuntimeError):

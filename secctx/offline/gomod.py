@@ -48,6 +48,31 @@ class KubeVersion:
         return f"v0.{self.minor}.{self.patch}"
 
 
+# Minor versions the offline builder is known to build and run (kubeadm config,
+# component versions, the node image recipe): 1.34-1.37.
+OFFLINE_MINORS = (34, 37)
+
+
+def check_offline_buildable(version: KubeVersion, served: list[str] | None = None) -> None:
+    """Raise VersionError (cause and fix) unless the offline builder supports
+    `version` and, when `served` (the versions the Go module proxy lists for
+    k8s.io/kubernetes) is given, the proxy serves it."""
+    low, high = OFFLINE_MINORS
+    supported = f"v1.{low}-v1.{high}"
+    if version.major != 1 or not low <= version.minor <= high:
+        raise VersionError(
+            f"offline builds support {supported}; {version} is not one. Choose a version in "
+            f"that range with --kubernetes-version, or use --mode online (kindest/node images)")
+    if served is not None and str(version) not in served:
+        same_minor = [v for v in served if v.startswith(f"v1.{version.minor}.")]
+        others = [v for v in served
+                  if (m := _SEMVER.match(v)) and low <= int(m.group(2)) <= high]
+        offer = ", ".join(same_minor or others) or "none"
+        raise VersionError(
+            f"k8s.io/kubernetes {version} is not served by the Go module proxy (GOPROXY), so "
+            f"it cannot be built offline; versions it serves in {supported}: {offer}")
+
+
 def staging_modules(kubernetes_mod: str) -> list[str]:
     """Module paths that k8s.io/kubernetes's go.mod replaces with ./staging."""
     found = []

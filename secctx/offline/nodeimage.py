@@ -7,6 +7,7 @@ k8s.io namespace, write /kind/version and /kind/manifests, commit.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -15,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from . import cache, capshim, components, docker, images, log
 from .gobuild import BuildError, build_kubernetes
-from .gomod import KubeVersion
+from .gomod import KubeVersion, check_offline_buildable
 
 NODE_FILES = Path(__file__).with_name("node")
 REPOSITORY = "secctx.local/kind-node"
@@ -43,7 +46,41 @@ def kind_binary() -> Path:
     return components.build(components.COMPONENTS["kind"]) / "kind"
 
 
+INPUTS_LABEL = "io.secctx.inputs"
+
+
+def inputs_key(version: KubeVersion) -> str:
+    """A cheap key of everything the node image is made from: versions, the
+    builder's own source and files. Equal key: the image is up to date, with no
+    need to hash hundreds of megabytes of binaries (a warm start in seconds)."""
+    h = hashlib.sha256(f"{RECIPE}|{version}|{components.KIND_VERSION}".encode())
+    for c in components.COMPONENTS.values():
+        h.update(f"{c.name}={c.version}".encode())
+    here = Path(__file__).parent
+    sources = [*sorted(here.glob("*.py")), *sorted(NODE_FILES.glob("*")),
+               *sorted(capshim.SOURCE.glob("*")), *sorted(images.IMAGE_SOURCES.rglob("*"))]
+    for f in sources:
+        if f.is_file():
+            h.update(f.name.encode() + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
 def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
+    tag = image_tag(version)
+    if not rebuild and docker.image_label(tag, INPUTS_LABEL) == inputs_key(version):
+        coredns = docker.image_label(tag, "io.secctx.coredns") == "true"
+        log.step(f"node image {tag} is up to date (same inputs)")
+        return NodeImage(tag, version, coredns)
+    check_offline_buildable(version)  # before any long step
+    # Two builds of one version would write the same cache directories.
+    lock = cache.path("locks", f"node-image-{version}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        with tempfile.TemporaryDirectory(prefix="secctx-node-") as stage:
+            return _build(version, rebuild, Path(stage))
+
+
+def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
     tag = image_tag(version)
     t0 = time.monotonic()
     k8s_bin = build_kubernetes(version, cache.path("kubernetes", str(version), "bin"),
@@ -55,9 +92,9 @@ def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
     log.step(f"binaries ready after {time.monotonic() - t0:.0f}s")
 
     archives = _image_archives(names, k8s_bin, built, coredns_bin)
-    files = _node_files(version, k8s_bin, built, names)
+    files = _node_files(version, k8s_bin, built, names, stage)
     key = docker.content_key(RECIPE, files | {f"archive-{i}": a for i, a in enumerate(archives)})
-    if not rebuild and docker.image_label(tag) == key:
+    if not rebuild and docker.image_label(tag) == key and docker.image_label(tag, INPUTS_LABEL):
         log.step(f"node image {tag} is up to date")
         return NodeImage(tag, version, coredns_bin is not None)
     base_tag = f"{REPOSITORY}-base:{version}"
@@ -95,8 +132,11 @@ def _image_archives(names, k8s_bin, built, coredns_bin) -> list[Path]:
 
 
 def _saved(tag: str) -> Path:
+    # Keyed by name and content: equal images under two tags (pause 3.10.1 and
+    # 3.10.2) must each be saved with their own name.
     image_id = docker.run(["image", "inspect", "--format", "{{.Id}}", tag]).strip()
-    out = cache.path("archives", image_id.replace("sha256:", "")[:24] + ".tar")
+    key = hashlib.sha256(f"{tag}@{image_id}".encode()).hexdigest()[:24]
+    out = cache.path("archives", key + ".tar")
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
@@ -106,10 +146,9 @@ def _saved(tag: str) -> Path:
 
 
 def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
-                names: images.ControlPlaneImages) -> dict[str, Path]:
+                names: images.ControlPlaneImages, stage: Path) -> dict[str, Path]:
     """The build context: kind's base-image files plus our binaries and config."""
     kind_src = _kind_module_dir() / "images" / "base" / "files"
-    stage = Path(tempfile.mkdtemp(prefix="secctx-node-"))
     root = stage / "root"
     shutil.copytree(kind_src, root, symlinks=True)
     (root / "LICENSES").mkdir(exist_ok=True)
@@ -229,6 +268,7 @@ def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
                     "--change", "CMD []",
                     "--change", f"LABEL {docker.KEY_LABEL}={key}",
                     "--change", f"LABEL io.secctx.coredns={str(coredns).lower()}",
+                    "--change", f"LABEL {INPUTS_LABEL}={inputs_key(KubeVersion.parse(tag.rsplit(':', 1)[1]))}",
                     name, tag])
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)

@@ -276,6 +276,9 @@ def test_rewrite_pod_without_mutating_input():
     assert web["securityContext"] == {"runAsUser": 1000}
     assert other["image"] == "alpine:3.20"
     assert no_image == {"name": "no-image"}
+    # Offline, every container with an image must use the node's copy.
+    for c in (out["spec"]["initContainers"][0], web, other):
+        assert c.pop("imagePullPolicy") == "Never"
     # Everything but the images is unchanged.
     out["spec"]["initContainers"][0]["image"] = "busybox:1.36"
     web["image"] = "nginx:1.25"

@@ -1,0 +1,342 @@
+"""User-fixable errors name their cause and their fix, and come early.
+
+No cluster, no Docker engine and no network: the environment is simulated
+with monkeypatch; the only sockets are local ones opened here.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from secctx import cli, kube
+from secctx.cluster import engine, provision
+from secctx.cluster.kind import ClusterError, KindCluster
+from secctx.imagemap import ImageMap
+from secctx.offline import gomod, nodeimage
+from secctx.offline.gomod import KubeVersion, VersionError, check_offline_buildable
+
+
+def _must_not_run(what):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"{what} ran, but the error should have come first")
+    return fail
+
+
+# -- 1. no Docker engine, and none can be started -------------------------------
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    monkeypatch.setattr(engine, "docker_info", lambda: None)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(engine, "_start_dockerd", _must_not_run("starting dockerd"))
+    monkeypatch.setattr(engine.subprocess, "run", _must_not_run("a command (apt-get)"))
+
+
+def test_no_engine_no_dockerd_not_root(no_engine):
+    with pytest.raises(engine.EngineError) as err:
+        engine.ensure_engine()
+    assert "No Docker engine runs and dockerd is not installed" in str(err.value)  # cause
+    assert "apt-get install docker.io" in str(err.value) and "run as root" in str(err.value)  # fix
+
+
+def test_dockerd_installed_but_not_root(monkeypatch):
+    monkeypatch.setattr(engine, "docker_info", lambda: None)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(engine.subprocess, "Popen", _must_not_run("dockerd"))
+    with pytest.raises(engine.EngineError) as err:
+        engine.ensure_engine()
+    assert "No Docker engine answers, and starting dockerd needs root" in str(err.value)
+    assert "systemctl start docker" in str(err.value)
+
+
+def test_cli_prints_one_line_and_exits_2(no_engine, capsys):
+    assert cli.main(["engine"]) == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("secctx: No Docker engine runs")
+    assert "Traceback" not in out.err and out.out == ""
+
+
+# -- 2. kind missing ----------------------------------------------------------
+
+def test_kind_cluster_with_missing_kind_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("SECCTX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # pytest-kind's own state directory goes here
+    kind = KindCluster("unit-test", kind_path=tmp_path / "no" / "kind", kubectl_path=None,
+                       image=None, config={})
+    for action in (kind.exists, kind.create, kind.delete, kind.nodes):
+        with pytest.raises(ClusterError) as err:
+            action()
+        assert f"kind is missing at {tmp_path / 'no' / 'kind'}" in str(err.value)
+        assert "--kind-bin" in str(err.value) and "kind >= v0.32" in str(err.value)
+
+
+def test_kind_that_cannot_run_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("SECCTX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    not_executable = tmp_path / "kind"
+    not_executable.write_text("not a program")
+    kind = KindCluster("unit-test", kind_path=not_executable, kubectl_path=None, image=None,
+                       config={})
+    with pytest.raises(ClusterError) as err:
+        kind.exists()
+    assert "cannot run kind at" in str(err.value) and "--kind-bin" in str(err.value)
+
+
+def test_bring_up_checks_kind_bin_before_anything_else(monkeypatch, tmp_path):
+    monkeypatch.setattr(engine, "ensure_engine", _must_not_run("the engine check"))
+    with pytest.raises(ClusterError) as err:
+        provision.bring_up(provision.Options(name="unit", kind_bin=tmp_path / "kind"))
+    assert "kind is missing at" in str(err.value) and "drop --kind-bin" in str(err.value)
+
+
+# -- 3. a node image that does not exist (offline) --------------------------------
+
+@pytest.fixture
+def offline_engine(monkeypatch):
+    """An engine that answers and holds no image; nothing long may start."""
+    monkeypatch.setattr(engine, "ensure_engine", lambda: {"ServerVersion": "test"})
+    monkeypatch.setattr(provision.docker, "image_exists", lambda tag: False)
+    monkeypatch.setattr(provision.nodeimage, "build", _must_not_run("the node image build"))
+    monkeypatch.setattr(provision.images, "build_workload_images",
+                        _must_not_run("the workload image build"))
+    monkeypatch.setattr(KindCluster, "create", _must_not_run("kind create"))
+    monkeypatch.setattr(KindCluster, "exists", _must_not_run("kind"))
+
+
+def test_missing_node_image_fails_before_kind_pulls(offline_engine):
+    with pytest.raises(ClusterError) as err:
+        provision.bring_up(provision.Options(name="unit", mode="offline",
+                                             node_image="secctx.local/kind-node:does-not-exist"))
+    message = str(err.value)
+    assert "node image secctx.local/kind-node:does-not-exist does not exist" in message
+    assert "offline mode never pulls" in message
+    assert "python -m secctx node-image" in message and "--kind-image" in message
+
+
+def test_images_missing_from_the_engine_are_named_before_loading(monkeypatch, offline_engine):
+    monkeypatch.setattr(provision.docker, "image_exists", lambda tag: tag != "secctx.local/gone:1")
+    monkeypatch.setattr(provision.images, "build_workload_images", lambda offline: {})
+    imap = ImageMap("offline", {"busybox:1.36": "secctx.local/gone:1"})
+    with pytest.raises(ClusterError) as err:
+        provision._check_local_images(["secctx.local/gone:1", "secctx.local/here:1"], imap, None)
+    assert "secctx.local/gone:1 (for busybox:1.36)" in str(err.value)
+    assert "here" not in str(err.value) and "fix the image map" in str(err.value)
+
+
+# -- 4 and 5. an existing cluster: unreachable API server, invalid kubeconfig -----
+
+def _kubeconfig(path: Path, server: str, **top) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "ctx",
+        "clusters": [{"name": "c", "cluster": {"server": server,
+                                               "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}], **top}))
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_api_server(tmp_path):
+    server = f"https://127.0.0.1:{_closed_port()}"
+    path = _kubeconfig(tmp_path / "kc", server)
+    t0 = time.monotonic()
+    with pytest.raises(ClusterError) as err:
+        provision.bring_up(provision.Options(existing_kubeconfig=path))
+    assert time.monotonic() - t0 < 5
+    assert str(err.value) == (f"cannot reach the API server at {server} (Failed to establish a "
+                              "new connection: [Errno 111] Connection refused); check "
+                              "--kubeconfig/--kube-context")
+
+
+def test_silent_api_server_is_bounded(tmp_path):
+    """A server that accepts connections and never answers: one bounded try."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
+    thread.start()
+    server = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ClusterError) as err:
+            provision.preflight_api(_kubeconfig(tmp_path / "kc", server), None, server, timeout=1)
+        assert time.monotonic() - t0 < 4  # no retries
+        assert f"cannot reach the API server at {server} (" in str(err.value)
+        assert "timed out" in str(err.value)
+    finally:
+        listener.close()
+        for conn, _ in accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("text, context, expected", [
+    ("a: b: c\n", None, "is not valid YAML at line 1 (mapping values are not allowed here)"),
+    ("just a string\n", None, "has no contexts list: it is not a kubeconfig"),
+    ("", None, "has no contexts list"),
+    (None, "elsewhere", "context 'elsewhere' is not in kubeconfig"),
+    (None, None, None),
+])
+def test_invalid_kubeconfig(tmp_path, text, context, expected):
+    path = tmp_path / "kc"
+    if text is None:
+        _kubeconfig(path, "https://example.invalid:6443")
+    else:
+        path.write_text(text)
+    if expected is None:
+        assert provision.check_kubeconfig(path, context) == "https://example.invalid:6443"
+        return
+    with pytest.raises(ClusterError) as err:
+        provision.check_kubeconfig(path, context)
+    assert str(path) in str(err.value) and expected in str(err.value)
+    assert "--kube-context" in str(err.value)
+
+
+def test_missing_kubeconfig_and_missing_current_context(tmp_path):
+    with pytest.raises(ClusterError, match=r"cannot read kubeconfig .*No such file or directory"):
+        provision.check_kubeconfig(tmp_path / "absent", None)
+    path = _kubeconfig(tmp_path / "kc", "https://x:1", **{"current-context": ""})
+    with pytest.raises(ClusterError, match=r"sets no current-context; pass --kube-context "
+                                           r"\(contexts in it: ctx\)"):
+        provision.check_kubeconfig(path, None)
+
+
+def test_context_naming_a_missing_cluster(tmp_path):
+    path = _kubeconfig(tmp_path / "kc", "https://x:1")
+    data = yaml.safe_load(path.read_text())
+    data["contexts"][0]["context"]["cluster"] = "gone"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ClusterError, match="names cluster 'gone', which has no server URL"):
+        provision.check_kubeconfig(path, None)
+
+
+def test_short_reason_drops_urllib3_object_reprs():
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+    inner = NewConnectionError(None, "HTTPSConnection(host='h', port=1): Failed to establish a "
+                                     "new connection: [Errno 111] Connection refused")
+    assert provision.short_reason(MaxRetryError(None, "/version", inner)) == \
+        "Failed to establish a new connection: [Errno 111] Connection refused"
+
+
+# -- 7. an image missing from the node -------------------------------------------
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+       "spec": {"containers": [{"name": "a", "image": "busybox:1.36", "imagePullPolicy": "Always"},
+                               {"name": "b", "image": "unmapped:1"}]}}
+
+
+def test_offline_rewrite_never_pulls_online_keeps_the_policy():
+    offline = ImageMap.load("offline").rewrite(POD)["spec"]["containers"]
+    assert [c["imagePullPolicy"] for c in offline] == ["Never", "Never"]
+    online = ImageMap.load("online").rewrite(POD)["spec"]["containers"]
+    assert [c.get("imagePullPolicy") for c in online] == ["Always", None]
+    # The mode can be given; the map's own is the default.
+    assert ImageMap.load("online").rewrite(POD, mode="offline")["spec"]["containers"][1][
+        "imagePullPolicy"] == "Never"
+
+
+def test_missing_image_waiting_error_says_how_to_load_it():
+    pod = client.V1Pod(
+        spec=client.V1PodSpec(containers=[], restart_policy="Always"),
+        status=client.V1PodStatus(phase="Pending", container_statuses=[client.V1ContainerStatus(
+            name="app", image="secctx.local/absent:1.0", image_id="", ready=False,
+            restart_count=0, state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
+                reason="ErrImageNeverPull",
+                message='Container image "secctx.local/absent:1.0" is not present with pull '
+                        'policy of Never')))]))
+    reason, message = kube.terminal_problem(pod)
+    assert reason == "ErrImageNeverPull"
+    assert message.endswith("image secctx.local/absent:1.0 is not on the node: load it (kind load "
+                            "docker-image secctx.local/absent:1.0) or fix the image map")
+
+
+# -- 9. a Kubernetes version the offline builder cannot build ---------------------
+
+@pytest.mark.parametrize("version", ["v1.99.0", "v1.33.9", "v1.38.0", "v2.35.0"])
+def test_version_outside_the_offline_range(version):
+    with pytest.raises(VersionError) as err:
+        check_offline_buildable(KubeVersion.parse(version))
+    assert str(err.value).startswith(f"offline builds support v1.34-v1.37; {version} is not one")
+    assert "--kubernetes-version" in str(err.value) and "--mode online" in str(err.value)
+
+
+@pytest.mark.parametrize("version", ["v1.34.0", "v1.35.4", "v1.37.2"])
+def test_versions_in_the_offline_range(version):
+    check_offline_buildable(KubeVersion.parse(version))
+
+
+def test_version_the_module_proxy_does_not_serve():
+    served = ["v1.13.0", "v1.36.3", "v1.37.0", "v1.37.2"]
+    check_offline_buildable(KubeVersion.parse("v1.37.2"), served)
+    with pytest.raises(VersionError) as err:
+        check_offline_buildable(KubeVersion.parse("v1.37.99"), served)
+    assert "k8s.io/kubernetes v1.37.99 is not served by the Go module proxy" in str(err.value)
+    assert "v1.37.0, v1.37.2" in str(err.value)
+    with pytest.raises(VersionError, match=r"serves in v1.34-v1.37: v1.36.3, v1.37.0, v1.37.2"):
+        check_offline_buildable(KubeVersion.parse("v1.35.1"), served)
+
+
+def test_bring_up_checks_the_version_before_any_long_step(monkeypatch, offline_engine):
+    monkeypatch.setattr(provision, "served_kubernetes_versions", _must_not_run("go list"))
+    with pytest.raises(VersionError, match="support v1.34-v1.37; v1.99.0 is not one"):
+        provision.bring_up(provision.Options(name="unit", mode="offline",
+                                             kubernetes_version="v1.99.0"))
+
+
+def test_bring_up_asks_the_proxy_only_when_not_cached(monkeypatch, tmp_path, offline_engine):
+    monkeypatch.setenv("SECCTX_CACHE", str(tmp_path))
+    asked = []
+    monkeypatch.setattr(provision, "served_kubernetes_versions",
+                        lambda: asked.append(1) or ["v1.37.2"])
+    with pytest.raises(VersionError, match="v1.37.99 is not served"):
+        provision.check_offline_version(KubeVersion.parse("v1.37.99"))
+    assert asked == [1]
+    bin_dir = tmp_path / "kubernetes" / "v1.37.2" / "bin"
+    bin_dir.mkdir(parents=True)
+    for command in provision.KUBERNETES_COMMANDS:
+        (bin_dir / command).write_text("")
+    provision.check_offline_version(KubeVersion.parse("v1.37.2"))
+    assert asked == [1]  # cached binaries: no need to ask
+
+
+def test_unknown_proxy_answer_does_not_block(monkeypatch, tmp_path):
+    monkeypatch.setenv("SECCTX_CACHE", str(tmp_path))
+    monkeypatch.setattr(provision, "served_kubernetes_versions", lambda: None)
+    provision.check_offline_version(KubeVersion.parse("v1.36.3"))  # the build will tell
+
+
+@pytest.fixture
+def no_node_image_build(monkeypatch):
+    monkeypatch.setattr(nodeimage.docker, "image_label", lambda tag, label=None: None)
+    monkeypatch.setattr(nodeimage, "build_kubernetes", _must_not_run("the Kubernetes build"))
+
+
+def test_node_image_build_checks_the_range_first(no_node_image_build):
+    with pytest.raises(VersionError, match="v1.99.0 is not one"):
+        nodeimage.build(KubeVersion.parse("v1.99.0"))
+
+
+def test_cli_node_image_with_an_unsupported_version(no_node_image_build, capsys):
+    assert cli.main(["node-image", "--kubernetes-version", "v1.99.0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["secctx: offline builds support v1.34-v1.37; v1.99.0 is not one. Choose a "
+                   "version in that range with --kubernetes-version, or use --mode online "
+                   "(kindest/node images)"]
+
+
+def test_offline_minors_constant_is_the_documented_range():
+    assert gomod.OFFLINE_MINORS == (34, 37)
