@@ -14,7 +14,7 @@ import pytest
 
 from secctx import cases as case_files
 from secctx import report, session, timing
-from secctx.cluster import provision
+from secctx.cluster import existing, provision
 from secctx.cluster.shared import SharedCluster
 
 ROOT = Path(__file__).resolve().parent
@@ -158,7 +158,7 @@ def infrastructure(results: Path | None, what: str = ""):
         return
     except _infrastructure_errors() as err:
         if type(err).__module__.startswith("urllib3"):  # the cluster went away mid-set-up
-            message = (f"cannot reach the API server ({provision.short_reason(err)}); check "
+            message = (f"cannot reach the API server ({existing.short_reason(err)}); check "
                        "--kubeconfig/--kube-context and that the cluster is up")
         else:
             message = str(err)

@@ -5,19 +5,15 @@ One place decides: engine, mode, node image, workload images, kind cluster
 """
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..imagemap import ImageMap
-from ..offline import cache, capshim, components, docker, images, log, nodeimage
-from ..offline.gobuild import KUBERNETES_COMMANDS
-from ..offline.gomod import KubeVersion, check_offline_buildable
-from . import engine, kindconfig, mode as modes
+from ..offline import capshim, components, docker, images, log, nodeimage
+from ..offline.gomod import KubeVersion
+from . import engine, existing, kindconfig, mode as modes, versions
 from .kind import ClusterError, KindCluster
 
 # Offline default: the newest release that builds and runs here (1.34-1.37 all do).
@@ -58,8 +54,8 @@ class Cluster:
 
 def bring_up(opts: Options) -> Cluster:
     if opts.existing_kubeconfig:
-        server = check_kubeconfig(opts.existing_kubeconfig, opts.kube_context)
-        preflight_api(opts.existing_kubeconfig, opts.kube_context, server)
+        server = existing.check_kubeconfig(opts.existing_kubeconfig, opts.kube_context)
+        existing.preflight_api(opts.existing_kubeconfig, opts.kube_context, server)
         return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
                        mode_reason="--kubeconfig names an existing cluster",
                        image_map=ImageMap.load(modes.ONLINE, opts.image_map))
@@ -87,7 +83,7 @@ def bring_up(opts: Options) -> Cluster:
     elif mode == modes.OFFLINE:
         if version is None:
             raise ClusterError("offline mode needs --kubernetes-version")
-        check_offline_version(version)
+        versions.check_offline_version(version)
         built = nodeimage.build(version, rebuild=opts.rebuild)
         node_image, coredns = built.tag, built.coredns
     else:
@@ -148,116 +144,6 @@ def _check_local_images(tags: list[str], image_map: ImageMap, extra_map: Path | 
         raise ClusterError(f"image(s) {named} are not in the local Docker engine, so they cannot "
                            f"be loaded into the nodes: build or `docker load` them, or fix the "
                            f"image map ({where})")
-
-
-# -- offline Kubernetes versions ---------------------------------------------
-
-def check_offline_version(version: KubeVersion) -> None:
-    """Before any long step: the offline builder supports the version, and the Go
-    module proxy serves it (asked only when its binaries are not cached)."""
-    check_offline_buildable(version)
-    bin_dir = cache.path("kubernetes", str(version), "bin")
-    if all((bin_dir / c).exists() for c in KUBERNETES_COMMANDS):
-        return
-    served = served_kubernetes_versions()
-    if served is not None:
-        check_offline_buildable(version, served)
-
-
-def served_kubernetes_versions(timeout: float = 60) -> list[str] | None:
-    """Versions of k8s.io/kubernetes the Go module proxy lists; None when it cannot
-    be asked (the build then reports its own error)."""
-    if not shutil.which("go"):
-        return None
-    try:
-        proc = subprocess.run(["go", "list", "-m", "-versions", "k8s.io/kubernetes"],
-                              capture_output=True, text=True, timeout=timeout, cwd="/")
-    except (subprocess.TimeoutExpired, OSError):
-        return None
-    fields = proc.stdout.split()
-    if proc.returncode != 0 or not fields or fields[0] != "k8s.io/kubernetes":
-        return None
-    return fields[1:]
-
-
-# -- an existing cluster -----------------------------------------------------
-
-_KUBECONFIG_FIX = "check --kubeconfig/--kube-context"
-
-
-def check_kubeconfig(path: Path, context: str | None) -> str:
-    """The API server URL of the kubeconfig's context, or a ClusterError saying
-    what is wrong with the file (cause and fix) instead of a client traceback."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise ClusterError(f"cannot read kubeconfig {path} ({err.strerror or err}); "
-                           f"{_KUBECONFIG_FIX}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ClusterError(f"kubeconfig {path} is not valid YAML{where} ({problem}); "
-                           f"{_KUBECONFIG_FIX}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("contexts"), list):
-        raise ClusterError(f"kubeconfig {path} has no contexts list: it is not a kubeconfig "
-                           f"(apiVersion: v1, kind: Config); {_KUBECONFIG_FIX}")
-    contexts = {c.get("name"): c.get("context") or {} for c in data["contexts"]
-                if isinstance(c, dict)}
-    known = ", ".join(str(n) for n in contexts) or "none"
-    name = context or data.get("current-context")
-    if not name:
-        raise ClusterError(f"kubeconfig {path} sets no current-context; pass --kube-context "
-                           f"(contexts in it: {known})")
-    if name not in contexts:
-        raise ClusterError(f"context {name!r} is not in kubeconfig {path} (contexts in it: "
-                           f"{known}); {_KUBECONFIG_FIX}")
-    clusters = {c.get("name"): c.get("cluster") or {} for c in data.get("clusters") or []
-                if isinstance(c, dict)}
-    cluster = contexts[name].get("cluster") if isinstance(contexts[name], dict) else None
-    server = (clusters.get(cluster) or {}).get("server")
-    if not server:
-        raise ClusterError(f"context {name!r} of kubeconfig {path} names cluster {cluster!r}, "
-                           f"which has no server URL there; {_KUBECONFIG_FIX}")
-    return server
-
-
-def preflight_api(path: Path, context: str | None, server: str, timeout: float = 5) -> str:
-    """One bounded request (GET /version, no retries): the API server answers and
-    accepts the credentials. Returns its gitVersion."""
-    from kubernetes import client, config
-    from kubernetes.client.rest import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    cfg = client.Configuration()
-    try:
-        config.load_kube_config(config_file=str(path), context=context,
-                                client_configuration=cfg)
-    except (ConfigException, ValueError, TypeError, KeyError, AttributeError, OSError) as err:
-        raise ClusterError(f"kubeconfig {path} cannot be used ({short_reason(err)}); "
-                           f"{_KUBECONFIG_FIX}") from None
-    cfg.retries = 0
-    try:
-        with client.ApiClient(cfg) as api:
-            return client.VersionApi(api).get_code(_request_timeout=(timeout, timeout)).git_version
-    except ApiException as err:
-        if err.status in (401, 403):
-            raise ClusterError(f"the API server at {server} refused the credentials of kubeconfig "
-                               f"{path} ({err.status} {err.reason}); {_KUBECONFIG_FIX}") from None
-        raise ClusterError(f"the API server at {server} answered GET /version with {err.status} "
-                           f"{err.reason}; {_KUBECONFIG_FIX}") from None
-    except Exception as err:  # urllib3 errors: refused, timed out, TLS, DNS
-        raise ClusterError(f"cannot reach the API server at {server} ({short_reason(err)}); "
-                           f"{_KUBECONFIG_FIX}") from None
-
-
-def short_reason(err: BaseException) -> str:
-    """A one-line reason without urllib3's object reprs."""
-    reason = getattr(err, "reason", None)
-    text = str(reason if isinstance(reason, BaseException) else err).splitlines()[0]
-    text = re.sub(r"^(?:(?:<[^>]*>|\w+\([^)]*\)|None): )+", "", text)
-    return text or type(err).__name__
 
 
 def _api_ready(kubeconfig: Path, timeout: float = 60) -> bool:

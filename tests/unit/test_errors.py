@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 
 from secctx import cli, kube
-from secctx.cluster import engine, provision
+from secctx.cluster import engine, existing, provision, versions
 from secctx.cluster.kind import ClusterError, KindCluster
 from secctx.imagemap import ImageMap
 from secctx.offline import gomod, nodeimage
@@ -174,7 +174,7 @@ def test_silent_api_server_is_bounded(tmp_path):
     try:
         t0 = time.monotonic()
         with pytest.raises(ClusterError) as err:
-            provision.preflight_api(_kubeconfig(tmp_path / "kc", server), None, server, timeout=1)
+            existing.preflight_api(_kubeconfig(tmp_path / "kc", server), None, server, timeout=1)
         assert time.monotonic() - t0 < 4  # no retries
         assert f"cannot reach the API server at {server} (" in str(err.value)
         assert "timed out" in str(err.value)
@@ -198,21 +198,21 @@ def test_invalid_kubeconfig(tmp_path, text, context, expected):
     else:
         path.write_text(text)
     if expected is None:
-        assert provision.check_kubeconfig(path, context) == "https://example.invalid:6443"
+        assert existing.check_kubeconfig(path, context) == "https://example.invalid:6443"
         return
     with pytest.raises(ClusterError) as err:
-        provision.check_kubeconfig(path, context)
+        existing.check_kubeconfig(path, context)
     assert str(path) in str(err.value) and expected in str(err.value)
     assert "--kube-context" in str(err.value)
 
 
 def test_missing_kubeconfig_and_missing_current_context(tmp_path):
     with pytest.raises(ClusterError, match=r"cannot read kubeconfig .*No such file or directory"):
-        provision.check_kubeconfig(tmp_path / "absent", None)
+        existing.check_kubeconfig(tmp_path / "absent", None)
     path = _kubeconfig(tmp_path / "kc", "https://x:1", **{"current-context": ""})
     with pytest.raises(ClusterError, match=r"sets no current-context; pass --kube-context "
                                            r"\(contexts in it: ctx\)"):
-        provision.check_kubeconfig(path, None)
+        existing.check_kubeconfig(path, None)
 
 
 def test_context_naming_a_missing_cluster(tmp_path):
@@ -221,14 +221,14 @@ def test_context_naming_a_missing_cluster(tmp_path):
     data["contexts"][0]["context"]["cluster"] = "gone"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ClusterError, match="names cluster 'gone', which has no server URL"):
-        provision.check_kubeconfig(path, None)
+        existing.check_kubeconfig(path, None)
 
 
 def test_short_reason_drops_urllib3_object_reprs():
     from urllib3.exceptions import MaxRetryError, NewConnectionError
     inner = NewConnectionError(None, "HTTPSConnection(host='h', port=1): Failed to establish a "
                                      "new connection: [Errno 111] Connection refused")
-    assert provision.short_reason(MaxRetryError(None, "/version", inner)) == \
+    assert existing.short_reason(MaxRetryError(None, "/version", inner)) == \
         "Failed to establish a new connection: [Errno 111] Connection refused"
 
 
@@ -291,7 +291,7 @@ def test_version_the_module_proxy_does_not_serve():
 
 
 def test_bring_up_checks_the_version_before_any_long_step(monkeypatch, offline_engine):
-    monkeypatch.setattr(provision, "served_kubernetes_versions", _must_not_run("go list"))
+    monkeypatch.setattr(versions, "served_kubernetes_versions", _must_not_run("go list"))
     with pytest.raises(VersionError, match="support v1.34-v1.37; v1.99.0 is not one"):
         provision.bring_up(provision.Options(name="unit", mode="offline",
                                              kubernetes_version="v1.99.0"))
@@ -300,23 +300,23 @@ def test_bring_up_checks_the_version_before_any_long_step(monkeypatch, offline_e
 def test_bring_up_asks_the_proxy_only_when_not_cached(monkeypatch, tmp_path, offline_engine):
     monkeypatch.setenv("SECCTX_CACHE", str(tmp_path))
     asked = []
-    monkeypatch.setattr(provision, "served_kubernetes_versions",
+    monkeypatch.setattr(versions, "served_kubernetes_versions",
                         lambda: asked.append(1) or ["v1.37.2"])
     with pytest.raises(VersionError, match="v1.37.99 is not served"):
-        provision.check_offline_version(KubeVersion.parse("v1.37.99"))
+        versions.check_offline_version(KubeVersion.parse("v1.37.99"))
     assert asked == [1]
     bin_dir = tmp_path / "kubernetes" / "v1.37.2" / "bin"
     bin_dir.mkdir(parents=True)
-    for command in provision.KUBERNETES_COMMANDS:
+    for command in versions.KUBERNETES_COMMANDS:
         (bin_dir / command).write_text("")
-    provision.check_offline_version(KubeVersion.parse("v1.37.2"))
+    versions.check_offline_version(KubeVersion.parse("v1.37.2"))
     assert asked == [1]  # cached binaries: no need to ask
 
 
 def test_unknown_proxy_answer_does_not_block(monkeypatch, tmp_path):
     monkeypatch.setenv("SECCTX_CACHE", str(tmp_path))
-    monkeypatch.setattr(provision, "served_kubernetes_versions", lambda: None)
-    provision.check_offline_version(KubeVersion.parse("v1.36.3"))  # the build will tell
+    monkeypatch.setattr(versions, "served_kubernetes_versions", lambda: None)
+    versions.check_offline_version(KubeVersion.parse("v1.36.3"))  # the build will tell
 
 
 @pytest.fixture
