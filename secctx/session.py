@@ -21,6 +21,12 @@ from .kube import MANAGED_BY, RUN_LABEL, Kube
 from .offline import log
 
 LOCAL_CLASS = "secctx-local"
+# Pre-bound `local` PVs whose contents set-up prepares, for fsGroupChangePolicy:
+# (name, gid of the volume's root). Each holds a file `preexisting` of group 0.
+PREPARED_CLASS = "secctx-local-prepared"  # no StorageClass object: claims bind by volumeName
+PREPARED_FSGROUP = 2000
+PREPARED_VOLUMES = (("root-matches", PREPARED_FSGROUP), ("root-differs", 0),
+                    ("root-matches-always", PREPARED_FSGROUP))
 PRIVILEGED_NS = {"pod-security.kubernetes.io/enforce": "privileged"}
 
 
@@ -31,6 +37,7 @@ class Suite:
     run_id: str
     env: nodefacts.Environment
     local_pvs: list[str] = field(default_factory=list)
+    prepared_pvs: dict[str, str] = field(default_factory=dict)  # PREPARED_VOLUMES name -> PV
 
     @property
     def image_map(self) -> ImageMap:
@@ -55,6 +62,11 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         dirs = [f"{run_id[:12]}-{worker}-{i}" for i in range(local_pv_count)]
         prepare = "".join(f"mkdir -p /host/local-pv/{d} && chmod 0777 /host/local-pv/{d}\n"
                           for d in dirs)
+        prepared = {n: f"{run_id[:12]}-{worker}-{n}" for n, _ in PREPARED_VOLUMES}
+        for name, root_gid in PREPARED_VOLUMES:
+            d = f"/host/local-pv/{prepared[name]}"
+            prepare += (f"mkdir -p {d} && chgrp {root_gid} {d} && chmod 2775 {d} && "
+                        f"touch {d}/preexisting && chgrp 0 {d}/preexisting\n")
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
                  for name, content in seccomp_profiles.items()}
         env = nodefacts.gather(kube, system_ns, cluster.image_map.resolve("busybox:1.36"),
@@ -70,7 +82,11 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         env.extra.update(runc=reason, containerd=env.container_runtime or reason)
         log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
     suite = Suite(kube, cluster, run_id, env)
-    suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs)
+    suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs, LOCAL_CLASS)
+    for name, d in prepared.items():
+        [suite.prepared_pvs[name]] = _create_local_pvs(kube, run_id, env.nodes[0], [d],
+                                                       PREPARED_CLASS)
+    suite.local_pvs += list(suite.prepared_pvs.values())
     if results:
         report.write_results_files(results, env.properties())
     log.step(f"environment: {json.dumps(env.properties())}")
@@ -156,7 +172,8 @@ def remove_stale(kube: Kube, run_id: str) -> list[str]:
     return stale
 
 
-def _create_local_pvs(kube: Kube, run_id: str, node: str, dirs: list[str]) -> list[str]:
+def _create_local_pvs(kube: Kube, run_id: str, node: str, dirs: list[str],
+                      storage_class: str) -> list[str]:
     """`local` PVs (fsGroup applies to these, unlike hostPath), one claim each."""
     try:
         client.StorageV1Api(kube.api).create_storage_class(client.V1StorageClass(
@@ -172,7 +189,7 @@ def _create_local_pvs(kube: Kube, run_id: str, node: str, dirs: list[str]) -> li
             metadata=client.V1ObjectMeta(name=name, labels={**MANAGED_BY, RUN_LABEL: run_id}),
             spec=client.V1PersistentVolumeSpec(
                 capacity={"storage": "1Gi"}, access_modes=["ReadWriteOnce"],
-                persistent_volume_reclaim_policy="Retain", storage_class_name=LOCAL_CLASS,
+                persistent_volume_reclaim_policy="Retain", storage_class_name=storage_class,
                 local=client.V1LocalVolumeSource(path=f"{nodefacts.LOCAL_PV_ROOT}/{d}"),
                 node_affinity=client.V1VolumeNodeAffinity(required=client.V1NodeSelector(
                     node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=[

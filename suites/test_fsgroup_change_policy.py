@@ -1,0 +1,51 @@
+"""fsGroupChangePolicy on a `local` PersistentVolume (a volume whose ownership
+the kubelet manages, unlike hostPath). The volume already holds a file of
+group 0. OnRootMismatch skips the recursive walk when the volume's root
+already has the fsGroup (and setgid, group rw); Always walks every time.
+"""
+from __future__ import annotations
+
+import pytest
+
+from secctx import report, runner
+from secctx.session import PREPARED_CLASS, PREPARED_FSGROUP
+
+pytestmark = pytest.mark.e2e
+
+UPSTREAM = [("[sig-storage] ... fsgroupchangepolicy", "https://github.com/kubernetes/kubernetes/"
+             "blob/master/test/e2e/storage/testsuites/fsgroupchangepolicy.go")]
+
+
+@pytest.mark.parametrize("policy, volume, preexisting_gid, why", [
+    ("OnRootMismatch", "root-matches", 0,
+     "the root already has group 2000 and setgid: the kubelet skips the recursive change"),
+    ("OnRootMismatch", "root-differs", PREPARED_FSGROUP,
+     "the root has group 0: the kubelet changes the whole volume"),
+    ("Always", "root-matches-always", PREPARED_FSGROUP,
+     "Always changes the whole volume on every mount"),
+])
+def test_fsGroupChangePolicy_on_a_local_volume(policy, volume, preexisting_gid, why,
+                                               suite, namespace):
+    report.label_test("fsGroup", "fsGroupChangePolicy", f"{policy} ({volume})",
+                      suite.kubernetes_version, "critical", UPSTREAM)
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": PREPARED_CLASS,
+                      "volumeName": suite.prepared_pvs[volume],
+                      "resources": {"requests": {"storage": "1Gi"}}}}
+    with report.step(f"claim PV {suite.prepared_pvs[volume]} (root {volume}, holds a file of group 0)"):
+        suite.kube.apply(claim, namespace)
+    runner.start_pod(suite, namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "policy"},
+        "spec": {"terminationGracePeriodSeconds": 0,
+                 "securityContext": {"runAsUser": 1000, "runAsGroup": 1000,
+                                     "fsGroup": PREPARED_FSGROUP, "fsGroupChangePolicy": policy},
+                 "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}})
+    out = runner.sh(suite, namespace, "policy", "stat -c '%g %A' /data /data/preexisting")
+    (root_gid, root_mode), (file_gid, _) = (line.split() for line in out.stdout.splitlines())
+    assert int(root_gid) == PREPARED_FSGROUP and root_mode[6] == "s", \
+        f"NOT ENFORCED: /data is group {root_gid} {root_mode}, expected {PREPARED_FSGROUP} with setgid"
+    assert int(file_gid) == preexisting_gid, (
+        f"NOT ENFORCED: {policy}: /data/preexisting has group {file_gid}, expected "
+        f"{preexisting_gid}: {why}")
