@@ -10,9 +10,13 @@ say() { printf '[secctx] %s\n' "$*" >&2; }
 # Debian packages the offline build needs (the Docker engine, debootstrap for
 # root filesystems, busybox for the small images, libseccomp for runc).
 ensure_host_packages() {
-  local wanted=(docker.io debootstrap busybox-static libseccomp-dev pkg-config gcc "$@")
+  local wanted=(debootstrap busybox-static libseccomp-dev pkg-config gcc "$@")
   local missing=()
   command -v dpkg-query >/dev/null || { say "not a Debian host: install Docker, Go, debootstrap yourself"; return 0; }
+  # A running engine (Docker CE on CI runners) is used as it is; else Debian's.
+  if ! [[ -S /var/run/docker.sock ]] || ! command -v docker >/dev/null; then
+    wanted+=(docker.io)
+  fi
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done

@@ -83,7 +83,8 @@ def busybox_tree() -> Path:
     tree = cache.path("busybox-tree", docker.content_key(version, {"busybox": binary}))
     if tree.exists():
         return tree
-    tmp = Path(tempfile.mkdtemp(dir=tree.parent if tree.parent.exists() else None))
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=tree.parent))  # same filesystem: the rename below is atomic
     (tmp / "bin").mkdir(parents=True)
     shutil.copy2(binary, tmp / "bin" / "busybox")
     applets = subprocess.run([str(binary), "--list"], capture_output=True, text=True).stdout.split()
@@ -98,7 +99,6 @@ def busybox_tree() -> Path:
     for d in ("tmp", "root", "data"):
         (tmp / d).mkdir()
     (tmp / "tmp").chmod(0o1777)
-    tree.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(tree)
     return tree
 
