@@ -103,6 +103,21 @@ def ensure_allure() -> Path:
     return ALLURE_BIN
 
 
+def _categories(dirs: list[Path]) -> list[dict]:
+    """The suite's categories.json rules (Allure 2 format), which Allure 3 reads
+    from its configuration rather than from the results directory."""
+    for d in dirs:
+        path = d / "categories.json"
+        if path.exists():
+            try:
+                rules = json.loads(path.read_text())
+            except ValueError:
+                continue
+            return [{k: v for k, v in r.items() if k in ("name", "matchedStatuses", "messageRegex",
+                                                         "traceRegex", "flaky")} for r in rules]
+    return []
+
+
 def generate(results: Path | Sequence[Path], out: Path, single_file: bool = False,
              history: Path | None = None, name: str = DEFAULT_NAME,
              history_limit: int = DEFAULT_HISTORY_LIMIT) -> Path:
@@ -134,6 +149,9 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = Fals
                 "groupBy": ["epic", "feature", "story"],
             }}},
         }
+        categories = _categories(dirs)
+        if categories:
+            config["categories"] = {"rules": categories}
         work_history = None
         if history is not None:
             history = Path(history).resolve()

@@ -25,18 +25,19 @@ ENVIRONMENT_CANNOT_ENFORCE = "ENVIRONMENT CANNOT ENFORCE"
 INFRASTRUCTURE = "INFRASTRUCTURE"
 TIMEOUT = "TIMEOUT"
 
+# Regexes work in Allure 2 (Java) and Allure 3 (JavaScript): no inline flags.
 CATEGORIES = [
     {"name": "Runtime did not enforce", "matchedStatuses": ["failed"],
-     "messageRegex": r"(?s).*NOT ENFORCED.*",
+     "messageRegex": r"[\s\S]*NOT ENFORCED[\s\S]*",
      "description": "An observed value differs from what Kubernetes promises: a product defect."},
     {"name": "Environment cannot enforce", "matchedStatuses": ["skipped"],
-     "messageRegex": r"(?s).*ENVIRONMENT CANNOT ENFORCE.*",
+     "messageRegex": r"[\s\S]*ENVIRONMENT CANNOT ENFORCE[\s\S]*",
      "description": "The node lacks the kernel feature (SELinux, AppArmor); the reason says which."},
     {"name": "Timeouts", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"(?s).*(TIMEOUT|WaitTimeout|Timeout|timed out).*"},
+     "messageRegex": r"[\s\S]*(TIMEOUT|WaitTimeout|Timeout|timed out)[\s\S]*"},
     {"name": "Infrastructure", "matchedStatuses": ["broken", "failed"],
-     "messageRegex": r"(?s).*(INFRASTRUCTURE|ClusterError|EngineError|ApiException|"
-                     r"ErrImagePull|ImagePullBackOff|ErrImageNeverPull|MaxRetryError).*"},
+     "messageRegex": r"[\s\S]*(INFRASTRUCTURE|ClusterError|EngineError|ApiException|"
+                     r"ErrImagePull|ImagePullBackOff|ErrImageNeverPull|MaxRetryError)[\s\S]*"},
 ]
 
 _SECRET_KEYS = re.compile(r"(token|password|secret|client-key-data|client-certificate-data|"
