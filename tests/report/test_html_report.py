@@ -203,10 +203,12 @@ def test_single_file_report_renders_from_disk(reports, tmp_path):
     # The tree (rendered by the app, not in the HTML as written) shows suite and tests.
     leaves = re.findall(r'data-testid="tree-leaf-title"[^>]*>([^<]+)<', dom)
     assert leaves, "no test tree rendered; the report app did not start"
-    assert f"{PASSING}[v1.37.0]" in leaves and f"{FAILING}[v1.37.0]" in leaves
-    # Grouped by the title path pytest reports: the suite (module) holds the tests.
+    # Grouped as a platform engineer reads it: epic (recipe section), feature
+    # (field), story (manifest); the group holding a failure opens by itself.
+    assert f"{FAILING}[v1.37.0]" in leaves, leaves
     sections = re.findall(r'data-testid="tree-section-title"[^>]*>([^<]+)<', dom)
-    assert f"{SUITE}.py" in sections, f"suite not rendered as a tree section: {sections}"
+    for group in ("Pod Security Context", "runAsNonRoot", "readOnlyRootFilesystem"):
+        assert group in sections, f"{group!r} not rendered as a tree section: {sections}"
     assert re.search(rf'data-testid="report-title"[^>]*>{re.escape(REPORT_NAME)}<', dom)
     assert re.search(r'data-testid="counter"[^>]*status-failed[^>]*>1<', dom), "1 failed counter"
 
@@ -321,13 +323,13 @@ def test_report_in_browser_lists_failed_test_attachment_and_stays_local(reports,
              mobile=False)
     cdp.call("Page.navigate", url=served_report + "index.html")
 
-    # The tree shows the suite and both tests.
+    # The tree shows the groups (epic, features) and the failed test.
     titles = cdp.wait_for(
         "[...document.querySelectorAll('[data-testid=tree-leaf-title]')].map(e => e.innerText)",
         "the test tree")
-    assert f"{PASSING}[v1.37.0]" in titles and f"{FAILING}[v1.37.0]" in titles
+    assert f"{FAILING}[v1.37.0]" in titles, titles
     body = cdp.js("document.body.innerText")
-    assert SUITE in body and REPORT_NAME in body
+    assert "Pod Security Context" in body and "runAsNonRoot" in body and REPORT_NAME in body
 
     # Open the failed test: the failure, its steps and the attachment are listed.
     cdp.click("[data-testid=tree-leaf]", FAILING)
