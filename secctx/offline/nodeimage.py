@@ -244,6 +244,10 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 
 def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
                        coredns: bool) -> None:
+    # A build killed earlier (engine restarted, SIGKILL) may have left its container.
+    stale = docker.run(["ps", "-aq", "--filter", "name=secctx-node-build-"]).split()
+    if stale:
+        docker.run(["rm", "-f", "-v", *stale])
     name = f"secctx-node-build-{int(time.time())}"
     docker.run(["run", "-d", "--privileged", "--name", name, "--entrypoint", "sleep",
                 base_tag, "infinity"])
