@@ -94,7 +94,11 @@ def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
     archives = _image_archives(names, k8s_bin, built, coredns_bin)
     files = _node_files(version, k8s_bin, built, names, stage)
     key = docker.content_key(RECIPE, files | {f"archive-{i}": a for i, a in enumerate(archives)})
-    if not rebuild and docker.image_label(tag) == key and docker.image_label(tag, INPUTS_LABEL):
+    if not rebuild and docker.image_label(tag) == key:
+        # Same content, new inputs key (the builder's source changed): record the
+        # key so that the next warm start takes the fast path again.
+        docker.run(["build", "-q", "-t", tag, "--label", f"{INPUTS_LABEL}={inputs_key(version)}",
+                    "-"], input=f"FROM {tag}\n".encode())
         log.step(f"node image {tag} is up to date")
         return NodeImage(tag, version, coredns_bin is not None)
     base_tag = f"{REPOSITORY}-base:{version}"
