@@ -244,7 +244,7 @@ def pytest_runtest_makereport(item, call):
 def namespace(request, suite):
     """A fresh namespace per test, deleted afterwards (kept on failure if asked)."""
     prefix = "secctx-" + request.node.name.split("[")[-1].rstrip("]").replace(":", "-")
-    ns = suite.kube.create_namespace(prefix.lower()[:40], suite.run_id)
+    ns = suite.new_namespace(prefix.lower()[:40])
     try:
         suite.kube.wait_for_default_service_account(ns)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM) or timed out: no teardown will run
@@ -254,6 +254,7 @@ def namespace(request, suite):
     yield ns
     failed = getattr(request.node, "rep_call", None) and request.node.rep_call.failed
     if failed and request.config.getoption("keep_on_failure"):
+        suite.kept_namespaces.add(ns)
         print(f"\nkept namespace {ns} of failed test: "
               f"KUBECONFIG={suite.cluster.kubeconfig} kubectl -n {ns} get all,events")
         return

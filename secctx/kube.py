@@ -167,7 +167,10 @@ class Kube:
                           f"{timeout:.0f}s; last seen: {describe_pod(last)}\nevents:\n"
                           f"{format_events(self.events(namespace, name))}")
 
-    def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90) -> client.V1Deployment:
+    def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90,
+                            fail_fast: bool = True) -> client.V1Deployment:
+        """Until every replica is ready. fail_fast stops at a pod's terminal state;
+        without it only the bound stops the wait (for pods known to recover)."""
         last = None
         w = watch.Watch()
         for ev in w.stream(self.apps.list_namespaced_deployment, namespace,
@@ -180,7 +183,7 @@ class Kube:
                 w.stop()
                 return last
             for pod in self.core.list_namespaced_pod(
-                    namespace, label_selector=_selector(last)).items:
+                    namespace, label_selector=_selector(last)).items if fail_fast else []:
                 problem = terminal_problem(pod)
                 if problem:
                     w.stop()

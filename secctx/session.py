@@ -20,6 +20,7 @@ from .imagemap import ImageMap
 from .kube import MANAGED_BY, RUN_LABEL, Kube
 from .offline import log
 
+WORKER_LABEL = "secctx.io/worker"
 LOCAL_CLASS = "secctx-local"
 # Pre-bound `local` PVs whose contents set-up prepares, for fsGroupChangePolicy:
 # (name, gid of the volume's root). Each holds a file `preexisting` of group 0.
@@ -36,7 +37,9 @@ class Suite:
     cluster: Cluster
     run_id: str
     env: nodefacts.Environment
+    worker: str = "main"
     local_pvs: list[str] = field(default_factory=list)
+    kept_namespaces: set[str] = field(default_factory=set)  # --keep-on-failure
     prepared_pvs: dict[str, str] = field(default_factory=dict)  # PREPARED_VOLUMES name -> PV
 
     @property
@@ -46,6 +49,12 @@ class Suite:
     @property
     def kubernetes_version(self) -> str:
         return self.env.kubernetes_version
+
+    def new_namespace(self, prefix: str, labels: dict | None = None) -> str:
+        """A namespace labelled with this run and worker, so that tear-down finds
+        it even if a signal cut its creator short."""
+        return self.kube.create_namespace(prefix, self.run_id,
+                                          {WORKER_LABEL: self.worker, **(labels or {})})
 
     def supports(self, feature: str) -> bool:
         return {"apparmor": self.env.apparmor, "selinux": self.env.selinux}[feature]
@@ -81,7 +90,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         reason = "not read: not a kind cluster (needs docker exec into the node)"
         env.extra.update(runc=reason, containerd=env.container_runtime or reason)
         log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
-    suite = Suite(kube, cluster, run_id, env)
+    suite = Suite(kube, cluster, run_id, env, worker=worker)
     suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs, LOCAL_CLASS)
     for name, d in prepared.items():
         [suite.prepared_pvs[name]] = _create_local_pvs(kube, run_id, env.nodes[0], [d],
@@ -101,6 +110,7 @@ def stop(suite: Suite, last: bool, timeout: float = 60) -> None:
     are not being deleted and are not waited for.
     """
     deadline = time.monotonic() + timeout
+    _delete_leftover_namespaces(suite)
     # First the namespaces: their claims release the PVs (pv-protection).
     _wait_until_gone(suite.kube, "namespace", deadline)
     for pv in suite.local_pvs:
@@ -112,6 +122,16 @@ def stop(suite: Suite, last: bool, timeout: float = 60) -> None:
     if last:
         _delete_storage_class(suite.kube)
     _wait_until_gone(suite.kube, "persistentvolume", deadline)
+
+
+def _delete_leftover_namespaces(suite: Suite) -> None:
+    """This worker's namespaces still active, except those kept on failure: a signal
+    can land after the API server created a namespace but before its fixture
+    knew the name."""
+    selector = f"{RUN_LABEL}={suite.run_id},{WORKER_LABEL}={suite.worker}"
+    for ns in suite.kube.core.list_namespace(label_selector=selector).items:
+        if ns.status.phase == "Active" and ns.metadata.name not in suite.kept_namespaces:
+            suite.kube.delete_namespace(ns.metadata.name)
 
 
 def _wait_until_gone(kube: Kube, kind: str, deadline: float) -> None:

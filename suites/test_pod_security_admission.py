@@ -46,7 +46,7 @@ def test_manifest_is_accepted_by_server_side_dry_run(manifest, suite, namespace)
 
 @pytest.fixture(scope="module")
 def psa_namespaces(suite):
-    names = {level: suite.kube.create_namespace(f"secctx-psa-{level}", suite.run_id, {
+    names = {level: suite.new_namespace(f"secctx-psa-{level}", {
         "pod-security.kubernetes.io/enforce": level,
         "pod-security.kubernetes.io/enforce-version": "latest"}) for level in ("baseline", "restricted")}
     yield names

@@ -39,11 +39,19 @@ def docker_info() -> dict | None:
     return None if info.get("ServerErrors") else info
 
 
+# kind's Service CIDR. Until kube-proxy programs a Service, a pod's packets to
+# its ClusterIP follow the node's default route out through the Docker host;
+# this machine must send nothing beyond its own networks, so such packets are
+# rejected at the host (DOCKER-USER is the chain Docker keeps for user rules).
+SERVICE_CIDR = "10.96.0.0/12"
+
+
 def ensure_engine(start_timeout: float = 60) -> dict:
     """Return `docker info` of a working engine, starting one if needed."""
     info = docker_info()
     if info:
         _warn_if_privileged_will_fail(info)
+        _guard_service_cidr()
         return info
     if not shutil.which("dockerd"):
         _install_docker_io()
@@ -54,10 +62,23 @@ def ensure_engine(start_timeout: float = 60) -> dict:
         if info:
             log.step(f"dockerd {info.get('ServerVersion')} is up (default runtime "
                      f"{info.get('DefaultRuntime')})")
+            _guard_service_cidr()
             return info
         time.sleep(0.5)  # dockerd has no readiness event to watch
     raise EngineError(f"dockerd did not answer within {start_timeout:.0f}s; "
                       f"see {DOCKERD_LOG}:\n{_tail(DOCKERD_LOG)}")
+
+
+def _guard_service_cidr() -> None:
+    """Reject forwarded packets to the Service CIDR that kube-proxy did not rewrite."""
+    if os.geteuid() != 0 or not shutil.which("iptables"):
+        return
+    rule = ["DOCKER-USER", "-d", SERVICE_CIDR, "-j", "REJECT"]
+    if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode == 0:
+        return
+    proc = subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.step(f"WARNING: could not add the Service CIDR guard to DOCKER-USER: {proc.stderr}")
 
 
 def _install_docker_io() -> None:

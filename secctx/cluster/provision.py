@@ -100,6 +100,7 @@ def bring_up(opts: Options) -> Cluster:
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
                        image=node_image, config=config)
     created = _create_or_reuse(kind)
+    _wait_for_system_deployments(Path(kind.kubeconfig_path))
     try:
         kind.load_images(to_load)
     except BaseException:  # a half-set-up cluster this run created is not kept
@@ -132,6 +133,19 @@ def _create_or_reuse(kind: KindCluster) -> bool:
     kind.create()
     stamp.write_text(wanted)
     return True
+
+
+def _wait_for_system_deployments(kubeconfig: Path, timeout: float = 180) -> None:
+    """kind returns once the control plane is Ready; CoreDNS and the storage
+    provisioner may still be starting. A complete cluster has them available.
+    local-path-provisioner often restarts once while the kubernetes Service is
+    not yet routed, so a crash loop here is waited out, within the bound."""
+    from ..kube import Kube
+    kube = Kube.from_kubeconfig(kubeconfig)
+    for namespace in ("kube-system", "local-path-storage"):
+        for dep in kube.apps.list_namespaced_deployment(namespace).items:
+            kube.wait_for_deployment(dep.metadata.name, namespace, timeout, fail_fast=False)
+    log.step("system deployments are available")
 
 
 def _check_local_images(tags: list[str], image_map: ImageMap, extra_map: Path | None) -> None:
