@@ -58,16 +58,10 @@ def redact(obj):
 
 
 def label_case(case, kubernetes_version: str, variant: str | None = None) -> None:
-    allure.dynamic.epic(case.section)
-    allure.dynamic.feature(case.field)
-    allure.dynamic.story(case.name)
-    allure.dynamic.severity(SEVERITY[case.severity])
-    allure.dynamic.parameter("Kubernetes", kubernetes_version)
+    label_test(case.section, case.field, case.name, kubernetes_version, case.severity,
+               [(up.name, up.url) for up in case.upstream])
     if variant:
         allure.dynamic.parameter("storage", variant)
-    for up in case.upstream:
-        allure.dynamic.tag(up.name[:120])
-        allure.dynamic.link(up.url, name=up.name[:80])
     allure.dynamic.description(
         f"Case file: {case.source}\nManifests: {', '.join(str(m) for m in case.manifests)}\n"
         f"Field under test: {case.field}\n"
@@ -76,7 +70,7 @@ def label_case(case, kubernetes_version: str, variant: str | None = None) -> Non
 
 def label_test(epic: str, feature: str, story: str, kubernetes_version: str,
                severity: str = "normal", upstream: list[tuple[str, str]] = ()) -> None:
-    """Labels for the hand-written tests (PSA, further fields)."""
+    """epic = recipe section, feature = field, story = manifest; version as a parameter."""
     allure.dynamic.epic(epic)
     allure.dynamic.feature(feature)
     allure.dynamic.story(story)

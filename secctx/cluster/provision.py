@@ -205,7 +205,7 @@ def _pull_and_build_online(image_map: ImageMap) -> None:
         if not ref.startswith("secctx.local/") and not docker.image_exists(ref):
             log.step(f"docker pull {ref}")
             docker.run(["pull", ref])
-    images.build_online_user1000(image_map.resolve("nginx:1.25"),
+    images.build_user1000(image_map.resolve("nginx:1.25"),
                                  image_map.resolve("secctx/nginx-user1000:1.25"))
 
 

@@ -6,6 +6,7 @@ prints, so kubeadm and containerd find them without a registry.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -107,12 +108,8 @@ def scratch_binary(tag: str, binary: Path, dest: str, entrypoint: list[str] | No
     entry = entrypoint or [dest]
     dockerfile = (f"FROM scratch\nCOPY {binary.name} {dest}\n"
                   "ENV PATH=/usr/local/bin:/usr/bin:/bin\n"
-                  f"ENTRYPOINT {json_list(entry)}\n")
+                  f"ENTRYPOINT {json.dumps(entry)}\n")
     docker.build(tag, dockerfile, {binary.name: binary})
-
-
-def json_list(items: list[str]) -> str:
-    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
 def base_images() -> None:
@@ -146,8 +143,7 @@ def build_workload_images(offline: bool) -> dict[str, str]:
                  {"nginx.conf": IMAGE_SOURCES / "nginx" / "nginx.conf"})
     docker.build(NETSHOOT, f"FROM {WORKLOAD_ROOTFS}\nCMD [\"sleep\", \"infinity\"]\n", {})
     # The recipe's own fix for "Container Fails to Start as Non-Root".
-    docker.build(NGINX_USER1000, f"FROM {NGINX}\n"
-                 "RUN chown -R 1000:1000 /var/cache/nginx /var/run /var/log/nginx\nUSER 1000\n", {})
+    build_user1000(NGINX, NGINX_USER1000)
     built.update(busybox=BUSYBOX, nginx=NGINX, netshoot=NETSHOOT, nginx_user1000=NGINX_USER1000)
     return built
 
@@ -173,7 +169,8 @@ def build_control_plane_images(names: ControlPlaneImages, k8s_bin: Path, etcd_bi
     return images
 
 
-def build_online_user1000(nginx: str, tag: str) -> None:
-    """The recipe's rebuilt image, FROM the real nginx:1.25 (online mode)."""
+def build_user1000(nginx: str, tag: str) -> None:
+    """The recipe's "Container Fails to Start as Non-Root" fix, its Dockerfile
+    lines verbatim, FROM the nginx of the mode (stand-in offline, nginx:1.25 online)."""
     docker.build(tag, f"FROM {nginx}\n"
                  "RUN chown -R 1000:1000 /var/cache/nginx /var/run /var/log/nginx\nUSER 1000\n", {})
