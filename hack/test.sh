@@ -7,5 +7,9 @@ ensure_host_packages chromium  # the report test opens the HTML report in a real
 ensure_venv
 "$PY" -m secctx engine
 trap restore_host EXIT
-exec "$PY" -m pytest tests suites --alluredir "$ROOT/reports/allure-results" \
-  --junitxml "$ROOT/reports/junit.xml" "$@"
+# Not exec: the EXIT trap (restore_host) must run after pytest; pytest's
+# status stays the script's status.
+status=0
+"$PY" -m pytest tests suites --alluredir "$ROOT/reports/allure-results" \
+  --junitxml "$ROOT/reports/junit.xml" "$@" || status=$?
+exit "$status"
