@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -51,7 +51,7 @@ SAMPLE_S = 0.5  # process-tree RSS sampling interval
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def say(msg: str) -> None:
@@ -272,7 +272,9 @@ def from_scratch_env(env: dict[str, str], scratch: Path) -> dict[str, str]:
 # -- node image state and the cold build's cache ----------------------------
 
 def cache_root(env: dict[str, str]) -> Path:
-    return Path(env.get("SECCTX_CACHE") or Path.home() / ".cache" / "secctx")
+    """The secctx cache root of the children's environment `env`."""
+    from secctx import cache
+    return cache.root(env)
 
 
 def kubernetes_commands() -> tuple[str, ...]:
@@ -289,15 +291,17 @@ def fixed_components() -> dict[str, str]:
 def version_components(version: str, root: Path) -> dict[str, str]:
     """Every component a node image of this version is made of, etcd and CoreDNS
     at the versions its kubeadm names (needs that version's kubeadm in the cache)."""
-    from secctx.offline import components, images
+    from secctx.images.build import ControlPlaneImages
+    from secctx.offline import components
+    from secctx.offline.gobuild import kubernetes_bin_dir
     comps = fixed_components()
-    kubeadm = root / "kubernetes" / version / "bin" / "kubeadm"
+    kubeadm = kubernetes_bin_dir(version, root) / "kubeadm"
     proc = subprocess.run([str(kubeadm), "config", "images", "list", "--kubernetes-version",
                            version], capture_output=True, text=True, timeout=TIMEOUTS["probe"])
     if proc.returncode != 0:
         raise RuntimeError(f"{kubeadm} config images list failed: {proc.stderr.strip()}")
-    names = images.ControlPlaneImages.from_kubeadm_list(proc.stdout.splitlines())
-    tag = images.ControlPlaneImages.tag_of
+    names = ControlPlaneImages.from_kubeadm_list(proc.stdout.splitlines())
+    tag = ControlPlaneImages.tag_of
     comps["etcd"] = components.etcd(tag(names.etcd)).version
     comps["coredns"] = components.coredns(tag(names.coredns)).version
     return comps
@@ -325,7 +329,7 @@ class Aside:
         self.moved: list[tuple[Path, Path]] = []
         self._keep = False
 
-    def __enter__(self) -> "Aside":
+    def __enter__(self) -> Aside:
         self.dir.mkdir(parents=True, exist_ok=False)
         try:
             for i, p in enumerate(self.paths):
@@ -384,14 +388,14 @@ def build_in_progress(version: str, cmdlines=None) -> bool:
 def node_image_state(version: str, root: Path, image_exists, cmdlines=None) -> dict:
     """{"state": "built" | "not built" | "building elsewhere", "detail": ...}."""
     from secctx.offline import nodeimage
+    from secctx.offline.gobuild import kubernetes_bin_dir, kubernetes_built
     from secctx.offline.gomod import KubeVersion
     tag = nodeimage.image_tag(KubeVersion.parse(version))
     missing = []
     if not image_exists(tag):
         missing.append(f"image {tag}")
-    bin_dir = root / "kubernetes" / version / "bin"
-    if not all((bin_dir / c).exists() for c in kubernetes_commands()):
-        missing.append(f"Kubernetes binaries in {bin_dir}")
+    if not kubernetes_built(version, root):
+        missing.append(f"Kubernetes binaries in {kubernetes_bin_dir(version, root)}")
     for name, v in fixed_components().items():
         if not (root / "components" / name / v).exists():
             missing.append(f"{name} {v}")
@@ -646,7 +650,8 @@ class Bench:
         if self.cluster_version is not None or not self.args.skip_cluster or not self.args.skip_suite:
             say(f"deleting cluster {self.name}")
             if self.cluster_down("teardown"):  # and the state kept about it
-                rmtree(cache_root(self.env) / "clusters" / self.name)
+                from secctx import cache
+                rmtree(cache.cluster_state(self.name, self.env))
                 rmtree(ROOT / ".pytest-kind" / self.name)
         self.result["finished_at"] = _now()
         self.result["host"]["loadavg_end"] = list(os.getloadavg())

@@ -19,6 +19,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+from secctx import cache
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 LABEL = "app.kubernetes.io/managed-by=secctx-conformance"
@@ -53,7 +55,7 @@ def main() -> int:
     args = p.parse_args()
     out = ROOT / "reports" / "soak"
     out.mkdir(parents=True, exist_ok=True)
-    kubeconfig = Path.home() / ".cache" / "secctx" / "clusters" / args.cluster_name / "kubeconfig"
+    kubeconfig = cache.cluster_state(args.cluster_name) / "kubeconfig"
     runs, per_test = [], defaultdict(list)
     for i in range(args.runs):
         junit = out / f"{args.cluster_name}-run{i}.xml"

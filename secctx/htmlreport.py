@@ -32,6 +32,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import cache  # standard library only, like this module
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOL_DIR = ROOT / "tools" / "report"
 ALLURE_BIN = TOOL_DIR / "node_modules" / ".bin" / "allure"
@@ -240,7 +242,7 @@ class _install_lock:
 
     def __enter__(self):
         import fcntl
-        lock_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "secctx"
+        lock_dir = cache.root()
         lock_dir.mkdir(parents=True, exist_ok=True)
         self._fh = open(lock_dir / "report-npm.lock", "w")
         fcntl.flock(self._fh, fcntl.LOCK_EX)

@@ -1,4 +1,8 @@
-"""The image map: recipe image reference -> image the suite runs, per mode."""
+"""The image map: recipe image reference -> image the suite runs, per mode.
+
+Read from fixtures/images.yaml (+ --image-map). Where the images come from and
+how they reach the nodes: secctx.images.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ class ImageMap:
     entries: dict[str, str]  # recipe reference -> local reference
 
     @classmethod
-    def load(cls, mode: str, extra: Path | None = None) -> "ImageMap":
+    def load(cls, mode: str, extra: Path | None = None) -> ImageMap:
         merged: dict[str, dict] = {}
         for path in [DEFAULT_MAP] + ([extra] if extra else []):
             data = yaml.safe_load(path.read_text()) or {}
@@ -54,25 +58,6 @@ class ImageMap:
                     if never:
                         c["imagePullPolicy"] = "Never"
         return obj
-
-    def image_user(self, reference: str):
-        """The mapped image's default user from its config (needs a local Docker engine)."""
-        import shutil
-        import subprocess
-        from .expect import ImageUser
-        if not shutil.which("docker"):
-            return None
-        proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Config.User}}",
-                               self.resolve(reference)], capture_output=True, text=True, timeout=30)
-        if proc.returncode != 0:
-            return None
-        user = proc.stdout.strip().split(":")
-        if user == [""]:
-            return ImageUser(0, 0, [])
-        if not user[0].isdigit():
-            return None  # a user name: resolved through the image's /etc/passwd, unknown here
-        gid = int(user[1]) if len(user) > 1 and user[1].isdigit() else 0
-        return ImageUser(int(user[0]), gid, [])
 
     def local_images(self) -> list[str]:
         return sorted(set(self.entries.values()))

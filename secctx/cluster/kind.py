@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pytest_kind import KindCluster as _PytestKindCluster
 
-from ..offline import cache
+from .. import cache
 from . import kindconfig
 
 
@@ -26,7 +26,7 @@ class KindCluster(_PytestKindCluster):
                          kubectl_path=kubectl_path)
         # Cluster state lives outside the checkout, so a fresh clone (CI) finds
         # a kept cluster and its identity.
-        self.path = cache.path("clusters", name)
+        self.path = cache.cluster_state(name)
         self.path.mkdir(parents=True, exist_ok=True)
         self.kubeconfig_path = kubeconfig or (self.path / "kubeconfig")
         self.config = config
@@ -42,9 +42,6 @@ class KindCluster(_PytestKindCluster):
         self.ensure_kind()
         out = self._kind(["get", "clusters"], timeout=30)
         return self.name in out.split()
-
-    def saved_config(self) -> str | None:
-        return self.config_path.read_text() if self.config_path.exists() else None
 
     def create(self, timeout: float = 300) -> None:  # type: ignore[override]
         """`kind create cluster` with our config; kind waits for the control plane."""

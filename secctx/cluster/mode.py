@@ -2,13 +2,20 @@
 
 online:  kindest/node and the recipe's real images, pulled (laptops, CI
          runners with registry access).
-offline: everything built here from package registries (secctx.offline).
+offline: everything built here from package registries (secctx.offline,
+         secctx.images).
 
 `auto` never probes the network (air-gapped hosts flag such probes). It
 picks online when the host shows signs of registry access: running in
 GitHub Actions, the Docker client holds registry credentials, the engine
 has registry mirrors, or the online node image is already present.
 Otherwise offline. `--mode` or SECCTX_MODE overrides.
+
+An existing cluster (--existing-cluster) has no mode of its own: the suite
+builds nothing for it. Its image map is the online one (the recipe's real
+images, pulled by its nodes) unless offline is asked for; then the offline
+names are used, which must already be on the nodes (pods get
+`imagePullPolicy: Never`).
 """
 from __future__ import annotations
 
@@ -27,9 +34,14 @@ def online_node_image(version: str | None) -> str:
     return f"kindest/node:{version}" if version else KIND_DEFAULT_NODE_IMAGE
 
 
+def _requested(requested: str) -> str:
+    """--mode, with SECCTX_MODE standing in for `auto`."""
+    return os.environ.get("SECCTX_MODE", requested) if requested == "auto" else requested
+
+
 def detect(requested: str, docker_info: dict, image_present) -> tuple[str, str]:
     """(mode, why). `image_present(tag) -> bool` checks the local engine."""
-    requested = os.environ.get("SECCTX_MODE", requested) if requested == "auto" else requested
+    requested = _requested(requested)
     if requested in (ONLINE, OFFLINE):
         return requested, "chosen with --mode/SECCTX_MODE"
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -42,6 +54,15 @@ def detect(requested: str, docker_info: dict, image_present) -> tuple[str, str]:
         return ONLINE, "kindest/node is already present locally"
     return OFFLINE, ("no sign of registry access (no GitHub Actions, no Docker login or "
                      "mirrors, no kindest/node image); use --mode online to pull instead")
+
+
+def existing_cluster_map_mode(requested: str) -> tuple[str, str]:
+    """(mode of the image map, why) for an existing cluster; nothing is probed."""
+    if _requested(requested) == OFFLINE:
+        return OFFLINE, ("chosen with --mode/SECCTX_MODE: offline names, which must already be on "
+                         "the nodes (imagePullPolicy: Never)")
+    return ONLINE, ("an existing cluster pulls the recipe's images; --mode offline uses the "
+                    "offline names already on its nodes")
 
 
 def _docker_client_has_registry_login() -> bool:

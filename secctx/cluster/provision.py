@@ -1,19 +1,24 @@
 """Bring a cluster up for a run, or find the one the user gave us.
 
-One place decides: engine, mode, node image, workload images, kind cluster
-(created, reused, or an existing cluster through a kubeconfig), images loaded.
+One place decides the order: engine, mode, image map, node image, the run's
+images in the local engine, kind cluster (created, reused, or an existing
+cluster through a kubeconfig), images loaded. What the images are and how
+they reach the nodes is secctx.images.
 """
 from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..imagemap import ImageMap
-from ..offline import capshim, components, docker, images, log, nodeimage
+from ..images import docker
+from ..images import load as images
+from ..offline import capshim, log, nodeimage
 from ..offline.gomod import KubeVersion
-from . import engine, existing, kindconfig, mode as modes, versions
+from . import engine, existing, kindconfig, versions
+from . import mode as modes
 from .kind import ClusterError, KindCluster
 
 # Offline default: the newest release that builds and runs here (1.34-1.37 all do).
@@ -45,20 +50,17 @@ class Cluster:
     node_image: str | None = None
     kind: KindCluster | None = None  # None: an existing cluster we must not touch
     created: bool = False
-    facts: dict = field(default_factory=dict)
-
-    @property
-    def is_kind(self) -> bool:
-        return self.kind is not None
 
 
 def bring_up(opts: Options) -> Cluster:
     if opts.existing_kubeconfig:
         server = existing.check_kubeconfig(opts.existing_kubeconfig, opts.kube_context)
         existing.preflight_api(opts.existing_kubeconfig, opts.kube_context, server)
+        map_mode, map_why = modes.existing_cluster_map_mode(opts.mode)
+        log.step(f"image map: {map_mode} ({map_why})")
         return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
                        mode_reason="--kubeconfig names an existing cluster",
-                       image_map=ImageMap.load(modes.ONLINE, opts.image_map))
+                       image_map=ImageMap.load(map_mode, opts.image_map))
     if opts.kind_bin and not Path(opts.kind_bin).is_file():
         raise ClusterError(f"kind is missing at {opts.kind_bin} (--kind-bin): install kind "
                            ">= v0.32 there, pass the path of an installed one, or drop --kind-bin "
@@ -88,11 +90,7 @@ def bring_up(opts: Options) -> Cluster:
         node_image, coredns = built.tag, built.coredns
     else:
         node_image = modes.online_node_image(str(version) if version else None)
-    workload = images.build_workload_images(offline=(mode == modes.OFFLINE))
-    if mode == modes.ONLINE:
-        _pull_and_build_online(image_map)
-    to_load = sorted(set(image_map.local_images()) | set(workload.values()))
-    _check_local_images(to_load, image_map, opts.image_map)
+    to_load = images.ensure_local(image_map, opts.image_map)
     config = kindconfig.kind_config(
         name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
@@ -102,7 +100,7 @@ def bring_up(opts: Options) -> Cluster:
     created = _create_or_reuse(kind)
     _wait_for_system_deployments(Path(kind.kubeconfig_path))
     try:
-        kind.load_images(to_load)
+        images.load_onto_nodes(kind, to_load)
     except BaseException:  # a half-set-up cluster this run created is not kept
         if created:
             tear_down(Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
@@ -148,21 +146,10 @@ def _wait_for_system_deployments(kubeconfig: Path, timeout: float = 180) -> None
     log.step("system deployments are available")
 
 
-def _check_local_images(tags: list[str], image_map: ImageMap, extra_map: Path | None) -> None:
-    """Every image about to be loaded into the nodes is in the local engine."""
-    missing = [t for t in tags if not docker.image_exists(t)]
-    if missing:
-        refs = {v: k for k, v in image_map.entries.items()}
-        named = ", ".join(f"{t} (for {refs[t]})" if t in refs else t for t in missing)
-        where = f"{extra_map} or fixtures/images.yaml" if extra_map else "fixtures/images.yaml"
-        raise ClusterError(f"image(s) {named} are not in the local Docker engine, so they cannot "
-                           f"be loaded into the nodes: build or `docker load` them, or fix the "
-                           f"image map ({where})")
-
-
 def _api_ready(kubeconfig: Path, timeout: float = 60) -> bool:
     """The API server answers and every node is Ready (bounded)."""
     import time
+
     from kubernetes import client, config
     try:
         api = config.new_client_from_config(config_file=str(kubeconfig))
@@ -198,15 +185,6 @@ def _kind_version_ok(path: str) -> bool:
     except (IndexError, ValueError):
         return False
     return (major, minor) >= (0, 32)  # older kind writes kubeadm v1beta3, refused by 1.37
-
-
-def _pull_and_build_online(image_map: ImageMap) -> None:
-    for ref in image_map.local_images():
-        if not ref.startswith("secctx.local/") and not docker.image_exists(ref):
-            log.step(f"docker pull {ref}")
-            docker.run(["pull", ref])
-    images.build_user1000(image_map.resolve("nginx:1.25"),
-                                 image_map.resolve("secctx/nginx-user1000:1.25"))
 
 
 def tear_down(cluster: Cluster, keep: bool) -> None:

@@ -40,6 +40,7 @@ class SharedCluster:
                 cluster = provision.bring_up(opts)
                 state = {"users": 1, "kubeconfig": str(cluster.kubeconfig), "mode": cluster.mode,
                          "mode_reason": cluster.mode_reason, "node_image": cluster.node_image,
+                         "image_map_mode": cluster.image_map.mode,
                          "kind": cluster.kind.name if cluster.kind else None,
                          "kind_path": str(cluster.kind.kind_path) if cluster.kind else None,
                          "created": cluster.created}
@@ -73,7 +74,8 @@ class SharedCluster:
             kind = KindCluster(state["kind"], kind_path=Path(state["kind_path"]), kubectl_path=None,
                                image=state["node_image"], config={},
                                kubeconfig=Path(state["kubeconfig"]))
-        image_map_mode = "online" if mode == "existing" else mode
+        # Records of older runs lack image_map_mode: their existing clusters used online.
+        image_map_mode = state.get("image_map_mode") or ("online" if mode == "existing" else mode)
         return provision.Cluster(
             kubeconfig=Path(state["kubeconfig"]), mode=mode, mode_reason=state["mode_reason"],
             image_map=ImageMap.load(image_map_mode, opts.image_map if opts else None),

@@ -4,16 +4,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from ..offline import cache
-from ..offline.gobuild import KUBERNETES_COMMANDS
+from ..offline.gobuild import kubernetes_built
 from ..offline.gomod import KubeVersion, check_offline_buildable
+
 
 def check_offline_version(version: KubeVersion) -> None:
     """Before any long step: the offline builder supports the version, and the Go
     module proxy serves it (asked only when its binaries are not cached)."""
     check_offline_buildable(version)
-    bin_dir = cache.path("kubernetes", str(version), "bin")
-    if all((bin_dir / c).exists() for c in KUBERNETES_COMMANDS):
+    if kubernetes_built(version):
         return
     served = served_kubernetes_versions()
     if served is not None:
@@ -34,5 +33,3 @@ def served_kubernetes_versions(timeout: float = 60) -> list[str] | None:
     if proc.returncode != 0 or not fields or fields[0] != "k8s.io/kubernetes":
         return None
     return fields[1:]
-
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from . import cache
+from .. import cache
 from .gobuild import go, go_env
 
 SOURCE = Path(__file__).with_name("capshim")

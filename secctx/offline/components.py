@@ -6,11 +6,12 @@ the kind release below), restricted to what the Go module proxy serves.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, log
-from .gobuild import BuildError, go, go_env, module_info
+from .. import cache
+from . import log
+from .gobuild import go, go_env, module_info
 from .gomod import wrapper_go_mod
 
 KIND_VERSION = "v0.33.0"

@@ -6,10 +6,11 @@ import os
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import cache, log
+from .. import cache
+from . import log
 from .gomod import KubeVersion, build_go_mod, version_ldflags
 
 KUBERNETES_COMMANDS = (
@@ -71,11 +72,26 @@ def module_info(path: str, version: str, cwd: Path) -> dict:
     return info
 
 
-def build_kubernetes(version: KubeVersion, out_dir: Path, work: Path) -> Path:
+def kubernetes_bin_dir(version: KubeVersion | str, root: Path | None = None) -> Path:
+    """Where the Kubernetes binaries of `version` are cached (under `root`,
+    default the cache root)."""
+    return (root or cache.root()) / "kubernetes" / str(version) / "bin"
+
+
+def kubernetes_built(version: KubeVersion | str, root: Path | None = None) -> bool:
+    """The Kubernetes binaries of `version` are built: every command of
+    KUBERNETES_COMMANDS is in kubernetes_bin_dir (the one test of it)."""
+    bin_dir = kubernetes_bin_dir(version, root)
+    return all((bin_dir / c).exists() for c in KUBERNETES_COMMANDS)
+
+
+def build_kubernetes(version: KubeVersion) -> Path:
     """Directory with kubeadm, kubelet, kubectl and the control-plane commands,
     static and version-stamped; built once per version."""
-    if all((out_dir / c).exists() for c in KUBERNETES_COMMANDS):
+    out_dir = kubernetes_bin_dir(version)
+    if kubernetes_built(version):
         return out_dir
+    work = out_dir.with_name("work")
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text("module secctx.local/probe\n\ngo 1.22\n")
     info = module_info("k8s.io/kubernetes", str(version), work)
@@ -86,7 +102,7 @@ def build_kubernetes(version: KubeVersion, out_dir: Path, work: Path) -> Path:
     go(["get", *[f"{p}@{version}" for p in pkgs]], work)
     commit = (info.get("Origin") or {}).get("Hash", "0" * 40)
     built = datetime.fromisoformat(info.get("Time", "1970-01-01T00:00:00Z").replace("Z", "+00:00"))
-    ldflags = version_ldflags(version, commit, built.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ldflags = version_ldflags(version, commit, built.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp) + "/", *pkgs], work,

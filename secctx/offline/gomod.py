@@ -27,7 +27,7 @@ class KubeVersion:
     patch: int
 
     @classmethod
-    def parse(cls, text: str) -> "KubeVersion":
+    def parse(cls, text: str) -> KubeVersion:
         m = _SEMVER.match(text.strip())
         if not m:
             raise VersionError(
@@ -143,7 +143,7 @@ def wrapper_go_mod(module: str, version: str, component_mod: str, local_version:
     are published with the same version (`local_version`, default `version`).
     """
     go = _GO_DIRECTIVE.search(component_mod)
-    lines = [f"module secctx.local/build", "", f"go {go.group(1) if go else '1.22'}", "",
+    lines = ["module secctx.local/build", "", f"go {go.group(1) if go else '1.22'}", "",
              f"require {module} {version}", ""]
     replaces = []
     sibling_version = local_version or version

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import cache, capshim, components, docker, images, log
+from .. import cache
+from ..images import build as images
+from ..images import docker
+from . import capshim, components, log
 from .gobuild import BuildError, build_kubernetes
 from .gomod import KubeVersion, check_offline_buildable
 
@@ -57,8 +60,10 @@ def inputs_key(version: KubeVersion) -> str:
     for c in components.COMPONENTS.values():
         h.update(f"{c.name}={c.version}".encode())
     here = Path(__file__).parent
-    sources = [*sorted(here.glob("*.py")), *sorted(NODE_FILES.glob("*")),
-               *sorted(capshim.SOURCE.glob("*")), *sorted(images.IMAGE_SOURCES.rglob("*"))]
+    # secctx/images: the control-plane image recipes and the docker build they use.
+    sources = [*sorted(here.glob("*.py")), Path(images.__file__), Path(docker.__file__),
+               *sorted(NODE_FILES.glob("*")), *sorted(capshim.SOURCE.glob("*")),
+               *sorted(images.IMAGE_SOURCES.rglob("*"))]
     for f in sources:
         if f.is_file():
             h.update(f.name.encode() + hashlib.sha256(f.read_bytes()).digest())
@@ -83,8 +88,7 @@ def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
 def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
     tag = image_tag(version)
     t0 = time.monotonic()
-    k8s_bin = build_kubernetes(version, cache.path("kubernetes", str(version), "bin"),
-                               cache.path("kubernetes", str(version), "work"))
+    k8s_bin = build_kubernetes(version)
     names = images.ControlPlaneImages.from_kubeadm_list(_kubeadm_images(k8s_bin, version))
     built = {name: components.build(c) for name, c in components.COMPONENTS.items()}
     built["etcd"] = components.build(components.etcd(images.ControlPlaneImages.tag_of(names.etcd)))

@@ -10,7 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import cache, log
+from .. import cache
+from . import log
 from .gobuild import BuildError
 
 SUITE = "bookworm"

@@ -1,9 +1,9 @@
 """ControlPlaneImages from `kubeadm config images list`, and the etcd/Go component recipes."""
 import pytest
 
+from secctx.images.build import ControlPlaneImages
 from secctx.offline.components import COMPONENTS, GoComponent, etcd
 from secctx.offline.gobuild import BuildError
-from secctx.offline.images import ControlPlaneImages
 
 # Exact stdout of `kubeadm config images list --kubernetes-version v1.37.2`.
 KUBEADM_LIST = """\

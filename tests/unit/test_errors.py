@@ -18,7 +18,9 @@ from secctx import cli, kube
 from secctx.cluster import engine, existing, provision, versions
 from secctx.cluster.kind import ClusterError, KindCluster
 from secctx.imagemap import ImageMap
-from secctx.offline import gomod, nodeimage
+from secctx.images import build as image_build
+from secctx.images import load as image_load
+from secctx.offline import gobuild, gomod, nodeimage
 from secctx.offline.gomod import KubeVersion, VersionError, check_offline_buildable
 
 
@@ -106,7 +108,7 @@ def offline_engine(monkeypatch):
     monkeypatch.setattr(engine, "ensure_engine", lambda: {"ServerVersion": "test"})
     monkeypatch.setattr(provision.docker, "image_exists", lambda tag: False)
     monkeypatch.setattr(provision.nodeimage, "build", _must_not_run("the node image build"))
-    monkeypatch.setattr(provision.images, "build_workload_images",
+    monkeypatch.setattr(image_build, "build_workload_images",
                         _must_not_run("the workload image build"))
     monkeypatch.setattr(KindCluster, "create", _must_not_run("kind create"))
     monkeypatch.setattr(KindCluster, "exists", _must_not_run("kind"))
@@ -124,10 +126,10 @@ def test_missing_node_image_fails_before_kind_pulls(offline_engine):
 
 def test_images_missing_from_the_engine_are_named_before_loading(monkeypatch, offline_engine):
     monkeypatch.setattr(provision.docker, "image_exists", lambda tag: tag != "secctx.local/gone:1")
-    monkeypatch.setattr(provision.images, "build_workload_images", lambda offline: {})
+    monkeypatch.setattr(image_build, "build_workload_images", lambda offline: {})
     imap = ImageMap("offline", {"busybox:1.36": "secctx.local/gone:1"})
     with pytest.raises(ClusterError) as err:
-        provision._check_local_images(["secctx.local/gone:1", "secctx.local/here:1"], imap, None)
+        image_load.check_local(["secctx.local/gone:1", "secctx.local/here:1"], imap, None)
     assert "secctx.local/gone:1 (for busybox:1.36)" in str(err.value)
     assert "here" not in str(err.value) and "fix the image map" in str(err.value)
 
@@ -307,7 +309,7 @@ def test_bring_up_asks_the_proxy_only_when_not_cached(monkeypatch, tmp_path, off
     assert asked == [1]
     bin_dir = tmp_path / "kubernetes" / "v1.37.2" / "bin"
     bin_dir.mkdir(parents=True)
-    for command in versions.KUBERNETES_COMMANDS:
+    for command in gobuild.KUBERNETES_COMMANDS:
         (bin_dir / command).write_text("")
     versions.check_offline_version(KubeVersion.parse("v1.37.2"))
     assert asked == [1]  # cached binaries: no need to ask

@@ -144,6 +144,53 @@ def test_online_node_image():
     assert mode.KIND_DEFAULT_NODE_IMAGE.startswith(NODE_IMAGE + "@sha256:")
 
 
+# -- the image map of an existing cluster ------------------------------------
+
+@pytest.mark.parametrize("requested, env, expected", [
+    ("offline", None, mode.OFFLINE),
+    ("online", None, mode.ONLINE),
+    ("auto", None, mode.ONLINE),
+    ("auto", "offline", mode.OFFLINE),  # SECCTX_MODE stands in for --mode
+    ("online", "offline", mode.ONLINE),  # an explicit --mode wins
+])
+def test_existing_cluster_map_mode(clean_env, monkeypatch, requested, env, expected):
+    if env:
+        monkeypatch.setenv("SECCTX_MODE", env)
+    chosen, why = mode.existing_cluster_map_mode(requested)
+    assert chosen == expected and why
+    if chosen == mode.OFFLINE:
+        assert "already be on" in why and "imagePullPolicy: Never" in why
+    else:
+        assert "--mode offline" in why
+
+
+@pytest.mark.parametrize("requested, expected", [
+    ("offline", "offline"), ("online", "online"), ("auto", "online")])
+def test_existing_cluster_honours_mode_offline(clean_env, monkeypatch, tmp_path, capsys,
+                                               requested, expected):
+    """--existing-cluster --mode offline: offline names and imagePullPolicy Never;
+    online/auto: the online map. One log line says which and why; the record
+    shared by pytest-xdist workers keeps the choice."""
+    from secctx.cluster import existing, provision
+    from secctx.cluster.shared import SharedCluster
+    monkeypatch.setattr(existing, "check_kubeconfig", lambda path, context: "https://127.0.0.1:1")
+    monkeypatch.setattr(existing, "preflight_api", lambda path, context, server: "v1.37.2")
+    opts = provision.Options(existing_kubeconfig=tmp_path / "kubeconfig", mode=requested)
+    cluster = SharedCluster(tmp_path / "state", "run1").acquire(opts)
+    assert cluster.mode == "existing" and cluster.kind is None
+    assert cluster.image_map.mode == expected
+    assert cluster.image_map == ImageMap.load(expected)
+    pod = cluster.image_map.rewrite({"kind": "Pod", "spec": {"containers": [
+        {"name": "c", "image": "busybox:1.36"}]}})["spec"]["containers"][0]
+    assert pod["image"] == ImageMap.load(expected).resolve("busybox:1.36")
+    assert (pod.get("imagePullPolicy") == "Never") == (expected == "offline")
+    log = [ln for ln in capsys.readouterr().err.splitlines() if "image map:" in ln]
+    assert len(log) == 1 and f"image map: {expected} (" in log[0]
+    # A second worker reads the record: the same map.
+    other = SharedCluster(tmp_path / "state", "run1").acquire(opts)
+    assert other.image_map == cluster.image_map
+
+
 # -- ImageMap ----------------------------------------------------------------
 
 RECIPE_REFS = ["nginx:1.25", "busybox:1.36", "nicolaka/netshoot:latest", "myapp:1.0",
@@ -175,7 +222,7 @@ def test_load_default_map_offline():
 
 
 def test_offline_names_match_the_images_the_builder_tags():
-    from secctx.offline import images
+    from secctx.images import build as images
     m = ImageMap.load("offline")
     assert set(m.local_images()) == {images.BUSYBOX, images.NGINX, images.NETSHOOT,
                                      images.MYAPP, images.NGINX_USER1000}

@@ -1,8 +1,12 @@
-"""Recipes of the offline images: control-plane images for the node image,
-and the stand-ins for the recipe's workload images.
+"""The images the suite builds, and their recipes.
 
-Control-plane images carry exactly the names `kubeadm config images list`
-prints, so kubeadm and containerd find them without a registry.
+Workload images: myapp in both modes (the recipe's myapp:1.0 is a
+placeholder), the recipe's USER 1000 rebuild of nginx in both modes (FROM the
+mode's nginx), and offline the stand-ins for nginx, busybox and netshoot.
+
+Control-plane images, for the offline node image: they carry exactly the names
+`kubeadm config images list` prints, so kubeadm and containerd find them
+without a registry.
 """
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cache, docker, rootfs
-from .gobuild import BuildError, go, go_env
+from .. import cache
+from ..offline import rootfs
+from ..offline.gobuild import BuildError, go, go_env
+from . import docker
 
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGE_SOURCES = PROJECT / "images"
@@ -40,7 +46,7 @@ class ControlPlaneImages:
     pause: str
 
     @classmethod
-    def from_kubeadm_list(cls, lines: list[str]) -> "ControlPlaneImages":
+    def from_kubeadm_list(cls, lines: list[str]) -> ControlPlaneImages:
         by_name = {}
         for line in (ln.strip() for ln in lines):
             if not line:

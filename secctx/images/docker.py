@@ -1,4 +1,8 @@
-"""Thin wrappers over the docker CLI for image builds (the engine is ours or the user's)."""
+"""Thin wrappers over the docker CLI: inspect, build, import, run (the engine is ours or the user's).
+
+Image builds here are keyed by their inputs (a label), so an unchanged image is
+not rebuilt; the node image builder also runs and commits containers with `run`.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +11,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import log
-from .gobuild import BuildError
+from ..offline import log
+from ..offline.gobuild import BuildError
 
 KEY_LABEL = "io.secctx.key"
 
@@ -26,6 +30,16 @@ def image_label(tag: str, label: str = KEY_LABEL) -> str | None:
     proc = subprocess.run(["docker", "image", "inspect", "--format",
                            f'{{{{index .Config.Labels "{label}"}}}}', tag],
                           capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def config_user(tag: str) -> str | None:
+    """The USER of a local image's config ("" when it sets none); None without a local
+    engine or when the image is not there (existing clusters)."""
+    if not shutil.which("docker"):
+        return None
+    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Config.User}}", tag],
+                          capture_output=True, text=True, timeout=30)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
