@@ -1,48 +1,82 @@
 """Case files: a recipe manifest plus the observations expected from it.
 
-A platform team adds a case by writing YAML, not Python; the schema is in
-fixtures/cases/README.md. `load_cases` validates every file and explains each
-problem as file:line, and a bad file never stops the good ones from loading.
+A platform team adds a case by writing YAML, not Python. The format has one
+definition, the JSON Schema secctx/schema/case.schema.json: `load_cases`
+validates every file with it, this module reads its lists (sections, skip
+features, expect keys, ...) from it, and fixtures/cases/README.md's reference
+part is generated from it (`python -m secctx.schemadoc --write`). Each problem
+is explained as file:line, and a bad file never stops the good ones from
+loading. What a schema cannot say (files exist, names exist in the manifests,
+no key twice) is checked here, after it.
 """
 from __future__ import annotations
 
 import difflib
 import json
-import re
-from dataclasses import dataclass, field as dataclass_field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator, ValidationError
 
-from .caps import CAPABILITIES
-
-SECTIONS = ("Run as non-root", "Hardened pod", "Capabilities", "fsGroup", "Read-only root",
-            "Seccomp", "SELinux", "AppArmor", "Deployment", "Troubleshooting")
-SEVERITIES = ("blocker", "critical", "normal", "minor")
-OUTCOMES = ("running", "rejected", "crashing")
-SKIP_FEATURES = ("apparmor", "selinux")
-# Volume source of the PersistentVolume bound to a claim: it decides whether the
-# kubelet applies fsGroup (it never does for hostPath).
-STORAGE_KINDS = ("hostPath", "local", "csi", "nfs")
-# The "Seccomp:" line of /proc/<pid>/status.
-SECCOMP_MODES = {"disabled": 0, "strict": 1, "filtered": 2}
-
-CASE_KEYS = ("name", "section", "field", "manifest", "pod", "container", "severity", "upstream",
-             "outcome", "expect", "recipe_claim", "skip_unless", "when_unsupported", "variants",
-             "seccomp_profiles", "commands")
-REQUIRED_KEYS = ("name", "section", "field", "manifest", "pod", "container", "severity")
-EXPECT_KEYS = ("uid", "gid", "groups", "no_new_privs", "seccomp", "cap_eff", "cap_bnd",
-               "root_read_only", "lsm_label", "volumes")
-VOLUME_KEYS = ("gid", "setgid", "writable")
-OUTCOME_KEYS = ("status", "reason", "message", "logs")
-UPSTREAM_KEYS = ("name", "url")
-VARIANT_KEYS = ("name", "storage", "expect", "recipe_claim")
-COMMAND_KEYS = ("run", "exit", "output", "why")
-
-_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case.schema.json"
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+_VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 KeyPath = tuple  # e.g. ("expect", "volumes", "/data", "gid") or ("upstream", 0, "url")
+
+
+# --- reading the schema ------------------------------------------------------
+
+def resolve(node: dict) -> dict:
+    """`node` with its local $ref followed; the node's own keywords win."""
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = SCHEMA
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def definition(name: str) -> dict:
+    return resolve(SCHEMA["$defs"][name])
+
+
+def options(node: dict) -> list[dict]:
+    """The allowed values of a choice node (enum, or oneOf/anyOf of consts), as
+    {const, description, ...}; [] if the node is not a choice."""
+    node = resolve(node)
+    if "enum" in node:
+        return [{"const": value} for value in node["enum"]]
+    branches = node.get("oneOf") or node.get("anyOf") or []
+    if branches and all("const" in b for b in branches):
+        return branches
+    return []
+
+
+def choices(node: dict) -> tuple:
+    return tuple(option["const"] for option in options(node))
+
+
+SECTIONS: tuple[str, ...] = choices(definition("section"))
+SEVERITIES: tuple[str, ...] = choices(definition("severity"))
+OUTCOMES: tuple[str, ...] = choices(definition("status"))
+# Volume source of the PersistentVolume bound to a claim: it decides whether the
+# kubelet applies fsGroup (it never does for hostPath).
+STORAGE_KINDS: tuple[str, ...] = choices(definition("storage_kind"))
+# skip_unless feature -> the reason shown when the node lacks it.
+SKIP_FEATURES: dict[str, str] = {o["const"]: o["description"] for o in options(definition("skip_feature"))}
+# The "Seccomp:" line of /proc/<pid>/status.
+SECCOMP_MODES: dict[str, int] = {o["const"]: o["x-value"] for o in options(definition("seccomp_mode"))
+                                 if "x-value" in o}
+_EXPECT_PROPERTIES: dict[str, dict] = definition("expect")["properties"]
+# expect key -> (x-kind: how the loader converts it, x-check: the verdict's check it is compared with).
+EXPECT_FIELDS: dict[str, tuple[str, str]] = {key: (prop["x-kind"], prop["x-check"])
+                                             for key, prop in _EXPECT_PROPERTIES.items()}
 
 
 @dataclass(frozen=True)
@@ -110,6 +144,8 @@ class Case:
     when_unsupported: Outcome | None = None
     variants: list[Variant] = dataclass_field(default_factory=list)
     seccomp_profiles: dict[str, Path] = dataclass_field(default_factory=dict)  # localhostProfile -> file
+    # Localhost profiles the pod names that are meant to be absent from the nodes.
+    missing_seccomp_profiles: set[str] = dataclass_field(default_factory=set)
     commands: list[Command] = dataclass_field(default_factory=list)
     objects: list[dict] = dataclass_field(default_factory=list)
 
@@ -153,22 +189,40 @@ def load_cases(dirs: list[Path]) -> tuple[list[Case], list[CaseError]]:
     cases: list[Case] = []
     errors: list[CaseError] = []
     first_file_by_name: dict[str, Path] = {}
+    installed_by: dict[str, Path] = {}  # localhostProfile -> the first case file that installs it
+    missing_by: dict[str, Path] = {}    # localhostProfile -> the first case file that needs it missing
     for path in sorted(p for d in dirs for p in Path(d).glob("*.yaml")):
         case, case_errors, lines = _read_case(path)
         if case and case.name in first_file_by_name:
             case_errors.append(CaseError(path, lines.get(("name",)), f"duplicate case name {case.name!r}; "
                                          f"already used by {first_file_by_name[case.name]}"))
+        if case and not case_errors:
+            case_errors += _profile_conflicts(case, lines, installed_by, missing_by)
         errors.extend(case_errors)
         if case and not case_errors:
             first_file_by_name[case.name] = path
+            for profile in case.seccomp_profiles:
+                installed_by.setdefault(profile, path)
+            for profile in case.missing_seccomp_profiles:
+                missing_by.setdefault(profile, path)
             cases.append(case)
     return cases, errors
 
 
-def load_case(path: Path) -> tuple[Case | None, list[CaseError]]:
-    """One case file; None and the reasons if anything in it is wrong."""
-    case, errors, _ = _read_case(path)
-    return case, errors
+def _profile_conflicts(case: Case, lines: dict[KeyPath, int], installed_by: dict[str, Path],
+                       missing_by: dict[str, Path]) -> list[CaseError]:
+    """The suite installs every case's profiles on every node, so a profile one
+    case needs missing cannot be one another case installs."""
+    errors = []
+    for profile in sorted(case.missing_seccomp_profiles & installed_by.keys()):
+        errors.append(CaseError(case.source, lines.get(("seccomp_profiles", profile)),
+                                f"seccomp profile {profile!r} is meant to be missing, but "
+                                f"{installed_by[profile]} installs it on every node"))
+    for profile in sorted(case.seccomp_profiles.keys() & missing_by.keys()):
+        errors.append(CaseError(case.source, lines.get(("seccomp_profiles", profile)),
+                                f"seccomp profile {profile!r} is installed on every node, but "
+                                f"{missing_by[profile]} needs it to be missing"))
+    return errors
 
 
 def _read_case(path: Path) -> tuple[Case | None, list[CaseError], dict[KeyPath, int]]:
@@ -178,15 +232,15 @@ def _read_case(path: Path) -> tuple[Case | None, list[CaseError], dict[KeyPath, 
         return None, [_yaml_error(path, exc)], {}
     except (OSError, UnicodeDecodeError) as exc:
         return None, [CaseError(path, None, f"cannot read: {exc}")], {}
-    reader = _Reader(path, lines)
+    checker = _Checker(path, lines)
     for key_path, line in duplicates:
         # YAML would silently keep the last value; a case author meant one of them.
-        reader.errors.append(CaseError(path, line, f"duplicate key {key_path[-1]!r}"))
+        checker.errors.append(CaseError(path, line, f"duplicate key {key_path[-1]!r}"))
     if not isinstance(data, dict):
-        reader.error((), "a case file must be one YAML mapping (see fixtures/cases/README.md)")
-        return None, reader.errors, lines
-    case = reader.case(data)
-    errors = sorted(reader.errors, key=lambda e: (e.path != path, e.line or 0))
+        checker.error((), "a case file must be one YAML mapping (see fixtures/cases/README.md)")
+        return None, checker.errors, lines
+    case = checker.check(data)
+    errors = sorted(checker.errors, key=lambda e: (e.path != path, e.line or 0))
     return (None if errors else case), errors, lines
 
 
@@ -213,7 +267,10 @@ def _record_lines(node: yaml.Node, at: KeyPath, lines: dict[KeyPath, int],
                   duplicates: list[tuple[KeyPath, int]]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key_path = at + (key_node.value,)
+            key = key_node.value
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:str":
+                key = yaml.safe_load(key)  # 1:, true: are keys 1 and True in the document
+            key_path = at + (key,)
             if key_path in lines:
                 duplicates.append((key_path, key_node.start_mark.line + 1))
             lines[key_path] = key_node.start_mark.line + 1
@@ -232,22 +289,173 @@ def _yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> CaseError:
     return CaseError(path, mark.line + 1 if mark else None, message)
 
 
-def _known(choices, got: str) -> str:
+def _close(choices, got) -> str | None:
+    """The choice `got` is probably a typo of, if any (case is ignored)."""
+    by_folded = {str(c).casefold(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(got).casefold(), list(by_folded), n=1)
+    return by_folded[close[0]] if close else None
+
+
+def _known(choices, got) -> str:
     """'; known: a, b, c' plus a did-you-mean when one is close."""
     text = "; known: " + ", ".join(str(c) for c in choices)
-    close = difflib.get_close_matches(str(got), [str(c) for c in choices], n=1)
-    return text + (f" (did you mean {close[0]!r}?)" if close else "")
+    close = _close(choices, got)
+    return text + (f" (did you mean {close!r}?)" if close else "")
 
 
-# --- validation --------------------------------------------------------------
+# --- schema errors as messages ---------------------------------------------
 
-class _Reader:
+def schema_problems(data: Any) -> list[tuple[KeyPath, str]]:
+    """(key path, message) for every way `data` breaks the case schema, one per problem."""
+    found: list[tuple[KeyPath, str]] = []
+    for error in _VALIDATOR.iter_errors(data):
+        for problem in _explain(error):
+            if problem not in found:
+                found.append(problem)
+    return found
+
+
+def _where(at: KeyPath) -> str:
+    return ".".join(str(k) for k in at) or "the case"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _keys(node: dict) -> list[str]:
+    """The keys a node's mappings take: its properties, or its items' or branches'."""
+    node = resolve(node)
+    if "properties" in node:
+        return list(node["properties"])
+    for sub in [node.get("items"), node.get("additionalProperties")]:
+        if isinstance(sub, dict):
+            return _keys(sub)
+    return [k for branch in node.get("anyOf", []) + node.get("oneOf", []) for k in _keys(branch)]
+
+
+def _message(node: dict, at: KeyPath, value: Any, fallback: str) -> str:
+    template = node.get("x-message")
+    if not template:
+        return fallback
+    return Template(template).safe_substitute(where=_where(at), key=at[-1] if at else "",
+                                              value=_show(value), keys=", ".join(_keys(node)))
+
+
+def _choice_message(node: dict, at: KeyPath, value: Any, allowed: list) -> str:
+    """'bad severity 'urgent'; known: ...', or for a list item
+    'bad capability 'X' in expect.cap_bnd; known: ...'."""
+    in_list = bool(at) and isinstance(at[-1], int)
+    hints = node.get("x-hints", {})
+    hint = hints.get(value) if isinstance(value, str) else None
+    if hint:
+        return f"{value!r} in {_where(at[:-1] if in_list else at)} {hint}"
+    if in_list:
+        return f"bad {node.get('title', 'value')} {value!r} in {_where(at[:-1])}{_known(allowed, value)}"
+    return f"bad {_where(at)} {value!r}{_known(allowed, value)}"
+
+
+def _is_shape_error(error: ValidationError, at: KeyPath) -> bool:
+    """The value at `at` is of another kind than the branch wants."""
+    return tuple(error.absolute_path) == at and error.validator in ("type", "const", "enum")
+
+
+def _explain(error: ValidationError) -> Iterator[tuple[KeyPath, str]]:
+    at = tuple(error.absolute_path)
+    node, value, keyword = error.schema, error.instance, error.validator
+    if "propertyNames" in error.relative_schema_path:
+        # The instance is a key of the mapping at `at`.
+        yield at + (value,), _message(node, at + (value,), value, f"bad key {value!r} in {_where(at)}")
+    elif keyword == "additionalProperties" and node.get("additionalProperties") is False:
+        known = list(node.get("properties", {}))
+        for key in value:
+            if key not in known:
+                yield at + (key,), f"unknown {node.get('x-key-name', 'key')} {key!r}{_known(known, key)}"
+    elif keyword == "required":
+        known = list(node.get("properties", {}))
+        typos = {_close(known, key) for key in value if key not in known}
+        for key in error.validator_value:
+            if key not in value and key not in typos:  # a typo of it is reported as unknown
+                yield at, f"missing required key {key!r}" + (f" in {_where(at)}" if at else "")
+    elif keyword == "dependentRequired":
+        for key, needs in error.validator_value.items():
+            for other in needs:
+                if key in value and other not in value:
+                    yield at + (key,), f"{_where(at + (key,))} needs {other}"
+    elif keyword in ("enum", "const"):
+        allowed = list(error.validator_value) if keyword == "enum" else [error.validator_value]
+        yield at, _message(node, at, value, _choice_message(node, at, value, allowed))
+    elif keyword in ("anyOf", "oneOf"):
+        yield from _explain_alternatives(error, at)
+    else:
+        message = _message(node, at, value, f"{_where(at)}: {error.message}")
+        if keyword == "format" and error.cause:
+            message += f": {error.cause}"
+        yield at, message
+
+
+def _explain_alternatives(error: ValidationError, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """anyOf/oneOf: if the value has the shape of exactly one alternative,
+    what is wrong inside it; else the node's own message."""
+    node, value = error.schema, error.instance
+    allowed = choices(node)
+    if allowed and not node.get("x-message"):
+        yield at, _choice_message(node, at, value, list(allowed))
+        return
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or []:
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    shaped = [errors for errors in by_branch.values() if not any(_is_shape_error(e, at) for e in errors)]
+    if len(shaped) == 1 and len(by_branch) == len(node.get(error.validator, [])):
+        for sub in shaped[0]:
+            yield from _explain(sub)
+        return
+    yield at, _message(node, at, value, f"{_where(at)}: {error.message}")
+
+
+# --- converting a valid document -------------------------------------------
+
+def _seccomp(value: Any, node: dict) -> int:
+    for option in options(node):
+        if option["const"] == value and type(option["const"]) is type(value):
+            return option.get("x-value", value)
+    return value
+
+
+# x-kind of an expect key -> (value, its resolved schema) -> what Case.expect holds.
+CONVERTERS: dict[str, Callable[[Any, dict], Any]] = {
+    "id": lambda value, node: int(value),
+    "ids": lambda value, node: sorted(int(v) for v in value),
+    "bool": lambda value, node: value,
+    "seccomp": _seccomp,
+    "caps": lambda value, node: frozenset(value),
+    "regex": lambda value, node: value,
+    "volumes": lambda value, node: {path: dict(checks) for path, checks in value.items()},
+}
+
+
+def _expect(raw: dict) -> dict[str, Any]:
+    return {key: CONVERTERS[EXPECT_FIELDS[key][0]](value, resolve(_EXPECT_PROPERTIES[key]))
+            for key, value in raw.items()}
+
+
+def _outcome(raw: Any) -> Outcome:
+    if not isinstance(raw, dict):  # absent, or "running"
+        return Outcome()
+    return Outcome(raw["status"], raw.get("reason"), raw.get("message"), raw.get("logs"))
+
+
+# --- the checks a schema cannot make ----------------------------------------
+
+class _Checker:
     """Validates one case document; every error points at the line it is about."""
 
     def __init__(self, path: Path, lines: dict[KeyPath, int]):
         self.path = path
         self.lines = lines
         self.errors: list[CaseError] = []
+        self.invalid: list[KeyPath] = []  # where the schema found problems
 
     def line(self, at: KeyPath) -> int | None:
         while at and at not in self.lines:
@@ -257,89 +465,60 @@ class _Reader:
     def error(self, at: KeyPath, message: str) -> None:
         self.errors.append(CaseError(self.path, self.line(at), message))
 
-    def where(self, at: KeyPath) -> str:
-        return ".".join(str(k) for k in at)
+    def shaped(self, at: KeyPath) -> bool:
+        """The schema found nothing wrong with the value at `at` or its parents
+        (missing keys of the case itself aside)."""
+        return not any(bad and at[:len(bad)] == bad for bad in self.invalid)
 
-    def unknown_keys(self, data: dict, known: tuple, at: KeyPath, what: str) -> None:
-        for key in data:
-            if key not in known:
-                self.error(at + (key,), f"unknown {what} {key!r}{_known(known, key)}")
+    def valid(self, at: KeyPath) -> bool:
+        """The schema found nothing wrong at, above or under `at`."""
+        return self.shaped(at) and not any(bad[:len(at)] == at for bad in self.invalid)
 
-    def text(self, data: dict, key: str, at: KeyPath = ()) -> str | None:
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.error(at + (key,), f"{self.where(at + (key,))} must be a non-empty string, not {value!r}")
-            return None
-        return value
-
-    def choice(self, data: dict, key: str, choices: tuple, at: KeyPath = ()) -> str | None:
-        value = data.get(key)
-        if value is not None and value not in choices:
-            self.error(at + (key,), f"bad {self.where(at + (key,))} {value!r}{_known(choices, value)}")
-            return None
-        return value
-
-    # The case as a whole.
-    def case(self, data: dict) -> Case | None:
-        self.unknown_keys(data, CASE_KEYS, (), "key")
-        for key in REQUIRED_KEYS:
-            if key not in data:
-                self.error((), f"missing required key {key!r}")
-        name = self.text(data, "name")
-        if name and not _NAME_RE.match(name):
-            self.error(("name",), f"name {name!r} must be lower-case letters, digits and '-'")
-        pod, deployment = self.pod(data.get("pod"))
+    def check(self, data: dict) -> Case | None:
+        for at, message in schema_problems(data):
+            self.invalid.append(at)
+            self.error(at, message)
         manifests = self.manifest_paths(data.get("manifest"))
+        objects = self.objects(manifests)
+        profiles, missing = self.seccomp_profiles(data.get("seccomp_profiles", {}))
+        self.variant_names(data.get("variants", []))
+        if self.errors:
+            return None
+        pod = data["pod"]
         case = Case(
             source=self.path,
-            name=name or "",
-            section=self.choice(data, "section", SECTIONS) or "",
-            field=self.text(data, "field") or "",
+            name=data["name"],
+            section=data["section"],
+            field=data["field"],
             manifests=manifests,
-            pod=pod,
-            deployment=deployment,
-            container=self.text(data, "container") or "",
-            severity=self.choice(data, "severity", SEVERITIES) or "",
-            upstream=self.upstream(data.get("upstream")),
-            outcome=self.outcome(data.get("outcome")),
-            expect=self.expect(data.get("expect"), ("expect",)),
-            recipe_claim=self.text(data, "recipe_claim"),
-            skip_unless=self.choice(data, "skip_unless", SKIP_FEATURES),
-            when_unsupported=(self.outcome(data["when_unsupported"], ("when_unsupported",))
-                              if "when_unsupported" in data else None),
-            variants=self.variants(data.get("variants")),
-            seccomp_profiles=self.seccomp_profiles(data.get("seccomp_profiles")),
-            commands=self.commands(data.get("commands")),
+            pod=None if isinstance(pod, dict) else pod,
+            deployment=pod["deployment"] if isinstance(pod, dict) else None,
+            container=data["container"],
+            severity=data["severity"],
+            upstream=[Upstream(u["name"], u["url"]) for u in data.get("upstream", [])],
+            outcome=_outcome(data.get("outcome")),
+            expect=_expect(data.get("expect", {})),
+            recipe_claim=data.get("recipe_claim"),
+            skip_unless=data.get("skip_unless"),
+            when_unsupported=_outcome(data["when_unsupported"]) if "when_unsupported" in data else None,
+            variants=[Variant(v["name"], v.get("storage"), _expect(v.get("expect", {})), v.get("recipe_claim"))
+                      for v in data.get("variants", [])],
+            seccomp_profiles=profiles,
+            missing_seccomp_profiles=missing,
+            commands=[Command(c["run"], int(c.get("exit", 0)), c.get("output"), c.get("why", ""))
+                      for c in data.get("commands", [])],
+            objects=objects,
         )
-        case.objects = self.objects(manifests)
-        if not self.errors:
-            self.cross_check(case)
+        self.cross_check(case)
         return case
 
-    def pod(self, value) -> tuple[str | None, str | None]:
-        if isinstance(value, str) and value:
-            return value, None
-        if isinstance(value, dict) and list(value) == ["deployment"] and isinstance(value["deployment"], str):
-            return None, value["deployment"]
-        if value is not None:
-            self.error(("pod",), f"pod must be a pod name or {{deployment: <name>}}, not {value!r}")
-        return None, None
-
     def manifest_paths(self, value) -> list[Path]:
-        if value is None:
-            return []
-        entries = [value] if isinstance(value, str) else value
-        if not isinstance(entries, list) or not entries:
-            self.error(("manifest",), "manifest must be a path or a non-empty list of paths "
-                       "(relative to the case file)")
+        if value is None or not self.shaped(("manifest",)):
             return []
         paths = []
-        for index, entry in enumerate(entries):
+        for index, entry in enumerate([value] if isinstance(value, str) else value):
             at = ("manifest",) if isinstance(value, str) else ("manifest", index)
-            if not isinstance(entry, str):
-                self.error(at, f"manifest path must be a string, not {entry!r}")
+            if not self.valid(at):
                 continue
             path = (self.path.parent / entry).resolve()
             if not path.is_file():
@@ -366,206 +545,20 @@ class _Reader:
                 objects.append(doc)
         return objects
 
-    def upstream(self, value) -> list[Upstream]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.error(("upstream",), "upstream must be a list of {name, url}")
-            return []
-        result = []
-        for index, entry in enumerate(value):
-            at = ("upstream", index)
-            if not isinstance(entry, dict):
-                self.error(at, "each upstream entry must be a mapping {name, url}")
-                continue
-            self.unknown_keys(entry, UPSTREAM_KEYS, at, "upstream key")
-            name, url = self.text(entry, "name", at), self.text(entry, "url", at)
-            if not (name and url):
-                self.error(at, "each upstream entry needs a name and a url")
-            elif not url.startswith("https://"):
-                self.error(at + ("url",), f"upstream url must start with https://, not {url!r}")
-            else:
-                result.append(Upstream(name, url))
-        return result
-
-    def outcome(self, value, at: KeyPath = ("outcome",)) -> Outcome:
-        if value is None or value == "running":
-            return Outcome()
-        if isinstance(value, str):
-            self.error(at, f"outcome {value!r} needs the mapping form {{status, reason, message, logs}}"
-                       if value in OUTCOMES else f"bad outcome {value!r}{_known(OUTCOMES, value)}")
-            return Outcome()
-        if not isinstance(value, dict):
-            self.error(at, "outcome must be 'running' or a mapping {status, reason, message, logs}")
-            return Outcome()
-        self.unknown_keys(value, OUTCOME_KEYS, at, "outcome key")
-        status = self.choice(value, "status", OUTCOMES, at)
-        if status is None:
-            if "status" not in value:
-                self.error(at, f"outcome needs a status; known: {', '.join(OUTCOMES)}")
-            return Outcome()
-        outcome = Outcome(status, self.text(value, "reason", at), self.text(value, "message", at),
-                          self.text(value, "logs", at))
-        if status == "running" and (outcome.reason or outcome.message or outcome.logs):
-            self.error(at, "a running outcome takes no reason, message or logs")
-        if status == "rejected" and not (outcome.reason or outcome.message):
-            self.error(at, "a rejected outcome needs a reason or a message substring")
-        if status == "rejected" and outcome.logs:
-            self.error(at + ("logs",), "a rejected container never ran, so it has no logs")
-        if status == "crashing" and not (outcome.reason or outcome.message or outcome.logs):
-            self.error(at, "a crashing outcome needs a reason, message or logs substring")
-        return outcome
-
-    def expect(self, value, at: KeyPath) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(at, f"{self.where(at)} must be a mapping of expectations; known: {', '.join(EXPECT_KEYS)}")
-            return {}
-        self.unknown_keys(value, EXPECT_KEYS, at, "expectation")
-        result: dict[str, Any] = {}
-        for key, raw in value.items():
-            spot = at + (key,)
-            if key in ("uid", "gid"):
-                if self.is_id(raw, spot):
-                    result[key] = raw
-            elif key == "groups":
-                if isinstance(raw, list) and all(self.is_id(g, spot + (i,)) for i, g in enumerate(raw)):
-                    result[key] = sorted(raw)
-                elif not isinstance(raw, list):
-                    self.error(spot, f"{self.where(spot)} must be a list of group IDs, not {raw!r}")
-            elif key in ("no_new_privs", "root_read_only"):
-                if isinstance(raw, bool):
-                    result[key] = raw
-                else:
-                    self.error(spot, f"{self.where(spot)} must be true or false, not {raw!r}")
-            elif key == "seccomp":
-                if raw in SECCOMP_MODES:
-                    result[key] = SECCOMP_MODES[raw]
-                elif raw in SECCOMP_MODES.values() and not isinstance(raw, bool):
-                    result[key] = raw
-                else:
-                    self.error(spot, f"bad {self.where(spot)} {raw!r}; known: disabled, strict, filtered "
-                               "(or 0, 1, 2 as in /proc/<pid>/status)")
-            elif key in ("cap_eff", "cap_bnd"):
-                caps = self.capabilities(raw, spot)
-                if caps is not None:
-                    result[key] = caps
-            elif key == "lsm_label":
-                try:
-                    re.compile(raw)
-                    result[key] = raw
-                except (TypeError, re.error) as exc:
-                    self.error(spot, f"{self.where(spot)} must be a regular expression: {exc}")
-            elif key == "volumes":
-                result[key] = self.volumes(raw, spot)
-        return result
-
-    def is_id(self, raw, at: KeyPath) -> bool:
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-            return True
-        self.error(at, f"{self.where(at)} must be a non-negative integer ID, not {raw!r}")
-        return False
-
-    def capabilities(self, raw, at: KeyPath) -> frozenset[str] | None:
-        if not isinstance(raw, list):
-            self.error(at, f"{self.where(at)} must be a list of capability names ([] for none), not {raw!r}")
-            return None
-        names = set()
-        for index, entry in enumerate(raw):
-            name = entry.upper().removeprefix("CAP_") if isinstance(entry, str) else entry
-            if name == "ALL":
-                self.error(at + (index,), f"'ALL' in {self.where(at)} is a pod-spec keyword, not a "
-                           "capability: list the capabilities expected ([] for none)")
-                continue
-            if name not in CAPABILITIES:
-                self.error(at + (index,), f"bad capability {entry!r} in {self.where(at)}"
-                           f"{_known(CAPABILITIES, name)}")
-                continue
-            names.add(name)
-        return frozenset(names)
-
-    def volumes(self, raw, at: KeyPath) -> dict[str, dict]:
-        if not isinstance(raw, dict):
-            self.error(at, f"{self.where(at)} must map a mountPath to {{gid, setgid, writable}}")
-            return {}
-        result = {}
-        for mount_path, checks in raw.items():
-            spot = at + (mount_path,)
-            if not isinstance(mount_path, str) or not mount_path.startswith("/"):
-                self.error(spot, f"volume key {mount_path!r} must be an absolute mountPath")
-                continue
-            if not isinstance(checks, dict) or not checks:
-                self.error(spot, f"volume {mount_path} needs at least one of {', '.join(VOLUME_KEYS)}")
-                continue
-            self.unknown_keys(checks, VOLUME_KEYS, spot, "volume expectation")
-            volume = {}
-            if "gid" in checks and (checks["gid"] is None or self.is_id(checks["gid"], spot + ("gid",))):
-                volume["gid"] = checks["gid"]
-            for flag in ("setgid", "writable"):
-                if flag in checks:
-                    if isinstance(checks[flag], bool):
-                        volume[flag] = checks[flag]
-                    else:
-                        self.error(spot + (flag,), f"{flag} must be true or false, not {checks[flag]!r}")
-            result[mount_path] = volume
-        return result
-
-    def variants(self, value) -> list[Variant]:
-        if value is None:
-            return []
-        if not isinstance(value, list) or not value:
-            self.error(("variants",), "variants must be a non-empty list of {name, storage, expect, recipe_claim}")
-            return []
-        result, seen = [], set()
-        for index, entry in enumerate(value):
-            at = ("variants", index)
-            if not isinstance(entry, dict):
-                self.error(at, "each variant must be a mapping {name, storage, expect, recipe_claim}")
-                continue
-            self.unknown_keys(entry, VARIANT_KEYS, at, "variant key")
-            name = self.text(entry, "name", at)
-            if not name:
-                self.error(at, "each variant needs a name")
-            elif name in seen:
-                self.error(at + ("name",), f"duplicate variant name {name!r}")
-            seen.add(name)
-            result.append(Variant(name or "", self.choice(entry, "storage", STORAGE_KINDS, at),
-                                  self.expect(entry.get("expect"), at + ("expect",)),
-                                  self.text(entry, "recipe_claim", at)))
-        return result
-
-    def commands(self, value) -> list[Command]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.error(("commands",), "commands must be a list of {run, exit, output, why}")
-            return []
-        result = []
-        for i, entry in enumerate(value):
-            at = ("commands", i)
-            if not isinstance(entry, dict) or not isinstance(entry.get("run"), str):
-                self.error(at, "a command needs `run: <shell command>`")
-                continue
-            self.unknown_keys(entry, COMMAND_KEYS, at, "command key")
-            code = entry.get("exit", 0)
-            if not isinstance(code, int) or isinstance(code, bool):
-                self.error(at + ("exit",), f"exit must be an integer exit code, not {code!r}")
-                continue
-            result.append(Command(entry["run"], code, self.text(entry, "output", at),
-                                  self.text(entry, "why", at) or ""))
-        return result
-
-    def seccomp_profiles(self, value) -> dict[str, Path]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(("seccomp_profiles",), "seccomp_profiles must map a localhostProfile to a JSON file")
-            return {}
-        result = {}
+    def seccomp_profiles(self, value) -> tuple[dict[str, Path], set[str]]:
+        """The files to install, by localhostProfile, and the profiles meant to be missing."""
+        files: dict[str, Path] = {}
+        missing: set[str] = set()
+        if not self.shaped(("seccomp_profiles",)):
+            return files, missing
         for profile, entry in value.items():
             at = ("seccomp_profiles", profile)
-            path = (self.path.parent / str(entry)).resolve()
+            if not self.valid(at):
+                continue
+            if isinstance(entry, dict):  # {missing: true}
+                missing.add(profile)
+                continue
+            path = (self.path.parent / entry).resolve()
             try:
                 json.loads(path.read_text())
             except OSError:
@@ -574,8 +567,17 @@ class _Reader:
             except json.JSONDecodeError as exc:
                 self.error(at, f"seccomp profile {entry} is not valid JSON: {exc}")
                 continue
-            result[str(profile)] = path
-        return result
+            files[profile] = path
+        return files, missing
+
+    def variant_names(self, variants) -> None:
+        seen = set()
+        for index, variant in enumerate(variants if self.shaped(("variants",)) else []):
+            if not self.valid(("variants", index, "name")):
+                continue
+            if variant["name"] in seen:
+                self.error(("variants", index, "name"), f"duplicate variant name {variant['name']!r}")
+            seen.add(variant["name"])
 
     def cross_check(self, case: Case) -> None:
         """The names the case uses must exist in its manifests."""
@@ -598,9 +600,10 @@ class _Reader:
                     self.error(at + ("volumes", mount_path),
                                f"{mount_path} is not a mountPath of container {case.container}{_known(mounts, mount_path)}")
         for profile in _localhost_profiles(spec):
-            if profile not in case.seccomp_profiles:
+            if profile not in case.seccomp_profiles and profile not in case.missing_seccomp_profiles:
                 self.error(("seccomp_profiles",), f"the pod uses Localhost seccomp profile {profile!r}; "
-                           "map it to its JSON file under seccomp_profiles")
+                           "map it to its JSON file under seccomp_profiles (or to {missing: true} if it "
+                           "is meant to be absent from the nodes)")
 
 
 def _localhost_profiles(spec: dict) -> list[str]:

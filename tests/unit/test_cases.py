@@ -389,3 +389,112 @@ def test_one_bad_file_does_not_stop_the_good_ones(case_dir: Path):
     cases, errors = load_cases([case_dir])
     assert [c.name for c in cases] == ["first", "fourth"]
     assert sorted(e.path.name for e in errors) == ["b-broken.yaml", "c-bad.yaml"]
+
+
+# --- seccomp profiles: installed, or meant to be missing --------------------
+
+LOCALHOST_POD = POD.replace("spec:\n", "spec:\n  securityContext:\n    seccompProfile:\n"
+                            "      type: Localhost\n      localhostProfile: profiles/absent.json\n", 1)
+
+
+def test_localhost_profile_must_be_listed(case_dir: Path):
+    write(case_dir.parent / "manifests", "pod.yaml", LOCALHOST_POD)
+    text = GOOD_CASE.format(name="bad")
+    write(case_dir, "bad.yaml", text)
+    error = only_error(case_dir)
+    assert "the pod uses Localhost seccomp profile 'profiles/absent.json'" in error.message
+    assert "{missing: true}" in error.message
+
+
+def test_profile_meant_to_be_missing(case_dir: Path):
+    write(case_dir.parent / "manifests", "pod.yaml", LOCALHOST_POD)
+    write(case_dir.parent / "manifests", "other.json", '{"defaultAction": "SCMP_ACT_ALLOW"}')
+    write(case_dir, "good.yaml", GOOD_CASE.format(name="good") + (
+        "seccomp_profiles:\n"
+        "  profiles/absent.json: {missing: true}\n"
+        "  profiles/other.json: ../manifests/other.json\n"))
+    cases, errors = load_cases([case_dir])
+    assert errors == []
+    [case] = cases
+    assert case.seccomp_profiles == {"profiles/other.json": (case_dir.parent / "manifests" / "other.json").resolve()}
+    assert case.missing_seccomp_profiles == {"profiles/absent.json"}
+
+
+def test_missing_is_only_true(case_dir: Path):
+    write(case_dir.parent / "manifests", "pod.yaml", LOCALHOST_POD)
+    text = GOOD_CASE.format(name="bad") + "seccomp_profiles:\n  profiles/absent.json: {missing: false}\n"
+    write(case_dir, "bad.yaml", text)
+    error = only_error(case_dir)
+    assert error.line == line_of(text, "profiles/absent.json")
+    assert "must be true" in error.message
+
+
+def test_a_missing_profile_cannot_be_installed_by_another_case(case_dir: Path):
+    write(case_dir.parent / "manifests", "pod.yaml", LOCALHOST_POD)
+    write(case_dir.parent / "manifests", "absent.json", "{}")
+    installs = write(case_dir, "a.yaml", GOOD_CASE.format(name="installs") +
+                     "seccomp_profiles:\n  profiles/absent.json: ../manifests/absent.json\n")
+    text = GOOD_CASE.format(name="needs-it-missing") + "seccomp_profiles:\n  profiles/absent.json: {missing: true}\n"
+    path = write(case_dir, "b.yaml", text)
+    cases, errors = load_cases([case_dir])
+    assert [c.name for c in cases] == ["installs"]
+    assert [(e.path, e.line) for e in errors] == [(path, line_of(text, "profiles/absent.json"))]
+    assert f"meant to be missing, but {installs} installs it" in errors[0].message
+
+
+# --- one error per problem, all of them, at their lines --------------------
+
+def test_every_problem_of_a_file_is_reported_once(case_dir: Path):
+    text = (GOOD_CASE.format(name="bad")
+            .replace("severity: normal", "sevrity: normal")   # a typo: unknown, not also "missing"
+            .replace("  uid: 1000", "  uid: -1\n  seccomp: filter")
+            + "outcome: {status: crashing}\n"
+            + "variants:\n  - name: a\n    storage: hostpath\n  - name: a\n")
+    write(case_dir, "bad.yaml", text)
+    _, errors = load_cases([case_dir])
+    got = [(e.line, e.message.split(";")[0]) for e in errors]
+    assert got == [
+        (line_of(text, "sevrity:"), "unknown key 'sevrity'"),
+        (line_of(text, "uid: -1"), "expect.uid must be a non-negative integer ID, not -1"),
+        (line_of(text, "seccomp: filter"), "bad expect.seccomp 'filter'"),
+        (line_of(text, "outcome:"), "a crashing outcome needs a reason, message or logs substring"),
+        (line_of(text, "storage: hostpath"), "bad variants.0.storage 'hostpath'"),
+        (len(text.splitlines()), "duplicate variant name 'a'"),  # found while the schema objects
+    ], "\n".join(map(str, errors))
+    assert "did you mean 'severity'?" in errors[0].message
+    assert "did you mean 'hostPath'?" in errors[-2].message
+
+
+def test_all_refused_capability_forms(case_dir: Path):
+    text = GOOD_CASE.format(name="bad").replace("cap_bnd: [CHOWN]", "cap_bnd:\n    - ALL\n    - CAP_CHOWN")
+    write(case_dir, "bad.yaml", text)
+    _, errors = load_cases([case_dir])
+    assert [e.line for e in errors] == [line_of(text, "- ALL"), line_of(text, "- CAP_CHOWN")]
+    assert "'ALL' in expect.cap_bnd is a pod-spec keyword, not a capability" in errors[0].message
+    assert "did you mean 'CHOWN'?" in errors[1].message
+
+
+def test_values_are_converted_by_their_kind(case_dir: Path):
+    text = GOOD_CASE.format(name="good").replace(
+        "  uid: 1000", "  uid: 1000\n  groups: [4000, 10]\n  seccomp: filtered\n  no_new_privs: true\n"
+                       "  lsm_label: 'a.*'")
+    write(case_dir, "good.yaml", text)
+    [case], errors = load_cases([case_dir])
+    assert errors == []
+    assert case.expect["groups"] == [10, 4000]
+    assert case.expect["seccomp"] == 2
+    assert case.expect["no_new_privs"] is True and case.expect["lsm_label"] == "a.*"
+
+
+def test_when_unsupported_needs_skip_unless(case_dir: Path):
+    text = GOOD_CASE.format(name="bad") + "when_unsupported: {status: rejected, reason: AppArmor}\n"
+    write(case_dir, "bad.yaml", text)
+    error = only_error(case_dir)
+    assert (error.line, error.message) == (line_of(text, "when_unsupported:"), "when_unsupported needs skip_unless")
+
+
+def test_schema_line_keeps_line_numbers(case_dir: Path):
+    text = ("# yaml-language-server: $schema=../../secctx/schema/case.schema.json\n"
+            + GOOD_CASE.format(name="bad").replace("severity: normal", "severity: urgent"))
+    write(case_dir, "bad.yaml", text)
+    assert only_error(case_dir).line == line_of(text, "severity:")
