@@ -39,7 +39,7 @@ ensure_venv() {
     say "creating the Python environment in $VENV"
     python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip >/dev/null
-    "$PY" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT"
+    "$PY" -m pip install -q -c "$ROOT/constraints.txt" -e "${ROOT}[test]"
     echo "$want" > "$stamp"
   fi
 }

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from .robust_helpers import CLUSTER, Robust, cli
 from secctx.kube import Kube
 from secctx.session import LOCAL_CLASS
+
+from .robust_helpers import CLUSTER, Robust, cli
 
 
 @pytest.fixture(scope="package")

@@ -13,8 +13,7 @@ import re
 import pytest
 import yaml
 
-from .robust_helpers import (CLUSTER, ROOT, kubeconfig_secrets, result_texts, run_pytest,
-                            secrets_found)
+from .robust_helpers import CLUSTER, ROOT, kubeconfig_secrets, result_texts, run_pytest, secrets_found
 
 pytestmark = pytest.mark.e2e
 
