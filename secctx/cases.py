@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
+from . import podspec
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case.schema.json"
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
 _VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -149,6 +151,9 @@ class Case:
     commands: list[Command] = dataclass_field(default_factory=list)
     objects: list[dict] = dataclass_field(default_factory=list)
 
+    def __repr__(self) -> str:  # short: a traceback's frames print their arguments
+        return f"<case {self.name} ({self.source.name})>"
+
     def workload(self) -> dict:
         """The Pod, or the Deployment, the case is about."""
         kind, name = ("Deployment", self.deployment) if self.deployment else ("Pod", self.pod)
@@ -159,8 +164,7 @@ class Case:
 
     def pod_spec(self) -> dict:
         """The pod spec: the Pod's own, or the Deployment's template spec."""
-        obj = self.workload()
-        return obj["spec"]["template"]["spec"] if self.deployment else obj["spec"]
+        return podspec.pod_spec(self.workload())
 
     def container_spec(self) -> dict:
         return next(c for c in self.pod_spec().get("containers", []) if c.get("name") == self.container)

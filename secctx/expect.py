@@ -11,8 +11,9 @@ manifest is accepted too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import caps
+from . import caps, podspec
 
 
 @dataclass
@@ -21,8 +22,6 @@ class NodeFacts:
     runtime_default_caps: int = caps.RUNTIME_DEFAULT
     # The node's bounding set: a container can never hold more than this.
     grantable_caps: int = caps.ALL_CAPS
-    apparmor_enabled: bool = False
-    selinux_enabled: bool = False
 
 
 @dataclass
@@ -31,6 +30,19 @@ class ImageUser:
     uid: int
     gid: int
     groups: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, user: str | None) -> ImageUser | None:
+        """From the image config's USER ("uid[:gid]", "" for root); None when it is
+        not known or is a name (resolved through the image's /etc/passwd, not read here)."""
+        if user is None:
+            return None
+        if user == "":
+            return cls(0, 0, [])
+        uid, _, gid = user.partition(":")
+        if not uid.isdigit():
+            return None
+        return cls(int(uid), int(gid) if gid.isdigit() else 0, [])
 
 
 @dataclass
@@ -55,22 +67,6 @@ class ExpectedVolume:
     gid: int | None  # group owning the volume's directory; None: not changed by kubelet
     setgid: bool
     reason: str
-
-
-def _spec(pod: dict) -> dict:
-    # A whole Pod manifest has its containers under "spec".
-    if "containers" not in pod and isinstance(pod.get("spec"), dict):
-        return pod["spec"]
-    return pod
-
-
-def _container(spec: dict, name: str) -> dict:
-    candidates = [*(spec.get("containers") or []), *(spec.get("initContainers") or []),
-                  *(spec.get("ephemeralContainers") or [])]
-    for container in candidates:
-        if container.get("name") == name:
-            return container
-    raise ValueError(f"no container {name!r} in pod spec; it has {[c.get('name') for c in candidates]}")
 
 
 def _pick(container_sc: dict, pod_sc: dict, key: str) -> tuple[object, str]:
@@ -107,20 +103,15 @@ def _bounding(capabilities: dict, node: NodeFacts) -> tuple[int, str]:
     if any(c.upper() == "ALL" for c in drop):
         mask, steps = 0, ["drop ALL"]
     ignored = []
-    for name in add:
-        if name.upper() != "ALL":
+    for names, keep in ((add, True), (drop, False)):
+        for name in names:
+            if name.upper() == "ALL":
+                continue
             bit = _cri_capability_bit(name)
             if bit is None:
                 ignored.append(name)
             else:
-                mask |= bit
-    for name in drop:
-        if name.upper() != "ALL":
-            bit = _cri_capability_bit(name)
-            if bit is None:
-                ignored.append(name)
-            else:
-                mask &= ~bit
+                mask = mask | bit if keep else mask & ~bit
     not_grantable = mask & ~node.grantable_caps
     mask &= node.grantable_caps
 
@@ -161,8 +152,8 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
     Holds for the container's main process and for exec'd processes, as long
     as their binaries carry no file capabilities and no setuid bit.
     """
-    spec = _spec(pod_spec)
-    container = _container(spec, container_name)
+    spec = podspec.pod_spec(pod_spec)
+    container = podspec.container(spec, container_name)
     pod_sc = spec.get("securityContext") or {}
     container_sc = container.get("securityContext") or {}
     reasons: dict[str, str] = {}
@@ -278,7 +269,7 @@ def expect_volume(pod_spec: dict, volume_name: str, ownership_managed: bool) -> 
     PV, or a CSI driver whose fsGroupPolicy allows it). False for hostPath-backed
     PVs. Ignored for hostPath and for the kubelet-owned types above.
     """
-    spec = _spec(pod_spec)
+    spec = podspec.pod_spec(pod_spec)
     volumes = spec.get("volumes") or []
     volume = next((v for v in volumes if v.get("name") == volume_name), None)
     if volume is None:
@@ -302,3 +293,159 @@ def expect_volume(pod_spec: dict, volume_name: str, ownership_managed: bool) -> 
                                               f"kubelet sets group {fs_group} and the setgid bit")
     return ExpectedVolume(None, False, f"{kind} volume whose plugin does not manage ownership "
                                        "(e.g. a hostPath-backed PV): fsGroup is not applied")
+
+
+# --- one case: everything expected from it ----------------------------------------------
+
+def show(field: str, value: Any) -> str:
+    """A value as the report shows it: capability sets also by name."""
+    if field.startswith("Cap") and isinstance(value, int) and not isinstance(value, bool):
+        return f"{caps.to_hex(value)} [{','.join(caps.decode(value)) or 'none'}]"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Want:
+    """One expected value and why; value None means "not asserted" (the reason says why)."""
+    value: Any
+    reason: str
+
+    @property
+    def asserted(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class ExpectedMount:
+    path: str
+    read_only: bool       # readOnly in volumeMounts
+    writable: Want
+    group: Want           # group owning the mount's directory
+    setgid: Want | None   # None: not checked
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What the expectations depend on that only the cluster knows (observe.collect reads it)."""
+    pod_spec: dict                    # the pod spec as applied
+    image_user: ImageUser | None      # the image's default user, None if unknown
+    storage_kinds: dict[str, str] = field(default_factory=dict)  # claim -> its PV's source kind
+
+
+@dataclass(frozen=True)
+class Expected:
+    outcome: Any                      # cases.Outcome: running, rejected or crashing
+    process: dict[str, Want] = field(default_factory=dict)  # check field -> Want; running only
+    mounts: list[ExpectedMount] = field(default_factory=list)
+    pod: dict[str, Want] = field(default_factory=dict)      # pod-level checks (network, token)
+    lsm_label: str | None = None      # regular expression for /proc/1/attr/current
+    commands: list = field(default_factory=list)            # cases.Command
+    cannot_enforce: str | None = None  # the node lacks a feature: checked what holds, then skip
+
+
+# Check field -> attribute of ExpectedProcess (also the key of its reasons).
+PROCESS_FIELDS = {"uid": "uid", "gid": "gid", "groups": "groups", "CapEff": "cap_eff",
+                  "CapPrm": "cap_prm", "CapBnd": "cap_bnd", "CapInh": "cap_inh",
+                  "CapAmb": "cap_amb", "NoNewPrivs": "no_new_privs", "Seccomp": "seccomp",
+                  "root read-only": "root_read_only"}
+
+
+def outcome_for(case, env) -> tuple[Any, str | None]:
+    """The outcome Kubernetes promises for the case on this environment, and, where the
+    node lacks the case's feature and the case promises nothing else, why its label
+    checks cannot be made."""
+    from .cases import SKIP_FEATURES
+    feature = case.skip_unless
+    if feature and not env.supports(feature):
+        if case.when_unsupported:
+            return case.when_unsupported, None
+        return case.outcome, SKIP_FEATURES[feature]
+    return case.outcome, None
+
+
+def for_case(case, env, learned: Learned | None) -> Expected:
+    """Everything the case must show on this environment, each value with its reason.
+
+    Pure: `env` gives the node facts and features, `learned` what only the cluster
+    knows (None when the workload never ran). Case pins replace computed values
+    and say what the oracle computed.
+    """
+    outcome, cannot_enforce = outcome_for(case, env)
+    if outcome.status != "running" or learned is None:
+        return Expected(outcome, cannot_enforce=cannot_enforce)
+    pins = case.expectations(next(iter(learned.storage_kinds.values()), None))
+    spec = podspec.pod_spec(learned.pod_spec)
+    process = expect_process(spec, case.container, env.node_facts(), learned.image_user)
+    wants = {name: Want(getattr(process, attr), process.reasons.get(attr, ""))
+             for name, attr in PROCESS_FIELDS.items()}
+    for key, (_, check) in _pinned_fields(pins).items():
+        wants[check] = _pinned(check, wants.get(check), pins[key])
+    return Expected(
+        outcome, process=wants, mounts=_mounts(spec, case.container, learned, pins),
+        pod=_pod_level(spec), lsm_label=None if cannot_enforce else pins.get("lsm_label"),
+        commands=list(case.commands), cannot_enforce=cannot_enforce)
+
+
+def _pinned_fields(pins: dict) -> dict[str, tuple[str, str]]:
+    """The pinned expect keys that name a process field (the schema's x-check)."""
+    from .cases import EXPECT_FIELDS
+    return {k: EXPECT_FIELDS[k] for k in pins
+            if k in EXPECT_FIELDS and EXPECT_FIELDS[k][1] in PROCESS_FIELDS}
+
+
+def _pinned(check: str, computed: Want | None, value: Any) -> Want:
+    if isinstance(value, (set, frozenset)):
+        value = caps.encode(value)
+    elif isinstance(value, list):
+        value = sorted(value)
+    elif isinstance(value, bool) and computed is not None and type(computed.value) is int:
+        value = int(value)
+    if computed is None:
+        return Want(value, "case file pins it")
+    return Want(value, f"case file pins it (computed: {show(check, computed.value)}; "
+                       f"{computed.reason})")
+
+
+def _mounts(spec: dict, container: str, learned: Learned, pins: dict) -> list[ExpectedMount]:
+    """Writability and fsGroup ownership of each mount, case pins laid over the oracle.
+
+    A claim's volume is ownership-managed when its PV is `local` or CSI; inline
+    volumes are, except hostPath.
+    """
+    pinned = pins.get("volumes") or {}
+    mounts = []
+    for mount in podspec.container(spec, container).get("volumeMounts") or []:
+        path, read_only = mount["mountPath"], bool(mount.get("readOnly"))
+        volume = next(v for v in spec.get("volumes") or [] if v["name"] == mount["name"])
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        managed = (learned.storage_kinds.get(claim) in ("local", "csi") if claim
+                   else "hostPath" not in volume)
+        computed = expect_volume(spec, mount["name"], managed)
+        pin = pinned.get(path, {})
+        setgid = computed.setgid if computed.gid is not None else None
+        writable = Want(not read_only, f"readOnly: {read_only} in volumeMounts")
+        mounts.append(ExpectedMount(
+            path, read_only,
+            writable=_pinned("writable", writable, pin["writable"]) if "writable" in pin
+            else writable,
+            group=_pinned("group", Want(computed.gid, computed.reason), pin["gid"])
+            if "gid" in pin else Want(computed.gid, computed.reason),
+            setgid=_pinned("setgid", Want(setgid, computed.reason), pin["setgid"])
+            if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason))))
+    return mounts
+
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _pod_level(spec: dict) -> dict[str, Want]:
+    """hostNetwork and automountServiceAccountToken, as seen from the container."""
+    wants = {}
+    if not spec.get("hostNetwork"):
+        wants["pod IP differs from node IP"] = Want(
+            True, "hostNetwork false: the pod has its own network namespace")
+    automount = spec.get("automountServiceAccountToken")
+    if automount is not None:
+        wants["service-account token mounted"] = Want(
+            automount, f"automountServiceAccountToken: {str(automount).lower()} in pod spec")
+    return wants

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_MAP = Path(__file__).resolve().parents[1] / "fixtures" / "images.yaml"
+from . import paths, podspec
+
+DEFAULT_MAP = paths.FIXTURES / "images.yaml"
 
 
 class ImageMapError(ValueError):
@@ -49,14 +51,13 @@ class ImageMap:
         import copy
         never = (mode or self.mode) == "offline"
         obj = copy.deepcopy(obj)
-        spec = obj.get("spec", {})
-        pod = spec.get("template", {}).get("spec", spec) if obj.get("kind") != "Pod" else spec
-        for key in ("initContainers", "containers", "ephemeralContainers"):
-            for c in pod.get(key, []) or []:
-                if "image" in c:
-                    c["image"] = self.resolve(c["image"])
-                    if never:
-                        c["imagePullPolicy"] = "Never"
+        if not isinstance(obj.get("spec"), dict):  # ConfigMaps, Secrets: no containers
+            return obj
+        for c in podspec.containers(podspec.pod_spec(obj)):
+            if "image" in c:
+                c["image"] = self.resolve(c["image"])
+                if never:
+                    c["imagePullPolicy"] = "Never"
         return obj
 
     def local_images(self) -> list[str]:

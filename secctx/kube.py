@@ -1,4 +1,4 @@
-"""Apply, wait, exec, events: the suite's only contact with the API server.
+"""Apply, wait, exec, events: how tests and the case runner talk to the API server.
 
 Waits follow watches and stop early on terminal states; every wait has a
 bound and, when it fails, says what it awaited, what it last saw and the
@@ -16,6 +16,9 @@ from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+from .categories import timeout
+from .podspec import condition_true
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "secctx-conformance"}
 RUN_LABEL = "secctx.io/run"
@@ -36,7 +39,7 @@ class WaitTimeout(AssertionError):
     """A bounded wait ran out; the message holds the last state and the events."""
 
     def __init__(self, message: str):
-        super().__init__(f"TIMEOUT: {message}")
+        super().__init__(timeout(message))
 
 
 class Terminal(AssertionError):
@@ -77,8 +80,11 @@ class Kube:
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
 
+    def __repr__(self) -> str:  # short: a traceback's frames print their arguments
+        return f"<kube {self.api.configuration.host}>"
+
     @classmethod
-    def from_kubeconfig(cls, path: Path, context: str | None = None) -> "Kube":
+    def from_kubeconfig(cls, path: Path, context: str | None = None) -> Kube:
         return cls(config.new_client_from_config(config_file=str(path), context=context))
 
     # -- namespaces -------------------------------------------------------
@@ -194,7 +200,7 @@ class Kube:
                           f"{format_events(self.events(namespace))}")
 
     def exec(self, pod: str, namespace: str, container: str, command: list[str],
-             timeout: float = 30) -> "ExecResult":
+             timeout: float = 30) -> ExecResult:
         resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace,
                       container=container, command=command, stdout=True, stderr=True,
                       stdin=False, tty=False, _preload_content=False)
@@ -246,9 +252,9 @@ def _pod_reached(pod: client.V1Pod, until: str) -> bool:
     if until == "Running":
         return st.phase == "Running"
     if until == "Ready":
-        return any(c.type == "Ready" and c.status == "True" for c in st.conditions or [])
+        return condition_true(pod, "Ready")
     if until == "Scheduled":
-        return any(c.type == "PodScheduled" and c.status == "True" for c in st.conditions or [])
+        return condition_true(pod, "PodScheduled")
     raise ValueError(until)
 
 

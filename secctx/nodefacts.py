@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from . import caps
 from .expect import NodeFacts
 from .kube import Kube, api_retry, terminal_problem
+from .podspec import condition_true
 
 HELPER = "secctx-node-helper"
 SECCOMP_DIR = "/var/lib/kubelet/seccomp"
@@ -41,8 +40,11 @@ class Environment:
     extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
 
     def node_facts(self) -> NodeFacts:
-        return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
-                         apparmor_enabled=self.apparmor, selinux_enabled=self.selinux)
+        return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps)
+
+    def supports(self, feature: str) -> bool:
+        """A node feature a case may need (a `skip_unless` of the case schema)."""
+        return bool(getattr(self, feature))
 
     def properties(self) -> dict[str, str]:
         d = asdict(self)
@@ -138,7 +140,7 @@ def _wait_for_helper_pods(kube: Kube, namespace: str, timeout: float) -> list[st
         if problem:
             w.stop()
             raise RuntimeError(f"node helper {pod.metadata.name}: {problem[1]}")
-        if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+        if condition_true(pod, "Ready"):
             ready.add(pod.metadata.name)
         if len(ready) >= nodes:
             w.stop()

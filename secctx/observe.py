@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
+
+from . import podspec
 
 BEGIN_MARKER = "### secctx:begin"
 END_MARKER = "### secctx:end"
@@ -352,6 +355,7 @@ class Observation:
     root_write: WriteResult
     raw: dict[str, str]  # each section's text, for report attachments
     exit_codes: dict[str, int] = field(default_factory=dict)
+    output: str = ""  # the probe's whole output, as parsed
 
     def stat_of_new_file(self, directory: str) -> FileStat | None:
         """Stat of the file the probe created in directory, None if it could not."""
@@ -414,4 +418,163 @@ def parse(output: str) -> Observation:
         root_write=WriteResult(ok=root_write.rc == 0, error=root_write.text.strip()),
         raw={name: s.text for name, s in sections.items()},
         exit_codes={name: s.rc for name, s in sections.items()},
+        output=output,
     )
+
+
+# --- one case: everything read from the cluster ------------------------------------------
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the kubelet never started the container (a terminal waiting reason)."""
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Crash(Refusal):
+    """A container that started and exited: its last terminated state, and its current
+    and previous logs."""
+    exit_code: int | None = None
+    logs: str = ""
+
+
+@dataclass
+class Observed:
+    status: str  # running, rejected or crashing: what the workload did
+    learned: Any = None  # expect.Learned: what the oracle needs from the cluster
+    probe: Observation | None = None  # running: the probe of the container under test
+    refusal: Refusal | None = None
+    crash: Crash | None = None
+    pod_ip: str | None = None
+    host_ip: str | None = None
+    commands: list[tuple] = field(default_factory=list)  # (cases.Command, kube.ExecResult)
+
+
+def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
+    """Read everything one case shows, after its workload reached an outcome.
+
+    `status` is the outcome reached and `waited` what the wait returned: the pod
+    (running, or crashing: its container exited) or the kubelet's refusal
+    (rejected, a kube.Terminal). Each read is a report step with its raw output
+    attached.
+    """
+    from . import report
+    from .expect import ImageUser, Learned
+    from .images import docker
+    from .kube import describe_pod
+    if status == "rejected":
+        message = " ".join(filter(None, [str(waited), waited.pod.status.message
+                                         if waited.pod else None]))
+        with report.step(f"refused: reason {waited.reason!r}"):
+            report.attach_text("pod status", describe_pod(waited.pod))
+        return Observed("rejected", refusal=Refusal(waited.reason, message))
+    if status == "crashing":
+        return Observed("crashing", crash=_crash(kube, applied, case.container, waited))
+    container = podspec.container(applied.pod_spec, case.container)
+    image = podspec.container(case.pod_spec(), case.container)["image"]
+    learned = Learned(applied.pod_spec,
+                      ImageUser.from_config(docker.config_user(image_map.resolve(image))),
+                      storage_kinds(kube, applied.namespace, applied.pod_spec))
+    observed = Observed("running", learned, probe=probe(kube, applied, container))
+    pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
+    observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
+    observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container))
+                         for c in case.commands]
+    return observed
+
+
+def probe(kube, applied, container: dict) -> Observation:
+    """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
+    from . import report
+    mounts = container.get("volumeMounts") or []
+    script = probe_script([m["mountPath"] for m in mounts],
+                          [m["mountPath"] for m in mounts if not m.get("readOnly")])
+    with report.step(f"exec probe in {applied.pod_name}/{container['name']}: "
+                     "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
+        result = kube.exec(applied.pod_name, applied.namespace, container["name"],
+                           ["sh", "-c", script])
+        report.attach_text("exec transcript (probe)", result.transcript())
+        obs = parse(result.stdout)
+        report.attach_caps(obs.pid1)
+        for name, text in obs.raw.items():
+            report.attach_text(f"probe: {name}", text)
+    return obs
+
+
+def sh(kube, namespace: str, pod: str, script: str, container: str = "main"):
+    """Run a shell snippet in a container; the transcript goes to the report."""
+    from . import report
+    with report.step(f"exec in {pod}: {script[:100]}"):
+        result = kube.exec(pod, namespace, container, ["sh", "-c", script])
+        report.attach_text(f"exec: {script[:60]}", result.transcript())
+    return result
+
+
+def storage_kinds(kube, namespace: str, pod_spec: dict) -> dict[str, str]:
+    """{claim name: volume source kind of its PV} (hostPath, local, csi, nfs, other)."""
+    from . import report
+    from .cases import STORAGE_KINDS
+    kinds = {}
+    for vol in pod_spec.get("volumes") or []:
+        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+        if not claim:
+            continue
+        pvc = kube.core.read_namespaced_persistent_volume_claim(claim, namespace)
+        pv = kube.core.read_persistent_volume(pvc.spec.volume_name)
+        spec = kube.api.sanitize_for_serialization(pv.spec)
+        kinds[claim] = next((k for k in STORAGE_KINDS if k in spec), "other")
+        report.attach_text(f"PV bound to {claim}", f"{pv.metadata.name}: {kinds[claim]} "
+                                                   f"({spec.get(kinds[claim], '')})")
+    return kinds
+
+
+def _crash(kube, applied, container: str, pod) -> Crash:
+    from . import report
+    logs = kube.logs(applied.pod_name, applied.namespace, container)
+    previous = kube.logs(applied.pod_name, applied.namespace, container, previous=True)
+    report.attach_text(f"logs {container} (current and previous)", f"{logs}\n---\n{previous}")
+    status = next((cs for cs in pod.status.container_statuses or [] if cs.name == container), None)
+    state = status and ((status.state and status.state.terminated) or
+                        (status.last_state and status.last_state.terminated))
+    return Crash(reason=(state.reason or "") if state else "",
+                 message=(state.message or "") if state else "",
+                 exit_code=state.exit_code if state else None, logs=f"{logs}\n{previous}")
+
+
+def to_record(observed: Observed) -> dict:
+    """Plain data of one case's observation (JSON): what `from_record` reads back."""
+    learned = observed.learned
+    user = learned.image_user if learned else None
+    return {
+        "status": observed.status,
+        "pod_spec": learned.pod_spec if learned else None,
+        "image_user": None if user is None else {"uid": user.uid, "gid": user.gid,
+                                                 "groups": user.groups},
+        "storage_kinds": learned.storage_kinds if learned else {},
+        "probe_output": observed.probe.output if observed.probe else None,
+        "refusal": vars(observed.refusal) if observed.refusal else None,
+        "crash": vars(observed.crash) if observed.crash else None,
+        "pod_ip": observed.pod_ip, "host_ip": observed.host_ip,
+        "commands": [{"run": c.run, "stdout": r.stdout, "stderr": r.stderr,
+                      "returncode": r.returncode} for c, r in observed.commands],
+    }
+
+
+def from_record(data: dict, case) -> Observed:
+    """An Observed from `to_record`'s data, its probe parsed again; `case` gives the commands."""
+    from .expect import ImageUser, Learned
+    from .kube import ExecResult
+    user = data.get("image_user")
+    learned = None if data.get("pod_spec") is None else Learned(
+        data["pod_spec"], ImageUser(**user) if user else None, data.get("storage_kinds") or {})
+    results = {r["run"]: r for r in data.get("commands") or []}
+    commands = [(c, ExecResult(["sh", "-c", c.run], results[c.run]["stdout"],
+                               results[c.run]["stderr"], results[c.run]["returncode"]))
+                for c in case.commands if c.run in results]
+    return Observed(
+        data["status"], learned,
+        probe=parse(data["probe_output"]) if data.get("probe_output") else None,
+        refusal=Refusal(**data["refusal"]) if data.get("refusal") else None,
+        crash=Crash(**data["crash"]) if data.get("crash") else None,
+        pod_ip=data.get("pod_ip"), host_ip=data.get("host_ip"), commands=commands)

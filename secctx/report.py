@@ -1,44 +1,25 @@
 """Allure: labels, steps and attachments of a case, and the results-directory files.
 
-Categories (categories.json) key on message prefixes the suite controls:
-"NOT ENFORCED" (product defects), "INFRASTRUCTURE", "TIMEOUT"; skips carry
-"ENVIRONMENT CANNOT ENFORCE". Cases where the recipe's claim is wrong carry
-the tag "recipe claim differs" and a step that says how.
+Categories (categories.json) key on the message prefixes of secctx.categories.
+Cases where the recipe's claim is wrong carry the tag "recipe claim differs"
+and a step that says how.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 from pathlib import Path
 
 import allure
+import pytest
 import yaml
 
 from . import caps
-from .verdict import Check, table
+from .categories import CATEGORIES
 
 SEVERITY = {"blocker": allure.severity_level.BLOCKER, "critical": allure.severity_level.CRITICAL,
             "normal": allure.severity_level.NORMAL, "minor": allure.severity_level.MINOR}
-ENVIRONMENT_CANNOT_ENFORCE = "ENVIRONMENT CANNOT ENFORCE"
-INFRASTRUCTURE = "INFRASTRUCTURE"
-TIMEOUT = "TIMEOUT"
-
-# Regexes work in Allure 2 (Java) and Allure 3 (JavaScript): no inline flags.
-CATEGORIES = [
-    {"name": "Runtime did not enforce", "matchedStatuses": ["failed"],
-     "messageRegex": r"[\s\S]*NOT ENFORCED[\s\S]*",
-     "description": "An observed value differs from what Kubernetes promises: a product defect."},
-    {"name": "Environment cannot enforce", "matchedStatuses": ["skipped"],
-     "messageRegex": r"[\s\S]*ENVIRONMENT CANNOT ENFORCE[\s\S]*",
-     "description": "The node lacks the kernel feature (SELinux, AppArmor); the reason says which."},
-    {"name": "Timeouts", "matchedStatuses": ["failed", "broken"],
-     "messageRegex": r"[\s\S]*(TIMEOUT|WaitTimeout|Timeout|timed out)[\s\S]*"},
-    {"name": "Infrastructure", "matchedStatuses": ["broken", "failed"],
-     "messageRegex": r"[\s\S]*(INFRASTRUCTURE|ClusterError|EngineError|ApiException|"
-                     r"ErrImagePull|ImagePullBackOff|ErrImageNeverPull|MaxRetryError)[\s\S]*"},
-]
 
 _SECRET_KEYS = re.compile(r"(token|password|secret|client-key-data|client-certificate-data|"
                           r"certificate-authority-data)", re.I)
@@ -57,11 +38,14 @@ def redact(obj):
     return obj
 
 
-def label_case(case, kubernetes_version: str, variant: str | None = None) -> None:
-    label_test(case.section, case.field, case.name, kubernetes_version, case.severity,
-               [(up.name, up.url) for up in case.upstream])
+def label_case(case, env, variant: str | None = None) -> None:
+    """The case's title and labels, and the node environment it runs on as an attachment."""
+    label_test(case.section, case.field, case.name, env.kubernetes_version, case.severity,
+               [(up.name, up.url) for up in case.upstream], title=case_title(case, variant))
     if variant:
-        allure.dynamic.parameter("storage", variant)
+        allure.dynamic.parameter("storage", Plain(variant))
+    attach_text("node environment", "\n".join(
+        f"{k}={v}" for k, v in sorted(env.properties().items())))
     allure.dynamic.description(
         f"Case file: {case.source}\nManifests: {', '.join(str(m) for m in case.manifests)}\n"
         f"Field under test: {case.field}\n"
@@ -69,16 +53,124 @@ def label_case(case, kubernetes_version: str, variant: str | None = None) -> Non
 
 
 def label_test(epic: str, feature: str, story: str, kubernetes_version: str,
-               severity: str = "normal", upstream: list[tuple[str, str]] = ()) -> None:
-    """epic = recipe section, feature = field, story = manifest; version as a parameter."""
+               severity: str = "normal", upstream: list[tuple[str, str]] = (),
+               title: str | None = None) -> None:
+    """epic = recipe section, feature = field, story = manifest; version as a parameter;
+    title = what a reader sees instead of the test function's name: a sentence that
+    says the field and the expected value."""
+    if title:
+        allure.dynamic.title(title)
     allure.dynamic.epic(epic)
     allure.dynamic.feature(feature)
     allure.dynamic.story(story)
     allure.dynamic.severity(SEVERITY[severity])
-    allure.dynamic.parameter("Kubernetes", kubernetes_version)
+    allure.dynamic.parameter("Kubernetes", Plain(kubernetes_version))
     for name, url in upstream:
         allure.dynamic.tag(name[:120])
         allure.dynamic.link(url, name=name[:80])
+
+
+def title(text: str) -> None:
+    """The test's title in the report (instead of its Python name)."""
+    allure.dynamic.title(text)
+
+
+# --- titles ------------------------------------------------------------------
+
+TITLE_SETTINGS = 3  # securityContext settings a case title shows; the rest are counted
+
+
+def case_title(case, storage: str | None = None) -> str:
+    """The case, the fields it is about and the values its spec sets for them:
+    "secure-pod: runAsUser 1000 / runAsGroup 3000 / fsGroup 2000 +2 more".
+
+    The fields are the case's `field` ("runAsUser/runAsGroup/..."; a parenthesised
+    note is dropped), each with the value the container under test gets: its own
+    securityContext's, else the pod's. At most TITLE_SETTINGS are shown. A case
+    whose field is no securityContext field shows the field as written. The
+    storage variant, if any, is appended: "(local storage)".
+    """
+    settings = case_settings(case)
+    text = " / ".join(settings[:TITLE_SETTINGS]) or case.field
+    if len(settings) > TITLE_SETTINGS:
+        text += f" +{len(settings) - TITLE_SETTINGS} more"
+    return f"{case.name}: {text}" + (f" ({storage} storage)" if storage else "")
+
+
+def case_settings(case) -> list[str]:
+    """"name value" for each field of the case that its spec sets, in the case's order."""
+    try:
+        pod_sc = case.pod_spec().get("securityContext") or {}
+        container_sc = case.container_spec().get("securityContext") or {}
+        annotations = case.workload().get("metadata", {}).get("annotations") or {}
+    except (LookupError, StopIteration, AttributeError, TypeError):
+        return []
+    settings = []
+    for part in case.field.split("/"):
+        name = part.split("(")[0].strip()
+        if name.endswith(" annotation"):  # e.g. the AppArmor annotation of the container
+            key = f"{name.removesuffix(' annotation')}/{case.container}"
+            if key in annotations:
+                settings.append(f"{key} {annotations[key]}")
+            continue
+        value = _lookup(container_sc, name)
+        if value is None:
+            value = _lookup(pod_sc, name)
+        if value is not None:
+            settings.append(f"{name} {_show(value)}")
+    return settings
+
+
+def _lookup(security_context: dict, dotted: str):
+    value = security_context
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+_SELINUX_PARTS = ("user", "role", "type", "level")
+
+
+def _show(value) -> str:
+    """A securityContext value as Kubernetes writes it, on one line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(_show(v) for v in value)
+    if isinstance(value, dict):
+        if value and set(value) <= set(_SELINUX_PARTS):  # seLinuxOptions, as the label reads
+            return ":".join(str(value[k]) for k in _SELINUX_PARTS if k in value)
+        if "type" in value:  # seccompProfile, appArmorProfile
+            return " ".join(str(v) for v in [value["type"], value.get("localhostProfile")] if v)
+        return " ".join(f"{k} {_show(v)}" for k, v in value.items())  # capabilities
+    return str(value)
+
+
+# --- parameters --------------------------------------------------------------
+
+class Plain:
+    """A parameter value that Allure shows as written. allure-commons renders a
+    parameter with repr(), so a str shows in quotes ('v1.37.2'); this repr is the text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text) -> None:
+        self.text = str(text)
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def plain_parameters(params: dict) -> None:
+    """Re-set the test's str parameters (pytest's, recorded by allure-pytest) as Plain.
+    The history id does not change: allure-pytest hashes the original values."""
+    for name, value in params.items():
+        if isinstance(value, str):
+            allure.dynamic.parameter(name, Plain(value))
 
 
 def step(title: str):
@@ -95,6 +187,11 @@ def attach_yaml(name: str, obj) -> None:
                   name=name, attachment_type=allure.attachment_type.YAML)
 
 
+def attach_json(name: str, data) -> None:
+    allure.attach(json.dumps(data, indent=1, sort_keys=True), name=name,
+                  attachment_type=allure.attachment_type.JSON)
+
+
 def attach_object(name: str, api_obj, api_client) -> None:
     """An object as the API server stores it (sanitized to plain data, redacted)."""
     attach_yaml(name, redact(api_client.sanitize_for_serialization(api_obj)))
@@ -106,14 +203,18 @@ def attach_caps(status) -> None:
         "CapBnd": status.cap_bnd, "CapAmb": status.cap_amb}))
 
 
-def record_checks(checks: list[Check]) -> None:
-    """One step per check, failed steps marked, then one table attachment."""
+def record_checks(checks, recipe_claim: str | None = None) -> None:
+    """One step per check (verdict.Check), failed steps marked, one table attachment,
+    then where the recipe's claim differs."""
     for check in checks:
-        with contextlib.suppress(AssertionError):
-            with allure.step(check.line()):
-                if not check.ok:
-                    raise AssertionError(check.line())
-    attach_text("observed vs expected", table(checks))
+        step_ = allure.step(check.line())
+        step_.__enter__()
+        # A failed step carries its line alone: an exception raised here would add a
+        # Python traceback (this function's frame) to the step in the report.
+        failure = None if check.ok else pytest.fail.Exception(check.line(), pytrace=False)
+        step_.__exit__(type(failure) if failure else None, failure, None)
+    attach_text("observed vs expected", "\n".join(c.line() for c in checks))
+    note_recipe_claim(recipe_claim)
 
 
 RECIPE_CLAIM_TAG = "recipe claim differs"

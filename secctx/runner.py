@@ -1,16 +1,18 @@
-"""One case from manifest to observation: apply, await the outcome, probe.
+"""One case from manifest to observation: apply, await the outcome, collect.
 
-The test functions in suites/ call these in order and assert on what they
-return; every step is recorded in the report with its inputs and outputs.
+The tests in suites/ call `run` (or `start_pod` and `sh` for pods they write
+themselves); every step is recorded in the report with its inputs and outputs.
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 from dataclasses import dataclass
 
-from . import observe, report
+import pytest
+
+from . import observe, podspec, report, timing
 from .cases import Case, Outcome
-from .kube import Kube, Terminal, WaitTimeout, describe_pod, format_events
+from .kube import Terminal, describe_pod, format_events
 from .session import LOCAL_CLASS, Suite
 
 
@@ -20,6 +22,20 @@ class Applied:
     objects: list[dict]       # as applied (images mapped, storage chosen)
     pod_name: str             # the pod under test (for a Deployment: its first pod)
     pod_spec: dict            # as applied
+
+
+def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
+        timing_id: str) -> observe.Observed:
+    """Apply the case, wait for the outcome it expects (or the one that comes
+    instead), and read everything it shows."""
+    with timing.phase(timing_id, "apply_to_ready"):
+        applied = apply(suite, case, namespace, prepare_objects(case, suite, storage))
+        status, waited = await_outcome(suite, case, applied, outcome)
+    with timing.phase(timing_id, "observation"):
+        observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited)
+    report.attach_json("observation (as data)", observe.to_record(observed))
+    suite.observations.record_case(timing_id, case.container, observed)  # timing_id: the case's id
+    return observed
 
 
 def prepare_objects(case: Case, suite: Suite, storage: str | None) -> list[dict]:
@@ -42,14 +58,14 @@ def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Appl
             suite.kube.apply(obj, namespace)
     workload = next(o for o in objects if o["kind"] == ("Deployment" if case.deployment else "Pod")
                     and o["metadata"]["name"] == (case.deployment or case.pod))
-    spec = workload["spec"]["template"]["spec"] if case.deployment else workload["spec"]
-    return Applied(namespace, objects, case.pod or "", spec)
+    return Applied(namespace, objects, case.pod or "", podspec.pod_spec(workload))
 
 
 def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
-                  timeout: float = 60) -> object:
-    """Wait for what the case expects; returns the pod (running/crashing) or the
-    Terminal problem (rejected). Raises AssertionError when the outcome differs."""
+                  timeout: float = 60) -> tuple[str, object]:
+    """Wait for what the case expects; returns the outcome reached and the pod (running,
+    crashing) or the kubelet's refusal (rejected). A pod expected to be refused that
+    becomes Ready is returned as running, for the verdict to judge."""
     kube = suite.kube
     ns = applied.namespace
     if case.deployment:
@@ -57,109 +73,56 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
             kube.wait_for_deployment(case.deployment, ns, timeout)
             pods = kube.core.list_namespaced_pod(ns).items
             applied.pod_name = sorted(p.metadata.name for p in pods)[0]
-            return pods
+            return "running", pods
     if outcome.status == "running":
         with report.step(f"wait for pod {applied.pod_name} to be Ready (≤{timeout:.0f}s)"):
-            return kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
+            return "running", kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
     if outcome.status == "rejected":
         with report.step(f"wait for pod {applied.pod_name} to be refused: "
                          f"reason {outcome.reason!r}, message containing {outcome.message!r}"):
             try:
                 pod = kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
             except Terminal as problem:
-                return problem
-            raise AssertionError(f"{report_prefix()}pod {applied.pod_name} is Ready, but the case "
-                                 f"expects it refused ({outcome.reason}: {outcome.message}):\n"
-                                 f"{describe_pod(pod)}")
+                return "rejected", problem
+            report.attach_text("pod status (Ready, expected refused)", describe_pod(pod))
+            return "running", pod
     # crashing: the container starts and exits; wait until it has done so once.
     with report.step(f"wait for container {case.container} to start and exit (≤{timeout:.0f}s)"):
-        return kube.wait_for_container_exit(applied.pod_name, ns, case.container, timeout)
+        return "crashing", kube.wait_for_container_exit(applied.pod_name, ns, case.container,
+                                                        timeout)
 
 
-def report_prefix() -> str:
-    from .verdict import NOT_ENFORCED
-    return f"{NOT_ENFORCED}: "
+@contextlib.contextmanager
+def dump_on_failure(suite: Suite, namespace: str):
+    """On any error, what a reader needs to diagnose it without re-running: the
+    namespace's events in time order, each pod as stored, described, and its logs."""
+    try:
+        yield
+    except pytest.skip.Exception:
+        raise
+    except BaseException:
+        attach_diagnostics(suite, namespace)
+        raise
 
 
-def probe(suite: Suite, applied: Applied, container: dict) -> observe.Observation:
-    """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
-    mounts = container.get("volumeMounts") or []
-    stat_paths = [m["mountPath"] for m in mounts]
-    write_paths = [m["mountPath"] for m in mounts if not m.get("readOnly")]
-    script = observe.probe_script(stat_paths, write_paths)
-    with report.step(f"exec probe in {applied.pod_name}/{container['name']}: "
-                     "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
-        result = suite.kube.exec(applied.pod_name, applied.namespace, container["name"],
-                                 ["sh", "-c", script])
-        report.attach_text("exec transcript (probe)", result.transcript())
-        obs = observe.parse(result.stdout)
-        report.attach_caps(obs.pid1)
-        for name, text in obs.raw.items():
-            report.attach_text(f"probe: {name}", text)
-    return obs
-
-
-def attach_diagnostics(suite: Suite, applied: Applied | None, container: str | None) -> None:
-    """What a reader needs to diagnose a failure without re-running."""
-    if applied is None:
-        return
-    kube, ns = suite.kube, applied.namespace
-    report.attach_text("events (time order)", format_events(kube.events(ns)))
-    for pod in kube.core.list_namespaced_pod(ns).items:
+def attach_diagnostics(suite: Suite, namespace: str) -> None:
+    kube = suite.kube
+    report.attach_text("events (time order)", format_events(kube.events(namespace)))
+    for pod in kube.core.list_namespaced_pod(namespace).items:
         report.attach_object(f"stored Pod/{pod.metadata.name}", pod, kube.api)
         report.attach_text(f"describe Pod/{pod.metadata.name}", describe_pod(pod))
         for c in pod.spec.containers:
             report.attach_text(f"logs {pod.metadata.name}/{c.name}",
-                               kube.logs(pod.metadata.name, ns, c.name))
+                               kube.logs(pod.metadata.name, namespace, c.name))
 
 
 def _image_pairs(original: dict, mapped: dict) -> list[tuple[str, str]]:
     def images(obj):
-        spec = obj.get("spec", {})
-        pod = spec.get("template", {}).get("spec", spec)
-        return [c.get("image") for k in ("initContainers", "containers")
-                for c in pod.get(k) or [] if c.get("image")]
-    return [(a, b) for a, b in zip(images(original), images(mapped))]
-
-
-def bound_storage_kinds(suite: Suite, applied: Applied) -> dict[str, str]:
-    """{claim name: volume source kind of its PV} (hostPath, local, csi, nfs, ...)."""
-    kinds = {}
-    for vol in applied.pod_spec.get("volumes") or []:
-        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
-        if not claim:
-            continue
-        pvc = suite.kube.core.read_namespaced_persistent_volume_claim(claim, applied.namespace)
-        pv = suite.kube.core.read_persistent_volume(pvc.spec.volume_name)
-        spec = suite.kube.api.sanitize_for_serialization(pv.spec)
-        kinds[claim] = next((k for k in ("hostPath", "local", "csi", "nfs") if k in spec), "other")
-        report.attach_text(f"PV bound to {claim}", f"{pv.metadata.name}: {kinds[claim]} "
-                                                   f"({spec.get(kinds[claim], '')})")
-    return kinds
-
-
-def _volume_of_mount(pod_spec: dict, mount: dict) -> dict:
-    return next(v for v in pod_spec.get("volumes") or [] if v["name"] == mount["name"])
-
-
-def volume_expectations(pod_spec: dict, container: dict,
-                        bound: dict[str, str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """fsGroup expectations per mount path from the oracle (expect_volume), and why.
-
-    A claim's volume is ownership-managed when its PV is `local` or CSI; inline
-    volumes are, except hostPath.
-    """
-    from .expect import expect_volume
-    expected, reasons = {}, {}
-    for mount in container.get("volumeMounts") or []:
-        vol = _volume_of_mount(pod_spec, mount)
-        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
-        managed = bound.get(claim) in ("local", "csi") if claim else "hostPath" not in vol
-        exp = expect_volume(pod_spec, mount["name"], managed)
-        reasons[mount["mountPath"]] = exp.reason
-        if exp.gid is not None:
-            expected[mount["mountPath"]] = {"gid": exp.gid, "setgid": exp.setgid}
-    return expected, reasons
+        return [c.get("image") for c in podspec.containers(podspec.pod_spec(obj))
+                if c.get("image")]
+    if not isinstance(original.get("spec"), dict):  # ConfigMaps, Secrets: no containers
+        return []
+    return list(zip(images(original), images(mapped)))
 
 
 def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = 60):
@@ -173,13 +136,4 @@ def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = 60):
 
 def sh(suite: Suite, namespace: str, pod: str, script: str, container: str = "main"):
     """Run a shell snippet in the container; the transcript goes to the report."""
-    with report.step(f"exec in {pod}: {script[:100]}"):
-        result = suite.kube.exec(pod, namespace, container, ["sh", "-c", script])
-        report.attach_text(f"exec: {script[:60]}", result.transcript())
-    return result
-
-
-def run_commands(suite: Suite, applied: Applied, case: Case) -> list[tuple]:
-    """The case's `commands`, each exec'd in the container under test."""
-    return [(command, sh(suite, applied.namespace, applied.pod_name, command.run, case.container))
-            for command in case.commands]
+    return observe.sh(suite.kube, namespace, pod, script, container)

@@ -18,6 +18,7 @@ from . import nodefacts, report
 from .cluster.provision import Cluster
 from .imagemap import ImageMap
 from .kube import MANAGED_BY, RUN_LABEL, Kube
+from .observations import Collector
 from .offline import log
 
 WORKER_LABEL = "secctx.io/worker"
@@ -41,6 +42,11 @@ class Suite:
     local_pvs: list[str] = field(default_factory=list)
     kept_namespaces: set[str] = field(default_factory=set)  # --keep-on-failure
     prepared_pvs: dict[str, str] = field(default_factory=dict)  # PREPARED_VOLUMES name -> PV
+    # What this process observed (tests record into it); the plugin writes it at session end.
+    observations: Collector = field(default_factory=Collector)
+
+    def __repr__(self) -> str:  # short: pytest prints fixture values in failures
+        return f"<suite run {self.run_id}, Kubernetes {self.env.kubernetes_version}, worker {self.worker}>"
 
     @property
     def image_map(self) -> ImageMap:
@@ -56,8 +62,6 @@ class Suite:
         return self.kube.create_namespace(prefix, self.run_id,
                                           {WORKER_LABEL: self.worker, **(labels or {})})
 
-    def supports(self, feature: str) -> bool:
-        return {"apparmor": self.env.apparmor, "selinux": self.env.selinux}[feature]
 
 
 def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], results: Path | None,
@@ -68,14 +72,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
     system_ns = kube.create_namespace("secctx-system", run_id, PRIVILEGED_NS)
     try:
         kube.wait_for_default_service_account(system_ns)
-        dirs = [f"{run_id[:12]}-{worker}-{i}" for i in range(local_pv_count)]
-        prepare = "".join(f"mkdir -p /host/local-pv/{d} && chmod 0777 /host/local-pv/{d}\n"
-                          for d in dirs)
-        prepared = {n: f"{run_id[:12]}-{worker}-{n}" for n, _ in PREPARED_VOLUMES}
-        for name, root_gid in PREPARED_VOLUMES:
-            d = f"/host/local-pv/{prepared[name]}"
-            prepare += (f"mkdir -p {d} && chgrp {root_gid} {d} && chmod 2775 {d} && "
-                        f"touch {d}/preexisting && chgrp 0 {d}/preexisting\n")
+        dirs, prepared, prepare = local_volume_plan(run_id, worker, local_pv_count)
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
                  for name, content in seccomp_profiles.items()}
         env = nodefacts.gather(kube, system_ns, cluster.image_map.resolve("busybox:1.36"),
@@ -100,6 +97,21 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         report.write_results_files(results, env.properties())
     log.step(f"environment: {json.dumps(env.properties())}")
     return suite
+
+
+def local_volume_plan(run_id: str, worker: str, count: int) -> tuple[list[str], dict[str, str], str]:
+    """Directories for this worker's `local` PVs (under the node's LOCAL_PV_ROOT): the
+    plain ones, the prepared ones by PREPARED_VOLUMES name, and the node-helper script
+    that makes them (node paths as the helper sees them, under /host/local-pv)."""
+    dirs = [f"{run_id[:12]}-{worker}-{i}" for i in range(count)]
+    script = "".join(f"mkdir -p /host/local-pv/{d} && chmod 0777 /host/local-pv/{d}\n"
+                     for d in dirs)
+    prepared = {n: f"{run_id[:12]}-{worker}-{n}" for n, _ in PREPARED_VOLUMES}
+    for name, root_gid in PREPARED_VOLUMES:
+        d = f"/host/local-pv/{prepared[name]}"
+        script += (f"mkdir -p {d} && chgrp {root_gid} {d} && chmod 2775 {d} && "
+                   f"touch {d}/preexisting && chgrp 0 {d}/preexisting\n")
+    return dirs, prepared, script
 
 
 def stop(suite: Suite, last: bool, timeout: float = 60) -> None:
@@ -129,9 +141,15 @@ def _delete_leftover_namespaces(suite: Suite) -> None:
     can land after the API server created a namespace but before its fixture
     knew the name."""
     selector = f"{RUN_LABEL}={suite.run_id},{WORKER_LABEL}={suite.worker}"
-    for ns in suite.kube.core.list_namespace(label_selector=selector).items:
-        if ns.status.phase == "Active" and ns.metadata.name not in suite.kept_namespaces:
-            suite.kube.delete_namespace(ns.metadata.name)
+    listed = suite.kube.core.list_namespace(label_selector=selector).items
+    for name in leftover_namespaces(listed, suite.kept_namespaces):
+        suite.kube.delete_namespace(name)
+
+
+def leftover_namespaces(listed: list, kept: set[str]) -> list[str]:
+    """The listed namespaces still active, except those kept on failure."""
+    return [ns.metadata.name for ns in listed
+            if ns.status.phase == "Active" and ns.metadata.name not in kept]
 
 
 def _wait_until_gone(kube: Kube, kind: str, deadline: float) -> None:
@@ -147,8 +165,7 @@ def _wait_until_gone(kube: Kube, kind: str, deadline: float) -> None:
     if kind == "persistentvolume":
         kept = {ns.metadata.name for ns in kube.core.list_namespace().items
                 if not ns.metadata.deletion_timestamp}
-    pending = {o.metadata.name for o in listed.items if o.metadata.deletion_timestamp and not (
-        kind == "persistentvolume" and o.spec.claim_ref and o.spec.claim_ref.namespace in kept)}
+    pending = being_deleted(listed.items, kind, kept)
     if not pending:
         return
     started = time.monotonic()
@@ -173,6 +190,14 @@ def _wait_until_gone(kube: Kube, kind: str, deadline: float) -> None:
                  f"{', '.join(sorted(pending))}")
     else:
         log.step(f"{kind}s of this run are gone ({time.monotonic() - started:.1f}s)")
+
+
+def being_deleted(items: list, kind: str, active_namespaces: set[str]) -> set[str]:
+    """Objects being deleted that will go by themselves: a PV whose claim lives in a
+    namespace that stays (kept on failure) stays bound, and is not waited for."""
+    return {o.metadata.name for o in items if o.metadata.deletion_timestamp and not (
+        kind == "persistentvolume" and o.spec.claim_ref
+        and o.spec.claim_ref.namespace in active_namespaces)}
 
 
 def remove_stale(kube: Kube, run_id: str) -> list[str]:

@@ -6,35 +6,40 @@ from __future__ import annotations
 import pytest
 
 from secctx import report, runner
+from secctx.categories import infrastructure, not_enforced
+from secctx.podspec import condition_true
+from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e
 
 
 def test_every_node_is_ready(suite):
-    report.label_test("Cluster", "nodes", "node readiness", suite.kubernetes_version, "blocker")
+    report.label_test("Cluster", "nodes", "node readiness", suite.kubernetes_version, "blocker",
+                      title="every node of the cluster is Ready")
     nodes = suite.kube.core.list_node().items
-    not_ready = [n.metadata.name for n in nodes if not any(
-        c.type == "Ready" and c.status == "True" for c in n.status.conditions)]
+    not_ready = [n.metadata.name for n in nodes if not condition_true(n, "Ready")]
     report.attach_text("nodes", "\n".join(f"{n.metadata.name} {n.status.node_info.kubelet_version} "
                                           f"{n.status.node_info.container_runtime_version}"
                                           for n in nodes))
-    assert nodes and not not_ready, f"INFRASTRUCTURE: nodes not Ready: {not_ready}"
+    require(nodes and not not_ready, infrastructure(f"nodes not Ready: {not_ready}"))
 
 
 def test_every_system_pod_is_running(suite):
     report.label_test("Cluster", "system pods", "kube-system and storage pods",
-                      suite.kubernetes_version, "blocker")
+                      suite.kubernetes_version, "blocker",
+                      title="every kube-system and local-path-storage pod is Running")
     pods = [p for ns in ("kube-system", "local-path-storage")
             for p in suite.kube.core.list_namespaced_pod(ns).items]
     report.attach_text("system pods", "\n".join(f"{p.metadata.namespace}/{p.metadata.name} "
                                                 f"{p.status.phase}" for p in pods))
     broken = [f"{p.metadata.namespace}/{p.metadata.name}: {p.status.phase}" for p in pods
               if p.status.phase not in ("Running", "Succeeded")]
-    assert pods and not broken, f"INFRASTRUCTURE: system pods not running: {broken}"
+    require(pods and not broken, infrastructure(f"system pods not running: {broken}"))
 
 
 def test_default_storage_class_provisions_a_volume(suite, namespace):
-    report.label_test("Cluster", "storage", "default StorageClass", suite.kubernetes_version)
+    report.label_test("Cluster", "storage", "default StorageClass", suite.kubernetes_version,
+                      title="the default StorageClass binds a claim that a pod mounts")
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "probe"},
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}
     suite.kube.apply(claim, namespace)
@@ -45,16 +50,16 @@ def test_default_storage_class_provisions_a_volume(suite, namespace):
             "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
             "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "probe"}}]}})
     pvc = suite.kube.core.read_namespaced_persistent_volume_claim("probe", namespace)
-    assert pvc.status.phase == "Bound", f"INFRASTRUCTURE: claim is {pvc.status.phase}"
+    require(pvc.status.phase == "Bound", infrastructure(f"claim is {pvc.status.phase}"))
 
 
 def test_pod_runs_as_the_uid_it_asks_for(suite, namespace):
     report.label_test("Cluster", "runAsUser", "smoke: id as uid 1000", suite.kubernetes_version,
-                      "blocker")
+                      "blocker", title="runAsUser 1000 / runAsGroup 1000: id prints uid=1000 gid=1000")
     runner.start_pod(suite, namespace, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "uid-1000"},
         "spec": {"terminationGracePeriodSeconds": 0,
                  "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
                  "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}})
     out = runner.sh(suite, namespace, "uid-1000", "id")
-    assert out.stdout.startswith("uid=1000 gid=1000"), f"NOT ENFORCED: id printed {out.stdout!r}"
+    require(out.stdout.startswith("uid=1000 gid=1000"), not_enforced(f"id printed {out.stdout!r}"))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 
 from secctx import report, runner
+from secctx.categories import not_enforced
 from secctx.session import PREPARED_CLASS, PREPARED_FSGROUP
+from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +29,9 @@ UPSTREAM = [("[sig-storage] ... fsgroupchangepolicy", "https://github.com/kubern
 def test_fsGroupChangePolicy_on_a_local_volume(policy, volume, preexisting_gid, why,
                                                suite, namespace):
     report.label_test("fsGroup", "fsGroupChangePolicy", f"{policy} ({volume})",
-                      suite.kubernetes_version, "critical", UPSTREAM)
+                      suite.kubernetes_version, "critical", UPSTREAM,
+                      title=f"fsGroupChangePolicy {policy} on a local volume ({volume}): /data gets "
+                            f"group {PREPARED_FSGROUP} with setgid, the file in it group {preexisting_gid}")
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": PREPARED_CLASS,
                       "volumeName": suite.prepared_pvs[volume],
@@ -44,8 +48,7 @@ def test_fsGroupChangePolicy_on_a_local_volume(policy, volume, preexisting_gid, 
                  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}})
     out = runner.sh(suite, namespace, "policy", "stat -c '%g %A' /data /data/preexisting")
     (root_gid, root_mode), (file_gid, _) = (line.split() for line in out.stdout.splitlines())
-    assert int(root_gid) == PREPARED_FSGROUP and root_mode[6] == "s", \
-        f"NOT ENFORCED: /data is group {root_gid} {root_mode}, expected {PREPARED_FSGROUP} with setgid"
-    assert int(file_gid) == preexisting_gid, (
-        f"NOT ENFORCED: {policy}: /data/preexisting has group {file_gid}, expected "
-        f"{preexisting_gid}: {why}")
+    require(int(root_gid) == PREPARED_FSGROUP and root_mode[6] == "s",
+            not_enforced(f"/data is group {root_gid} {root_mode}, expected {PREPARED_FSGROUP} with setgid"))
+    require(int(file_gid) == preexisting_gid, not_enforced(
+        f"{policy}: /data/preexisting has group {file_gid}, expected {preexisting_gid}: {why}"))

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from secctx import caps, report, runner
+from secctx.categories import not_enforced
 from secctx.kube import Terminal
 from secctx.observe import parse_proc_status
+from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,7 @@ def pod(name: str, pod_sc: dict | None = None, container_sc: dict | None = None)
 
 def pid1_status(suite, namespace, name):
     out = runner.sh(suite, namespace, name, "cat /proc/1/status")
-    assert out.returncode == 0, out.transcript()
+    require(out.returncode == 0, out.transcript())
     return parse_proc_status(out.stdout)
 
 
@@ -34,45 +36,52 @@ def test_safe_sysctl_is_set_in_the_pods_namespace(suite, namespace):
     report.label_test("Sysctls", "securityContext.sysctls (safe)", "kernel.shm_rmid_forced=1",
                       suite.kubernetes_version, upstream=[(
                           "[sig-node] Sysctls [LinuxOnly] should support sysctls",
-                          UPSTREAM + "common/node/sysctl.go")])
+                          UPSTREAM + "common/node/sysctl.go")],
+                      title="safe sysctl kernel.shm_rmid_forced=1 is set in the pod: it reads 1")
     runner.start_pod(suite, namespace, pod("safe-sysctl", {"sysctls": [
         {"name": "kernel.shm_rmid_forced", "value": "1"}]}))
     out = runner.sh(suite, namespace, "safe-sysctl", "cat /proc/sys/kernel/shm_rmid_forced")
-    assert out.stdout.strip() == "1", f"NOT ENFORCED: kernel.shm_rmid_forced is {out.stdout!r}"
+    require(out.stdout.strip() == "1", not_enforced(f"kernel.shm_rmid_forced is {out.stdout!r}"))
 
 
 def test_unsafe_sysctl_is_refused_with_SysctlForbidden(suite, namespace):
     report.label_test("Sysctls", "securityContext.sysctls (unsafe)", "kernel.msgmax",
                       suite.kubernetes_version, upstream=[(
                           "[sig-node] Sysctls [LinuxOnly] should not launch unsafe, but not "
-                          "explicitly enabled sysctls on the node", UPSTREAM + "common/node/sysctl.go")])
+                          "explicitly enabled sysctls on the node", UPSTREAM + "common/node/sysctl.go")],
+                      title="unsafe sysctl kernel.msgmax is refused: reason SysctlForbidden")
     with pytest.raises(Terminal) as refused:
         runner.start_pod(suite, namespace, pod("unsafe-sysctl", {"sysctls": [
             {"name": "kernel.msgmax", "value": "65536"}]}))
     report.attach_text("refusal", str(refused.value))
-    assert refused.value.reason == "SysctlForbidden", f"NOT ENFORCED: {refused.value}"
-    assert "kernel.msgmax" in str(refused.value)
+    require(refused.value.reason == "SysctlForbidden", not_enforced(f"{refused.value}"))
+    require("kernel.msgmax" in str(refused.value),
+            not_enforced(f"the refusal does not name kernel.msgmax: {refused.value}"))
 
 
 def test_container_runAsUser_overrides_pod_runAsUser(suite, namespace):
     report.label_test("Run as non-root", "runAsUser (container over pod)", "precedence",
                       suite.kubernetes_version, "critical", [(
                           "[sig-node] Security Context should support container.SecurityContext."
-                          "RunAsUser [LinuxOnly]", UPSTREAM + "node/security_context.go")])
+                          "RunAsUser [LinuxOnly]", UPSTREAM + "node/security_context.go")],
+                      title="runAsUser 2000 of the container overrides the pod's 1000: "
+                            "the process runs as 2000:3000")
     runner.start_pod(suite, namespace, pod("override", {"runAsUser": 1000, "runAsGroup": 3000},
                                            {"runAsUser": 2000}))
     status = pid1_status(suite, namespace, "override")
-    assert (status.euid, status.egid) == (2000, 3000), \
-        f"NOT ENFORCED: PID 1 runs as {status.euid}:{status.egid}, expected 2000:3000"
+    require((status.euid, status.egid) == (2000, 3000),
+            not_enforced(f"PID 1 runs as {status.euid}:{status.egid}, expected 2000:3000"))
     out = runner.sh(suite, namespace, "override", "id -u")
-    assert out.stdout.strip() == "2000", f"NOT ENFORCED: exec'd id -u is {out.stdout!r}"
+    require(out.stdout.strip() == "2000", not_enforced(f"exec'd id -u is {out.stdout!r}"))
 
 
 def test_privileged_container_gets_every_grantable_capability_and_no_seccomp(suite, namespace):
     report.label_test("Privileged", "privileged: true", "privileged container",
                       suite.kubernetes_version, "critical", [(
                           "[sig-node] PrivilegedPod [NodeConformance] should enable privileged "
-                          "commands [LinuxOnly]", UPSTREAM + "common/node/privileged.go")])
+                          "commands [LinuxOnly]", UPSTREAM + "common/node/privileged.go")],
+                      title="privileged: true gives every capability the node grants "
+                            "(CapEff = CapBnd) and no seccomp filter")
     # A pod-level RuntimeDefault profile does not confine a privileged container.
     runner.start_pod(suite, namespace, pod("privileged", {"seccompProfile": {"type": "RuntimeDefault"}},
                                            {"privileged": True}))
@@ -80,10 +89,10 @@ def test_privileged_container_gets_every_grantable_capability_and_no_seccomp(sui
     grantable = suite.env.grantable_caps
     report.attach_text("capabilities", caps.table({"CapEff": status.cap_eff, "CapBnd": status.cap_bnd,
                                                    "node can grant": grantable}))
-    assert status.cap_bnd == grantable, (
-        f"NOT ENFORCED: CapBnd {caps.to_hex(status.cap_bnd)}, node grants {caps.to_hex(grantable)}")
-    assert status.cap_eff == grantable, f"NOT ENFORCED: CapEff {caps.to_hex(status.cap_eff)}"
-    assert status.seccomp == 0, f"NOT ENFORCED: privileged container has Seccomp {status.seccomp}"
+    require(status.cap_bnd == grantable,
+            not_enforced(f"CapBnd {caps.to_hex(status.cap_bnd)}, node grants {caps.to_hex(grantable)}"))
+    require(status.cap_eff == grantable, not_enforced(f"CapEff {caps.to_hex(status.cap_eff)}"))
+    require(status.seccomp == 0, not_enforced(f"privileged container has Seccomp {status.seccomp}"))
 
 
 MASK_PROBE = (
@@ -101,20 +110,23 @@ def _mask_facts(out: str) -> dict[str, str]:
 
 def test_default_procMount_masks_kernel_paths_and_makes_proc_sys_read_only(suite, namespace):
     report.label_test("Masked paths", "procMount: Default", "masked and read-only paths",
-                      suite.kubernetes_version, "critical")
+                      suite.kubernetes_version, "critical",
+                      title="procMount Default masks /proc/timer_list, /proc/kcore and /sys/firmware "
+                            "and makes /proc/sys read-only")
     runner.start_pod(suite, namespace, pod("masked", container_sc={"runAsUser": 0}))
     facts = _mask_facts(runner.sh(suite, namespace, "masked", MASK_PROBE).stdout)
-    assert facts["timer_list_bytes"] == "0", f"NOT ENFORCED: /proc/timer_list is readable: {facts}"
-    assert facts["sys_firmware_entries"] == "0", f"NOT ENFORCED: /sys/firmware is not empty: {facts}"
-    assert "Read-only file system" in facts["proc_sys"], f"NOT ENFORCED: /proc/sys: {facts}"
+    require(facts["timer_list_bytes"] == "0", not_enforced(f"/proc/timer_list is readable: {facts}"))
+    require(facts["sys_firmware_entries"] == "0", not_enforced(f"/sys/firmware is not empty: {facts}"))
+    require("Read-only file system" in facts["proc_sys"], not_enforced(f"/proc/sys: {facts}"))
     # /proc/kcore does not exist on every kernel; where it does, it is masked.
-    assert facts.get("kcore_bytes", "0") == "0", f"NOT ENFORCED: /proc/kcore readable: {facts}"
+    require(facts.get("kcore_bytes", "0") == "0", not_enforced(f"/proc/kcore readable: {facts}"))
 
 
 def test_privileged_container_has_no_masked_or_read_only_proc_paths(suite, namespace):
     report.label_test("Masked paths", "privileged: true", "no masked paths when privileged",
-                      suite.kubernetes_version, "normal")
+                      suite.kubernetes_version, "normal",
+                      title="privileged: true leaves /proc/timer_list readable and /proc/sys writable")
     runner.start_pod(suite, namespace, pod("unmasked", container_sc={"privileged": True}))
     facts = _mask_facts(runner.sh(suite, namespace, "unmasked", MASK_PROBE).stdout)
-    assert int(facts["timer_list_bytes"]) > 0, f"/proc/timer_list still masked: {facts}"
-    assert facts["proc_sys"] == "writable", f"/proc/sys still read-only: {facts}"
+    require(int(facts["timer_list_bytes"]) > 0, f"/proc/timer_list still masked: {facts}")
+    require(facts["proc_sys"] == "writable", f"/proc/sys still read-only: {facts}")

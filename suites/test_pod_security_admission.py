@@ -4,18 +4,18 @@ the checks PSA names. Also: every manifest is valid for the API server.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from secctx import report
+from secctx import paths, report
+from secctx.categories import not_enforced
+from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
+MANIFESTS = paths.MANIFESTS
 VERDICTS = yaml.safe_load((MANIFESTS.parent / "pod-security-admission.yaml").read_text())
 PSA_UPSTREAM = [("[sig-auth] PodSecurity admission", "https://github.com/kubernetes/kubernetes/"
                  "blob/master/test/e2e/auth/")]
@@ -38,7 +38,7 @@ def _pod_under_admission(obj: dict) -> dict:
 @pytest.mark.parametrize("manifest", sorted(p.name for p in MANIFESTS.glob("*.yaml")))
 def test_manifest_is_accepted_by_server_side_dry_run(manifest, suite, namespace):
     report.label_test("Manifests", "server-side validation", manifest, suite.kubernetes_version,
-                      "critical")
+                      "critical", title=f"{manifest} is accepted by the API server (server-side dry-run)")
     for obj in _objects(manifest):
         with report.step(f"dry-run create {obj['kind']}/{obj['metadata']['name']}"):
             suite.kube.apply(suite.image_map.rewrite(obj), namespace, dry_run=True)
@@ -57,9 +57,11 @@ def psa_namespaces(suite):
 @pytest.mark.parametrize("level", ["baseline", "restricted"])
 @pytest.mark.parametrize("manifest", sorted(VERDICTS))
 def test_pod_security_admission_verdict(manifest, level, suite, psa_namespaces):
-    report.label_test("Pod Security Admission", f"enforce={level}", manifest,
-                      suite.kubernetes_version, "critical", PSA_UPSTREAM)
     expected = VERDICTS[manifest][level]
+    report.label_test("Pod Security Admission", f"enforce={level}", manifest,
+                      suite.kubernetes_version, "critical", PSA_UPSTREAM,
+                      title=f"{manifest} under enforce={level}: " + (
+                          "admitted" if expected == "admitted" else f"refused for {', '.join(expected)}"))
     namespace = psa_namespaces[level]
     for obj in _objects(manifest):
         if obj["kind"] in ("ServiceAccount", "ConfigMap"):  # what the pods refer to
@@ -70,13 +72,14 @@ def test_pod_security_admission_verdict(manifest, level, suite, psa_namespaces):
                          f"expected: {expected}"):
             message = _admission_error(suite, pod, namespace)
             report.attach_text("admission response", message or "admitted")
+        suite.observations.record_admission(manifest, level, message)
         if expected == "admitted":
-            assert message is None, f"NOT ENFORCED: expected admission at {level}, got: {message}"
+            require(message is None, not_enforced(f"expected admission at {level}, got: {message}"))
         else:
-            assert message is not None, f"NOT ENFORCED: {level} admitted {manifest}; expected {expected}"
-            assert "violates PodSecurity" in message, message
+            require(message is not None, not_enforced(f"{level} admitted {manifest}; expected {expected}"))
+            require("violates PodSecurity" in message, message)
             missing = [check for check in expected if check not in message]
-            assert not missing, f"NOT ENFORCED: rejection lacks {missing}: {message}"
+            require(not missing, not_enforced(f"rejection lacks {missing}: {message}"))
 
 
 def _admission_error(suite, pod: dict, namespace: str) -> str | None:

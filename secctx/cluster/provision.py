@@ -17,6 +17,7 @@ from ..images import docker
 from ..images import load as images
 from ..offline import capshim, log, nodeimage
 from ..offline.gomod import KubeVersion
+from ..podspec import condition_true
 from . import engine, existing, kindconfig, versions
 from . import mode as modes
 from .kind import ClusterError, KindCluster
@@ -160,8 +161,7 @@ def _api_ready(kubeconfig: Path, timeout: float = 60) -> bool:
         try:
             client.VersionApi(api).get_code(_request_timeout=5)
             nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
-            if nodes and all(any(c.type == "Ready" and c.status == "True"
-                                 for c in n.status.conditions or []) for n in nodes):
+            if nodes and all(condition_true(n, "Ready") for n in nodes):
                 return True
         except Exception:  # not up yet after a restart: retry until the bound
             pass

@@ -194,3 +194,14 @@ def result_texts(results: Path) -> dict[str, str]:
     """Every file of an Allure results directory, as text."""
     return {str(p): p.read_bytes().decode(errors="replace")
             for p in results.rglob("*") if p.is_file()}
+
+
+def unreachable_kubeconfig(path, server="https://127.0.0.1:1"):
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
+        "clusters": [{"name": "nowhere", "cluster": {"server": server,
+                                                     "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "someone", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "someone"}}],
+    }))
+    return path

@@ -16,13 +16,24 @@ import subprocess
 import time
 
 import pytest
-
 from kubernetes import config
 
-from .robust_helpers import (CLUSTER, ROOT, Robust, cli, kind_clusters, kubeconfig_secrets,
-                            result_texts, run_pytest, secrets_found, start_pytest, write_case)
+from secctx import cache
 from secctx.kube import Kube
-from secctx.offline import cache
+
+from .robust_helpers import (
+    CLUSTER,
+    ROOT,
+    Robust,
+    cli,
+    kind_clusters,
+    kubeconfig_secrets,
+    result_texts,
+    run_pytest,
+    secrets_found,
+    start_pytest,
+    write_case,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,43 @@
+"""The report's categories and the message prefixes they key on: one home.
+
+Every failure or skip message the suite writes starts with one of these
+prefixes, so Allure (categories.json) files it where a reader looks first.
+"""
+from __future__ import annotations
+
+NOT_ENFORCED = "NOT ENFORCED"  # an observed value differs from what Kubernetes promises
+ENVIRONMENT_CANNOT_ENFORCE = "ENVIRONMENT CANNOT ENFORCE"  # the node lacks the kernel feature
+INFRASTRUCTURE = "INFRASTRUCTURE"  # the cluster, the images or the user's input
+TIMEOUT = "TIMEOUT"  # a bounded wait ran out
+
+
+def not_enforced(message: str) -> str:
+    return f"{NOT_ENFORCED}: {message}"
+
+
+def infrastructure(message: str) -> str:
+    return f"{INFRASTRUCTURE}: {message}"
+
+
+def cannot_enforce(message: str) -> str:
+    return f"{ENVIRONMENT_CANNOT_ENFORCE}: {message}"
+
+
+def timeout(message: str) -> str:
+    return f"{TIMEOUT}: {message}"
+
+
+# Regexes work in Allure 2 (Java) and Allure 3 (JavaScript): no inline flags.
+CATEGORIES = [
+    {"name": "Runtime did not enforce", "matchedStatuses": ["failed"],
+     "messageRegex": rf"[\s\S]*{NOT_ENFORCED}[\s\S]*",
+     "description": "An observed value differs from what Kubernetes promises: a product defect."},
+    {"name": "Environment cannot enforce", "matchedStatuses": ["skipped"],
+     "messageRegex": rf"[\s\S]*{ENVIRONMENT_CANNOT_ENFORCE}[\s\S]*",
+     "description": "The node lacks the kernel feature (SELinux, AppArmor); the reason says which."},
+    {"name": "Timeouts", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": rf"[\s\S]*({TIMEOUT}|WaitTimeout|Timeout|timed out)[\s\S]*"},
+    {"name": "Infrastructure", "matchedStatuses": ["broken", "failed"],
+     "messageRegex": rf"[\s\S]*({INFRASTRUCTURE}|ClusterError|EngineError|ApiException|"
+                     r"ErrImagePull|ImagePullBackOff|ErrImageNeverPull|MaxRetryError)[\s\S]*"},
+]

@@ -1,0 +1,257 @@
+"""The suite as a pytest plugin (entry point `pytest11: secctx`): options, the
+session cluster, one namespace per test, and the case files as parameters.
+
+In this checkout `pytest suites` uses it; in a platform team's repository that
+holds only case files, `pytest --cases-dir cases/` runs the packaged suite with
+them (the plugin adds the packaged `suites` to what pytest collects).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from . import cache, paths, recording, report, session, timing
+from . import cases as case_files
+from .categories import infrastructure as infrastructure_line
+from .cluster import provision
+from .cluster.shared import SharedCluster
+from .errors import infrastructure
+from .signals import cleanup_first, terminate_like_interrupt
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("secctx", "secctx-conformance")
+    g.addoption("--kubernetes-version", default=None,
+                help="Kubernetes version of the kind cluster (default: offline "
+                     f"{provision.DEFAULT_KUBERNETES_VERSION}; online: kind's default node image)")
+    g.addoption("--mode", choices=("auto", "online", "offline"), default="auto",
+                help="where node and workload images come from (default: detect)")
+    g.addoption("--image-map", type=Path, default=None,
+                help="YAML image map merged over fixtures/images.yaml")
+    g.addoption("--cases-dir", type=Path, action="append", default=[],
+                help="extra directory of case files (repeatable)")
+    g.addoption("--existing-cluster", action="store_true",
+                help="run against the cluster of --kubeconfig; create and delete nothing")
+    g.addoption("--kube-context", default=None, help="context in --kubeconfig")
+    g.addoption("--keep-on-failure", action="store_true",
+                help="keep a failing test's namespace (and the cluster) for inspection")
+    g.addoption("--rebuild", action="store_true", help="rebuild offline images")
+    g.addoption("--observations", type=Path, default=None, metavar="FILE",
+                help="write what the run observed, as JSON (default: reports/observations.json)")
+    g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
+                help="compare this run's observations with FILE (an earlier run's) at the end")
+
+
+def pytest_configure(config):
+    terminate_like_interrupt()
+    problem = option_problem(config.getoption)
+    if problem:
+        raise pytest.UsageError(infrastructure_line(problem))
+    config.pluginmanager.register(recording.Recorder(config), "secctx-observations")
+    if config.getoption("cases_dir") and not _collects_the_suite(config):
+        config.args.append(str(paths.SUITES))
+
+
+def option_problem(get) -> str | None:
+    """What is wrong with the suite's options (cause and fix), or None. `get` is
+    pytest's config.getoption."""
+    for d in get("cases_dir"):
+        if not d.is_dir():
+            return (f"--cases-dir {d} is not a directory"
+                    + (" (it is a file)" if d.exists() else " (it does not exist)")
+                    + ": pass a directory that holds case files (*.yaml)")
+        if not any(d.glob("*.yaml")):
+            return (f"--cases-dir {d} holds no case files (*.yaml): add cases (see "
+                    "fixtures/cases/README.md) or drop the option")
+    image_map = get("image_map")
+    if image_map is not None and not image_map.is_file():
+        return f"--image-map {image_map} is not a file: pass the path of a YAML image map"
+    baseline = recording.baseline_problem(get("compare_to"))
+    if baseline:
+        return baseline
+    kind_bin = get("kind_bin")
+    existing = get("existing_cluster")
+    if existing:
+        for option, value in (("--kubernetes-version", get("kubernetes_version")),
+                              ("--kind-image", get("kind_image")), ("--kind-bin", kind_bin),
+                              ("--keep-cluster", get("keep_cluster")),
+                              ("--rebuild", get("rebuild"))):
+            if value:
+                return (f"{option} cannot go with --existing-cluster: the suite creates no "
+                        f"cluster there; drop {option}, or drop --existing-cluster to test a kind "
+                        "cluster")
+        if not get("kubeconfig"):
+            return ("--existing-cluster needs --kubeconfig PATH (the kubeconfig of the cluster "
+                    "to test)")
+        if not Path(get("kubeconfig")).is_file():
+            return (f"--kubeconfig {get('kubeconfig')} is not a file: pass the kubeconfig of the "
+                    "cluster to test")
+    elif get("kube_context"):
+        return ("--kube-context needs --existing-cluster and --kubeconfig: a kind cluster the "
+                "suite creates has one context")
+    return None
+
+
+def _collects_the_suite(config) -> bool:
+    """The command line already names the suite (this checkout's `suites`, or a file in it)."""
+    suites = paths.SUITES.resolve()
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == suites or suites in path.parents or path in suites.parents:
+            return True
+    return False
+
+
+# -- case collection ------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaseParam:
+    """One case of the run, on one storage kind for cases with claims."""
+    case: case_files.Case
+    storage: str | None = None  # "default" or "local" for cases with claims
+
+    @property
+    def id(self) -> str:
+        return self.case.name + (f"[{self.storage}-storage]" if self.storage else "")
+
+    def __repr__(self) -> str:  # what Allure shows as the parameter value
+        return self.id
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: Path
+    errors: tuple[case_files.CaseError, ...]
+
+    def __repr__(self) -> str:
+        return self.path.name
+
+
+def _load(config) -> tuple[list[case_files.Case], list[case_files.CaseError]]:
+    if not hasattr(config, "_secctx_cases"):
+        config._secctx_cases = case_files.load_cases([paths.CASES, *config.getoption("cases_dir")])
+    return config._secctx_cases
+
+
+def case_params(config) -> list[CaseParam]:
+    params = []
+    for case in _load(config)[0]:
+        if any(o.get("kind") == "PersistentVolumeClaim" for o in case.objects):
+            params += [CaseParam(case, "default"), CaseParam(case, "local")]
+        else:
+            params.append(CaseParam(case))
+    return params
+
+
+def case_file_params(config) -> list[CaseFile]:
+    found, errors = _load(config)
+    by_file = {c.source: [] for c in found}
+    for e in errors:
+        by_file.setdefault(e.path, []).append(e)
+    return [CaseFile(p, tuple(errs)) for p, errs in sorted(by_file.items())]
+
+
+def pytest_generate_tests(metafunc):
+    if "recipe_case" in metafunc.fixturenames:
+        params = case_params(metafunc.config)
+        metafunc.parametrize("recipe_case", params, ids=[p.id for p in params])
+    if "case_file" in metafunc.fixturenames:
+        files = case_file_params(metafunc.config)
+        metafunc.parametrize("case_file", files, ids=[f.path.name for f in files])
+
+
+# -- the session cluster and suite ---------------------------------------
+
+def _run_id() -> str:
+    # pytest-xdist gives all workers of one run the same uid.
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:12] or uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def suite(request):
+    """The cluster (created, reused or existing) and what tests share about it."""
+    config = request.config
+    existing = config.getoption("existing_cluster")
+    kubeconfig = config.getoption("kubeconfig")
+    alluredir = config.getoption("allure_report_dir", None)
+    results = Path(alluredir) if alluredir else None
+    name = config.getoption("cluster_name")
+    opts = provision.Options(
+        name=provision.DEFAULT_CLUSTER_NAME if name == "pytest-kind" else name,
+        kubernetes_version=config.getoption("kubernetes_version"), mode=config.getoption("mode"),
+        node_image=config.getoption("kind_image"),
+        kind_bin=Path(config.getoption("kind_bin")) if config.getoption("kind_bin") else None,
+        existing_kubeconfig=Path(kubeconfig) if existing else None,
+        kube_context=config.getoption("kube_context"),
+        image_map=config.getoption("image_map"), rebuild=config.getoption("rebuild"))
+    run_id = _run_id()
+    shared = SharedCluster(cache.cluster_state(opts.name), run_id)
+    with infrastructure(results):
+        cluster = shared.acquire(opts)
+    profiles = {name_: path.read_text() for p in case_params(config)
+                for name_, path in p.case.seccomp_profiles.items()}
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    try:
+        with infrastructure(results, "suite set-up on the cluster failed"):
+            s = session.start(cluster, run_id, profiles, results,
+                              context=config.getoption("kube_context"), worker=worker)
+    except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
+        with cleanup_first("releasing the cluster"):
+            shared.release(keep=config.getoption("keep_cluster") or
+                           config.getoption("keep_on_failure"))
+        raise
+    recording.attach(config, s)  # tests record into s.observations
+    yield s
+    with cleanup_first("deleting the run's objects"):
+        try:
+            session.stop(s, last=shared.is_last_user())
+        finally:
+            keep = config.getoption("keep_cluster") or (
+                config.getoption("keep_on_failure") and request.session.testsfailed > 0)
+            released = shared.release(keep=keep)
+            if released and released.kind and keep:
+                print(f"\nkept kind cluster {released.kind.name}: "
+                      f"export KUBECONFIG={released.kubeconfig}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    # Outermost wrapper: allure-pytest has recorded the test's parameters when this resumes.
+    yield
+    report.plain_parameters(item.callspec.params if hasattr(item, "callspec") else {})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def namespace(request, suite):
+    """A fresh namespace per test, deleted afterwards (kept on failure if asked)."""
+    prefix = "secctx-" + request.node.name.split("[")[-1].rstrip("]").replace(":", "-")
+    ns = suite.new_namespace(prefix.lower()[:40])
+    try:
+        suite.kube.wait_for_default_service_account(ns)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or timed out: no teardown will run
+        with cleanup_first(f"deleting namespace {ns}"):
+            suite.kube.delete_namespace(ns)
+        raise
+    yield ns
+    failed = getattr(request.node, "rep_call", None) and request.node.rep_call.failed
+    if failed and request.config.getoption("keep_on_failure"):
+        suite.kept_namespaces.add(ns)
+        print(f"\nkept namespace {ns} of failed test: "
+              f"KUBECONFIG={suite.cluster.kubeconfig} kubectl -n {ns} get all,events")
+        return
+    with cleanup_first(f"deleting namespace {ns}"), timing.phase(request.node.nodeid, "cleanup"):
+        suite.kube.delete_namespace(ns)
+
+
+__all__ = ["CaseParam", "CaseFile", "case_params", "option_problem", "report"]

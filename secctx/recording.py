@@ -1,0 +1,104 @@
+"""The plugin's side of the observation document: collect, write, compare.
+
+Each pytest process keeps one `observations.Collector` on its config; the suite
+fixture hands it to the `Suite` (`attach`), and tests record into
+`suite.observations`. At the end of the session:
+
+- a pytest-xdist worker (its config has `workerinput`) sends its partial document
+  to the controller in `workeroutput` (execnet carries plain data);
+- the controller (or a run without xdist) merges what it received
+  (`pytest_testnodedown`) with its own, writes `--observations FILE` (default
+  `reports/observations.json` under the invocation directory), and with
+  `--compare-to FILE` writes the diff next to it and prints a summary.
+
+A session that observed nothing (unit tests, a run that failed before the
+cluster) writes nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from . import observations
+
+DEFAULT_PATH = Path("reports") / "observations.json"
+WORKER_OUTPUT = "secctx_observations"
+_COLLECTOR = pytest.StashKey[observations.Collector]()
+
+
+def collector(config) -> observations.Collector:
+    return config.stash.setdefault(_COLLECTOR, observations.Collector())
+
+
+def attach(config, suite) -> None:
+    """Give the session's Suite this process's collector, with the run's environment."""
+    c = collector(config)
+    c.environment = observations.environment(suite.env.properties())
+    suite.observations = c
+
+
+def observations_path(config) -> Path:
+    return Path(config.invocation_params.dir) / (config.getoption("observations") or DEFAULT_PATH)
+
+
+def baseline_problem(path: Path | None) -> str | None:
+    """Why --compare-to FILE cannot be used (cause and fix), or None."""
+    if path is None:
+        return None
+    try:
+        observations.load(path)
+    except observations.DocumentError as err:
+        return f"--compare-to {err}"
+    return None
+
+
+def finish(c: observations.Collector, path: Path, baseline: Path | None) -> list[str]:
+    """Write the document (and the diff with the baseline); the lines to print."""
+    if not c.observed_anything():
+        return [f"nothing observed in this run (no end-to-end test reached the cluster): nothing "
+                f"compared with {baseline}"] if baseline else []
+    doc = c.document()
+    lines = [f"observations of {doc['label']} ({len(doc['cases'])} case(s), "
+             f"{len(doc['admission'])} manifest(s) under admission) written to {path}"]
+    problems = observations.validation_errors(doc)
+    if problems:
+        lines.append(f"WARNING: the document does not match its schema: {problems[0]}")
+    observations.write(path, doc)
+    if baseline:
+        try:
+            old = observations.load(baseline)
+        except observations.DocumentError as err:
+            return [*lines, f"INFRASTRUCTURE: --compare-to {err}"]
+        _, text, diff_file = observations.compare(old, doc, path)
+        lines += [f"compared with {baseline}:", *text.splitlines(), f"diff written to {diff_file} "
+                  f"(summary: {observations.diff_path(path, '.diff.txt').name})"]
+    return lines
+
+
+class Recorder:
+    """Registered by the plugin's pytest_configure."""
+
+    def __init__(self, config):
+        self.config = config
+        self.lines: list[str] = []
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):  # pytest-xdist, in the controller
+        part = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+        if part:
+            collector(self.config).parts.append(part)
+
+    def pytest_sessionfinish(self, session):
+        c = collector(self.config)
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller writes
+            if c.observed_anything():
+                self.config.workeroutput[WORKER_OUTPUT] = c.own_document()
+            return
+        self.lines = finish(c, observations_path(self.config), self.config.getoption("compare_to"))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.lines:
+            terminalreporter.write_sep("-", "observations")
+            for line in self.lines:
+                terminalreporter.write_line(line)

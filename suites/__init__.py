@@ -1,0 +1,1 @@
+"""The conformance suite; installed as `secctx.suites`, run by the `secctx` pytest plugin."""

@@ -1,0 +1,153 @@
+"""The case pipeline on recorded observations: expect.for_case and verdict.compare.
+
+tests/unit/recorded/ holds what the suite observed on a real offline v1.37.2
+cluster (the probe's raw output, refusals, crashes), as `observe.to_record`
+writes it. Every recorded case must meet the oracle; and each lie a runtime
+could tell, planted in a recording, must turn exactly the right check red.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from secctx import caps, expect, observe, verdict
+from secctx.cases import load_cases
+from secctx.nodefacts import Environment
+from secctx.paths import CASES
+
+RECORDED = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline.json").read_text())
+ENV = RECORDED["environment"]
+ENVIRONMENT = Environment(kubernetes_version=ENV["kubernetes_version"],
+                          seccomp_default=ENV["seccomp_default"] == "True",
+                          grantable_caps=int(ENV["grantable_caps"], 16),
+                          apparmor=ENV["apparmor"] == "True", selinux=ENV["selinux"] == "True")
+CASE_BY_NAME = {c.name: c for c in load_cases([CASES])[0]}
+
+
+def case_of(case_id: str):
+    return CASE_BY_NAME[case_id.split("[")[0]]
+
+
+def judge(case_id: str, edit=None, env: Environment = ENVIRONMENT):
+    """The checks of one recorded case; `edit` may first change the record (a lie)."""
+    record = json.loads(json.dumps(RECORDED["cases"][case_id]))
+    if edit:
+        edit(record)
+    case = case_of(case_id)
+    observed = observe.from_record(record, case)
+    expected = expect.for_case(case, env, observed.learned)
+    return expected, verdict.compare(expected, observed)
+
+
+def failed(checks) -> dict[str, verdict.Check]:
+    return {c.field: c for c in verdict.failures(checks)}
+
+
+def probe_edit(old: str, new: str):
+    def edit(record):
+        assert old in record["probe_output"], f"{old!r} not in the recorded probe"
+        record["probe_output"] = record["probe_output"].replace(old, new)
+    return edit
+
+
+@pytest.mark.parametrize("case_id", sorted(RECORDED["cases"]))
+def test_every_recorded_case_meets_the_oracle(case_id):
+    expected, checks = judge(case_id)
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+    assert checks[0].field == "outcome" and checks[0].ok
+    if expected.outcome.status == "running":
+        assert len(checks) > 10, "a running case is judged field by field"
+
+
+def test_runtime_that_drops_no_new_privs_fails_NoNewPrivs():
+    # hardened-pod: allowPrivilegeEscalation false, so PID 1 must carry NoNewPrivs 1.
+    _, checks = judge("hardened-pod", probe_edit("NoNewPrivs:\t1", "NoNewPrivs:\t0"))
+    assert set(failed(checks)) == {"NoNewPrivs"}
+    assert failed(checks)["NoNewPrivs"].expected == 1
+
+
+def test_runtime_that_keeps_a_capability_fails_CapBnd_with_both_values():
+    # hardened-pod drops ALL and adds NET_BIND_SERVICE: 0x400. A runtime that keeps NET_RAW.
+    _, checks = judge("hardened-pod", probe_edit("CapBnd:\t0000000000000400",
+                                                 "CapBnd:\t0000000000002400"))
+    bad = failed(checks)["CapBnd"]
+    assert (bad.expected, bad.observed) == (0x400, 0x2400)
+    assert "NET_RAW" in bad.line() and "case file pins it (computed:" in bad.reason
+
+
+def test_runtime_that_ignores_readOnlyRootFilesystem_fails_two_checks():
+    def writable_root(record):
+        out = record["probe_output"]
+        start = out.index("### secctx:begin mounts")
+        end = out.index("### secctx:end mounts")
+        mounts = out[start:end].replace("overlay / overlay ro,", "overlay / overlay rw,")
+        out = out[:start] + mounts + out[end:]
+        begin = out.index("### secctx:begin root-write\n") + len("### secctx:begin root-write\n")
+        finish = out.index("### secctx:end root-write")
+        record["probe_output"] = out[:begin] + "\n" + out[finish:].replace("rc=1", "rc=0", 1)
+    _, checks = judge("readonly-root-pod", writable_root)
+    assert set(failed(checks)) == {"root read-only", "write to / fails with EROFS"}
+
+
+def test_runtime_that_ignores_fsGroup_on_a_local_volume_fails_group_and_setgid():
+    def no_fsgroup(record):
+        record["probe_output"] = (record["probe_output"]
+                                  .replace("/data|0|2000|2777|", "/data|0|0|777|")
+                                  .replace("/data|0|2000|2775|", "/data|0|0|775|"))
+    _, checks = judge("fsgroup-demo[local-storage]", no_fsgroup)
+    assert {"/data group", "/data setgid bit"} <= set(failed(checks)), verdict.table(checks)
+
+
+def test_a_refusal_for_another_reason_fails_the_refusal_reason():
+    def other_reason(record):
+        record["refusal"]["reason"] = "CreateContainerError"
+    _, checks = judge("apparmor-pod", other_reason)
+    assert set(failed(checks)) == {"refusal reason"}
+
+
+def test_a_pod_that_runs_where_it_must_be_refused_fails_the_outcome_and_stops():
+    def runs(record):
+        record.update(RECORDED["cases"]["seccomp-default-pod"])
+    _, checks = judge("troubleshooting-root-image", runs)
+    assert [c.field for c in checks] == ["outcome"]
+    assert (checks[0].expected, checks[0].observed) == ("rejected", "running")
+
+
+def test_a_crash_without_the_promised_log_fails_the_container_log():
+    def quiet(record):
+        record["crash"]["logs"] = "nginx started\n"
+    _, checks = judge("secure-pod", quiet)
+    assert set(failed(checks)) == {"container log"}
+
+
+def test_what_the_node_cannot_enforce_is_checked_then_skipped_with_the_reason():
+    expected, checks = judge("selinux-pod")
+    assert expected.cannot_enforce and "SELinux is disabled" in expected.cannot_enforce
+    assert not any(c.field.startswith("LSM label") for c in checks), "no label to assert"
+    with pytest.raises(pytest.skip.Exception, match="ENVIRONMENT CANNOT ENFORCE: SELinux"):
+        verdict.assert_holds(expected, checks)
+
+
+def test_on_a_node_with_seccompDefault_an_unset_profile_expects_a_filter():
+    env = Environment(seccomp_default=True, grantable_caps=ENVIRONMENT.grantable_caps)
+    _, checks = judge("minimal-capabilities-pod", env=env)
+    bad = failed(checks)["Seccomp"]
+    assert (bad.expected, bad.observed) == (2, 0) and "seccompDefault is on" in bad.reason
+
+
+def test_failure_message_leads_with_the_verdict_of_each_differing_check():
+    expected, checks = judge("hardened-pod", probe_edit("NoNewPrivs:\t1", "NoNewPrivs:\t0"))
+    with pytest.raises(BaseException) as failure:
+        verdict.assert_holds(expected, checks)
+    message = str(failure.value)
+    assert message.startswith("NOT ENFORCED: 1 of ") and "FAIL NoNewPrivs: expected 1, observed 0" \
+        in message
+
+
+def test_record_round_trip_keeps_every_value():
+    record = RECORDED["cases"]["hardened-pod"]
+    observed = observe.from_record(record, case_of("hardened-pod"))
+    assert observe.to_record(observed) == record
+    assert caps.decode(observed.probe.pid1.cap_bnd) == ["NET_BIND_SERVICE"]
