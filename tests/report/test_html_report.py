@@ -6,7 +6,10 @@ secctx.htmlreport turns them into the Allure 3 report, single-file and multi-fil
 carrying a history file over runs. Chromium then shows that the page renders the
 suite and test names, that clicking the failed test lists its attachment (and that
 the attachment opens), and that the page requests nothing outside 127.0.0.1.
-The screenshot lands in reports/artifacts/report-screenshot.png.
+A third demo test fails the way the suite's recipe cases fail (secctx's title,
+parameters and verdict): its page shows the human title and the verdict, and no
+object repr or Python traceback.
+The screenshots land in reports/artifacts/report-screenshot.png and report-case-screenshot.png.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from secctx import htmlreport
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "reports" / "artifacts" / "report-screenshot.png"
+CASE_SCREENSHOT = SCREENSHOT.with_name("report-case-screenshot.png")
 REPORT_NAME = "secctx report self-test"
 SUITE = "test_secctx_demo"  # module name = the suite allure-pytest reports
 PASSING, FAILING = "test_root_image_is_rejected", "test_root_filesystem_is_read_only"
@@ -79,6 +83,44 @@ DEMO_TESTS = textwrap.dedent(f'''
             assert os.environ.get("SECCTX_DEMO_FIXED") == "1", "{FAILURE}"
 ''')
 
+# A failing case reported the way suites/test_recipe_cases.py reports it, through
+# secctx's own functions: title and labels (report.label_case), one step per check
+# (report.record_checks), the verdict (verdict.assert_holds). Its argument is the
+# suite's session object, whose repr a Python traceback would print.
+CASE, STORAGE = "fsgroup-demo", "local"
+CASE_TITLE = "fsgroup-demo: fsGroup 2000 / fsGroupChangePolicy OnRootMismatch (local storage)"
+CASE_VERDICT = ["NOT ENFORCED: 2 of 4 checks differ:",
+                "FAIL /data group: expected 2000, observed 0  "
+                "(fsGroup 2000: the kubelet sets the group of a local volume)",
+                "FAIL /data setgid bit: expected True, observed False"]
+DEMO_TESTS += textwrap.dedent(f'''
+
+    from types import SimpleNamespace
+
+    from secctx import cases, nodefacts, paths, plugin, report, session, verdict
+
+    CASE = next(c for c in cases.load_cases([paths.CASES])[0] if c.name == "{CASE}")
+
+
+    @pytest.fixture
+    def demo_suite():
+        return session.Suite(kube=SimpleNamespace(), cluster=SimpleNamespace(), run_id="demo-run",
+                             env=nodefacts.Environment(kubernetes_version="v1.37.0"))
+
+
+    @pytest.mark.parametrize("case", [plugin.CaseParam(CASE, "{STORAGE}")], ids=repr)
+    def test_recipe_case(case, demo_suite):
+        report.label_case(case.case, demo_suite.env, case.storage)
+        fixed = os.environ.get("SECCTX_DEMO_FIXED") == "1"
+        why = "fsGroup 2000: the kubelet sets the group of a local volume"
+        checks = [verdict.Check("outcome", "running", "running", "the spec asks for nothing refused"),
+                  verdict.Check("uid", 1000, 1000, "runAsUser 1000 (pod securityContext)"),
+                  verdict.Check("/data group", 2000, 2000 if fixed else 0, why),
+                  verdict.Check("/data setgid bit", True, fixed, why + ", with the setgid bit")]
+        report.record_checks(checks, case.case.recipe_claim)
+        verdict.assert_holds(SimpleNamespace(cannot_enforce=None), checks)
+''')
+
 
 # --------------------------------------------------------------------------- results
 
@@ -124,20 +166,39 @@ def reports(tmp_path_factory):
 def test_demo_results_are_realistic(reports):
     results = [json.loads(p.read_text()) for p in reports["red"].glob("*-result.json")]
     by_name = {r["name"].split("[")[0]: r for r in results}
-    assert set(by_name) == {PASSING, FAILING}
+    assert set(by_name) == {PASSING, FAILING, CASE_TITLE}
     assert by_name[PASSING]["status"] == "passed"
     assert by_name[FAILING]["status"] == "failed"
     labels = {lab["name"]: lab["value"] for lab in by_name[FAILING]["labels"]}
     assert labels["epic"] == "Pod Security Context"
     assert labels["feature"] == "readOnlyRootFilesystem"
     assert labels["suite"] == SUITE
-    assert {p["name"]: p["value"] for p in by_name[FAILING]["parameters"]} == {"kubernetes": "'v1.37.0'"}
+    # str parameters show without quotes (secctx.plugin re-sets them as report.Plain)
+    assert {p["name"]: p["value"] for p in by_name[FAILING]["parameters"]} == {"kubernetes": "v1.37.0"}
     steps = by_name[FAILING]["steps"]
     assert [s["name"] for s in steps] == ["create the pod with readOnlyRootFilesystem: true",
                                           "write a file to /"]
     attachment = steps[1]["attachments"][0]
     assert attachment["name"] == ATTACHMENT
     assert (reports["red"] / attachment["source"]).exists()
+
+
+def test_failing_case_result_carries_verdict_not_python(reports):
+    """The result as secctx writes it: the human title, plain parameters, the verdict
+    as the message, and no traceback in the test or its failed steps."""
+    results = [json.loads(p.read_text()) for p in reports["red"].glob("*-result.json")]
+    case = next(r for r in results if r["name"] == CASE_TITLE)
+    assert case["status"] == "failed"
+    assert {p["name"]: p["value"] for p in case["parameters"]} == {
+        "case": f"{CASE}[{STORAGE}-storage]", "Kubernetes": "v1.37.0", "storage": STORAGE}
+    details = case["statusDetails"]
+    assert details["message"].startswith("Failed: " + "\n".join(CASE_VERDICT[:2])), details
+    failed_steps = [s for s in case["steps"] if s["status"] == "failed"]
+    assert [s["name"].split(":")[0] for s in failed_steps] == ["FAIL /data group", "FAIL /data setgid bit"]
+    for text in [details["message"], details.get("trace") or ""] + [
+            s["statusDetails"].get("message", "") + (s["statusDetails"].get("trace") or "")
+            for s in failed_steps]:
+        assert not python_leaks(text), (python_leaks(text), text)
 
 
 def test_history_file_carries_runs_and_marks_flaky(reports):
@@ -149,7 +210,8 @@ def test_history_file_carries_runs_and_marks_flaky(reports):
     for p in data.glob("*.json"):
         tr = json.loads(p.read_text())
         flaky[tr["name"].split("[")[0]] = tr.get("flaky")
-    assert flaky == {PASSING: False, FAILING: True}, "failed, passed, failed again: flaky"
+    assert flaky == {PASSING: False, FAILING: True, CASE_TITLE: True}, \
+        "failed, passed, failed again: flaky"
 
 
 def test_single_file_report_is_self_contained(reports):
@@ -175,6 +237,24 @@ def test_cli_fails_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "does not exist" in proc.stderr and "--alluredir" in proc.stderr
+
+
+# Signs of Python in what a reader sees: object reprs, traceback frames, pytest's
+# source listing and assertion introspection.
+PYTHON_LEAKS = {
+    "object repr": r"<[\w.]+ object at 0x[0-9a-fA-F]+>",
+    "dataclass repr of the suite": r"\bSuite\(",
+    "SimpleNamespace repr": r"\b(SimpleNamespace|namespace)\(",
+    "traceback header": r"Traceback \(most recent call last\)",
+    "traceback frame": r'File "[^"\n]+", line \d+',
+    "pytest frame location": r"\.py:\d+: \w+",
+    "pytest source listing": r"(?m)^(>|E) {3,}\S|\bdef test_\w+\(",
+    "assertion introspection": r"(?m)^\s*\+\s+where ",
+}
+
+
+def python_leaks(text: str) -> list[str]:
+    return [what for what, pattern in PYTHON_LEAKS.items() if re.search(pattern, text)]
 
 
 # --------------------------------------------------------------------------- browser
@@ -209,7 +289,7 @@ def test_single_file_report_renders_from_disk(reports, tmp_path):
     for group in ("Pod Security Context", "runAsNonRoot", "readOnlyRootFilesystem"):
         assert group in sections, f"{group!r} not rendered as a tree section: {sections}"
     assert re.search(rf'data-testid="report-title"[^>]*>{re.escape(REPORT_NAME)}<', dom)
-    assert re.search(r'data-testid="counter"[^>]*status-failed[^>]*>1<', dom), "1 failed counter"
+    assert re.search(r'data-testid="counter"[^>]*status-failed[^>]*>2<', dom), "2 failed counter"
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -356,3 +436,57 @@ def test_report_in_browser_lists_failed_test_attachment_and_stays_local(reports,
     assert not outside, f"the report requested outside 127.0.0.1: {outside}"
     failed = [e["params"] for e in cdp.events if e["method"] == "Network.loadingFailed"]
     assert not failed, f"requests failed: {failed}"
+
+
+def _tree(cdp, url: str) -> list[str]:
+    """Open the report at its tree; the leaves' titles."""
+    cdp.call("Page.navigate", url=url + "index.html")
+    return cdp.wait_for(
+        "[...document.querySelectorAll('[data-testid=tree-leaf-title]')].map(e => e.innerText)",
+        "the test tree")
+
+
+def _open_test(cdp, url: str, leaf: str, shown: str) -> str:
+    """From the tree, click the leaf holding `leaf`; once `shown` is on the page, its text."""
+    _tree(cdp, url)
+    cdp.click("[data-testid=tree-leaf]", leaf)
+    cdp.wait_for(f"document.body.innerText.includes({json.dumps(shown)})", f"{shown!r} on the page")
+    time.sleep(0.5)  # the rest of the test's page (steps, attachments) renders after its header
+    return cdp.js("document.body.innerText")
+
+
+def test_failing_case_in_browser_reads_without_python(reports, served_report, browser):
+    cdp = browser
+    cdp.call("Page.enable")
+    cdp.call("Emulation.setDeviceMetricsOverride", width=1400, height=1600, deviceScaleFactor=1,
+             mobile=False)
+    titles = _tree(cdp, served_report)
+    assert CASE_TITLE in titles, f"the case is not listed under its human title: {titles}"
+
+    # The control: a plain `assert` in a test (the demo's FAILING) shows Python in the
+    # page, and the checks below see it.
+    control = _open_test(cdp, served_report, FAILING, FAILURE)
+    assert {"pytest source listing", "pytest frame location", "assertion introspection"} <= set(
+        python_leaks(control)), python_leaks(control)
+
+    page = _open_test(cdp, served_report, CASE_TITLE, CASE_VERDICT[1].split("  ")[0])
+    header = cdp.js("document.querySelector('[data-testid=test-result-info-title]').innerText")
+    assert header.strip() == CASE_TITLE
+    # The verdict leads the failure: field, expected, observed and why, as secctx wrote it.
+    error = cdp.js("document.querySelector('[data-testid=test-result-error-message]').innerText")
+    assert error.startswith("Failed: " + CASE_VERDICT[0]), error
+    for line in CASE_VERDICT:
+        assert line in error, f"{line!r} not in the error shown:\n{error}"
+    # Plain parameter values.
+    items = cdp.js("""[...document.querySelectorAll('[data-testid=metadata-item]')].map(e => [
+        e.querySelector('[data-testid=metadata-item-key]')?.innerText,
+        e.querySelector('[data-testid=metadata-item-value]')?.innerText])""")
+    params = {k: v for k, v in items if k in ("case", "Kubernetes", "storage")}
+    assert params == {"case": f"{CASE}[{STORAGE}-storage]", "Kubernetes": "v1.37.0", "storage": STORAGE}
+    assert "'v1.37.0'" not in page
+    # Nothing Python: no object repr, no traceback, anywhere on the test's page.
+    assert not python_leaks(page), (python_leaks(page), page)
+
+    CASE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shot = cdp.call("Page.captureScreenshot", format="png")
+    CASE_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))

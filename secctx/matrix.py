@@ -1,0 +1,500 @@
+"""The version matrix: what each Kubernetes version gives each case, field by field.
+
+    python -m secctx.matrix compare FILE [FILE ...] [--out DIR] [--report-url URL]
+                                    [--results DIR ...] [--fail-on-regression]
+    python -m secctx.matrix run --versions V [V ...] [--out DIR] [--no-report] [-- PYTEST ARGS]
+
+`compare` reads observation files (written by `pytest --observations`), in the
+order given (oldest first, e.g. by Kubernetes version), and writes into `--out`
+(default reports/matrix):
+
+- matrix.json: every case × field × run (the rows of the table);
+- diff.json: the field-by-field diff between each two adjacent runs, classified;
+- summary.txt: a short text for CI logs ("no change" plainly when nothing changed);
+- matrix.html: one self-contained table (rows: case and field; columns: runs;
+  a cell that differs from the cell to its left is highlighted with its class).
+
+Each cell links to its test in the Allure report at `--report-url` (default
+index.html): the test results in `--results` (allure-results directories) carry
+the label `secctx.observation` naming their entry, and Allure 3 names a test
+result's page after the md5 of the result's uuid (`index.html#<md5>`). A cell
+with no matching result links to the observation itself, printed at the end
+of matrix.html (`#obs-...`).
+
+`run` runs the suite once per version, one kind cluster at a time (each run
+creates and deletes its own; the offline build caches are reused):
+`python -m pytest suites --kubernetes-version V --observations OUT/V.json
+--alluredir OUT/allure-results/V --clean-alluredir [PYTEST ARGS]`, then builds
+one Allure report of all versions into OUT/html (unless --no-report) and does
+`compare` with the observation files it got, linking to OUT/html/index.html.
+
+Errors a user can fix end with one line (cause and fix) and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import observations as obs
+
+DEFAULT_OUT = Path("reports") / "matrix"
+DEFAULT_REPORT_URL = "index.html"
+MATRIX_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Run:
+    label: str  # column name: the document's label, made unique
+    doc: dict
+    file: Path | None = None
+
+
+def load_runs(files: Sequence[Path]) -> list[Run]:
+    docs = [(Path(f), obs.load(Path(f))) for f in files]
+    labels = [obs.run_label(d) for _, d in docs]
+    runs = []
+    for (path, doc), label in zip(docs, labels):
+        if labels.count(label) > 1:  # two runs of one version: tell them apart by file
+            label = f"{label} ({path.stem})"
+        runs.append(Run(label, doc, path))
+    return runs
+
+
+# --- the matrix ------------------------------------------------------------------------
+
+Key = tuple[str, str | None, str]  # (case, container or None, field)
+
+
+def _flatten(value: Any, path: tuple[str, ...] = ()):
+    if obs.is_leaf(value):
+        yield path, value
+        return
+    for k, v in value.items():
+        yield from _flatten(v, (*path, k))
+
+
+def leaves(doc: dict) -> dict[Key, Any]:
+    """Every observed value of a document by (case, container, field)."""
+    out: dict[Key, Any] = {}
+    for case, entry in doc.get("cases", {}).items():
+        for path, value in _flatten(entry):
+            if path[0] == "containers":
+                out[(case, path[1], ".".join(path[2:]))] = value
+            else:
+                out[(case, None, ".".join(path))] = value
+    for manifest, levels in doc.get("admission", {}).items():
+        for path, value in _flatten(levels):
+            out[(manifest, None, ".".join(("admission", *path)))] = value
+    return out
+
+
+def _cell_change(key: Key, old: dict, new: dict, old_label: str, new_label: str) -> obs.Change | None:
+    case, container, field = key
+    absent = object()
+    a, b = old.get(key, absent), new.get(key, absent)
+    if a == b:
+        return None
+    change = obs.Change(case, container, field, None if a is absent else a,
+                        None if b is absent else b, old_label, new_label)
+    if a is absent or b is absent:
+        change.kind, change.rule = "neutral", "presence"
+    else:
+        change.kind, change.rule = obs.classify(change)
+    return change
+
+
+def build_matrix(runs: list[Run]) -> dict:
+    """Rows of case × field with one value per run, and each cell's change from the run
+    before it (class and rule)."""
+    values = [leaves(r.doc) for r in runs]
+    keys = sorted(set().union(*values), key=lambda k: (k[0], k[1] or "", k[2]))
+    rows = []
+    for key in keys:
+        changes = {}
+        for i in range(1, len(runs)):
+            change = _cell_change(key, values[i - 1], values[i], runs[i - 1].label, runs[i].label)
+            if change:
+                changes[runs[i].label] = {"class": change.kind, "rule": change.rule,
+                                          "change": obs.format_change(change)}
+        rows.append({"case": key[0], "container": key[1], "field": key[2],
+                     "values": {r.label: v[key] for r, v in zip(runs, values) if key in v},
+                     "changes": changes})
+    return {"schema_version": MATRIX_SCHEMA_VERSION,
+            "runs": [{"label": r.label, "file": str(r.file) if r.file else None,
+                      "created": r.doc.get("created"), "environment": r.doc.get("environment")}
+                     for r in runs],
+            "rows": rows}
+
+
+def adjacent_diffs(runs: list[Run]) -> list[tuple[Run, Run, list[obs.Change]]]:
+    return [(a, b, obs.diff(a.doc, b.doc)) for a, b in zip(runs, runs[1:])]
+
+
+def _relabelled(run: Run) -> dict:
+    return {**run.doc, "label": run.label}
+
+
+def diff_json(runs: list[Run]) -> dict:
+    pairs = []
+    for a, b in zip(runs, runs[1:]):
+        old, new = _relabelled(a), _relabelled(b)
+        pairs.append(obs.diff_document(obs.diff(old, new), old, new))
+    return {"schema_version": obs.SCHEMA_VERSION, "pairs": pairs}
+
+
+def summary_text(runs: list[Run]) -> str:
+    if len(runs) < 2:
+        return f"only one run ({runs[0].label}): nothing to compare\n" if runs else "no runs\n"
+    parts = []
+    total = 0
+    for a, b in zip(runs, runs[1:]):
+        old, new = _relabelled(a), _relabelled(b)
+        changes = obs.diff(old, new)
+        total += len(changes)
+        parts.append(obs.summary(changes, old, new))
+    head = ("no change across " if total == 0 else f"{total} change(s) across ") + \
+        " → ".join(r.label for r in runs) + "\n"
+    return head + "".join(parts)
+
+
+# --- links to the Allure report ------------------------------------------------------------
+
+def allure_page_id(uuid: str) -> str:
+    """The id Allure 3 gives a test result's page: md5 of the result file's uuid."""
+    return hashlib.md5(uuid.encode()).hexdigest()
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
+
+
+def _result_key(result: dict) -> str | None:
+    for label in result.get("labels") or []:
+        if label.get("name") == obs.ALLURE_LABEL:
+            return label.get("value")
+    params = {p.get("name"): _unquote(str(p.get("value", ""))) for p in result.get("parameters") or []}
+    if "recipe_case" in params:  # results written before the label existed
+        return params["recipe_case"]
+    if "manifest" in params and params.get("level") in obs.PSA_LEVELS:
+        return obs.admission_key(params["manifest"], params["level"])
+    return None
+
+
+def results_index(results_dir: Path) -> dict[tuple[str | None, str], str]:
+    """{(Kubernetes version or None, observation key): Allure page id} of one
+    allure-results directory; of several results for one test, the last."""
+    found: dict[tuple[str | None, str], tuple[int, str]] = {}
+    for path in sorted(Path(results_dir).glob("*-result.json")):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        key = _result_key(result)
+        if not key or not result.get("uuid"):
+            continue
+        params = {p.get("name"): _unquote(str(p.get("value", "")))
+                  for p in result.get("parameters") or []}
+        version = params.get("Kubernetes")
+        stop = int(result.get("stop") or 0)
+        for k in ((version, key), (None, key)):
+            if k not in found or found[k][0] <= stop:
+                found[k] = (stop, allure_page_id(result["uuid"]))
+    return {k: v for k, (_, v) in found.items()}
+
+
+def link_table(runs: list[Run], results: Sequence[Path]) -> list[dict[str, str]]:
+    """Per run, {observation key: Allure page id}. One results directory per run is
+    matched by position; otherwise results are matched by the Kubernetes version."""
+    indexes = [results_index(d) for d in results]
+    tables = []
+    for i, run in enumerate(runs):
+        version = run.doc.get("environment", {}).get("kubernetes_version")
+        if len(indexes) == len(runs):
+            table = {key: page for (v, key), page in indexes[i].items() if v is None}
+        else:
+            table = {key: page for index in indexes for (v, key), page in index.items()
+                     if v is not None and v == version}
+        tables.append(table)
+    return tables
+
+
+def row_key(row: dict) -> str:
+    """The observation key of a row: the case id, or admission/<manifest>/<level>."""
+    if row["field"].startswith("admission."):
+        return obs.admission_key(row["case"], row["field"].split(".")[1])
+    return row["case"]
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d1d1f}
+h1{font-size:1.4em;margin:0 0 .3em}
+.runs,.legend{margin:.3em 0;color:#444}
+.nochange{font-size:1.2em;font-weight:600;color:#1a7f37}
+table.matrix{border-collapse:collapse;margin-top:.8em}
+.matrix th,.matrix td{border:1px solid #d0d7de;padding:3px 6px;vertical-align:top;text-align:left}
+.matrix thead th{background:#f6f8fa;position:sticky;top:0}
+.matrix td.case{font-weight:600}
+.matrix td.field{font-family:ui-monospace,monospace;font-size:12px}
+.matrix td.cell{font-family:ui-monospace,monospace;font-size:12px;max-width:28em;word-break:break-word}
+.matrix td.cell a{color:inherit;text-decoration:none}
+.matrix td.cell a:hover{text-decoration:underline}
+.matrix td.absent{color:#999}
+td.changed.regression,.badge.regression{background:#ffd7d5}
+td.changed.relaxation,.badge.relaxation{background:#d2f4d3}
+td.changed.neutral,.badge.neutral{background:#fff1c2}
+.badge{display:inline-block;font:11px system-ui,sans-serif;padding:0 4px;border-radius:3px;margin-left:4px}
+td.changed .badge{border:1px solid #0002}
+#only-changed:checked~table tr.same{display:none}
+details{margin:.2em 0}
+pre{background:#f6f8fa;padding:.5em;overflow:auto;font-size:12px}
+"""
+
+
+def _anchor(run_index: int, key: str) -> str:
+    return f"obs-{run_index}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", key).strip("-")
+
+
+def _observation_of(doc: dict, key: str) -> Any:
+    if key.startswith("admission/"):
+        _, manifest, level = key.split("/", 2)
+        return doc.get("admission", {}).get(manifest, {}).get(level)
+    return doc.get("cases", {}).get(key)
+
+
+def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
+                report_url: str = DEFAULT_REPORT_URL, summary: str = "") -> str:
+    e = html.escape
+    labels = [r.label for r in runs]
+    changed_rows = sum(1 for row in matrix["rows"] if row["changes"])
+    counts = {k: sum(1 for row in matrix["rows"] for c in row["changes"].values() if c["class"] == k)
+              for k in (obs.REGRESSION, obs.RELAXATION, obs.NEUTRAL)}
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>Observations matrix: {e(' → '.join(labels))}</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>Observations matrix: {e(' → '.join(labels))}</h1>"]
+    for r in runs:
+        env = r.doc.get("environment", {})
+        facts = ", ".join(x for x in (env.get("container_runtime"), env.get("kernel"),
+                                      env.get("node_image"), env.get("mode")) if x)
+        out.append(f'<div class="runs"><b>{e(r.label)}</b>: {e(facts)} '
+                   f'(written {e(str(r.doc.get("created")))})</div>')
+    if changed_rows == 0:
+        out.append('<p class="nochange" id="verdict">no change</p>')
+    else:
+        out.append(f'<p id="verdict">{changed_rows} field(s) changed: '
+                   + ", ".join(f'<span class="badge {k}">{n} {k}</span>' for k, n in counts.items())
+                   + "</p>")
+    out.append('<p class="legend">Colours: <span class="badge regression">regression</span> '
+               'less strict than the run before; <span class="badge relaxation">relaxation</span> '
+               'stricter; <span class="badge neutral">neutral</span> any other change. Hover a '
+               'cell for the rule; click it for its test in the Allure report.</p>')
+    if summary:
+        out.append(f"<details><summary>Text summary</summary><pre>{e(summary)}</pre></details>")
+    checked = " checked" if changed_rows else ""
+    out.append(f'<input type="checkbox" id="only-changed"{checked}> '
+               '<label for="only-changed">only rows that changed</label>')
+    out.append('<table class="matrix"><thead><tr><th>case</th><th>container</th><th>field</th>'
+               + "".join(f"<th>{e(label)}</th>" for label in labels) + "</tr></thead><tbody>")
+    for row in matrix["rows"]:
+        key = row_key(row)
+        cls = "changed-row" if row["changes"] else "same"
+        cells = []
+        for i, label in enumerate(labels):
+            page = links[i].get(key) if i < len(links) else None
+            href = f"{report_url}#{page}" if page else f"#{_anchor(i, key)}"
+            change = row["changes"].get(label)
+            if label in row["values"]:
+                text = obs.format_value(row["values"][label], limit=120)
+                td = "cell"
+            else:
+                text, td = "—", "cell absent"
+            title = ""
+            badge = ""
+            if change:
+                td += f" changed {change['class']}"
+                meaning = obs.RULES.get(change["rule"], ("", ""))[1]
+                title = f' title="{e(change["class"])}: {e(change["rule"])}: {e(meaning)}; {e(change["change"])}"'
+                badge = f'<span class="badge {change["class"]}">{change["class"]}</span>'
+            cells.append(f'<td class="{td}"{title} data-run="{e(label)}">'
+                         f'<a href="{e(href)}">{e(text)}</a>{badge}</td>')
+        out.append(f'<tr class="{cls}"><td class="case">{e(row["case"])}</td>'
+                   f'<td>{e(row["container"] or "")}</td><td class="field">{e(row["field"])}</td>'
+                   + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    out.append("<h2>Observations</h2><p>What each run recorded, per case (the target of a cell "
+               "whose test is not in the Allure report).</p>")
+    for i, r in enumerate(runs):
+        keys = sorted(set(r.doc.get("cases", {})) | {
+            obs.admission_key(m, lvl) for m, levels in r.doc.get("admission", {}).items()
+            for lvl in levels})
+        for key in keys:
+            body = json.dumps(_observation_of(r.doc, key), indent=1, sort_keys=True)
+            out.append(f'<details id="{_anchor(i, key)}"><summary>{e(key)} in {e(r.label)}</summary>'
+                       f"<pre>{e(body)}</pre></details>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+def compare(files: Sequence[Path], out: Path, report_url: str = DEFAULT_REPORT_URL,
+            results: Sequence[Path] = ()) -> dict[str, Path]:
+    """Write matrix.json, diff.json, summary.txt and matrix.html into `out`; their paths."""
+    runs = load_runs(files)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    matrix = build_matrix(runs)
+    summary = summary_text(runs)
+    links = link_table(runs, [Path(r) for r in results if Path(r).is_dir()])
+    written = {"matrix": out / "matrix.json", "diff": out / "diff.json",
+               "summary": out / "summary.txt", "html": out / "matrix.html"}
+    written["matrix"].write_text(json.dumps(matrix, indent=1) + "\n")
+    written["diff"].write_text(json.dumps(diff_json(runs), indent=1) + "\n")
+    written["summary"].write_text(summary)
+    written["html"].write_text(render_html(runs, matrix, links, report_url, summary))
+    return written
+
+
+def suite_arg() -> str:
+    """The suite as `pytest` should be given it: `suites` in a checkout, else the package's."""
+    from . import paths
+    try:
+        return str(paths.SUITES.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(paths.SUITES)
+
+
+def pytest_command(version: str, out: Path, pytest_args: Sequence[str] = (),
+                   python: str = sys.executable) -> list[str]:
+    """The suite's command line for one version of `run`."""
+    out = Path(out)
+    return [python, "-m", "pytest", suite_arg(), "--kubernetes-version", version,
+            "--observations", str(out / f"{version}.json"),
+            "--alluredir", str(out / "allure-results" / version), "--clean-alluredir",
+            *pytest_args]
+
+
+@dataclass
+class VersionRun:
+    version: str
+    command: list[str]
+    returncode: int
+    seconds: float
+    observations: Path | None  # None: the run wrote none (it failed before the cluster)
+
+
+def run_versions(versions: Sequence[str], out: Path, pytest_args: Sequence[str] = (),
+                 execute: Callable[[list[str]], int] | None = None) -> list[VersionRun]:
+    """Run the suite for each version in turn; `execute` runs one command line (tests pass a fake)."""
+    execute = execute or (lambda cmd: subprocess.run(cmd).returncode)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    for version in versions:
+        target = out / f"{version}.json"
+        target.unlink(missing_ok=True)  # a failed run must not leave an older file to compare
+        cmd = pytest_command(version, out, pytest_args)
+        print(f"matrix: {version}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        code = execute(cmd)
+        seconds = time.monotonic() - start
+        done.append(VersionRun(version, cmd, code, seconds, target if target.is_file() else None))
+        print(f"matrix: {version}: exit {code} in {seconds:.0f}s"
+              + ("" if target.is_file() else " (no observation file)"), file=sys.stderr, flush=True)
+    (out / "runs.json").write_text(json.dumps(
+        [{"version": r.version, "command": r.command, "exit_code": r.returncode,
+          "seconds": round(r.seconds, 1), "observations": str(r.observations) if r.observations else None}
+         for r in done], indent=1) + "\n")
+    return done
+
+
+def _run_command(args, pytest_args: list[str]) -> int:
+    out = Path(args.out)
+    done = run_versions(args.versions, out, pytest_args)
+    files = [r.observations for r in done if r.observations]
+    results = [out / "allure-results" / r.version for r in done if r.observations]
+    report_url = args.report_url
+    if not args.no_report and results:
+        from . import htmlreport
+        try:
+            htmlreport.generate(results, out / "html", name="Pod Security Context: version matrix")
+            report_url = report_url or "html/index.html"
+        except htmlreport.ReportError as err:
+            print(f"matrix: no Allure report: {err}", file=sys.stderr)
+    if files:
+        written = compare(files, out, report_url or DEFAULT_REPORT_URL, results)
+        with written["summary"].open("a") as f:
+            f.write("runs: " + ", ".join(f"{r.version} exit {r.returncode} in {r.seconds:.0f}s"
+                                         for r in done) +
+                    f"; total {sum(r.seconds for r in done):.0f}s\n")
+        print(written["summary"].read_text(), end="")
+        print(f"matrix: {written['html']}", file=sys.stderr)
+    else:
+        print("matrix: no run wrote observations; nothing to compare", file=sys.stderr)
+    return 0 if all(r.returncode == 0 for r in done) and files else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m secctx.matrix", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="compare observation files (oldest first)")
+    c.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    c.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory ({DEFAULT_OUT})")
+    c.add_argument("--report-url", default=DEFAULT_REPORT_URL,
+                   help="the Allure report's index.html, as matrix.html should link to it")
+    c.add_argument("--results", type=Path, action="append", default=[], metavar="DIR",
+                   help="allure-results directory of the runs (repeatable): one per FILE, in "
+                        "order, or any number matched by Kubernetes version")
+    c.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 3 when any adjacent pair has a regression")
+    r = sub.add_parser("run", help="run the suite per version, then compare",
+                       description="Arguments after -- (and options this command does not know) "
+                                   "go to pytest.")
+    r.add_argument("--versions", nargs="+", required=True, metavar="V")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory ({DEFAULT_OUT})")
+    r.add_argument("--report-url", default=None,
+                   help="link target for the cells (default: the report built into OUT/html)")
+    r.add_argument("--no-report", action="store_true", help="do not build the Allure report")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    after = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, after = argv[:at], argv[at + 1:]
+    args, unknown = parser().parse_known_args(argv)
+    try:
+        if args.command == "run":
+            return _run_command(args, [*unknown, *after])
+        if unknown or after:
+            parser().error(f"unrecognized arguments: {' '.join(unknown + after)}")
+        written = compare(args.files, args.out, args.report_url, args.results)
+    except obs.DocumentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(written["summary"].read_text(), end="")
+    print(f"matrix: {written['html']}", file=sys.stderr)
+    if args.fail_on_regression:
+        pairs = json.loads(written["diff"].read_text())["pairs"]
+        if any(p["counts"][obs.REGRESSION] for p in pairs):
+            return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
