@@ -151,3 +151,13 @@ def test_record_round_trip_keeps_every_value():
     observed = observe.from_record(record, case_of("hardened-pod"))
     assert observe.to_record(observed) == record
     assert caps.decode(observed.probe.pid1.cap_bnd) == ["NET_BIND_SERVICE"]
+
+
+def test_a_new_expect_key_is_one_schema_entry_cap_prm_pins_CapPrm(monkeypatch):
+    # cap_prm was added to secctx/schema/case.schema.json only (x-kind caps, x-check CapPrm).
+    case = case_of("network-debug-pod")
+    monkeypatch.setitem(case.expect, "cap_prm", frozenset({"NET_RAW"}))
+    _, checks = judge("network-debug-pod")
+    bad = failed(checks)["CapPrm"]
+    assert (bad.expected, bad.observed) == (1 << 13, (1 << 12) | (1 << 13))
+    assert bad.reason.startswith("case file pins it (computed: 0000000000003000 [NET_ADMIN,NET_RAW]")
