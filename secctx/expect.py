@@ -32,17 +32,50 @@ class ImageUser:
     groups: list[int] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, user: str | None) -> ImageUser | None:
-        """From the image config's USER ("uid[:gid]", "" for root); None when it is
-        not known or is a name (resolved through the image's /etc/passwd, not read here)."""
+    def from_config(cls, user: str | None, files: ImageFiles | None = None) -> ImageUser | None:
+        """From the image config's USER ("" for root, "uid", "name", "uid:gid"), a name
+        resolved through the image's /etc/passwd; None when it cannot be known.
+
+        The kubelet passes the runtime only the uid (or the name) of USER; the runtime
+        then takes the primary group from /etc/passwd (gid 0 without an entry), so a
+        ":gid" in USER is ignored."""
         if user is None:
             return None
-        if user == "":
-            return cls(0, 0, [])
-        uid, _, gid = user.partition(":")
-        if not uid.isdigit():
+        name = user.partition(":")[0] or "0"
+        if name.isdigit():
+            uid = int(name)
+        elif files and files.passwd is not None:
+            uid = next((e.uid for e in files.passwd.values() if e.name == name), None)
+            if uid is None:
+                return None
+        else:
             return None
-        return cls(int(uid), int(gid) if gid.isdigit() else 0, [])
+        gid = files.primary_gid(uid) if files else None
+        return cls(uid, 0 if gid is None else gid, (files.memberships(uid) or []) if files else [])
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The container's own /etc/passwd and /etc/group (observe.PasswdEntry, GroupEntry);
+    None where the file is absent."""
+    passwd: dict | None
+    groups: list | None
+
+    def primary_gid(self, uid: int) -> int | None:
+        """The runtime's primary group for uid: its /etc/passwd entry's, else 0."""
+        if self.passwd is None:
+            return None
+        entry = self.passwd.get(uid)
+        return entry.gid if entry else 0
+
+    def memberships(self, uid: int) -> list[int] | None:
+        """The groups /etc/group lists the uid's user name in (the runtime adds these)."""
+        if self.passwd is None:
+            return None
+        entry = self.passwd.get(uid)
+        if entry is None or self.groups is None:
+            return []
+        return sorted({g.gid for g in self.groups if entry.name in g.members})
 
 
 @dataclass
@@ -129,24 +162,34 @@ def _bounding(capabilities: dict, node: NodeFacts) -> tuple[int, str]:
     return mask, reason
 
 
-def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool, node: NodeFacts) -> tuple[int, str]:
+def seccomp_profile(container_sc: dict, pod_sc: dict, privileged: bool,
+                    node: NodeFacts) -> tuple[str, str]:
+    """The profile the runtime applies (privileged, RuntimeDefault, Localhost or
+    Unconfined), and why."""
     if privileged:
-        return 0, "privileged: containerd applies no seccomp profile, whatever seccompProfile says"
+        return "privileged", ("privileged: containerd applies no seccomp profile, whatever "
+                              "seccompProfile says")
     profile, where = _pick(container_sc, pod_sc, "seccompProfile")
     kind = profile.get("type") if isinstance(profile, dict) else None
-    if kind in ("RuntimeDefault", "Localhost"):
-        return 2, f"seccompProfile {kind} from {where}: a filter is installed"
-    if kind == "Unconfined":
-        return 0, f"seccompProfile Unconfined from {where}"
+    if kind in ("RuntimeDefault", "Localhost", "Unconfined"):
+        return kind, f"seccompProfile {kind} from {where}"
     if kind is not None:
         raise ValueError(f"unknown seccompProfile type {kind!r}")
     if node.seccomp_default:
-        return 2, "seccompProfile unset and kubelet seccompDefault is on: RuntimeDefault"
-    return 0, "seccompProfile unset and kubelet seccompDefault is off: Unconfined"
+        return "RuntimeDefault", "seccompProfile unset and kubelet seccompDefault is on: RuntimeDefault"
+    return "Unconfined", "seccompProfile unset and kubelet seccompDefault is off: Unconfined"
+
+
+def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool, node: NodeFacts) -> tuple[int, str]:
+    kind, why = seccomp_profile(container_sc, pod_sc, privileged, node)
+    if kind in ("RuntimeDefault", "Localhost"):
+        return 2, why if "seccompDefault" in why else f"{why}: a filter is installed"
+    return 0, why
 
 
 def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
-                   image_user: ImageUser | None = None) -> ExpectedProcess:
+                   image_user: ImageUser | None = None,
+                   files: ImageFiles | None = None) -> ExpectedProcess:
     """What /proc/<pid>/status must show for a process of container_name.
 
     Holds for the container's main process and for exec'd processes, as long
@@ -171,11 +214,18 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
 
     # When uid is the image's user, the image's passwd and group entries apply.
     image_user_applies = image_user is not None and uid == image_user.uid
+    known_files = files is not None and files.passwd is not None and uid is not None
 
     run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
     if run_as_group is not None:
         gid = int(run_as_group)
         reasons["gid"] = f"runAsGroup {gid} from {where}"
+    elif known_files:
+        gid = files.primary_gid(uid)
+        reasons["gid"] = (f"runAsGroup unset: primary group {gid} of uid {uid} in the image's "
+                          "/etc/passwd" if uid in files.passwd else
+                          f"runAsGroup unset and uid {uid} has no entry in the image's "
+                          "/etc/passwd: gid 0")
     elif image_user_applies:
         gid = image_user.gid
         reasons["gid"] = f"runAsGroup unset: primary group {gid} of the image's user {uid}"
@@ -200,6 +250,11 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
             parts.append(f"supplementalGroups {supplemental}")
         if pod_sc.get("supplementalGroupsPolicy") == "Strict":
             parts.append("image /etc/group ignored (supplementalGroupsPolicy Strict)")
+        elif known_files:
+            extra = files.memberships(uid)
+            members.update(extra)
+            parts.append(f"the image's /etc/group lists uid {uid}'s user in {extra}" if extra
+                         else f"the image's /etc/group lists uid {uid} in no group")
         elif image_user_applies:
             if image_user.groups:
                 members.update(image_user.groups)
@@ -318,7 +373,8 @@ class Want:
 @dataclass(frozen=True)
 class ExpectedMount:
     path: str
-    read_only: bool       # readOnly in volumeMounts
+    read_only: bool       # mounted read-only (readOnly, or a kubelet-written volume type)
+    mounted_ro: Want      # the mount's own `ro` flag
     writable: Want
     group: Want           # group owning the mount's directory
     setgid: Want | None   # None: not checked
@@ -330,6 +386,11 @@ class Learned:
     pod_spec: dict                    # the pod spec as applied
     image_user: ImageUser | None      # the image's default user, None if unknown
     storage_kinds: dict[str, str] = field(default_factory=dict)  # claim -> its PV's source kind
+    files: ImageFiles | None = None   # the container's /etc/passwd and /etc/group
+    # status.containerStatuses[].user.linux (Kubernetes 1.35+): (uid, gid, groups)
+    kubelet_user: tuple[int, int, list[int]] | None = None
+    config_user: str | None = None    # the image config's USER as written, None if unknown
+    stats: dict = field(default_factory=dict)  # mountPath -> observe.FileStat of its directory
 
 
 @dataclass(frozen=True)
@@ -341,6 +402,7 @@ class Expected:
     lsm_label: str | None = None      # regular expression for /proc/1/attr/current
     commands: list = field(default_factory=list)            # cases.Command
     cannot_enforce: str | None = None  # the node lacks a feature: checked what holds, then skip
+    reported_user: Want | None = None  # what the kubelet must report as the process's user
 
 
 # Check field -> attribute of ExpectedProcess (also the key of its reasons).
@@ -371,19 +433,63 @@ def for_case(case, env, learned: Learned | None) -> Expected:
     and say what the oracle computed.
     """
     outcome, cannot_enforce = outcome_for(case, env)
-    if outcome.status != "running" or learned is None:
+    if outcome.status == "rejected" or learned is None:
         return Expected(outcome, cannot_enforce=cannot_enforce)
     pins = case.expectations(next(iter(learned.storage_kinds.values()), None))
     spec = podspec.pod_spec(learned.pod_spec)
-    process = expect_process(spec, case.container, env.node_facts(), learned.image_user)
+    process = expect_process(spec, case.container, env.node_facts(), learned.image_user,
+                             learned.files)
     wants = {name: Want(getattr(process, attr), process.reasons.get(attr, ""))
              for name, attr in PROCESS_FIELDS.items()}
     for key, (_, check) in _pinned_fields(pins).items():
         wants[check] = _pinned(check, wants.get(check), pins[key])
+    reported = _reported_user(wants, learned)
+    if outcome.status == "crashing":  # no process to look at: what the kubelet reports of it
+        return Expected(outcome, cannot_enforce=cannot_enforce, reported_user=reported)
+    wants.update(_behaviour(spec, case.container, env, wants))
     return Expected(
-        outcome, process=wants, mounts=_mounts(spec, case.container, learned, pins),
+        outcome, process=wants, mounts=_mounts(spec, case.container, learned, pins, wants),
         pod=_pod_level(spec), lsm_label=None if cannot_enforce else pins.get("lsm_label"),
-        commands=list(case.commands), cannot_enforce=cannot_enforce)
+        commands=list(case.commands), cannot_enforce=cannot_enforce, reported_user=reported)
+
+
+def _reported_user(wants: dict[str, Want], learned: Learned) -> Want:
+    """The kubelet reports the process's user (status.containerStatuses[].user.linux)."""
+    if learned.kubelet_user is None:
+        return Want(None, "the kubelet reports no user for the container (it does from "
+                          "Kubernetes v1.35): not asserted")
+    value = tuple(wants[k].value for k in ("uid", "gid", "groups"))
+    if None in value:
+        return Want(None, "the process's uid, gid or groups are not known: not asserted")
+    return Want(value, "status.containerStatuses[].user.linux must name the uid, gid and "
+                       f"groups the process gets ({wants['uid'].reason}; {wants['gid'].reason})")
+
+
+SYS_ADMIN = 1 << caps.CAPABILITIES.index("SYS_ADMIN")
+
+
+def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[str, Want]:
+    """Seccomp by what it does, not only by the `Seccomp:` line: a filter that allows
+    everything shows `Seccomp: 2` too."""
+    container_sc = podspec.container(spec, container).get("securityContext") or {}
+    privileged = bool(container_sc.get("privileged"))
+    kind, why = seccomp_profile(container_sc, spec.get("securityContext") or {}, privileged,
+                                env.node_facts())
+    seccomp = wants["Seccomp"].value
+    filters = Want("none" if seccomp == 0 else "at least 1", f"Seccomp {seccomp}: {why}")
+    cap_eff = wants["CapEff"].value
+    if kind == "RuntimeDefault" and cap_eff is not None and not cap_eff & SYS_ADMIN:
+        unshare = Want(True, f"{why}: containerd's default profile allows unshare(CLONE_NEWUSER) "
+                             "only with CAP_SYS_ADMIN, which the process lacks")
+    elif kind in ("Unconfined", "privileged") and env.userns_unconfined:
+        unshare = Want(False, f"{why}: no filter, and a plain container on this node creates a "
+                              "user namespace")
+    elif kind == "Localhost":
+        unshare = Want(None, "what a Localhost profile allows is the profile's: not asserted")
+    else:
+        unshare = Want(None, "the node refuses user namespaces even without seccomp, or "
+                             "CAP_SYS_ADMIN is effective: not asserted")
+    return {"Seccomp_filters": filters, "unshare(CLONE_NEWUSER) refused": unshare}
 
 
 def _pinned_fields(pins: dict) -> dict[str, tuple[str, str]]:
@@ -406,7 +512,13 @@ def _pinned(check: str, computed: Want | None, value: Any) -> Want:
                        f"{computed.reason})")
 
 
-def _mounts(spec: dict, container: str, learned: Learned, pins: dict) -> list[ExpectedMount]:
+# Volume types the kubelet always mounts read-only, whatever volumeMounts say.
+KUBELET_READ_ONLY = ("configMap", "secret", "downwardAPI", "projected")
+DAC_OVERRIDE = 1 << caps.CAPABILITIES.index("DAC_OVERRIDE")
+
+
+def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
+            wants: dict[str, Want]) -> list[ExpectedMount]:
     """Writability and fsGroup ownership of each mount, case pins laid over the oracle.
 
     A claim's volume is ownership-managed when its PV is `local` or CSI; inline
@@ -415,17 +527,23 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict) -> list[Ex
     pinned = pins.get("volumes") or {}
     mounts = []
     for mount in podspec.container(spec, container).get("volumeMounts") or []:
-        path, read_only = mount["mountPath"], bool(mount.get("readOnly"))
+        path, asked_ro = mount["mountPath"], bool(mount.get("readOnly"))
         volume = next(v for v in spec.get("volumes") or [] if v["name"] == mount["name"])
+        kind = next(k for k in volume if k != "name")
+        read_only = asked_ro or kind in KUBELET_READ_ONLY
         claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         managed = (learned.storage_kinds.get(claim) in ("local", "csi") if claim
                    else "hostPath" not in volume)
         computed = expect_volume(spec, mount["name"], managed)
         pin = pinned.get(path, {})
         setgid = computed.setgid if computed.gid is not None else None
-        writable = Want(not read_only, f"readOnly: {read_only} in volumeMounts")
+        ro_why = ("readOnly: true in volumeMounts" if asked_ro else
+                  f"{kind} volumes are always mounted read-only" if read_only else
+                  "readOnly unset in volumeMounts")
+        writable = (Want(False, ro_why) if read_only else
+                    _dac_writable(learned.stats.get(path), wants, ro_why))
         mounts.append(ExpectedMount(
-            path, read_only,
+            path, read_only, Want(read_only, ro_why),
             writable=_pinned("writable", writable, pin["writable"]) if "writable" in pin
             else writable,
             group=_pinned("group", Want(computed.gid, computed.reason), pin["gid"])
@@ -433,6 +551,22 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict) -> list[Ex
             setgid=_pinned("setgid", Want(setgid, computed.reason), pin["setgid"])
             if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason))))
     return mounts
+
+
+def _dac_writable(stat, wants: dict[str, Want], why: str) -> Want:
+    """A writable mount lets the process write where the directory's owner, group and
+    mode allow it (root with CAP_DAC_OVERRIDE anywhere)."""
+    uid, groups, cap_eff = (wants[k].value for k in ("uid", "groups", "CapEff"))
+    if stat is None or uid is None or groups is None or cap_eff is None:
+        return Want(True, f"{why} (owner and mode not known: writable assumed)")
+    if cap_eff & DAC_OVERRIDE:
+        return Want(True, f"{why}; CAP_DAC_OVERRIDE is effective")
+    bit, who = ((0o200, f"uid {uid} owns it") if stat.uid == uid else
+                (0o020, f"group {stat.gid} is one of the process's") if stat.gid in groups else
+                (0o002, "neither owner nor group"))
+    allowed = bool(stat.mode & bit)
+    return Want(allowed, f"{why}; mode {stat.mode & 0o7777:o}, owner {stat.uid}:{stat.gid}: "
+                         f"{who}, {'with' if allowed else 'without'} write permission")
 
 
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

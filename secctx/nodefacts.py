@@ -36,11 +36,15 @@ class Environment:
     apparmor: bool = False
     selinux: bool = False
     seccomp_default: bool = False
-    grantable_caps: int = caps.ALL_CAPS
+    grantable_caps: int = caps.ALL_CAPS  # the nodes' own bounding set (their init's)
+    kernel_caps: int = caps.ALL_CAPS     # every capability the kernel has (cap_last_cap)
+    runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
+    userns_unconfined: bool | None = None  # a plain container without seccomp can unshare -U
     extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
 
     def node_facts(self) -> NodeFacts:
-        return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps)
+        return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
+                         runtime_default_caps=self.runtime_default_caps)
 
     def supports(self, feature: str) -> bool:
         """A node feature a case may need (a `skip_unless` of the case schema)."""
@@ -50,6 +54,10 @@ class Environment:
         d = asdict(self)
         extra = d.pop("extra")
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
+        d["kernel_caps"] = caps.to_hex(self.kernel_caps)
+        d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
+        d["host_cannot_grant"] = ",".join(caps.decode(self.kernel_caps & ~self.grantable_caps)) \
+            or "nothing"
         d["nodes"] = ",".join(self.nodes)
         d["lsms"] = ",".join(self.lsms)
         return {k: str(v) for k, v in {**d, **extra}.items()}
@@ -66,7 +74,17 @@ echo "lsm=$(cat /host/securityfs/lsm 2>/dev/null)"
 echo "apparmor=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 echo "label=$(cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
 echo "capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+echo "init_capbnd=$(grep CapBnd /proc/1/status | cut -f2)"
+echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
+"""
+
+# Run in the helper's unprivileged container (no securityContext but an Unconfined
+# seccomp profile): what the runtime gives a plain container, and whether the node
+# lets a process without seccomp create a user namespace.
+_DEFAULT_SCRIPT = r"""
+echo "default_capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+if unshare -U true 2>/dev/null; then echo userns_unconfined=yes; else echo userns_unconfined=no; fi
 """
 
 
@@ -74,6 +92,7 @@ def helper_daemonset(image: str) -> dict:
     mounts = [("seccomp", SECCOMP_DIR, "/host/seccomp", "DirectoryOrCreate"),
               ("securityfs", "/sys/kernel/security", "/host/securityfs", "Directory"),
               ("localpv", LOCAL_PV_ROOT, "/host/local-pv", "DirectoryOrCreate")]
+    sleeper = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": {"name": HELPER},
@@ -85,11 +104,15 @@ def helper_daemonset(image: str) -> dict:
                     "tolerations": [{"operator": "Exists"}],
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 0,
+                    # The node's init (PID 1 here) holds the node's own bounding set.
+                    "hostPID": True,
                     "containers": [{
-                        "name": "helper", "image": image,
-                        "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+                        "name": "helper", "image": image, "command": sleeper,
                         "securityContext": {"privileged": True},
                         "volumeMounts": [{"name": n, "mountPath": m} for n, _, m, _ in mounts],
+                    }, {
+                        "name": "default", "image": image, "command": sleeper,
+                        "securityContext": {"seccompProfile": {"type": "Unconfined"}},
                     }],
                     "volumes": [{"name": n, "hostPath": {"path": p, "type": t}}
                                 for n, p, _, t in mounts],
@@ -107,13 +130,18 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
     try:
         pods = _wait_for_helper_pods(kube, namespace, timeout)
         env = _from_node_objects(kube)
+        env.runtime_default_caps = caps.ALL_CAPS  # narrowed by each node's measurement
         args = [f"{_host_path(p)}={c}" for p, c in files.items()]
         for pod in pods:
             out = kube.exec(pod, namespace, "helper",
                             ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args])
             if out.returncode != 0 or "write failed" in out.stderr:
                 raise RuntimeError(f"node helper {pod} failed:\n{out.transcript()}")
-            _merge_node_script(env, out.stdout)
+            plain = kube.exec(pod, namespace, "default", ["sh", "-c", _DEFAULT_SCRIPT])
+            if plain.returncode != 0:
+                raise RuntimeError(f"node helper {pod} (default container) failed:\n"
+                                   f"{plain.transcript()}")
+            _merge_node_script(env, out.stdout + "\n" + plain.stdout)
         env.seccomp_default = any(_seccomp_default(kube, n) for n in env.nodes)
         return env
     finally:
@@ -164,8 +192,16 @@ def _merge_node_script(env: Environment, stdout: str) -> None:
     # SELinux, a process label in SELinux form (user_u:role_r:type_t:level).
     env.apparmor = env.apparmor or facts.get("apparmor") == "Y"
     env.selinux = env.selinux or "selinux" in env.lsms or facts.get("label", "").count(":") >= 3
-    # The smallest bounding set among nodes is what every case can count on.
-    env.grantable_caps &= int(facts["capbnd"], 16)
+    # What a privileged container can get: the node's own bounding set (its init's,
+    # read through hostPID), within the capabilities this kernel has. The smallest
+    # among nodes is what every case can count on.
+    kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
+    node_caps = int(facts["init_capbnd"], 16) & kernel_caps
+    env.grantable_caps &= node_caps
+    env.kernel_caps = kernel_caps
+    env.runtime_default_caps &= int(facts["default_capbnd"], 16)
+    env.userns_unconfined = (env.userns_unconfined is not False
+                             and facts.get("userns_unconfined") == "yes")
     env.cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
 
 

@@ -80,6 +80,36 @@ write_paths() {
   return 0
 }
 
+real_paths() {
+  # Where each path really is: a mount over a symlink (/var/run -> /run) lands on its target.
+  for _rp_path in "$@"; do
+    printf '%s|%s\n' "$_rp_path" "$(readlink -f "$_rp_path" 2>/dev/null || echo "$_rp_path")"
+  done
+  return 0
+}
+
+main_pid() {
+  # The container's own main process: the oldest one in this exec's cgroups. It is
+  # PID 1 unless the pod shares a PID namespace (then PID 1 is the pause process)
+  # or uses the host's (then PID 1 is the node's init). Shell builtins only.
+  _mp_self=$(cat /proc/self/cgroup)
+  _mp_pid=1
+  _mp_start=
+  for _mp_dir in /proc/[0-9]*; do
+    [ "$(cat "$_mp_dir/cgroup" 2>/dev/null)" = "$_mp_self" ] || continue
+    read -r _mp_line < "$_mp_dir/stat" 2>/dev/null || continue
+    # Field 22 of stat is the start time; the fields after "comm)" begin at field 3.
+    set -- ${_mp_line##*) }
+    _mp_st=${20:-}
+    [ -n "$_mp_st" ] || continue
+    if [ -z "$_mp_start" ] || [ "$_mp_st" -lt "$_mp_start" ]; then
+      _mp_start=$_mp_st
+      _mp_pid=${_mp_dir#/proc/}
+    fi
+  done
+  echo "$_mp_pid"
+}
+
 root_write() {
   # Remove the file afterwards only if this probe created it.
   _rw_existed=no
@@ -116,16 +146,22 @@ def probe_script(stat_paths: list[str], write_paths: list[str],
     stats = " ".join(_check_path(p) for p in stat_paths)
     writes = " ".join(_check_path(p) for p in write_paths)
     calls = f"""
-section pid1-status cat /proc/1/status
+MAIN=$(main_pid)
+section main-pid echo "$MAIN"
+section pid1-status cat /proc/$MAIN/status
 section self-status cat /proc/self/status
 section id id
 section id-G id -G
-section mounts cat /proc/1/mounts
-section attr-current cat /proc/1/attr/current
-section attr-apparmor cat /proc/1/attr/apparmor/current
+section mounts cat /proc/$MAIN/mounts
+section attr-current cat /proc/$MAIN/attr/current
+section attr-apparmor cat /proc/$MAIN/attr/apparmor/current
+section etc-passwd cat /etc/passwd
+section etc-group cat /etc/group
 section stat stat_paths {stats}
+section realpaths real_paths {stats}
 section write write_paths {writes}
 section root-write root_write {_check_path(root_write_path)}
+section unshare-user unshare -U true
 """
     return _FUNCTIONS + calls
 
@@ -356,10 +392,55 @@ class Observation:
     raw: dict[str, str]  # each section's text, for report attachments
     exit_codes: dict[str, int] = field(default_factory=dict)
     output: str = ""  # the probe's whole output, as parsed
+    main_pid: int | None = None  # the main process's PID; None: an older probe (PID 1)
+    passwd: dict[int, PasswdEntry] | None = None  # the container's /etc/passwd, None: absent
+    group_file: list[GroupEntry] | None = None   # the container's /etc/group, None: absent
+    unshare_user: WriteResult | None = None  # unshare(CLONE_NEWUSER); None: no unshare
+    real_paths: dict[str, str] | None = None  # stat path -> its resolved path
 
     def stat_of_new_file(self, directory: str) -> FileStat | None:
         """Stat of the file the probe created in directory, None if it could not."""
         return self.stats.get(f"{directory}/{PROBE_FILE}")
+
+    def mount_at(self, path: str) -> Mount | None:
+        """The mount on `path` (or on where its symlinks lead); the last one, since later
+        mounts hide earlier ones."""
+        target = (self.real_paths or {}).get(path) or path
+        return next((m for m in reversed(self.mounts) if m.mountpoint in (path, target)), None)
+
+
+@dataclass(frozen=True)
+class PasswdEntry:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    name: str
+    gid: int
+    members: tuple[str, ...]
+
+
+def parse_passwd(text: str) -> dict[int, PasswdEntry]:
+    """uid -> entry; the first line for a uid wins, as in getpwuid."""
+    entries: dict[int, PasswdEntry] = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 4 and parts[2].isdigit() and parts[3].isdigit():
+            entries.setdefault(int(parts[2]), PasswdEntry(parts[0], int(parts[2]), int(parts[3])))
+    return entries
+
+
+def parse_group(text: str) -> list[GroupEntry]:
+    groups = []
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 4 and parts[2].isdigit():
+            groups.append(GroupEntry(parts[0], int(parts[2]),
+                                     tuple(m for m in parts[3].split(",") if m)))
+    return groups
 
 
 def _required(sections: dict[str, Section], name: str, must_succeed: bool = True) -> Section:
@@ -399,6 +480,7 @@ def parse(output: str) -> Observation:
     stats, stat_errors = _parse_stats(_required(sections, "stat").text)
     writes = _parse_writes(_required(sections, "write").text)
     root_write = _required(sections, "root-write", must_succeed=False)
+    main, unshare = sections.get("main-pid"), sections.get("unshare-user")
 
     return Observation(
         pid1=parse_proc_status(_required(sections, "pid1-status").text, "pid1-status"),
@@ -419,7 +501,20 @@ def parse(output: str) -> Observation:
         raw={name: s.text for name, s in sections.items()},
         exit_codes={name: s.rc for name, s in sections.items()},
         output=output,
+        main_pid=int(main.text.strip()) if main and main.text.strip().isdigit() else None,
+        passwd=_optional(sections, "etc-passwd", parse_passwd),
+        real_paths=_optional(sections, "realpaths", lambda text: dict(
+            line.split("|", 1) for line in text.splitlines() if "|" in line)),
+        group_file=_optional(sections, "etc-group", parse_group),
+        unshare_user=None if unshare is None or unshare.rc == 127 else
+        WriteResult(ok=unshare.rc == 0, error=unshare.text.strip()),
     )
+
+
+def _optional(sections: dict[str, Section], name: str, parser):
+    """A section a probe may lack (older recordings) or whose file may be absent."""
+    section = sections.get(name)
+    return parser(section.text) if section is not None and section.rc == 0 else None
 
 
 # --- one case: everything read from the cluster ------------------------------------------
@@ -460,7 +555,6 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
     attached.
     """
     from . import report
-    from .expect import ImageUser, Learned
     from .images import docker
     from .kube import describe_pod
     if status == "rejected":
@@ -469,27 +563,54 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
         with report.step(f"refused: reason {waited.reason!r}"):
             report.attach_text("pod status", describe_pod(waited.pod))
         return Observed("rejected", refusal=Refusal(waited.reason, message))
-    if status == "crashing":
-        return Observed("crashing", crash=_crash(kube, applied, case.container, waited))
-    container = podspec.container(applied.pod_spec, case.container)
     image = podspec.container(case.pod_spec(), case.container)["image"]
-    learned = Learned(applied.pod_spec,
-                      ImageUser.from_config(docker.config_user(image_map.resolve(image))),
-                      storage_kinds(kube, applied.namespace, applied.pod_spec))
-    observed = Observed("running", learned, probe=probe(kube, applied, container))
+    config_user = docker.config_user(image_map.resolve(image))
+    if status == "crashing":
+        from .expect import ImageUser, Learned
+        latest = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
+        learned = Learned(applied.pod_spec, ImageUser.from_config(config_user), {},
+                          kubelet_user=kubelet_user(latest, case.container),
+                          config_user=config_user)
+        return Observed("crashing", learned, crash=_crash(kube, applied, case.container, waited))
+    container = podspec.container(applied.pod_spec, case.container)
+    seen = probe(kube, applied, container)
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
+    learned = learn(applied.pod_spec, config_user, seen,
+                    storage_kinds(kube, applied.namespace, applied.pod_spec),
+                    kubelet_user(pod, case.container))
+    observed = Observed("running", learned, probe=seen)
     observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
     observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container))
                          for c in case.commands]
     return observed
 
 
+def learn(pod_spec: dict, config_user: str | None, seen: Observation, kinds: dict[str, str],
+          reported: tuple | None):
+    """What the oracle needs from the cluster, as an expect.Learned: the image's user
+    (config USER, names resolved through the container's own /etc/passwd), the
+    container's /etc/passwd and /etc/group, the claims' storage, the kubelet's report."""
+    from .expect import ImageFiles, ImageUser, Learned
+    files = ImageFiles(seen.passwd, seen.group_file)
+    return Learned(pod_spec, ImageUser.from_config(config_user, files), kinds, files, reported,
+                   config_user, dict(seen.stats))
+
+
+def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
+    """status.containerStatuses[].user.linux, which kubelets report from v1.35 on."""
+    for cs in (pod.status.container_statuses or []) if pod and pod.status else []:
+        linux = cs.user.linux if cs.name == container and cs.user else None
+        if linux:
+            return linux.uid, linux.gid, sorted(linux.supplemental_groups or [])
+    return None
+
+
 def probe(kube, applied, container: dict) -> Observation:
     """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
     from . import report
     mounts = container.get("volumeMounts") or []
-    script = probe_script([m["mountPath"] for m in mounts],
-                          [m["mountPath"] for m in mounts if not m.get("readOnly")])
+    # Every mount gets a write attempt: a read-only one must refuse it.
+    script = probe_script([m["mountPath"] for m in mounts], [m["mountPath"] for m in mounts])
     with report.step(f"exec probe in {applied.pod_name}/{container['name']}: "
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
         result = kube.exec(applied.pod_name, applied.namespace, container["name"],
@@ -549,8 +670,10 @@ def to_record(observed: Observed) -> dict:
     return {
         "status": observed.status,
         "pod_spec": learned.pod_spec if learned else None,
+        "image_config_user": learned.config_user if learned else None,
         "image_user": None if user is None else {"uid": user.uid, "gid": user.gid,
                                                  "groups": user.groups},
+        "kubelet_user": list(learned.kubelet_user) if learned and learned.kubelet_user else None,
         "storage_kinds": learned.storage_kinds if learned else {},
         "probe_output": observed.probe.output if observed.probe else None,
         "refusal": vars(observed.refusal) if observed.refusal else None,
@@ -563,18 +686,23 @@ def to_record(observed: Observed) -> dict:
 
 def from_record(data: dict, case) -> Observed:
     """An Observed from `to_record`'s data, its probe parsed again; `case` gives the commands."""
-    from .expect import ImageUser, Learned
+    from .expect import ImageFiles, ImageUser, Learned
     from .kube import ExecResult
     user = data.get("image_user")
+    seen = parse(data["probe_output"]) if data.get("probe_output") else None
+    reported = data.get("kubelet_user")
     learned = None if data.get("pod_spec") is None else Learned(
-        data["pod_spec"], ImageUser(**user) if user else None, data.get("storage_kinds") or {})
+        data["pod_spec"], ImageUser(**user) if user else None, data.get("storage_kinds") or {},
+        ImageFiles(seen.passwd, seen.group_file) if seen else None,
+        (reported[0], reported[1], reported[2]) if reported else None,
+        config_user=data.get("image_config_user"), stats=dict(seen.stats) if seen else {})
     results = {r["run"]: r for r in data.get("commands") or []}
     commands = [(c, ExecResult(["sh", "-c", c.run], results[c.run]["stdout"],
                                results[c.run]["stderr"], results[c.run]["returncode"]))
                 for c in case.commands if c.run in results]
     return Observed(
         data["status"], learned,
-        probe=parse(data["probe_output"]) if data.get("probe_output") else None,
+        probe=seen,
         refusal=Refusal(**data["refusal"]) if data.get("refusal") else None,
         crash=Crash(**data["crash"]) if data.get("crash") else None,
         pod_ip=data.get("pod_ip"), host_ip=data.get("host_ip"), commands=commands)

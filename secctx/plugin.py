@@ -17,7 +17,9 @@ import pytest
 from . import cache, paths, recording, report, session, timing
 from . import cases as case_files
 from .categories import infrastructure as infrastructure_line
+from .cluster import existing as existing_cluster
 from .cluster import provision
+from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import infrastructure
 from .signals import cleanup_first, terminate_like_interrupt
@@ -74,6 +76,10 @@ def option_problem(get) -> str | None:
     if baseline:
         return baseline
     kind_bin = get("kind_bin")
+    if kind_bin and not get("existing_cluster") and not Path(kind_bin).is_file():
+        return (f"kind is missing at {kind_bin} (--kind-bin): install kind >= v0.32 there, pass "
+                "the path of an installed one, or drop --kind-bin and the suite builds kind from "
+                "its Go module")
     existing = get("existing_cluster")
     if existing:
         for option, value in (("--kubernetes-version", get("kubernetes_version")),
@@ -87,9 +93,10 @@ def option_problem(get) -> str | None:
         if not get("kubeconfig"):
             return ("--existing-cluster needs --kubeconfig PATH (the kubeconfig of the cluster "
                     "to test)")
-        if not Path(get("kubeconfig")).is_file():
-            return (f"--kubeconfig {get('kubeconfig')} is not a file: pass the kubeconfig of the "
-                    "cluster to test")
+        try:  # the file and its context, not the network: that is the session's preflight
+            existing_cluster.check_kubeconfig(Path(get("kubeconfig")), get("kube_context"))
+        except ClusterError as err:
+            return str(err)
     elif get("kube_context"):
         return ("--kube-context needs --existing-cluster and --kubeconfig: a kind cluster the "
                 "suite creates has one context")

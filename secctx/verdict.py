@@ -43,15 +43,33 @@ class Check:
                 f"observed {show(self.field, self.observed)}  ({self.reason})")
 
 
-# Check field -> the observed value it is compared with.
+# Check field -> the observed value it is compared with (None: cannot be observed here).
 OBSERVED = {
-    "uid": lambda o: o.pid1.euid, "gid": lambda o: o.pid1.egid,
+    "uid": lambda o: o.pid1.uid, "gid": lambda o: o.pid1.gid,  # real, effective, saved, fs
     "groups": lambda o: sorted(o.pid1.groups),
     "CapEff": lambda o: o.pid1.cap_eff, "CapPrm": lambda o: o.pid1.cap_prm,
     "CapBnd": lambda o: o.pid1.cap_bnd, "CapInh": lambda o: o.pid1.cap_inh,
     "CapAmb": lambda o: o.pid1.cap_amb, "NoNewPrivs": lambda o: o.pid1.no_new_privs,
     "Seccomp": lambda o: o.pid1.seccomp, "root read-only": lambda o: o.root_read_only,
+    "Seccomp_filters": lambda o: None if o.pid1.seccomp_filters is None else
+    "none" if o.pid1.seccomp_filters == 0 else "at least 1",
+    "unshare(CLONE_NEWUSER) refused": lambda o: None if o.unshare_user is None else
+    not o.unshare_user.ok and "not permitted" in o.unshare_user.error.lower(),
 }
+# Why a check's observation may be missing.
+UNOBSERVABLE = {"Seccomp_filters": "the kernel prints no Seccomp_filters line",
+                "unshare(CLONE_NEWUSER) refused": "the image has no unshare command"}
+FOUR_IDS = ("uid", "gid")  # compared as real, effective, saved and filesystem ids
+
+
+def _process_check(name: str, want, obs) -> Check:
+    seen = OBSERVED[name](obs)
+    if seen is None:
+        return Check(name, want.value, None, f"{want.reason}; not observable: {UNOBSERVABLE[name]}",
+                     asserted=False)
+    if name in FOUR_IDS and want.asserted:
+        return Check(name, (want.value,) * 4, seen, f"{want.reason} (real, effective, saved, fs)")
+    return Check(name, want.value, seen, want.reason, asserted=want.asserted)
 
 
 def compare(expected: Expected, observed: Observed) -> list[Check]:
@@ -64,10 +82,10 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
     if want.status == "rejected":
         return checks + _refusal_checks(want, observed)
     if want.status == "crashing":
-        return checks + _crash_checks(want, observed)
+        return checks + _crash_checks(want, observed) + _reported_user(expected, observed)
     obs = observed.probe
-    checks += [Check(name, w.value, OBSERVED[name](obs), w.reason, asserted=w.asserted)
-               for name, w in expected.process.items()]
+    checks += [_process_check(name, w, obs) for name, w in expected.process.items()]
+    checks += _reported_user(expected, observed)
     checks += exec_agrees_with_pid1(obs)
     checks += root_write_check(obs, expected.process["root read-only"].value,
                                expected.process["uid"].value)
@@ -105,6 +123,16 @@ def _crash_checks(want, observed: Observed) -> list[Check]:
                         "the process's own output before it exited"))
 
 
+def _reported_user(expected: Expected, observed: Observed) -> list[Check]:
+    want = expected.reported_user
+    if want is None:
+        return []
+    reported = observed.learned.kubelet_user if observed.learned else None
+    return [Check("kubelet-reported user (uid, gid, groups)", want.value,
+                  None if reported is None else (reported[0], reported[1], list(reported[2])),
+                  want.reason, asserted=want.asserted and reported is not None)]
+
+
 def exec_agrees_with_pid1(obs: Observation) -> list[Check]:
     """`id` in an exec'd process sees the runtime's stored spec; PID 1 is the workload."""
     why = "an exec'd process gets its credentials from the same runtime spec as PID 1"
@@ -129,9 +157,14 @@ def root_write_check(obs: Observation, root_read_only: bool, uid: int | None) ->
 def mount_checks(obs: Observation, mount: ExpectedMount) -> list[Check]:
     """Writability and ownership of one mount."""
     path, stat, result = mount.path, obs.stats.get(mount.path), obs.writes.get(mount.path)
+    mounted = obs.mount_at(path)
     checks = [Check(f"{path} writable", mount.writable.value, bool(result and result.ok),
                     mount.writable.reason
-                    + (f" (write error: {result.error})" if result and not result.ok else ""))]
+                    + (f" (write error: {result.error})" if result and not result.ok else "")),
+              Check(f"{path} mounted read-only", mount.mounted_ro.value,
+                    mounted.read_only if mounted else None,
+                    f"{mount.mounted_ro.reason} (the mount's own flags: "
+                    f"{','.join(mounted.options[:4]) if mounted else 'no mount at this path'})")]
     checks.append(Check(f"{path} group", mount.group.value, stat.gid if stat else None,
                         mount.group.reason, asserted=mount.group.asserted))
     if mount.setgid is not None:

@@ -83,14 +83,25 @@ def test_invalid_kubeconfig_one_line(tmp_path, problem):
         needles = ["cannot read kubeconfig", "No such file or directory"]
     run = run_pytest("suites", "--existing-cluster", "--kubeconfig", str(path), *args,
                      "-k", E2E_TESTS, log=tmp_path / "run.log")
-    assert_one_clear_line(run, *needles, "--kube")
+    assert_ends_at_once(run, *needles, "--kube")
 
 
 def test_kind_missing_one_line(tmp_path):
     run = run_pytest("suites", "--cluster-name", OTHER, "--kind-bin", "/nonexistent/kind",
                      "-k", E2E_TESTS, log=tmp_path / "run.log")
-    assert_one_clear_line(run, "kind is missing at /nonexistent/kind", "install kind >= v0.32",
-                          "drop --kind-bin")
+    assert_ends_at_once(run, "kind is missing at /nonexistent/kind", "install kind >= v0.32",
+                        "drop --kind-bin")
+
+
+def assert_ends_at_once(run, *needles: str) -> str:
+    """Bad input found before anything starts: one INFRASTRUCTURE line, no test run."""
+    lines = [ln for ln in run.output.splitlines() if "INFRASTRUCTURE: " in ln]
+    assert len(lines) == 1, run.output[-4000:]
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in: {lines[0]}"
+    assert "Traceback" not in run.output and "collected" not in run.output
+    assert run.returncode == 4, run.output[-3000:]  # pytest's usage error
+    return lines[0]
 
 
 def test_no_docker_engine_one_line(tmp_path):

@@ -41,8 +41,9 @@ MANIFESTS = ROOT / "fixtures" / "manifests"
 SUITE = ("suites", "--cluster-name", CLUSTER)
 NOTHING = {"namespaces": [], "persistentvolumes": [], "storageclass": [], "daemonsets": []}
 # A quick valid case (the container crashes as the case expects) and a slower one.
-QUICK_CASE = "test_recipe_case and secure-pod"
-TWO_CASES = "test_recipe_case and (hardened-pod or secure-pod)"
+# The e2e cases only, not the case-file checks (test_case_file_is_valid) of the same module.
+QUICK_CASE = "test_recipe_case and not test_case_file_is_valid and secure-pod"
+TWO_CASES = "test_recipe_case and not test_case_file_is_valid and (hardened-pod or secure-pod)"
 
 
 def wrong_case(directory):

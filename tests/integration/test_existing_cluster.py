@@ -54,7 +54,8 @@ def test_existing_cluster_runs_creates_no_cluster_and_leaks_no_secret(robust, tm
     print(f"\nexisting cluster: exit {run.returncode} in {run.seconds:.1f}s; kind clusters "
           f"before={before['kind_clusters']} after={after['kind_clusters']}")
     assert run.returncode == 0, run.output[-4000:]
-    assert re.search(r"\b4 passed\b", run.output), run.output[-2000:]
+    # Two cluster tests, two cases, and the two case files' checks.
+    assert re.search(r"\b6 passed\b", run.output), run.output[-2000:]
 
     # C: no kind cluster made or deleted, nothing of the run left on the cluster.
     assert OTHER not in after["kind_clusters"]

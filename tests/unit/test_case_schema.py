@@ -148,19 +148,19 @@ def _load_one(module, tmp_path: Path, extra: str):
 
 
 def test_a_new_expect_key_is_one_schema_edit(edited_schema, tmp_path: Path):
-    def add_cap_prm(schema):
-        schema["$defs"]["expect"]["properties"]["cap_prm"] = {
-            "description": "Permitted capabilities (`CapPrm:` decoded); `[]` for none.",
-            "$ref": "#/$defs/capabilities", "x-kind": "caps", "x-check": "CapPrm"}
-    edited, doc = edited_schema(add_cap_prm)
-    assert edited.EXPECT_FIELDS["cap_prm"] == ("caps", "CapPrm")
-    [case], errors = _load_one(edited, tmp_path, "expect: {cap_prm: [NET_RAW]}")
-    assert errors == [] and case.expect == {"cap_prm": frozenset({"NET_RAW"})}
-    _, errors = _load_one(edited, tmp_path, "expect: {cap_prm: [NET_RAWW]}")
-    assert "bad capability 'NET_RAWW' in expect.cap_prm" in errors[0].message
-    assert "| `cap_prm` |  | list of [capabilities](#capability) | `CapPrm` | Permitted capabilities" in doc.render()
+    def add_cap_amb(schema):
+        schema["$defs"]["expect"]["properties"]["cap_amb"] = {
+            "description": "Ambient capabilities (`CapAmb:` decoded); `[]` for none.",
+            "$ref": "#/$defs/capabilities", "x-kind": "caps", "x-check": "CapAmb"}
+    edited, doc = edited_schema(add_cap_amb)
+    assert edited.EXPECT_FIELDS["cap_amb"] == ("caps", "CapAmb")
+    [case], errors = _load_one(edited, tmp_path, "expect: {cap_amb: [NET_RAW]}")
+    assert errors == [] and case.expect == {"cap_amb": frozenset({"NET_RAW"})}
+    _, errors = _load_one(edited, tmp_path, "expect: {cap_amb: [NET_RAWW]}")
+    assert "bad capability 'NET_RAWW' in expect.cap_amb" in errors[0].message
+    assert "| `cap_amb` |  | list of [capabilities](#capability) | `CapAmb` | Ambient capabilities" in doc.render()
     # The real package is untouched.
-    assert "cap_prm" not in cases.EXPECT_FIELDS
+    assert "cap_amb" not in cases.EXPECT_FIELDS
 
 
 def test_a_new_skip_feature_is_one_schema_edit(edited_schema, tmp_path: Path):

@@ -195,12 +195,18 @@ def test_existing_cluster_honours_mode_offline(clean_env, monkeypatch, tmp_path,
 
 RECIPE_REFS = ["nginx:1.25", "busybox:1.36", "nicolaka/netshoot:latest", "myapp:1.0",
                "secctx/nginx-user1000:1.25"]
+# The suite's own test images (issue 14): the same local name in both modes.
+TEST_IMAGE_REFS = {"secctx/identity:named-user": "secctx.local/identity:named-user",
+                   "secctx/identity:uid-with-passwd": "secctx.local/identity:uid-with-passwd",
+                   "secctx/identity:uid-gid": "secctx.local/identity:uid-gid",
+                   "secctx/identity:root-in-wheel": "secctx.local/identity:root-in-wheel",
+                   "secctx/escalation:1": "secctx.local/escalation:1"}
 
 
 def test_load_default_map_online():
     m = ImageMap.load("online")
     assert m.mode == "online"
-    assert sorted(m.entries) == sorted(RECIPE_REFS)
+    assert sorted(m.entries) == sorted(RECIPE_REFS + list(TEST_IMAGE_REFS))
     assert m.resolve("nginx:1.25") == "docker.io/library/nginx:1.25"
     assert m.resolve("busybox:1.36") == "docker.io/library/busybox:1.36"
     assert m.resolve("nicolaka/netshoot:latest") == "docker.io/nicolaka/netshoot:latest"
@@ -211,7 +217,7 @@ def test_load_default_map_online():
 def test_load_default_map_offline():
     m = ImageMap.load("offline")
     assert m.mode == "offline"
-    assert sorted(m.entries) == sorted(RECIPE_REFS)
+    assert sorted(m.entries) == sorted(RECIPE_REFS + list(TEST_IMAGE_REFS))
     assert m.resolve("nginx:1.25") == "secctx.local/standin/nginx:1.22-bookworm"
     assert m.resolve("busybox:1.36") == "secctx.local/standin/busybox:1.35-bookworm"
     assert m.resolve("nicolaka/netshoot:latest") == "secctx.local/standin/netshoot:bookworm"
@@ -225,7 +231,15 @@ def test_offline_names_match_the_images_the_builder_tags():
     from secctx.images import build as images
     m = ImageMap.load("offline")
     assert set(m.local_images()) == {images.BUSYBOX, images.NGINX, images.NETSHOOT,
-                                     images.MYAPP, images.NGINX_USER1000}
+                                     images.MYAPP, images.NGINX_USER1000,
+                                     *images.IDENTITY_IMAGES, images.ESCALATION}
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_test_images_are_built_here_in_both_modes(mode):
+    m = ImageMap.load(mode)
+    for ref, local in TEST_IMAGE_REFS.items():
+        assert m.resolve(ref) == local
 
 
 def test_unknown_reference_resolves_to_itself():

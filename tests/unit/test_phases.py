@@ -22,6 +22,9 @@ ENV = RECORDED["environment"]
 ENVIRONMENT = Environment(kubernetes_version=ENV["kubernetes_version"],
                           seccomp_default=ENV["seccomp_default"] == "True",
                           grantable_caps=int(ENV["grantable_caps"], 16),
+                          kernel_caps=int(ENV["kernel_caps"], 16),
+                          runtime_default_caps=int(ENV["runtime_default_caps"], 16),
+                          userns_unconfined=ENV["userns_unconfined"] == "True",
                           apparmor=ENV["apparmor"] == "True", selinux=ENV["selinux"] == "True")
 CASE_BY_NAME = {c.name: c for c in load_cases([CASES])[0]}
 
@@ -161,3 +164,44 @@ def test_a_new_expect_key_is_one_schema_entry_cap_prm_pins_CapPrm(monkeypatch):
     bad = failed(checks)["CapPrm"]
     assert (bad.expected, bad.observed) == (1 << 13, (1 << 12) | (1 << 13))
     assert bad.reason.startswith("case file pins it (computed: 0000000000003000 [NET_ADMIN,NET_RAW]")
+
+
+def test_runtime_that_leaves_the_saved_uid_root_fails_uid():
+    # An effective-uid check alone passes this: PID 1 could setuid(0) back.
+    _, checks = judge("hardened-pod", probe_edit("Uid:\t1000\t1000\t1000\t1000",
+                                                 "Uid:\t1000\t1000\t0\t1000"))
+    bad = failed(checks)["uid"]
+    assert (bad.expected, bad.observed) == ((1000,) * 4, (1000, 1000, 0, 1000))
+
+
+def test_runtime_with_an_allow_everything_filter_fails_the_unshare_check():
+    # Seccomp: 2 with one filter, but the filter lets unshare(CLONE_NEWUSER) through.
+    def allow_all(record):
+        out = record["probe_output"]
+        start = out.index("### secctx:begin unshare-user\n")
+        end = out.index("### secctx:end unshare-user rc=1")
+        record["probe_output"] = (out[:start] + "### secctx:begin unshare-user\n\n"
+                                  "### secctx:end unshare-user rc=0" + out[end + 32:])
+    _, checks = judge("hardened-pod", allow_all)
+    assert set(failed(checks)) == {"unshare(CLONE_NEWUSER) refused"}
+
+
+def test_runtime_that_mounts_a_configMap_writable_fails_flag_and_write():
+    def writable(record):
+        out = record["probe_output"]
+        line = next(x for x in out.splitlines() if " /etc/app/config " in x)
+        out = out.replace(line, line.replace(" ro,", " rw,", 1))
+        out = out.replace("/etc/app/config|fail|touch: /etc/app/config/.secctx-probe: "
+                          "Read-only file system", "/etc/app/config|ok")
+        record["probe_output"] = out
+    _, checks = judge("secure-app", writable)
+    assert set(failed(checks)) == {"/etc/app/config writable", "/etc/app/config mounted read-only"}
+
+
+def test_a_crash_under_another_identity_fails_the_kubelet_reported_user():
+    # secure-pod never stays up; the kubelet's report is what shows its user.
+    def other_group(record):
+        record["kubelet_user"] = [1000, 0, [0, 2000]]
+    _, checks = judge("secure-pod", other_group)
+    bad = failed(checks)["kubelet-reported user (uid, gid, groups)"]
+    assert bad.expected == (1000, 3000, [2000, 3000])
