@@ -83,8 +83,8 @@ def test_deployment_case_uses_the_template_spec():
 def test_fsgroup_variants_follow_the_storage_kind():
     case = real_cases()["fsgroup-demo"]
     assert case.expectations("hostPath")["volumes"]["/data"]["gid"] == 0
-    assert case.expectations("csi")["volumes"]["/data"]["gid"] == 2000
-    assert case.expectations("local")["uid"] == 1000  # the case's own keys stay
+    # Elsewhere the oracle derives fsGroup's group: nothing pinned.
+    assert case.expectations("csi") == case.expectations("local") == {}
 
 
 # --- the manifests are faithful to the recipe -------------------------------
