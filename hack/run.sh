@@ -11,9 +11,14 @@ ensure_venv
 trap restore_host EXIT
 results=$ROOT/reports/allure-results
 rm -rf "$results"
+rm -f "$ROOT/reports/observations.diff.json"  # only this run's --compare-to diff goes in the report
 status=0
 "$PY" -m pytest suites --alluredir "$results" --junitxml "$ROOT/reports/junit.xml" "$@" || status=$?
+pages=()  # the version matrix (python -m secctx.matrix compare) and the --compare-to diff
+[ -f "$ROOT/reports/matrix/matrix.json" ] && pages+=(--matrix "$ROOT/reports/matrix")
+[ -f "$ROOT/reports/observations.diff.json" ] && pages+=(--diff "$ROOT/reports/observations.diff.json")
 "$PY" -m secctx.htmlreport --results "$results" --out "$ROOT/reports/html" \
-  --history "$ROOT/reports/history.jsonl" || say "the HTML report could not be generated"
+  --history "$ROOT/reports/history.jsonl" ${pages[@]+"${pages[@]}"} \
+  || say "the HTML report could not be generated"
 say "report: $ROOT/reports/html/index.html (JUnit: reports/junit.xml)"
 exit $status

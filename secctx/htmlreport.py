@@ -1,7 +1,8 @@
 """Offline HTML report from Allure results, with the pinned Allure 3 CLI (npm, no Java).
 
     python -m secctx.htmlreport --results reports/allure-results --out reports/html \
-        [--single-file] [--history reports/history.jsonl] [--name "..."]
+        [--single-file] [--history reports/history.jsonl] [--name "..."] \
+        [--matrix reports/matrix] [--diff reports/observations.diff.json]
 
 The `allure` npm package is pinned in tools/report/package.json and its
 package-lock.json; the first use installs it with `npm ci`. The report is the
@@ -12,6 +13,16 @@ History: Allure appends one line per run to the history file (JSON lines) and
 reads it back for trends, new/fixed transitions and flaky marking, so a job that
 carries the file between runs (CI cache) gets a report with history. The file is
 updated only when the report is made, and keeps the last --history-limit runs.
+
+Observations: --matrix DIR (what `python -m secctx.matrix compare` wrote) and --diff
+FILE (what --compare-to wrote) become pages beside index.html (matrix.html,
+baseline-diff.html) whose cells link to the report's tests, and a line of links above
+the report's page leads to them, saying what changed ("1 regression"); with
+--single-file they are the files beside the one index.html. Allure 3 (3.18)
+has no place for such a link: it shows the executor's, the CI's and a test's links only
+when they are absolute http(s) URLs, and HTML (attachments, descriptions) only in
+sandboxed frames that cannot navigate the page; a synthetic test holding the matrix
+would also count in the totals, trends and history.
 
 The generated page would load Google Analytics (Allure 3 adds it unconditionally);
 that tag is removed, so the report makes no request outside the report itself.
@@ -122,18 +133,22 @@ def _categories(dirs: list[Path]) -> list[dict]:
 
 def generate(results: Path | Sequence[Path], out: Path, single_file: bool = False,
              history: Path | None = None, name: str = DEFAULT_NAME,
-             history_limit: int = DEFAULT_HISTORY_LIMIT) -> Path:
+             history_limit: int = DEFAULT_HISTORY_LIMIT, matrix: Path | None = None,
+             diff: Path | None = None) -> Path:
     """Make the HTML report of `results` (one or more allure-results directories) in `out`.
 
     Returns the report's index.html. `out` is replaced whole (only if it is empty or
     an earlier report). With `history`, that JSON-lines file gives the trend and flaky
     marking and gets this run appended, capped to the last `history_limit` runs.
+    `matrix` (a `secctx.matrix compare` output directory) and `diff` (an
+    observations.diff.json) add their pages, linked from the top of the report.
     """
     dirs = [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(r) for r in results]
     if not dirs:
         raise ReportError("no results directory given; pass --results reports/allure-results")
     for d in dirs:
         _check_results(d)
+    pages = _observation_pages(dirs, matrix, diff)
     out = Path(out).resolve()
     _check_replaceable(out)
     allure = ensure_allure()
@@ -182,6 +197,7 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = Fals
                               f"{_last_line(proc.stderr or proc.stdout)}; check the results directory and "
                               "rerun with the same command to see the full output")
         _make_offline(index)
+        _add_pages(index, pages)
 
         if out.exists():
             shutil.rmtree(out)
@@ -201,6 +217,51 @@ def _make_offline(index: Path) -> None:
                           "version changed its template, so update _ANALYTICS/_EXTERNAL in "
                           "secctx/htmlreport.py")
     index.write_text(html, encoding="utf-8")
+
+
+def _observation_pages(dirs: list[Path], matrix: Path | None, diff: Path | None) -> list:
+    """The matrix and baseline-diff pages (secctx.matrix.ReportPage), linked to the tests."""
+    if matrix is None and diff is None:
+        return []
+    from . import matrix as matrix_pages  # standard library only, like this module
+    try:
+        return ([matrix_pages.matrix_page(Path(matrix), dirs)] if matrix is not None else []) + \
+            ([matrix_pages.diff_page(Path(diff), dirs)] if diff is not None else [])
+    except matrix_pages.obs.DocumentError as err:
+        raise ReportError(str(err)) from None
+
+
+_PAGES_CSS = (
+    "#secctx-pages{display:flex;flex-wrap:wrap;justify-content:center;gap:8px 12px;padding:6px 8px;"
+    "background:#f6f8fa;border-bottom:1px solid #d0d7de;font:14px/1.4 system-ui,sans-serif}"
+    "#secctx-pages a{padding:2px 10px;border-radius:4px;border:1px solid #0002;color:#1d1d1f;"
+    "text-decoration:none;background:#fff}#secctx-pages a:hover{text-decoration:underline}"
+    "#secctx-pages a.regression{background:#ffd7d5}#secctx-pages a.neutral{background:#fff1c2}"
+    "#secctx-pages a.relaxation{background:#d2f4d3}")
+
+
+def _add_pages(index: Path, pages: list) -> None:
+    """Write the pages beside index.html and a line of links to them above the report."""
+    if not pages:
+        return
+    import html
+    links = []
+    for page in pages:
+        (index.parent / page.file).write_text(page.html, encoding="utf-8")
+        changed = {k: n for k, n in page.counts.items() if n}
+        verdict = ", ".join(f"{n} {k}" + ("s" if n > 1 and k != "neutral" else "")
+                            for k, n in changed.items()) or "no change"
+        colour = next((k for k in ("regression", "neutral", "relaxation") if k in changed), "none")
+        links.append(f'<a href="{html.escape(page.file)}" class="{colour}"><b>{html.escape(page.title)}'
+                     f"</b> {html.escape(page.runs)}: {html.escape(verdict)} ›</a>")
+    nav = (f'<style>{_PAGES_CSS}</style><nav id="secctx-pages" aria-label="observations">'
+           + "".join(links) + "</nav>")
+    text = index.read_text(encoding="utf-8")
+    body = re.search(r"<body\b[^>]*>", text)
+    if body is None:
+        raise ReportError("the generated report has no <body>; the pinned allure version changed its "
+                          "template, so update _add_pages in secctx/htmlreport.py")
+    index.write_text(text[:body.end()] + nav + text[body.end():], encoding="utf-8")
 
 
 def _check_results(d: Path) -> None:
@@ -279,10 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-limit", type=int, default=DEFAULT_HISTORY_LIMIT,
                         help=f"runs kept in the history file (default: {DEFAULT_HISTORY_LIMIT})")
     parser.add_argument("--name", default=DEFAULT_NAME, help="report name shown in the page")
+    parser.add_argument("--matrix", type=Path, default=None, metavar="DIR",
+                        help="version matrix to include: the --out directory of python -m "
+                             "secctx.matrix compare (its matrix.json), e.g. reports/matrix")
+    parser.add_argument("--diff", type=Path, default=None, metavar="FILE",
+                        help="baseline diff to include: observations.diff.json, written by a run "
+                             "with --compare-to")
     args = parser.parse_args(argv)
     try:
         index = generate(args.results, args.out, args.single_file, args.history, args.name,
-                         args.history_limit)
+                         args.history_limit, args.matrix, args.diff)
     except ReportError as err:
         print(f"secctx.htmlreport: {err}", file=sys.stderr)
         return 2
@@ -290,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         print("secctx.htmlreport: interrupted", file=sys.stderr)
         return 130
     print(f"HTML report: {_rel(index)}")
+    for page in ("matrix.html", "baseline-diff.html"):
+        if (index.parent / page).exists():
+            print(f"  linked from its top: {_rel(index.parent / page)}")
     if not args.single_file:
         print(f"  view it over HTTP: python3 -m http.server -d {_rel(index.parent)} 8080 "
               "(or use --single-file for a file that opens from disk)")

@@ -212,14 +212,16 @@ def results_index(results_dir: Path) -> dict[tuple[str | None, str], str]:
     return {k: v for k, (_, v) in found.items()}
 
 
-def link_table(runs: list[Run], results: Sequence[Path]) -> list[dict[str, str]]:
+def link_table(runs: list[Run], results: Sequence[Path],
+               by_position: bool = True) -> list[dict[str, str]]:
     """Per run, {observation key: Allure page id}. One results directory per run is
-    matched by position; otherwise results are matched by the Kubernetes version."""
+    matched by position (unless not `by_position`); otherwise results are matched by
+    the Kubernetes version."""
     indexes = [results_index(d) for d in results]
     tables = []
     for i, run in enumerate(runs):
         version = run.doc.get("environment", {}).get("kubernetes_version")
-        if len(indexes) == len(runs):
+        if by_position and len(indexes) == len(runs):
             table = {key: page for (v, key), page in indexes[i].items() if v is None}
         else:
             table = {key: page for index in indexes for (v, key), page in index.items()
@@ -273,17 +275,27 @@ def _observation_of(doc: dict, key: str) -> Any:
     return doc.get("cases", {}).get(key)
 
 
+def cell_counts(matrix: dict) -> dict[str, int]:
+    """Changed cells per class (regression, relaxation, neutral)."""
+    return {k: sum(1 for row in matrix["rows"] for c in row["changes"].values() if c["class"] == k)
+            for k in (obs.REGRESSION, obs.RELAXATION, obs.NEUTRAL)}
+
+
 def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
-                report_url: str = DEFAULT_REPORT_URL, summary: str = "") -> str:
+                report_url: str = DEFAULT_REPORT_URL, summary: str = "",
+                page_title: str = "Observations matrix", back: str | None = None) -> str:
+    """The page; `back` links (at the top) to the report it belongs to."""
     e = html.escape
     labels = [r.label for r in runs]
     changed_rows = sum(1 for row in matrix["rows"] if row["changes"])
-    counts = {k: sum(1 for row in matrix["rows"] for c in row["changes"].values() if c["class"] == k)
-              for k in (obs.REGRESSION, obs.RELAXATION, obs.NEUTRAL)}
+    counts = cell_counts(matrix)
+    heading = f"{page_title}: {' → '.join(labels)}"
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>Observations matrix: {e(' → '.join(labels))}</title>",
-           f"<style>{_CSS}</style></head><body>",
-           f"<h1>Observations matrix: {e(' → '.join(labels))}</h1>"]
+           f"<title>{e(heading)}</title>",
+           f"<style>{_CSS}</style></head><body>"]
+    if back:
+        out.append(f'<p class="back"><a href="{e(back)}" id="back">← the test report</a></p>')
+    out.append(f"<h1>{e(heading)}</h1>")
     for r in runs:
         env = r.doc.get("environment", {})
         facts = ", ".join(x for x in (env.get("container_runtime"), env.get("kernel"),
@@ -313,7 +325,8 @@ def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
         cells = []
         for i, label in enumerate(labels):
             page = links[i].get(key) if i < len(links) else None
-            href = f"{report_url}#{page}" if page else f"#{_anchor(i, key)}"
+            href = f"{report_url}#{page}" if page else (
+                f"#{_anchor(i, key)}" if _observation_of(runs[i].doc, key) is not None else None)
             change = row["changes"].get(label)
             if label in row["values"]:
                 text = obs.format_value(row["values"][label], limit=120)
@@ -327,14 +340,15 @@ def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
                 meaning = obs.RULES.get(change["rule"], ("", ""))[1]
                 title = f' title="{e(change["class"])}: {e(change["rule"])}: {e(meaning)}; {e(change["change"])}"'
                 badge = f'<span class="badge {change["class"]}">{change["class"]}</span>'
-            cells.append(f'<td class="{td}"{title} data-run="{e(label)}">'
-                         f'<a href="{e(href)}">{e(text)}</a>{badge}</td>')
+            content = f'<a href="{e(href)}">{e(text)}</a>' if href else e(text)
+            cells.append(f'<td class="{td}"{title} data-run="{e(label)}">{content}{badge}</td>')
         out.append(f'<tr class="{cls}"><td class="case">{e(row["case"])}</td>'
                    f'<td>{e(row["container"] or "")}</td><td class="field">{e(row["field"])}</td>'
                    + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
-    out.append("<h2>Observations</h2><p>What each run recorded, per case (the target of a cell "
-               "whose test is not in the Allure report).</p>")
+    if any(r.doc.get("cases") or r.doc.get("admission") for r in runs):
+        out.append("<h2>Observations</h2><p>What each run recorded, per case (the target of a "
+                   "cell whose test is not in the Allure report).</p>")
     for i, r in enumerate(runs):
         keys = sorted(set(r.doc.get("cases", {})) | {
             obs.admission_key(m, lvl) for m, levels in r.doc.get("admission", {}).items()
@@ -345,6 +359,91 @@ def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
                        f"<pre>{e(body)}</pre></details>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+# --- pages of the HTML report (python -m secctx.htmlreport --matrix DIR --diff FILE) -----------
+
+@dataclass
+class ReportPage:
+    """A page the HTML report carries beside its index.html, and what its link there says."""
+    file: str  # its name in the report directory
+    title: str  # "Version matrix", "Changes since the baseline"
+    runs: str  # "v1.36.3 → v1.37.2"
+    counts: dict[str, int]  # changed cells per class
+    html: str
+
+
+def _json_object(path: Path) -> dict | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _text_beside(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def matrix_page(matrix_dir: Path, results: Sequence[Path],
+                report_url: str = DEFAULT_REPORT_URL) -> ReportPage:
+    """matrix.html for a report, from what `compare` wrote into `matrix_dir`, each cell
+    linked to its test among `results` (the report's allure-results, matched by Kubernetes
+    version). The runs' observation files are read back where they still exist, for the
+    observations printed at the end of the page."""
+    path = Path(matrix_dir) / "matrix.json"
+    data = _json_object(path)
+    if data is None or not isinstance(data.get("runs"), list) or not isinstance(data.get("rows"), list):
+        raise obs.DocumentError(f"{path} is missing or not a matrix that `python -m secctx.matrix "
+                                f"compare` wrote: run it with --out {matrix_dir} first")
+    runs = []
+    for r in data["runs"]:
+        doc = _json_object(Path(r["file"])) if r.get("file") else None
+        if doc is None or "cases" not in doc:
+            doc = {"environment": r.get("environment") or {}, "created": r.get("created")}
+        runs.append(Run(r["label"], doc, Path(r["file"]) if r.get("file") else None))
+    return ReportPage("matrix.html", "Version matrix", " → ".join(r.label for r in runs),
+                      cell_counts(data), render_html(
+        runs, data, link_table(runs, results, by_position=False), report_url,
+        _text_beside(Path(matrix_dir) / "summary.txt"), page_title="Version matrix",
+        back=report_url))
+
+
+def diff_page(diff_file: Path, results: Sequence[Path],
+              report_url: str = DEFAULT_REPORT_URL) -> ReportPage:
+    """The diff that --compare-to wrote (observations.diff.json) as a two-column matrix
+    page for a report: one row per change, cells linked to the tests among `results`."""
+    data = _json_object(diff_file)
+    try:
+        changes = [obs.Change(**c) for c in data["changes"]]
+        old, new = data["old"]["label"], data["new"]["label"]
+    except (TypeError, KeyError) as err:
+        raise obs.DocumentError(f"{diff_file} is missing or not a diff that --compare-to wrote "
+                                f"(observations.diff.json next to the observation file; {err!r})"
+                                ) from None
+    versions = f"{old} → {new}"
+    if old == new:  # tonight against last night on one version
+        old, new = f"{old} (baseline)", f"{new} (this run)"
+    runs = [Run(label, {"environment": side.get("environment") or {}, "created": side.get("created")})
+            for label, side in ((old, data["old"]), (new, data["new"]))]
+    rows = []
+    for change in changes:
+        rows.append({"case": change.case, "container": change.container, "field": change.field,
+                     "values": {old: change.old, new: change.new},
+                     "changes": {new: {"class": change.kind, "rule": change.rule,
+                                       "change": obs.format_change(change)}}})
+    rows.sort(key=lambda row: (row["case"], row["container"] or "", row["field"]))
+    table = {"schema_version": MATRIX_SCHEMA_VERSION, "runs": [], "rows": rows}
+    name = Path(diff_file).name  # its summary, observations.diff.txt, is beside it
+    summary = _text_beside(Path(diff_file).with_name(name[:-len("json")] + "txt")) \
+        if name.endswith(".diff.json") else ""
+    return ReportPage("baseline-diff.html", "Changes since the baseline", versions,
+                      cell_counts(table), render_html(
+                          runs, table, link_table(runs, results, by_position=False), report_url,
+                          summary, page_title="Changes since the baseline", back=report_url))
 
 
 # --- the commands ----------------------------------------------------------------------------

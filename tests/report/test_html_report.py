@@ -9,12 +9,20 @@ the attachment opens), and that the page requests nothing outside 127.0.0.1.
 A third demo test fails the way the suite's recipe cases fail (secctx's title,
 parameters and verdict): its page shows the human title and the verdict, and no
 object repr or Python traceback.
-The screenshots land in reports/artifacts/report-screenshot.png and report-case-screenshot.png.
+Observations: two documents of the recorded run's cases, NET_RAW planted in the newer one's
+CapEff, go through `python -m secctx.matrix compare` and --compare-to's diff into a report
+made with --matrix and --diff; Chromium goes from the report's page to the matrix in one
+click, sees the changed cell marked as a regression with its case, field and versions,
+and follows its link to that test's page in the report.
+The screenshots land in reports/artifacts/report-screenshot.png, report-case-screenshot.png
+and report-matrix-screenshot.png.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -30,11 +38,13 @@ from pathlib import Path
 
 import pytest
 
-from secctx import htmlreport
+from secctx import caps, cases, htmlreport, observations, observe, paths
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "reports" / "artifacts" / "report-screenshot.png"
 CASE_SCREENSHOT = SCREENSHOT.with_name("report-case-screenshot.png")
+MATRIX_SCREENSHOT = SCREENSHOT.with_name("report-matrix-screenshot.png")
+RECORDED = ROOT / "tests" / "unit" / "recorded" / "v1.37.2-offline.json"  # a real run's observations
 REPORT_NAME = "secctx report self-test"
 SUITE = "test_secctx_demo"  # module name = the suite allure-pytest reports
 PASSING, FAILING = "test_root_image_is_rejected", "test_root_filesystem_is_read_only"
@@ -95,11 +105,14 @@ CASE_VERDICT = ["NOT ENFORCED: 2 of 4 checks differ:",
                 "FAIL /data setgid bit: expected True, observed False"]
 DEMO_TESTS += textwrap.dedent(f'''
 
+    import json
+    from pathlib import Path
     from types import SimpleNamespace
 
-    from secctx import cases, nodefacts, paths, plugin, report, session, verdict
+    from secctx import cases, nodefacts, observe, paths, plugin, report, session, verdict
 
     CASE = next(c for c in cases.load_cases([paths.CASES])[0] if c.name == "{CASE}")
+    RECORDED = json.loads(Path({str(RECORDED)!r}).read_text())["cases"]
 
 
     @pytest.fixture
@@ -118,6 +131,9 @@ DEMO_TESTS += textwrap.dedent(f'''
                   verdict.Check("/data group", 2000, 2000 if fixed else 0, why),
                   verdict.Check("/data setgid bit", True, fixed, why + ", with the setgid bit")]
         report.record_checks(checks, case.case.recipe_claim)
+        # As runner.run_case does: the observation, and the label naming it in the results.
+        demo_suite.observations.record_case(case.id, case.case.container,
+                                            observe.from_record(RECORDED[case.id], case.case))
         verdict.assert_holds(SimpleNamespace(cannot_enforce=None), checks)
 ''')
 
@@ -297,15 +313,24 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def served_report(reports):
-    handler = functools.partial(_Quiet, directory=str(reports["multi"].parent))
+@contextlib.contextmanager
+def _serving(directory: Path):
+    """The directory over HTTP on 127.0.0.1; its URL."""
+    handler = functools.partial(_Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served_report(reports):
+    with _serving(reports["multi"].parent) as url:
+        yield url
 
 
 class DevTools:
@@ -490,3 +515,170 @@ def test_failing_case_in_browser_reads_without_python(reports, served_report, br
     CASE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shot = cdp.call("Page.captureScreenshot", format="png")
     CASE_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+
+
+# --------------------------------------------------------------------------- observations
+
+CASE_ID = f"{CASE}[{STORAGE}-storage]"  # the demo case's observation key
+OLD, NEW = "v1.36.3", "v1.37.0"  # NEW: the demo results' Kubernetes version
+CAP_EFF = "process.capabilities.CapEff"
+REGRESSION_BG = "rgb(255, 215, 213)"  # matrix.html's red
+
+
+def _observations(version: str, plant_net_raw: bool = False) -> dict:
+    """The document a run of every recorded case makes (the suite's own path: from_record,
+    the collector); with `plant_net_raw`, the demo case's CapEff also holds NET_RAW."""
+    recorded = json.loads(RECORDED.read_text())
+    by_name = {c.name: c for c in cases.load_cases([paths.CASES])[0]}
+    collector = observations.Collector()
+    collector.environment = observations.environment(
+        {**recorded["environment"], "kubernetes_version": version})
+    for key, record in recorded["cases"].items():
+        case = by_name[key.split("[")[0]]
+        collector.record_case(key, case.container, observe.from_record(record, case))
+    doc = collector.document()
+    if plant_net_raw:
+        cap_eff = doc["cases"][CASE_ID]["containers"]["app"]["process"]["capabilities"]["CapEff"]
+        assert "NET_RAW" not in cap_eff["names"]
+        cap_eff.update(observations.capability_set(caps.encode(cap_eff["names"] + ["NET_RAW"])))
+    return doc
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"{args[0]} exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def matrix_report(reports, tmp_path_factory):
+    """The failing run's report with a version matrix (OLD → NEW, NET_RAW planted in NEW)
+    and a baseline diff (NEW tonight against NEW last night, the same plant), made by the
+    commands a user runs."""
+    base = tmp_path_factory.mktemp("matrix")
+    old = observations.write(base / f"{OLD}.json", _observations(OLD))
+    new = observations.write(base / f"{NEW}.json", _observations(NEW, plant_net_raw=True))
+    _run_cli("secctx.matrix", "compare", str(old), str(new), "--out", str(base / "matrix"),
+             "--results", str(reports["red"]))
+    tonight = base / "reports" / "observations.json"  # what --compare-to writes at the end
+    observations.compare(_observations(NEW), observations.load(new), tonight)
+    proc = _run_cli("secctx.htmlreport", "--results", str(reports["red"]), "--out", str(base / "html"),
+                    "--name", REPORT_NAME, "--matrix", str(base / "matrix"),
+                    "--diff", str(observations.diff_path(tonight)))
+    case = next(json.loads(p.read_text()) for p in reports["red"].glob("*-result.json")
+                if json.loads(p.read_text())["name"] == CASE_TITLE)
+    return {"index": base / "html" / "index.html", "stdout": proc.stdout,
+            "case_page": hashlib.md5(case["uuid"].encode()).hexdigest()}
+
+
+def test_report_carries_the_matrix_and_the_baseline_diff_linked_from_its_top(matrix_report):
+    index = matrix_report["index"]
+    html = index.read_text()
+    nav = re.search(r'<nav id="secctx-pages"[^>]*>(.*?)</nav>', html)
+    assert nav, "no line of links at the top of the report"
+    assert re.findall(r'href="([^"]+)"', nav.group(1)) == ["matrix.html", "baseline-diff.html"]
+    assert f"Version matrix</b> {OLD} → {NEW}: 1 regression" in nav.group(1)
+    assert f"Changes since the baseline</b> {NEW} → {NEW}: 1 regression" in nav.group(1)
+    assert 'class="regression"' in nav.group(1)
+    assert not re.search(r"<(script|link|img)\b[^>]*\b(src|href)=\"(https?:)?//", html)
+    for page in ("matrix.html", "baseline-diff.html"):
+        text = (index.parent / page).read_text()
+        assert "<script" not in text and not re.search(r"(src|href)=\"(https?:)?//", text)
+        assert f'href="index.html#{matrix_report["case_page"]}"' in text, page
+        assert re.search(rf"linked from its top: \S*/{page}$", matrix_report["stdout"], re.M), page
+
+
+def test_cli_with_a_matrix_directory_without_matrix_json_fails_with_one_line(reports, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "secctx.htmlreport", "--results", str(reports["red"]),
+                           "--out", str(tmp_path / "html"), "--matrix", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "matrix.json is missing" in proc.stderr and "secctx.matrix" in proc.stderr
+    assert not (tmp_path / "html").exists()
+
+
+def _changed_cells(cdp) -> list[dict]:
+    """Each highlighted cell of the page: its row's case, container and field, its column,
+    its class, text, hover text and colour, and the cell to its left."""
+    return cdp.js("""[...document.querySelectorAll('table.matrix td.cell.changed')].map(td => {
+        const tr = td.closest('tr'), cells = [...tr.children];
+        const heads = [...document.querySelectorAll('table.matrix thead th')].map(th => th.innerText);
+        const left = td.previousElementSibling;
+        return {case: cells[0].innerText, container: cells[1].innerText, field: cells[2].innerText,
+                column: heads[cells.indexOf(td)], run: td.dataset.run, classes: td.className,
+                text: td.innerText, title: td.title, background: getComputedStyle(td).backgroundColor,
+                visible: td.offsetParent !== null, left_column: heads[cells.indexOf(left)],
+                left_classes: left.className, left_text: left.innerText,
+                href: td.querySelector('a')?.getAttribute('href')};
+    })""")
+
+
+def _outside_requests(cdp, url: str) -> list[str]:
+    urls = [e["params"]["request"]["url"] for e in cdp.events if e["method"] == "Network.requestWillBeSent"]
+    return [u for u in urls if not u.startswith((url, "data:", "blob:"))]
+
+
+def test_matrix_in_browser_one_click_from_the_report_then_to_the_changed_cells_test(
+        matrix_report, browser):
+    cdp = browser
+    cdp.call("Network.enable")
+    cdp.call("Page.enable")
+    cdp.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1,
+             mobile=False)
+    with _serving(matrix_report["index"].parent) as url:
+        assert CASE_TITLE in _tree(cdp, url), "the report's page did not render"
+        # One click from the report's page: the link at its top, saying what changed.
+        link = cdp.js("document.querySelector('#secctx-pages a[href=\"matrix.html\"]').innerText")
+        assert link.startswith(f"Version matrix {OLD} → {NEW}: 1 regression"), link
+        cdp.click("#secctx-pages a", "Version matrix")
+        cdp.wait_for("location.pathname.endsWith('/matrix.html') && !!document.querySelector('table.matrix')",
+                     "the matrix page")
+        assert cdp.js("document.querySelector('#verdict').innerText").startswith("1 field(s) changed")
+        [cell] = _changed_cells(cdp)
+        assert (cell["case"], cell["container"], cell["field"]) == (CASE_ID, "app", CAP_EFF)
+        assert (cell["left_column"], cell["column"], cell["run"]) == (OLD, NEW, NEW)
+        assert "regression" in cell["classes"] and cell["background"] == REGRESSION_BG
+        assert "NET_RAW" in cell["text"] and "regression" in cell["text"]
+        assert "caps-added" in cell["title"] and "+NET_RAW" in cell["title"]
+        assert "changed" not in cell["left_classes"] and cell["left_text"] == "(none)"
+        assert cell["visible"] and cdp.js(
+            "[...document.querySelectorAll('table.matrix tbody tr')].filter(tr => tr.offsetParent).length"
+        ) == 1, "only the row that changed shows at first"
+        assert cell["href"] == f"index.html#{matrix_report['case_page']}"
+
+        MATRIX_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shot = cdp.call("Page.captureScreenshot", format="png")
+        MATRIX_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+
+        # The cell's link lands on that test's page in the report.
+        cdp.click("table.matrix td.cell.changed a", "NET_RAW")
+        header = cdp.wait_for(
+            "document.querySelector('[data-testid=test-result-info-title]')?.innerText", "the test's page")
+        assert header.strip() == CASE_TITLE
+        assert cdp.js("location.pathname").endswith("/index.html")
+        assert cdp.js("location.hash") == "#" + matrix_report["case_page"]
+
+        assert not _outside_requests(cdp, url), "the pages requested outside 127.0.0.1"
+        failed = [e["params"] for e in cdp.events if e["method"] == "Network.loadingFailed"]
+        assert not failed, f"requests failed: {failed}"
+
+
+def test_baseline_diff_in_browser_one_click_from_the_report(matrix_report, browser):
+    cdp = browser
+    cdp.call("Network.enable")
+    cdp.call("Page.enable")
+    with _serving(matrix_report["index"].parent) as url:
+        _tree(cdp, url)
+        cdp.click("#secctx-pages a", "Changes since the baseline")
+        cdp.wait_for("location.pathname.endsWith('/baseline-diff.html')", "the baseline diff page")
+        [cell] = _changed_cells(cdp)
+        assert (cell["case"], cell["field"]) == (CASE_ID, CAP_EFF)
+        assert (cell["left_column"], cell["column"]) == (f"{NEW} (baseline)", f"{NEW} (this run)")
+        assert cell["background"] == REGRESSION_BG and "caps-added" in cell["title"]
+        assert cell["href"] == f"index.html#{matrix_report['case_page']}"
+        # And back to the report.
+        cdp.click("a#back", "the test report")
+        cdp.wait_for("!!document.querySelector('[data-testid=tree-leaf-title]')", "the report again")
+        assert not _outside_requests(cdp, url), "the pages requested outside 127.0.0.1"

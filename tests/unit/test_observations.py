@@ -756,3 +756,37 @@ def test_run_command_compares_what_the_runs_wrote(tmp_path, monkeypatch, capsys)
     assert re.search(r"^runs: v1.36.3 exit 0 in \d+s, v1.37.2 exit 1 in \d+s; total \d+s$", summary, re.M)
     assert 'class="cell changed regression"' in (out / "matrix.html").read_text()
     assert "REGRESSION" in capsys.readouterr().out
+
+
+def test_report_pages_of_a_matrix_and_a_baseline_diff_link_cells_to_the_reports_tests(tmp_path):
+    """What python -m secctx.htmlreport --matrix DIR --diff FILE puts beside index.html."""
+    results = tmp_path / "allure-results"
+    allure_results(results, "v1.37.2", "hardened-pod", "u1")
+    # Made without --results: the report's own results give the links.
+    matrix.compare(write_runs(tmp_path), tmp_path / "m", "elsewhere/index.html")
+    page = matrix.matrix_page(tmp_path / "m", [results])
+    assert (page.file, page.title, page.runs) == ("matrix.html", "Version matrix", " → ".join(VERSIONS))
+    assert page.counts == {"regression": 1, "relaxation": 0, "neutral": 0}
+    cell = re.search(r'<td class="cell changed regression"[^>]*data-run="v1.37.2">(.*?)</td>', page.html)
+    assert cell and f'href="index.html#{matrix.allure_page_id("u1")}"' in cell.group(1)
+    assert '<a href="index.html" id="back">' in page.html and "elsewhere" not in page.html
+    assert 'id="obs-0-hardened-pod"' in page.html, "the runs' observation files are read back"
+
+    tonight = tmp_path / "reports" / "observations.json"
+    observations.compare(build("v1.37.2"), plant_net_raw(build("v1.37.2")), tonight)
+    page = matrix.diff_page(observations.diff_path(tonight), [results])
+    assert (page.file, page.title, page.runs) == ("baseline-diff.html", "Changes since the baseline",
+                                                  "v1.37.2 → v1.37.2")
+    assert page.counts == {"regression": 1, "relaxation": 0, "neutral": 0}
+    assert "<th>v1.37.2 (baseline)</th><th>v1.37.2 (this run)</th>" in page.html
+    cell = re.search(r'<td class="cell changed regression" title="([^"]*)" '
+                     r'data-run="v1.37.2 \(this run\)">(.*?)</td>', page.html)
+    assert cell and "caps-added" in cell.group(1) and "+NET_RAW" in cell.group(1)
+    assert f'href="index.html#{matrix.allure_page_id("u1")}"' in cell.group(2)
+    assert "<summary>Text summary</summary>" in page.html and "REGRESSION  hardened-pod" in page.html
+    assert "<h2>Observations</h2>" not in page.html, "a diff holds no whole observations"
+
+    with pytest.raises(observations.DocumentError, match="not a diff that --compare-to wrote"):
+        matrix.diff_page(tmp_path / "none.diff.json", [results])
+    with pytest.raises(observations.DocumentError, match="matrix.json is missing"):
+        matrix.matrix_page(tmp_path, [results])
