@@ -30,6 +30,7 @@ class ImageUser:
     uid: int
     gid: int
     groups: list[int] = field(default_factory=list)
+    source: str = "the image's default user"
 
     @classmethod
     def from_config(cls, user: str | None, files: ImageFiles | None = None) -> ImageUser | None:
@@ -207,7 +208,7 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         reasons["uid"] = f"runAsUser {uid} from {where}"
     elif image_user is not None:
         uid = image_user.uid
-        reasons["uid"] = f"runAsUser unset: the image's default user {uid}"
+        reasons["uid"] = f"runAsUser unset: {image_user.source} {uid}"
     else:
         uid = None
         reasons["uid"] = "runAsUser unset and the image's user is not known: not asserted"
@@ -350,6 +351,48 @@ def expect_volume(pod_spec: dict, volume_name: str, ownership_managed: bool) -> 
                                        "(e.g. a hostPath-backed PV): fsGroup is not applied")
 
 
+@dataclass(frozen=True)
+class ClaimFacts:
+    """The PersistentVolume a claim is bound to, as far as fsGroup is concerned."""
+    kind: str                          # its volume source: local, csi, hostPath, nfs, ...
+    fs_group_policy: str | None = None  # CSI: its CSIDriver's spec.fsGroupPolicy
+    fs_type: str | None = None         # CSI: spec.csi.fsType
+    access_modes: tuple[str, ...] = ()
+    gid: int | None = None             # annotation pv.beta.kubernetes.io/gid
+
+
+RWO_MODES = {"ReadWriteOnce", "ReadWriteOncePod"}
+
+
+def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> tuple[bool, str]:
+    """Whether the kubelet applies fsGroup to this volume (beyond the kubelet-owned
+    types), and why: the rules of the volume plugins."""
+    kind = next(k for k in volume if k != "name")
+    if kind == "nfs":
+        return False, "inline nfs volume: the NFS plugin does not manage ownership"
+    if kind in ("persistentVolumeClaim", "ephemeral"):
+        if claim is None:
+            return False, f"{kind} volume whose PersistentVolume is not known"
+        via = f"{kind} bound to a {claim.kind} PV"
+        if claim.kind == "local":
+            if read_only:
+                return False, f"{via} mounted read-only: the kubelet changes no ownership"
+            return True, f"{via}: the local plugin applies fsGroup"
+        if claim.kind == "csi":
+            policy = claim.fs_group_policy or "ReadWriteOnceWithFSType"
+            if policy == "None":
+                return False, f"{via} whose CSIDriver has fsGroupPolicy None"
+            if policy == "File":
+                return True, f"{via} whose CSIDriver has fsGroupPolicy File"
+            if not claim.fs_type or not set(claim.access_modes) <= RWO_MODES:
+                return False, (f"{via}, fsGroupPolicy {policy}: needs an fsType and only "
+                               f"ReadWriteOnce access (fsType {claim.fs_type!r}, "
+                               f"access {list(claim.access_modes)})")
+            return True, f"{via}, fsGroupPolicy {policy}, fsType {claim.fs_type}, ReadWriteOnce"
+        return False, f"{via}: its plugin does not manage ownership (e.g. hostPath, nfs)"
+    return kind != "hostPath", f"{kind} volume"
+
+
 # --- one case: everything expected from it ----------------------------------------------
 
 def show(field: str, value: Any) -> str:
@@ -391,6 +434,8 @@ class Learned:
     kubelet_user: tuple[int, int, list[int]] | None = None
     config_user: str | None = None    # the image config's USER as written, None if unknown
     stats: dict = field(default_factory=dict)  # mountPath -> observe.FileStat of its directory
+    claims: dict[str, ClaimFacts] = field(default_factory=dict)  # claim name -> its PV's facts
+    pod_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -443,6 +488,11 @@ def for_case(case, env, learned: Learned | None) -> Expected:
              for name, attr in PROCESS_FIELDS.items()}
     for key, (_, check) in _pinned_fields(pins).items():
         wants[check] = _pinned(check, wants.get(check), pins[key])
+    volume_gids = sorted({c.gid for c in learned.claims.values() if c.gid is not None})
+    if volume_gids and wants["groups"].value is not None:
+        wants["groups"] = Want(sorted(set(wants["groups"].value) | set(volume_gids)),
+                               f"{wants['groups'].reason}; the PV annotation "
+                               f"pv.beta.kubernetes.io/gid adds {volume_gids}")
     reported = _reported_user(wants, learned)
     if outcome.status == "crashing":  # no process to look at: what the kubelet reports of it
         return Expected(outcome, cannot_enforce=cannot_enforce, reported_user=reported)
@@ -531,10 +581,12 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
         volume = next(v for v in spec.get("volumes") or [] if v["name"] == mount["name"])
         kind = next(k for k in volume if k != "name")
         read_only = asked_ro or kind in KUBELET_READ_ONLY
-        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-        managed = (learned.storage_kinds.get(claim) in ("local", "csi") if claim
-                   else "hostPath" not in volume)
+        managed, why = fsgroup_managed(volume, learned.claims.get(_claim_name(spec, volume, learned)),
+                                       read_only)
         computed = expect_volume(spec, mount["name"], managed)
+        if kind not in KUBELET_OWNED_VOLUMES and kind != "hostPath" and computed.gid is None \
+                and (spec.get("securityContext") or {}).get("fsGroup") is not None:
+            computed = ExpectedVolume(None, False, f"{why}: fsGroup is not applied")
         pin = pinned.get(path, {})
         setgid = computed.setgid if computed.gid is not None else None
         ro_why = ("readOnly: true in volumeMounts" if asked_ro else
@@ -551,6 +603,16 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
             setgid=_pinned("setgid", Want(setgid, computed.reason), pin["setgid"])
             if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason))))
     return mounts
+
+
+def _claim_name(spec: dict, volume: dict, learned: Learned) -> str | None:
+    """The claim behind a volume: its own, or the one an ephemeral volume makes
+    (named <pod>-<volume>)."""
+    if "persistentVolumeClaim" in volume:
+        return volume["persistentVolumeClaim"].get("claimName")
+    if "ephemeral" in volume:
+        return f"{learned.pod_name}-{volume['name']}" if learned.pod_name else None
+    return None
 
 
 def _dac_writable(stat, wants: dict[str, Want], why: str) -> Want:

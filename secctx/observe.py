@@ -576,8 +576,8 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
     seen = probe(kube, applied, container)
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
     learned = learn(applied.pod_spec, config_user, seen,
-                    storage_kinds(kube, applied.namespace, applied.pod_spec),
-                    kubelet_user(pod, case.container))
+                    claims(kube, applied.namespace, applied.pod_name, applied.pod_spec),
+                    kubelet_user(pod, case.container), applied.pod_name)
     observed = Observed("running", learned, probe=seen)
     observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
     observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container))
@@ -585,15 +585,21 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
     return observed
 
 
-def learn(pod_spec: dict, config_user: str | None, seen: Observation, kinds: dict[str, str],
-          reported: tuple | None):
+def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dict,
+          reported: tuple | None, pod_name: str | None = None):
     """What the oracle needs from the cluster, as an expect.Learned: the image's user
     (config USER, names resolved through the container's own /etc/passwd), the
     container's /etc/passwd and /etc/group, the claims' storage, the kubelet's report."""
     from .expect import ImageFiles, ImageUser, Learned
     files = ImageFiles(seen.passwd, seen.group_file)
-    return Learned(pod_spec, ImageUser.from_config(config_user, files), kinds, files, reported,
-                   config_user, dict(seen.stats))
+    user = ImageUser.from_config(config_user, files)
+    if user is None and reported is not None:  # no image config here: the kubelet's word
+        gid = files.primary_gid(reported[0])
+        user = ImageUser(reported[0], 0 if gid is None else gid,
+                         files.memberships(reported[0]) or [],
+                         source="the image's USER as the kubelet reports it")
+    return Learned(pod_spec, user, {c: f.kind for c, f in bound.items()}, files, reported,
+                   config_user, dict(seen.stats), bound, pod_name)
 
 
 def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
@@ -632,22 +638,40 @@ def sh(kube, namespace: str, pod: str, script: str, container: str = "main"):
     return result
 
 
-def storage_kinds(kube, namespace: str, pod_spec: dict) -> dict[str, str]:
-    """{claim name: volume source kind of its PV} (hostPath, local, csi, nfs, other)."""
+def claims(kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
+    """{claim name: expect.ClaimFacts of the PV it is bound to}, for claims and
+    ephemeral volumes (whose claim is named <pod>-<volume>)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
     from . import report
     from .cases import STORAGE_KINDS
-    kinds = {}
+    from .expect import ClaimFacts
+    facts = {}
     for vol in pod_spec.get("volumes") or []:
-        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+        claim = ((vol.get("persistentVolumeClaim") or {}).get("claimName")
+                 or (f"{pod_name}-{vol['name']}" if "ephemeral" in vol else None))
         if not claim:
             continue
         pvc = kube.core.read_namespaced_persistent_volume_claim(claim, namespace)
         pv = kube.core.read_persistent_volume(pvc.spec.volume_name)
         spec = kube.api.sanitize_for_serialization(pv.spec)
-        kinds[claim] = next((k for k in STORAGE_KINDS if k in spec), "other")
-        report.attach_text(f"PV bound to {claim}", f"{pv.metadata.name}: {kinds[claim]} "
-                                                   f"({spec.get(kinds[claim], '')})")
-    return kinds
+        kind = next((k for k in STORAGE_KINDS if k in spec), "other")
+        policy = None
+        if kind == "csi":
+            try:
+                driver = client.StorageV1Api(kube.api).read_csi_driver(spec["csi"]["driver"])
+                policy = driver.spec.fs_group_policy
+            except ApiException as err:
+                if err.status not in (403, 404):
+                    raise
+        gid = (pv.metadata.annotations or {}).get("pv.beta.kubernetes.io/gid")
+        facts[claim] = ClaimFacts(kind, policy, (spec.get("csi") or {}).get("fsType"),
+                                  tuple(spec.get("accessModes") or ()),
+                                  int(gid) if gid and gid.isdigit() else None)
+        report.attach_text(f"PV bound to {claim}", f"{pv.metadata.name}: {facts[claim]} "
+                                                   f"({spec.get(kind, '')})")
+    return facts
 
 
 def _crash(kube, applied, container: str, pod) -> Crash:
@@ -674,6 +698,9 @@ def to_record(observed: Observed) -> dict:
         "image_user": None if user is None else {"uid": user.uid, "gid": user.gid,
                                                  "groups": user.groups},
         "kubelet_user": list(learned.kubelet_user) if learned and learned.kubelet_user else None,
+        "claims": {c: {**vars(f), "access_modes": list(f.access_modes)}
+                   for c, f in learned.claims.items()} if learned else {},
+        "pod_name": learned.pod_name if learned else None,
         "storage_kinds": learned.storage_kinds if learned else {},
         "probe_output": observed.probe.output if observed.probe else None,
         "refusal": vars(observed.refusal) if observed.refusal else None,
@@ -686,7 +713,7 @@ def to_record(observed: Observed) -> dict:
 
 def from_record(data: dict, case) -> Observed:
     """An Observed from `to_record`'s data, its probe parsed again; `case` gives the commands."""
-    from .expect import ImageFiles, ImageUser, Learned
+    from .expect import ClaimFacts, ImageFiles, ImageUser, Learned
     from .kube import ExecResult
     user = data.get("image_user")
     seen = parse(data["probe_output"]) if data.get("probe_output") else None
@@ -695,7 +722,10 @@ def from_record(data: dict, case) -> Observed:
         data["pod_spec"], ImageUser(**user) if user else None, data.get("storage_kinds") or {},
         ImageFiles(seen.passwd, seen.group_file) if seen else None,
         (reported[0], reported[1], reported[2]) if reported else None,
-        config_user=data.get("image_config_user"), stats=dict(seen.stats) if seen else {})
+        config_user=data.get("image_config_user"), stats=dict(seen.stats) if seen else {},
+        claims={c: ClaimFacts(**f) for c, f in (data.get("claims") or {}).items()} or
+        {c: ClaimFacts(k) for c, k in (data.get("storage_kinds") or {}).items()},
+        pod_name=data.get("pod_name"))
     results = {r["run"]: r for r in data.get("commands") or []}
     commands = [(c, ExecResult(["sh", "-c", c.run], results[c.run]["stdout"],
                                results[c.run]["stderr"], results[c.run]["returncode"]))

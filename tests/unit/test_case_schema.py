@@ -43,7 +43,7 @@ def test_every_object_refuses_unknown_keys():
 
 def test_lists_come_from_the_schema():
     assert cases.SECTIONS == ("Run as non-root", "Hardened pod", "Capabilities", "fsGroup", "Read-only root",
-                              "Seccomp", "SELinux", "AppArmor", "Deployment", "Troubleshooting")
+                              "Seccomp", "SELinux", "AppArmor", "Deployment", "Troubleshooting", "PID namespace")
     assert cases.SEVERITIES == ("blocker", "critical", "normal", "minor")
     assert cases.OUTCOMES == ("running", "rejected", "crashing")
     assert cases.STORAGE_KINDS == ("hostPath", "local", "csi", "nfs")

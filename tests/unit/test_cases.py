@@ -39,7 +39,7 @@ def test_real_cases_load_without_errors():
         "fsgroup-demo", "readonly-root-pod", "seccomp-default-pod", "custom-seccomp-pod", "seccomp-allowlist-probe",
         "selinux-pod", "apparmor-pod", "apparmor-pod-field", "secure-app",
         "troubleshooting-root-image", "troubleshooting-user1000-image",
-        "troubleshooting-fix-permissions",
+        "troubleshooting-fix-permissions", "shared-pid-namespace", "host-pid",
     }
     for case in cases.values():
         assert case.objects, case.name

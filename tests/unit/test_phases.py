@@ -205,3 +205,22 @@ def test_a_crash_under_another_identity_fails_the_kubelet_reported_user():
     _, checks = judge("secure-pod", other_group)
     bad = failed(checks)["kubelet-reported user (uid, gid, groups)"]
     assert bad.expected == (1000, 3000, [2000, 3000])
+
+
+@pytest.mark.parametrize("case_id", ["host-pid", "shared-pid-namespace"])
+def test_pid_1_is_not_the_workload_and_the_probe_found_the_main_process(case_id):
+    record = RECORDED["cases"][case_id]
+    seen = observe.parse(record["probe_output"])
+    assert seen.main_pid != 1 and seen.pid1.uid == (1000,) * 4
+    # Judging PID 1 instead (the node's init, or the pause process) would be a false fail.
+    root = seen.raw["pid1-status"].replace("Uid:\t1000\t1000\t1000\t1000", "Uid:\t0\t0\t0\t0")
+    _, checks = judge(case_id, probe_edit(seen.raw["pid1-status"], root))
+    assert "uid" in failed(checks)
+
+
+def test_a_pv_gid_annotation_adds_its_group():
+    def annotated(record):
+        record["claims"]["my-pvc"]["gid"] = 5555
+    _, checks = judge("fsgroup-demo[local-storage]", annotated)
+    bad = failed(checks)["groups"]
+    assert bad.expected == [1000, 2000, 5555] and "pv.beta.kubernetes.io/gid" in bad.reason

@@ -1,0 +1,78 @@
+"""The oracle's rules for what depends on the image, the node and the storage
+(issue 14): each rule with the case that would be wrong without it."""
+from __future__ import annotations
+
+import pytest
+
+from secctx import observe
+from secctx.expect import ClaimFacts, ImageFiles, ImageUser, NodeFacts, expect_process, fsgroup_managed
+
+NODE = NodeFacts()
+# Like upstream's agnhost test image: uid 1000 in /etc/passwd, and in group 50000.
+AGNHOST = ImageFiles(observe.parse_passwd("root:x:0:0:root:/root:/bin/sh\n"
+                                          "app:x:1000:1000::/home/app:/bin/sh\n"),
+                     observe.parse_group("root:x:0:\nwheel:x:10:root\napp:x:1000:\n"
+                                         "extra:x:50000:app\n"))
+
+
+def pod(pod_sc=None, container_sc=None):
+    return {"securityContext": pod_sc or {},
+            "containers": [{"name": "app", "image": "x", "securityContext": container_sc or {}}]}
+
+
+def test_root_gets_the_wheel_group_the_image_lists_it_in():
+    # The official busybox image: wheel:x:10:root. Expecting [0] would be a false fail.
+    exp = expect_process(pod(), "app", NODE, ImageUser.from_config("", AGNHOST), AGNHOST)
+    assert (exp.uid, exp.gid, exp.groups) == (0, 0, [0, 10])
+
+
+def test_run_as_user_1000_gets_its_passwd_group_and_memberships_with_merge():
+    exp = expect_process(pod({"runAsUser": 1000, "supplementalGroups": [60000]}), "app", NODE,
+                         None, AGNHOST)
+    assert (exp.gid, exp.groups) == (1000, [1000, 50000, 60000])
+
+
+def test_strict_policy_drops_the_image_memberships():
+    exp = expect_process(pod({"runAsUser": 1000, "supplementalGroups": [60000],
+                              "supplementalGroupsPolicy": "Strict"}), "app", NODE, None, AGNHOST)
+    assert exp.groups == [1000, 60000]
+
+
+def test_a_uid_without_passwd_entry_runs_with_gid_0():
+    exp = expect_process(pod({"runAsUser": 4321}), "app", NODE, None, AGNHOST)
+    assert (exp.gid, exp.groups) == (0, [0])
+
+
+@pytest.mark.parametrize("user, uid, gid", [("1000", 1000, 1000), ("app", 1000, 1000),
+                                            ("1000:2000", 1000, 1000), ("root", 0, 0),
+                                            ("", 0, 0), ("nobody-here", None, None)])
+def test_image_user_forms(user, uid, gid):
+    # USER 1000:2000: the kubelet passes only the uid; the gid comes from /etc/passwd.
+    got = ImageUser.from_config(user, AGNHOST)
+    assert (got.uid, got.gid) == (uid, gid) if uid is not None else got is None
+
+
+def test_a_name_without_the_image_files_is_not_known():
+    assert ImageUser.from_config("app") is None and ImageUser.from_config(None) is None
+
+
+PVC = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
+
+
+@pytest.mark.parametrize("volume, claim, read_only, managed", [
+    (PVC, ClaimFacts("local"), False, True),
+    (PVC, ClaimFacts("local"), True, False),          # a local PV mounted read-only
+    (PVC, ClaimFacts("hostPath"), False, False),
+    (PVC, ClaimFacts("nfs"), False, False),
+    (PVC, ClaimFacts("csi", "None", "ext4", ("ReadWriteOnce",)), False, False),
+    (PVC, ClaimFacts("csi", "File", None, ("ReadWriteMany",)), False, True),
+    (PVC, ClaimFacts("csi", None, "ext4", ("ReadWriteOnce",)), False, True),
+    (PVC, ClaimFacts("csi", None, None, ("ReadWriteOnce",)), False, False),   # no fsType
+    (PVC, ClaimFacts("csi", None, "ext4", ("ReadWriteMany",)), False, False),  # not RWO
+    ({"name": "data", "ephemeral": {}}, ClaimFacts("local"), False, True),
+    ({"name": "data", "nfs": {"server": "x", "path": "/"}}, None, False, False),
+    (PVC, None, False, False),
+])
+def test_where_the_kubelet_applies_fsGroup(volume, claim, read_only, managed):
+    got, why = fsgroup_managed(volume, claim, read_only)
+    assert got is managed, why
