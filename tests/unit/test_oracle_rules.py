@@ -76,3 +76,29 @@ PVC = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
 def test_where_the_kubelet_applies_fsGroup(volume, claim, read_only, managed):
     got, why = fsgroup_managed(volume, claim, read_only)
     assert got is managed, why
+
+
+def mounts_of(volume: dict, stat=None, uid=1000, groups=(1000,), cap_eff=0, read_only=None):
+    from secctx.expect import Learned, Want, _mounts
+    mount = {"name": "v", "mountPath": "/v", **({"readOnly": read_only} if read_only is not None else {})}
+    spec = {"containers": [{"name": "app", "volumeMounts": [mount]}],
+            "volumes": [{"name": "v", **volume}]}
+    wants = {"uid": Want(uid, ""), "groups": Want(list(groups), ""), "CapEff": Want(cap_eff, "")}
+    [m] = _mounts(spec, "app", Learned(spec, None, stats={"/v": stat} if stat else {}), {}, wants)
+    return m
+
+
+@pytest.mark.parametrize("kind", ["configMap", "secret", "downwardAPI", "projected"])
+def test_kubelet_written_volumes_are_read_only_whatever_readOnly_says(kind):
+    m = mounts_of({kind: {}}, read_only=False)
+    assert (m.mounted_ro.value, m.writable.value) == (True, False)
+    assert "always mounted read-only" in m.writable.reason
+
+
+def test_a_writable_mount_is_writable_only_where_owner_and_mode_allow():
+    root_dir = observe.FileStat("/v", 0, 0, 0o755, "drwxr-xr-x")
+    assert mounts_of({"emptyDir": {}}, root_dir).writable.value is False
+    assert mounts_of({"emptyDir": {}}, root_dir, uid=0, groups=(0,),
+                     cap_eff=1 << 1).writable.value is True  # CAP_DAC_OVERRIDE
+    group_dir = observe.FileStat("/v", 0, 2000, 0o2775, "drwxrwsr-x")
+    assert mounts_of({"emptyDir": {}}, group_dir, groups=(1000, 2000)).writable.value is True
