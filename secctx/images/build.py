@@ -2,7 +2,8 @@
 
 Workload images: myapp in both modes (the recipe's myapp:1.0 is a
 placeholder), the recipe's USER 1000 rebuild of nginx in both modes (FROM the
-mode's nginx), and offline the stand-ins for nginx, busybox and netshoot.
+mode's nginx), the identity and escalation test images in both modes, and
+offline the stand-ins for nginx, busybox and netshoot.
 
 Control-plane images, for the offline node image: they carry exactly the names
 `kubeadm config images list` prints, so kubeadm and containerd find them
@@ -11,6 +12,7 @@ without a registry.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +34,32 @@ NGINX = "secctx.local/standin/nginx:1.22-bookworm"
 NETSHOOT = "secctx.local/standin/netshoot:bookworm"
 MYAPP = "secctx.local/myapp:1.0"
 NGINX_USER1000 = "secctx.local/standin/nginx-user1000:1.22-bookworm"
+
+# Test images (issue 14), built in both modes like myapp: each makes one rule of
+# the oracle observable. Contents and sources: images/README.md.
+IDENTITY_NAMED_USER = "secctx.local/identity:named-user"
+IDENTITY_UID_WITH_PASSWD = "secctx.local/identity:uid-with-passwd"
+IDENTITY_UID_GID = "secctx.local/identity:uid-gid"
+IDENTITY_ROOT_IN_WHEEL = "secctx.local/identity:root-in-wheel"
+ESCALATION = "secctx.local/escalation:1"
+
+# uid 1000 with primary gid 1000 and a member of 50000, like upstream's agnhost
+# (test/images/agnhost/Dockerfile: adduser -u 1000, addgroup -g 50000, addgroup user group).
+APP_PASSWD = ("root:x:0:0:root:/root:/bin/sh", "app:x:1000:1000:app:/home/app:/bin/sh",
+              "nobody:x:65534:65534:nobody:/nonexistent:/bin/false")
+APP_GROUP = ("root:x:0:", "app:x:1000:", "extra:x:50000:app", "nogroup:x:65534:")
+# root in wheel, as the official busybox image has it (buildroot's skeleton /etc/group).
+WHEEL_PASSWD = ("root:x:0:0:root:/root:/bin/sh",
+                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false")
+WHEEL_GROUP = ("root:x:0:", "wheel:x:10:root", "nogroup:x:65534:")
+# tag: (image config USER, /etc/passwd lines, /etc/group lines)
+IDENTITY_IMAGES = {
+    IDENTITY_NAMED_USER: ("app", APP_PASSWD, APP_GROUP),
+    IDENTITY_UID_WITH_PASSWD: ("1000", APP_PASSWD, APP_GROUP),
+    IDENTITY_UID_GID: ("1000:2000", APP_PASSWD, APP_GROUP),
+    IDENTITY_ROOT_IN_WHEEL: ("", WHEEL_PASSWD, WHEEL_GROUP),
+}
+ESCALATION_PROGRAMS = ("suid-id", "bind-low", "syscall-probe", "setfcap")
 
 
 @dataclass(frozen=True)
@@ -134,6 +162,7 @@ def build_workload_images(offline: bool) -> dict[str, str]:
                  "ENV PATH=/bin\nEXPOSE 8080\nENTRYPOINT [\"/myapp\"]\n",
                  {"rootfs": bb, "myapp": go_program("myapp")})
     built = {"myapp": MYAPP}
+    built.update(build_test_images(bb))
     if not offline:
         return built
     base_images()
@@ -151,6 +180,47 @@ def build_workload_images(offline: bool) -> dict[str, str]:
     # The recipe's own fix for "Container Fails to Start as Non-Root".
     build_user1000(NGINX, NGINX_USER1000)
     built.update(busybox=BUSYBOX, nginx=NGINX, netshoot=NETSHOOT, nginx_user1000=NGINX_USER1000)
+    return built
+
+
+def identity_dockerfile(user: str, passwd: tuple[str, ...], group: tuple[str, ...]) -> str:
+    """busybox FROM scratch with exactly these /etc/passwd and /etc/group lines and
+    image config USER (none when empty); the default command sleeps."""
+    def printf(lines: tuple[str, ...], dest: str) -> str:
+        return "printf '%s\\n' " + " ".join(shlex.quote(ln) for ln in lines) + f" > {dest}"
+    homes = sorted({ln.split(":")[5] for ln in passwd} - {"/root", "/nonexistent"})
+    owners = {ln.split(":")[5]: ":".join(ln.split(":")[2:4]) for ln in passwd}
+    run = [printf(passwd, "/etc/passwd"), printf(group, "/etc/group")]
+    run += [f"mkdir -p {h} && chown {owners[h]} {h}" for h in homes]
+    return ("FROM scratch\nCOPY rootfs/ /\nRUN " + " \\\n && ".join(run) + "\n"
+            "ENV PATH=/bin\n" + (f"USER {user}\n" if user else "")
+            + 'CMD ["sleep", "infinity"]\n')
+
+
+# No USER (root). suid-id setuid root; bind-low with the file capability
+# cap_net_bind_service+ep, written by setfcap in a RUN of this very image (no
+# COPY between stages, which may drop xattrs), so it lives in the layer's tar as
+# SCHILY.xattr.security.capability and containerd restores it on the node.
+ESCALATION_DOCKERFILE = """FROM scratch
+COPY rootfs/ /
+COPY suid-id bind-low syscall-probe setfcap /usr/local/bin/
+RUN chown 0:0 /usr/local/bin/suid-id && chmod 4755 /usr/local/bin/suid-id \\
+ && /usr/local/bin/setfcap cap_net_bind_service+ep /usr/local/bin/bind-low \\
+ && rm /usr/local/bin/setfcap
+ENV PATH=/usr/local/bin:/bin
+CMD ["sleep", "infinity"]
+"""
+
+
+def build_test_images(bb: Path) -> dict[str, str]:
+    """The identity and escalation test images (both modes); returns {role: tag}."""
+    built = {}
+    for tag, (user, passwd, group) in IDENTITY_IMAGES.items():
+        docker.build(tag, identity_dockerfile(user, passwd, group), {"rootfs": bb})
+        built["identity_" + tag.rsplit(":", 1)[1].replace("-", "_")] = tag
+    programs = {p: go_program(f"escalation/{p}") for p in ESCALATION_PROGRAMS}
+    docker.build(ESCALATION, ESCALATION_DOCKERFILE, {"rootfs": bb} | programs)
+    built["escalation"] = ESCALATION
     return built
 
 

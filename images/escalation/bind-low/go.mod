@@ -1,0 +1,3 @@
+module secctx.local/escalation/bind-low
+
+go 1.22

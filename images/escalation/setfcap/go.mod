@@ -1,0 +1,3 @@
+module secctx.local/escalation/setfcap
+
+go 1.22

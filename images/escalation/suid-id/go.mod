@@ -1,0 +1,3 @@
+module secctx.local/escalation/suid-id
+
+go 1.22

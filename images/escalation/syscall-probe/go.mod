@@ -1,0 +1,3 @@
+module secctx.local/escalation/syscall-probe
+
+go 1.22
