@@ -1,0 +1,3 @@
+module secctx.local/runc-liar
+
+go 1.22
