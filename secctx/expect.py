@@ -397,7 +397,8 @@ def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> 
 
 def show(field: str, value: Any) -> str:
     """A value as the report shows it: capability sets also by name."""
-    if field.startswith("Cap") and isinstance(value, int) and not isinstance(value, bool):
+    if field.rpartition(": ")[2].startswith("Cap") and isinstance(value, int) \
+            and not isinstance(value, bool):
         return f"{caps.to_hex(value)} [{','.join(caps.decode(value)) or 'none'}]"
     return repr(value)
 
@@ -494,9 +495,10 @@ def for_case(case, env, learned: Learned | None) -> Expected:
                                f"{wants['groups'].reason}; the PV annotation "
                                f"pv.beta.kubernetes.io/gid adds {volume_gids}")
     reported = _reported_user(wants, learned)
-    if outcome.status == "crashing":  # no process to look at: what the kubelet reports of it
-        return Expected(outcome, cannot_enforce=cannot_enforce, reported_user=reported)
     wants.update(_behaviour(spec, case.container, env, wants))
+    if outcome.status == "crashing":  # the process is gone: its twin's, and the kubelet's report
+        return Expected(outcome, process=wants, cannot_enforce=cannot_enforce,
+                        reported_user=reported)
     return Expected(
         outcome, process=wants, mounts=_mounts(spec, case.container, learned, pins, wants),
         pod=_pod_level(spec), lsm_label=None if cannot_enforce else pins.get("lsm_label"),

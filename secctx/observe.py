@@ -566,12 +566,16 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
     image = podspec.container(case.pod_spec(), case.container)["image"]
     config_user = docker.config_user(image_map.resolve(image))
     if status == "crashing":
-        from .expect import ImageUser, Learned
         latest = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
-        learned = Learned(applied.pod_spec, ImageUser.from_config(config_user), {},
-                          kubelet_user=kubelet_user(latest, case.container),
-                          config_user=config_user)
-        return Observed("crashing", learned, crash=_crash(kube, applied, case.container, waited))
+        crash = _crash(kube, applied, case.container, waited)
+        twin = twin_probe(kube, applied, case.container)
+        from .expect import ImageUser, Learned
+        learned = (learn(applied.pod_spec, config_user, twin, {}, kubelet_user(latest, case.container),
+                         applied.pod_name) if twin else
+                   Learned(applied.pod_spec, ImageUser.from_config(config_user), {},
+                           kubelet_user=kubelet_user(latest, case.container),
+                           config_user=config_user))
+        return Observed("crashing", learned, probe=twin, crash=crash)
     container = podspec.container(applied.pod_spec, case.container)
     seen = probe(kube, applied, container)
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
@@ -600,6 +604,37 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
                          source="the image's USER as the kubelet reports it")
     return Learned(pod_spec, user, {c: f.kind for c, f in bound.items()}, files, reported,
                    config_user, dict(seen.stats), bound, pod_name)
+
+
+def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observation | None:
+    """A container that crashes cannot be looked into. Its twin can: the same pod spec,
+    image and securityContext, with the command replaced by a sleeper, so that what
+    the runtime gives this spec is observed (None when the twin cannot run: no shell)."""
+    import copy
+
+    from . import report
+    from .kube import Terminal, WaitTimeout
+    spec = copy.deepcopy(applied.pod_spec)
+    spec.pop("nodeName", None)
+    for c in podspec.containers(spec):
+        if c.get("name") == container:
+            c["command"], c["args"] = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"], []
+            for probe_key in ("readinessProbe", "livenessProbe", "startupProbe"):
+                c.pop(probe_key, None)
+    name = f"{applied.pod_name}-twin"[:63]
+    twin = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    with report.step(f"start a twin of {applied.pod_name} (same spec, command: a sleeper) "
+                     f"and probe it (≤{timeout:.0f}s)"):
+        report.attach_yaml(f"applied Pod/{name}", twin)
+        kube.apply(twin, applied.namespace)
+        try:
+            kube.wait_for_pod(name, applied.namespace, "Ready", timeout)
+        except (Terminal, WaitTimeout) as problem:
+            report.attach_text("twin did not run", str(problem))
+            return None
+    from types import SimpleNamespace
+    return probe(kube, SimpleNamespace(pod_name=name, namespace=applied.namespace),
+                 podspec.container(spec, container))
 
 
 def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:

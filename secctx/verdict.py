@@ -82,7 +82,8 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
     if want.status == "rejected":
         return checks + _refusal_checks(want, observed)
     if want.status == "crashing":
-        return checks + _crash_checks(want, observed) + _reported_user(expected, observed)
+        return (checks + _crash_checks(want, observed) + _reported_user(expected, observed)
+                + _twin_checks(expected, observed))
     obs = observed.probe
     checks += [_process_check(name, w, obs) for name, w in expected.process.items()]
     checks += _reported_user(expected, observed)
@@ -121,6 +122,18 @@ def _crash_checks(want, observed: Observed) -> list[Check]:
                         "the container's last terminated state")
             + _contains("container log", want.logs, crash.logs,
                         "the process's own output before it exited"))
+
+
+TWIN = "twin: "  # checks of a crashing container's twin (same spec, a sleeper command)
+
+
+def _twin_checks(expected: Expected, observed: Observed) -> list[Check]:
+    if observed.probe is None:
+        return [Check(f"{TWIN}process", "observed", None, "the twin of the crashing container "
+                      "did not run (no shell in the image?): its process is not observed",
+                      asserted=False)]
+    return [Check(TWIN + c.field, c.expected, c.observed, c.reason, c.asserted)
+            for c in (_process_check(name, w, observed.probe) for name, w in expected.process.items())]
 
 
 def _reported_user(expected: Expected, observed: Observed) -> list[Check]:

@@ -40,6 +40,8 @@ def test_real_cases_load_without_errors():
         "selinux-pod", "apparmor-pod", "apparmor-pod-field", "secure-app",
         "troubleshooting-root-image", "troubleshooting-user1000-image",
         "troubleshooting-fix-permissions", "shared-pid-namespace", "host-pid",
+        "image-root-in-wheel", "image-named-user", "image-uid-gid", "supplemental-groups-merge",
+        "supplemental-groups-strict", "escalation-denied", "escalation-allowed",
     }
     for case in cases.values():
         assert case.objects, case.name
