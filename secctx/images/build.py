@@ -98,13 +98,17 @@ class ControlPlaneImages:
 
 
 def go_program(name: str) -> Path:
-    """A static binary from images/<name>/ (pause, myapp), cached by source."""
+    """A static binary from images/<name>/ (pause, myapp, escalation/suid-id), cached by
+    the source of its Go module (which may hold several programs)."""
     src = IMAGE_SOURCES / name
-    key = docker.content_key("", {f.name: f for f in src.glob("*.go")} | {"go.mod": src / "go.mod"})
-    out = cache.path("programs", name, key, name)
+    root = next(d for d in (src, *src.parents) if (d / "go.mod").exists())
+    key = docker.content_key("", {str(f.relative_to(root)): f for f in sorted(root.rglob("*.go"))}
+                             | {"go.mod": root / "go.mod"})
+    out = cache.path("programs", name, key, src.name)
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."], src,
+        package = "." if src == root else "./" + str(src.relative_to(root))
+        go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), package], root,
            go_env(CGO_ENABLED="0"))
     return out
 

@@ -57,7 +57,8 @@ def test_escalation_dockerfile_setuid_and_file_capability():
     assert 'CMD ["sleep", "infinity"]' in d
     for p in images.ESCALATION_PROGRAMS:
         assert (ESCALATION_SRC / p / "main.go").is_file()
-        assert (ESCALATION_SRC / p / "go.mod").is_file()
+        assert (ESCALATION_SRC / p / "main.go").is_file()
+    assert (ESCALATION_SRC / "go.mod").is_file(), "one Go module for the test programs"
 
 
 def _go_build(name: str, out: Path) -> Path:

@@ -16,6 +16,8 @@
 package main
 
 import (
+	"secctx.local/escalation/procstatus"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,7 +45,7 @@ func main() {
 		fmt.Printf("unprivileged_port_start=%s\n", strings.TrimSpace(string(start)))
 	}
 	fmt.Printf("file_caps=%s\n", fileCaps())
-	fmt.Printf("cap_eff=%s\n", statusField("CapEff"))
+	fmt.Printf("cap_eff=%s\n", procstatus.Field("CapEff"))
 	fmt.Printf("bind=%s\n", tryBind(port))
 }
 
@@ -88,19 +90,6 @@ func fileCaps() string {
 		out += ",effective"
 	}
 	return fmt.Sprintf("%s,permitted=%#x", out, perm)
-}
-
-func statusField(name string) string {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }
 
 func errnoName(err error) string {

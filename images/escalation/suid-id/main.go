@@ -5,9 +5,10 @@
 package main
 
 import (
+	"secctx.local/escalation/procstatus"
+
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -17,7 +18,7 @@ func main() {
 	g := getres(syscall.SYS_GETRESGID)
 	fmt.Printf("ruid=%d\neuid=%d\nsuid=%d\n", u[0], u[1], u[2])
 	fmt.Printf("rgid=%d\negid=%d\nsgid=%d\n", g[0], g[1], g[2])
-	fmt.Printf("no_new_privs=%s\n", statusField("NoNewPrivs"))
+	fmt.Printf("no_new_privs=%s\n", procstatus.Field("NoNewPrivs"))
 }
 
 // getres calls getresuid(2) or getresgid(2): real, effective, saved.
@@ -30,17 +31,4 @@ func getres(nr uintptr) [3]uint32 {
 		os.Exit(1)
 	}
 	return ids
-}
-
-func statusField(name string) string {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }

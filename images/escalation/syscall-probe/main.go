@@ -18,10 +18,11 @@
 package main
 
 import (
+	"secctx.local/escalation/procstatus"
+
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -41,8 +42,8 @@ func main() {
 	fmt.Printf("keyctl=%s\n", result(keyctl()))
 	fmt.Printf("add_key=%s\n", result(addKey()))
 	fmt.Printf("mount=%s\n", result(syscall.Mount("none", "/secctx-probe-missing", "tmpfs", 0, "")))
-	fmt.Printf("seccomp=%s\n", statusField("Seccomp"))
-	fmt.Printf("seccomp_filters=%s\n", statusField("Seccomp_filters"))
+	fmt.Printf("seccomp=%s\n", procstatus.Field("Seccomp"))
+	fmt.Printf("seccomp_filters=%s\n", procstatus.Field("Seccomp_filters"))
 }
 
 // unshareUser forks a child that calls unshare(CLONE_NEWUSER) before it execs
@@ -107,17 +108,4 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.ENOSPC: "ENOSPC", syscall.EDQUOT: "EDQUOT", syscall.EUSERS: "EUSERS",
 	syscall.ENOMEM: "ENOMEM", syscall.EFAULT: "EFAULT", syscall.EBUSY: "EBUSY",
 	syscall.ENOTDIR: "ENOTDIR", syscall.EOPNOTSUPP: "EOPNOTSUPP", syscall.ENOKEY: "ENOKEY",
-}
-
-func statusField(name string) string {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }

@@ -1,3 +1,0 @@
-module secctx.local/escalation/bind-low
-
-go 1.22

@@ -1,0 +1,3 @@
+module secctx.local/escalation
+
+go 1.22

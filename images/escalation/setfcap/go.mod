@@ -1,3 +1,0 @@
-module secctx.local/escalation/setfcap
-
-go 1.22

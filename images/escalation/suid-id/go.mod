@@ -1,3 +1,0 @@
-module secctx.local/escalation/suid-id
-
-go 1.22

@@ -1,3 +1,0 @@
-module secctx.local/escalation/syscall-probe
-
-go 1.22
