@@ -437,6 +437,7 @@ class Learned:
     stats: dict = field(default_factory=dict)  # mountPath -> observe.FileStat of its directory
     claims: dict[str, ClaimFacts] = field(default_factory=dict)  # claim name -> its PV's facts
     pod_name: str | None = None
+    node: str | None = None           # the node the pod ran on
 
 
 @dataclass(frozen=True)
@@ -478,6 +479,8 @@ def for_case(case, env, learned: Learned | None) -> Expected:
     knows (None when the workload never ran). Case pins replace computed values
     and say what the oracle computed.
     """
+    if learned is not None and learned.node and hasattr(env, "on"):
+        env = env.on(learned.node)  # the facts of the node the pod ran on
     outcome, cannot_enforce = outcome_for(case, env)
     if outcome.status == "rejected" or learned is None:
         return Expected(outcome, cannot_enforce=cannot_enforce)

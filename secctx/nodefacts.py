@@ -8,6 +8,7 @@ deleted as soon as the facts are in.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -41,6 +42,13 @@ class Environment:
     runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
     userns_unconfined: bool | None = None  # a plain container without seccomp can unshare -U
     extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
+    # Each node's own measurements (a case is judged by its pod's node's).
+    per_node: dict[str, dict] = field(default_factory=dict)
+
+    def on(self, node: str | None) -> Environment:
+        """The environment as the node `node` has it (the aggregate for another one)."""
+        facts = self.per_node.get(node or "")
+        return dataclasses.replace(self, **facts) if facts else self
 
     def node_facts(self) -> NodeFacts:
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
@@ -53,6 +61,7 @@ class Environment:
     def properties(self) -> dict[str, str]:
         d = asdict(self)
         extra = d.pop("extra")
+        d.pop("per_node")
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
         d["kernel_caps"] = caps.to_hex(self.kernel_caps)
         d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
@@ -141,8 +150,11 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
             if plain.returncode != 0:
                 raise RuntimeError(f"node helper {pod} (default container) failed:\n"
                                    f"{plain.transcript()}")
-            _merge_node_script(env, out.stdout + "\n" + plain.stdout)
-        env.seccomp_default = any(_seccomp_default(kube, n) for n in env.nodes)
+            node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
+            _merge_node_script(env, out.stdout + "\n" + plain.stdout, node)
+        for n in env.nodes:
+            env.per_node.setdefault(n, {})["seccomp_default"] = _seccomp_default(kube, n)
+        env.seccomp_default = any(f["seccomp_default"] for f in env.per_node.values())
         return env
     finally:
         kube.apps.delete_namespaced_daemon_set(HELPER, namespace, grace_period_seconds=0,
@@ -185,7 +197,7 @@ def _from_node_objects(kube: Kube) -> Environment:
                        os_image=info.os_image, container_runtime=info.container_runtime_version)
 
 
-def _merge_node_script(env: Environment, stdout: str) -> None:
+def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
     env.lsms = [x for x in facts.get("lsm", "").split(",") if x]
     # kubelet's own tests: the apparmor module's "enabled" parameter; for
@@ -199,9 +211,12 @@ def _merge_node_script(env: Environment, stdout: str) -> None:
     node_caps = int(facts["init_capbnd"], 16) & kernel_caps
     env.grantable_caps &= node_caps
     env.kernel_caps = kernel_caps
-    env.runtime_default_caps &= int(facts["default_capbnd"], 16)
-    env.userns_unconfined = (env.userns_unconfined is not False
-                             and facts.get("userns_unconfined") == "yes")
+    default_caps = int(facts["default_capbnd"], 16)
+    env.runtime_default_caps &= default_caps
+    userns = facts.get("userns_unconfined") == "yes"
+    env.userns_unconfined = env.userns_unconfined is not False and userns
+    env.per_node.setdefault(node, {}).update(
+        grantable_caps=node_caps, runtime_default_caps=default_caps, userns_unconfined=userns)
     env.cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
 
 

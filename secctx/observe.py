@@ -571,7 +571,7 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
         twin = twin_probe(kube, applied, case.container)
         from .expect import ImageUser, Learned
         learned = (learn(applied.pod_spec, config_user, twin, {}, kubelet_user(latest, case.container),
-                         applied.pod_name) if twin else
+                         applied.pod_name, latest.spec.node_name) if twin else
                    Learned(applied.pod_spec, ImageUser.from_config(config_user), {},
                            kubelet_user=kubelet_user(latest, case.container),
                            config_user=config_user))
@@ -581,7 +581,7 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
     learned = learn(applied.pod_spec, config_user, seen,
                     claims(kube, applied.namespace, applied.pod_name, applied.pod_spec),
-                    kubelet_user(pod, case.container), applied.pod_name)
+                    kubelet_user(pod, case.container), applied.pod_name, pod.spec.node_name)
     observed = Observed("running", learned, probe=seen)
     observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
     observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container))
@@ -590,7 +590,7 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
 
 
 def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dict,
-          reported: tuple | None, pod_name: str | None = None):
+          reported: tuple | None, pod_name: str | None = None, node: str | None = None):
     """What the oracle needs from the cluster, as an expect.Learned: the image's user
     (config USER, names resolved through the container's own /etc/passwd), the
     container's /etc/passwd and /etc/group, the claims' storage, the kubelet's report."""
@@ -603,7 +603,7 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
                          files.memberships(reported[0]) or [],
                          source="the image's USER as the kubelet reports it")
     return Learned(pod_spec, user, {c: f.kind for c, f in bound.items()}, files, reported,
-                   config_user, dict(seen.stats), bound, pod_name)
+                   config_user, dict(seen.stats), bound, pod_name, node)
 
 
 def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observation | None:
@@ -736,6 +736,7 @@ def to_record(observed: Observed) -> dict:
         "claims": {c: {**vars(f), "access_modes": list(f.access_modes)}
                    for c, f in learned.claims.items()} if learned else {},
         "pod_name": learned.pod_name if learned else None,
+        "node": learned.node if learned else None,
         "storage_kinds": learned.storage_kinds if learned else {},
         "probe_output": observed.probe.output if observed.probe else None,
         "refusal": vars(observed.refusal) if observed.refusal else None,
@@ -760,7 +761,7 @@ def from_record(data: dict, case) -> Observed:
         config_user=data.get("image_config_user"), stats=dict(seen.stats) if seen else {},
         claims={c: ClaimFacts(**f) for c, f in (data.get("claims") or {}).items()} or
         {c: ClaimFacts(k) for c, k in (data.get("storage_kinds") or {}).items()},
-        pod_name=data.get("pod_name"))
+        pod_name=data.get("pod_name"), node=data.get("node"))
     results = {r["run"]: r for r in data.get("commands") or []}
     commands = [(c, ExecResult(["sh", "-c", c.run], results[c.run]["stdout"],
                                results[c.run]["stderr"], results[c.run]["returncode"]))

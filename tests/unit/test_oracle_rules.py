@@ -102,3 +102,43 @@ def test_a_writable_mount_is_writable_only_where_owner_and_mode_allow():
                      cap_eff=1 << 1).writable.value is True  # CAP_DAC_OVERRIDE
     group_dir = observe.FileStat("/v", 0, 2000, 0o2775, "drwxrwsr-x")
     assert mounts_of({"emptyDir": {}}, group_dir, groups=(1000, 2000)).writable.value is True
+
+
+def test_without_an_image_config_the_user_is_the_one_the_kubelet_reports():
+    # An existing cluster: no local engine to read the image's USER from.
+    seen = observe.parse(observe_output(passwd="app:x:1000:1000::/:/bin/sh\n",
+                                        group="extra:x:50000:app\n"))
+    learned = observe.learn({"containers": [{"name": "app"}]}, None, seen, {}, (1000, 1000, [1000]))
+    assert (learned.image_user.uid, learned.image_user.gid, learned.image_user.groups) == \
+        (1000, 1000, [50000])
+    assert "kubelet reports" in learned.image_user.source
+
+
+def test_the_runtime_default_set_is_the_measured_one():
+    # CRI-O's default set is smaller than containerd's: no NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE.
+    crio = NodeFacts(runtime_default_caps=0x000005FB)
+    exp = expect_process(pod(), "app", crio, ImageUser(0, 0, []))
+    assert exp.cap_bnd == exp.cap_eff == 0x000005FB
+    assert "the runtime default set" in exp.reasons["cap_bnd"]
+
+
+def test_node_facts_come_from_the_node_not_from_a_privileged_container():
+    from secctx.nodefacts import Environment, _merge_node_script
+    env = Environment(runtime_default_caps=(1 << 64) - 1)
+    _merge_node_script(env, "capbnd=000001ffffffffff\ninit_capbnd=0000003ffeffffff\n"
+                            "cap_last_cap=40\ndefault_capbnd=00000000a80425fb\n"
+                            "userns_unconfined=yes\ncgroupfs=tmpfs\n", "node-a")
+    # The node's init lacks SYS_RESOURCE and 38-40: a privileged container cannot get them.
+    assert env.grantable_caps == 0x3ffeffffff and env.kernel_caps == (1 << 41) - 1
+    assert env.properties()["host_cannot_grant"] == "SYS_RESOURCE,PERFMON,BPF,CHECKPOINT_RESTORE"
+    assert env.on("node-a").runtime_default_caps == 0xA80425FB and env.on("node-a").userns_unconfined
+
+
+def observe_output(passwd: str, group: str) -> str:
+    status = ("Name:\tsleep\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n"
+              "Groups:\t1000 50000\nCapInh:\t0\nCapPrm:\t0\nCapEff:\t0\nCapBnd:\t0\nCapAmb:\t0\n"
+              "NoNewPrivs:\t0\nSeccomp:\t0\n")
+    sections = {"pid1-status": status, "self-status": status, "id": "uid=1000 gid=1000\n",
+                "id-G": "1000 50000\n", "mounts": "overlay / overlay rw 0 0\n", "stat": "",
+                "write": "", "root-write": "", "etc-passwd": passwd, "etc-group": group}
+    return "".join(f"### secctx:begin {k}\n{v}\n### secctx:end {k} rc=0\n" for k, v in sections.items())
