@@ -335,43 +335,40 @@ class Change:
 
 REGRESSION, RELAXATION, NEUTRAL = "regression", "relaxation", "neutral"
 
-# rule -> (class, what it means). The rules are applied in `classify`, first match wins;
+# rule -> (class, what it means), one a line. `classify` applies them, first match wins;
 # docs/observations.md lists them in this order.
 RULES: dict[str, tuple[str, str]] = {
-    "outcome-now-runs": (REGRESSION, "a case that was refused or crashing now runs"),
-    "outcome-now-stopped": (RELAXATION, "a case that ran is now refused or crashing"),
-    "id-became-root": (REGRESSION, "a uid or gid (real, effective, saved or fs) became 0"),
-    "id-left-root": (RELAXATION, "a uid or gid that was 0 is no longer 0"),
-    "groups-gained": (REGRESSION, "the process has supplementary groups it did not have"),
-    "groups-lost": (RELAXATION, "the process lost supplementary groups and gained none"),
-    "caps-added": (REGRESSION, "bits were added to a capability set (CapEff, CapPrm, CapBnd, "
-                               "CapAmb or CapInh)"),
-    "caps-removed": (RELAXATION, "bits were removed from a capability set and none added"),
-    "nnp-cleared": (REGRESSION, "NoNewPrivs went from 1 to 0"),
-    "nnp-set": (RELAXATION, "NoNewPrivs went from 0 to 1"),
-    "seccomp-weaker": (REGRESSION, "the seccomp mode is less strict (strict > filtered > "
-                                   "disabled)"),
-    "seccomp-stronger": (RELAXATION, "the seccomp mode is stricter"),
-    "seccomp-fewer-filters": (REGRESSION, "fewer seccomp filters are installed"),
-    "seccomp-more-filters": (RELAXATION, "more seccomp filters are installed"),
-    "now-writable": (REGRESSION, "the root or a mount became writable (read_only true to false, "
-                                 "or the write test now succeeds)"),
-    "now-read-only": (RELAXATION, "the root or a mount became read-only or not writable"),
-    "mount-flags-dropped": (REGRESSION, "nosuid, nodev or noexec was removed from a mount"),
-    "mount-flags-added": (RELAXATION, "nosuid, nodev or noexec was added to a mount, none removed"),
-    "mode-widened": (REGRESSION, "a volume's mode gained write for others or the setuid bit"),
-    "mode-narrowed": (RELAXATION, "a volume's mode lost write for others or setuid, gained none"),
-    "lsm-unconfined": (REGRESSION, "the LSM label became absent, unconfined (AppArmor unconfined "
-                                   "or complain mode, SELinux spc_t or unconfined_t)"),
-    "lsm-confined": (RELAXATION, "an absent or unconfined LSM label became a confining one"),
-    "psa-now-admits": (REGRESSION, "a Pod Security level now admits a pod it refused"),
-    "psa-now-refuses": (RELAXATION, "a Pod Security level now refuses a pod it admitted"),
-    "case-added": (NEUTRAL, "a case observed only in the newer run"),
-    "case-removed": (NEUTRAL, "a case observed only in the older run (not run, or it failed "
-                              "before its observation)"),
-    "presence": (NEUTRAL, "a container, mount or verdict observed in one run only"),
-    "other": (NEUTRAL, "any other change: a message or reason text, ownership, an LSM label "
-                       "replaced by another confining one, a value that is not weaker"),
+    name.strip(): (cls.strip(), text.strip())
+    for name, cls, text in (line.split("|", 2) for line in """
+outcome-now-runs      | regression | a case that was refused or crashing now runs
+outcome-now-stopped   | relaxation | a case that ran is now refused or crashing
+id-became-root        | regression | a uid or gid (real, effective, saved or fs) became 0
+id-left-root          | relaxation | a uid or gid that was 0 is no longer 0
+groups-gained         | regression | the process has supplementary groups it did not have
+groups-lost           | relaxation | the process lost supplementary groups and gained none
+caps-added            | regression | bits were added to a capability set (CapEff, CapPrm, CapBnd, CapAmb or CapInh)
+caps-removed          | relaxation | bits were removed from a capability set and none added
+nnp-cleared           | regression | NoNewPrivs went from 1 to 0
+nnp-set               | relaxation | NoNewPrivs went from 0 to 1
+seccomp-weaker        | regression | the seccomp mode is less strict (strict > filtered > disabled)
+seccomp-stronger      | relaxation | the seccomp mode is stricter
+seccomp-fewer-filters | regression | fewer seccomp filters are installed
+seccomp-more-filters  | relaxation | more seccomp filters are installed
+now-writable          | regression | the root or a mount became writable (read_only true to false, or the write test now succeeds)
+now-read-only         | relaxation | the root or a mount became read-only or not writable
+mount-flags-dropped   | regression | nosuid, nodev or noexec was removed from a mount
+mount-flags-added     | relaxation | nosuid, nodev or noexec was added to a mount, none removed
+mode-widened          | regression | a volume's mode gained write for others or the setuid bit
+mode-narrowed         | relaxation | a volume's mode lost write for others or setuid, gained none
+lsm-unconfined        | regression | the LSM label became absent, unconfined (AppArmor unconfined or complain mode, SELinux spc_t or unconfined_t)
+lsm-confined          | relaxation | an absent or unconfined LSM label became a confining one
+psa-now-admits        | regression | a Pod Security level now admits a pod it refused
+psa-now-refuses       | relaxation | a Pod Security level now refuses a pod it admitted
+case-added            | neutral    | a case observed only in the newer run
+case-removed          | neutral    | a case observed only in the older run (not run, or it failed before its observation)
+presence              | neutral    | a container, mount or verdict observed in one run only
+other                 | neutral    | any other change: a message or reason text, ownership, an LSM label replaced by another confining one, a value that is not weaker
+""".strip().splitlines())
 }
 
 _HARDENING_FLAGS = {"nosuid", "nodev", "noexec"}
