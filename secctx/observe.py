@@ -576,11 +576,13 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
                            kubelet_user=kubelet_user(latest, case.container),
                            config_user=config_user))
         return Observed("crashing", learned, probe=twin, crash=crash)
-    container = podspec.container(applied.pod_spec, case.container)
-    seen = probe(kube, applied, container)
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
-    learned = learn(applied.pod_spec, config_user, seen,
-                    claims(kube, applied.namespace, applied.pod_name, applied.pod_spec),
+    # The pod as stored, after admission: defaults and mutating webhooks change specs
+    # (the service-account token volume, for one), and that is what the node ran.
+    stored = kube.api.sanitize_for_serialization(pod.spec)
+    seen = probe(kube, applied, podspec.container(stored, case.container))
+    learned = learn(stored, config_user, seen,
+                    claims(kube, applied.namespace, applied.pod_name, stored),
                     kubelet_user(pod, case.container), applied.pod_name, pod.spec.node_name)
     observed = Observed("running", learned, probe=seen)
     observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
