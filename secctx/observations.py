@@ -61,6 +61,15 @@ def normalize_message(text: str | None) -> str | None:
     return _TIMESTAMP.sub("<time>", text).strip()
 
 
+# Volumes the API server names with a random suffix (the service-account token's).
+_GENERATED_VOLUME = re.compile(r"^(kube-api-access)-[a-z0-9]{5}$")
+
+
+def volume_name(name: str | None) -> str | None:
+    """A volume's name without the suffix the API server generates (kube-api-access-xxxxx)."""
+    return _GENERATED_VOLUME.sub(r"\1-<generated>", name) if name else name
+
+
 def environment(properties: dict[str, str]) -> dict:
     """The run's environment from `nodefacts.Environment.properties()` (all strings)."""
     def text(key: str) -> str | None:
@@ -124,7 +133,7 @@ def container_entry(probe, volume_mounts: list[dict]) -> dict:
         mount, stat, write = last_mount(path), probe.stats.get(path), probe.writes.get(path)
         new_file = probe.stat_of_new_file(path)
         mounts[path] = {
-            "volume": vm.get("name"),
+            "volume": volume_name(vm.get("name")),
             "fstype": mount.fstype if mount else None,
             "read_only": mount.read_only if mount else None,
             "options": _flags(mount.options) if mount else [],
@@ -299,6 +308,18 @@ def write(path: Path, doc: dict) -> Path:
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
     tmp.replace(path)
     return path
+
+
+def _without_generated_names(doc: dict) -> dict:
+    """The document with generated volume names replaced (documents written before
+    the builder did it have them), so that they are no change."""
+    doc = json.loads(json.dumps(doc))
+    for case in doc.get("cases", {}).values():
+        for container in (case.get("containers") or {}).values():
+            for mount in (container.get("mounts") or {}).values():
+                if isinstance(mount, dict) and "volume" in mount:
+                    mount["volume"] = volume_name(mount["volume"])
+    return doc
 
 
 def diff_path(observations: Path, suffix: str = ".diff.json") -> Path:
@@ -502,6 +523,7 @@ def _change(case: str, path: tuple[str, ...], old, new, old_run: str, new_run: s
 
 def diff(old: dict, new: dict) -> list[Change]:
     """Every field that differs between two observation documents, classified."""
+    old, new = _without_generated_names(old), _without_generated_names(new)
     a, b = run_label(old), run_label(new)
     changes = []
     old_cases, new_cases = old.get("cases", {}), new.get("cases", {})

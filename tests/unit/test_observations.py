@@ -790,3 +790,19 @@ def test_report_pages_of_a_matrix_and_a_baseline_diff_link_cells_to_the_reports_
         matrix.diff_page(tmp_path / "none.diff.json", [results])
     with pytest.raises(observations.DocumentError, match="matrix.json is missing"):
         matrix.matrix_page(tmp_path, [results])
+
+
+def test_a_generated_volume_name_is_no_change():
+    # The API server names the service-account token volume kube-api-access-<random>.
+    import copy
+
+    from secctx import observations
+    old = {"label": "a", "cases": {"c": {"containers": {"app": {"mounts": {
+        "/var/run/secrets/kubernetes.io/serviceaccount": {"volume": "kube-api-access-ab12c",
+                                                          "read_only": True}}}}}}}
+    new = copy.deepcopy(old)
+    new["label"] = "b"
+    mount = new["cases"]["c"]["containers"]["app"]["mounts"]
+    mount["/var/run/secrets/kubernetes.io/serviceaccount"]["volume"] = "kube-api-access-zz9yx"
+    assert observations.diff(old, new) == []
+    assert observations.volume_name("kube-api-access-zz9yx") == "kube-api-access-<generated>"
