@@ -427,9 +427,8 @@ class ExpectedMount:
 @dataclass(frozen=True)
 class Learned:
     """What the expectations depend on that only the cluster knows (observe.collect reads it)."""
-    pod_spec: dict                    # the pod spec as applied
+    pod_spec: dict                    # the pod spec as stored after admission
     image_user: ImageUser | None      # the image's default user, None if unknown
-    storage_kinds: dict[str, str] = field(default_factory=dict)  # claim -> its PV's source kind
     files: ImageFiles | None = None   # the container's /etc/passwd and /etc/group
     # status.containerStatuses[].user.linux (Kubernetes 1.35+): (uid, gid, groups)
     kubelet_user: tuple[int, int, list[int]] | None = None
@@ -438,6 +437,11 @@ class Learned:
     claims: dict[str, ClaimFacts] = field(default_factory=dict)  # claim name -> its PV's facts
     pod_name: str | None = None
     node: str | None = None           # the node the pod ran on
+
+    @property
+    def storage_kinds(self) -> dict[str, str]:
+        """claim -> the volume source kind of its PV (hostPath, local, csi, nfs, other)."""
+        return {claim: facts.kind for claim, facts in self.claims.items()}
 
 
 @dataclass(frozen=True)

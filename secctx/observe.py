@@ -572,7 +572,7 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
         from .expect import ImageUser, Learned
         learned = (learn(applied.pod_spec, config_user, twin, {}, kubelet_user(latest, case.container),
                          applied.pod_name, latest.spec.node_name) if twin else
-                   Learned(applied.pod_spec, ImageUser.from_config(config_user), {},
+                   Learned(applied.pod_spec, ImageUser.from_config(config_user),
                            kubelet_user=kubelet_user(latest, case.container),
                            config_user=config_user))
         return Observed("crashing", learned, probe=twin, crash=crash)
@@ -580,7 +580,7 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
     # The pod as stored, after admission: defaults and mutating webhooks change specs
     # (the service-account token volume, for one), and that is what the node ran.
     stored = kube.api.sanitize_for_serialization(pod.spec)
-    seen = probe(kube, applied, podspec.container(stored, case.container))
+    seen = probe(kube, applied.namespace, applied.pod_name, podspec.container(stored, case.container))
     learned = learn(stored, config_user, seen,
                     claims(kube, applied.namespace, applied.pod_name, stored),
                     kubelet_user(pod, case.container), applied.pod_name, pod.spec.node_name)
@@ -604,8 +604,8 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
         user = ImageUser(reported[0], 0 if gid is None else gid,
                          files.memberships(reported[0]) or [],
                          source="the image's USER as the kubelet reports it")
-    return Learned(pod_spec, user, {c: f.kind for c, f in bound.items()}, files, reported,
-                   config_user, dict(seen.stats), bound, pod_name, node)
+    return Learned(pod_spec, user, files, reported, config_user, dict(seen.stats), bound,
+                   pod_name, node)
 
 
 def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observation | None:
@@ -634,9 +634,7 @@ def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observatio
         except (Terminal, WaitTimeout) as problem:
             report.attach_text("twin did not run", str(problem))
             return None
-    from types import SimpleNamespace
-    return probe(kube, SimpleNamespace(pod_name=name, namespace=applied.namespace),
-                 podspec.container(spec, container))
+    return probe(kube, applied.namespace, name, podspec.container(spec, container))
 
 
 def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
@@ -648,15 +646,15 @@ def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
     return None
 
 
-def probe(kube, applied, container: dict) -> Observation:
+def probe(kube, namespace: str, pod: str, container: dict) -> Observation:
     """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
     from . import report
     mounts = container.get("volumeMounts") or []
     # Every mount gets a write attempt: a read-only one must refuse it.
     script = probe_script([m["mountPath"] for m in mounts], [m["mountPath"] for m in mounts])
-    with report.step(f"exec probe in {applied.pod_name}/{container['name']}: "
+    with report.step(f"exec probe in {pod}/{container['name']}: "
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
-        result = kube.exec(applied.pod_name, applied.namespace, container["name"],
+        result = kube.exec(pod, namespace, container["name"],
                            ["sh", "-c", script])
         report.attach_text("exec transcript (probe)", result.transcript())
         obs = parse(result.stdout)
@@ -757,7 +755,7 @@ def from_record(data: dict, case) -> Observed:
     seen = parse(data["probe_output"]) if data.get("probe_output") else None
     reported = data.get("kubelet_user")
     learned = None if data.get("pod_spec") is None else Learned(
-        data["pod_spec"], ImageUser(**user) if user else None, data.get("storage_kinds") or {},
+        data["pod_spec"], ImageUser(**user) if user else None,
         ImageFiles(seen.passwd, seen.group_file) if seen else None,
         (reported[0], reported[1], reported[2]) if reported else None,
         config_user=data.get("image_config_user"), stats=dict(seen.stats) if seen else {},

@@ -260,5 +260,3 @@ def namespace(request, suite):
     with cleanup_first(f"deleting namespace {ns}"), timing.phase(request.node.nodeid, "cleanup"):
         suite.kube.delete_namespace(ns)
 
-
-__all__ = ["CaseParam", "CaseFile", "case_params", "option_problem", "report"]

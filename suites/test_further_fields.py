@@ -105,7 +105,10 @@ MASK_PROBE = (
     "else echo \"proc_sys=$(cat /tmp/err)\"; fi; "
     # Which masked paths exist here: runc covers each with /dev/null (files) or an empty
     # read-only tmpfs (directories), which shows as a mount on that very path.
-    "for p in " + " ".join(MASKED_PATHS) + "; do test -e $p && echo exists=$p; done; "
+    "for p in " + " ".join(MASKED_PATHS) + "; do test -e $p || continue; echo exists=$p; "
+    # What is left of its content: a mask shows none (a mount alone could be the real path).
+    "if [ -d $p ]; then n=$(ls -A $p | wc -l); else n=$(head -c 64 $p 2>/dev/null | wc -c); fi; "
+    "echo content=$p=$n; done; "
     "cat /proc/1/mounts")
 
 
@@ -122,6 +125,12 @@ def _masked(out: str) -> tuple[list[str], list[str]]:
     return existing, [p for p in existing if p in mounted]
 
 
+def _content(out: str) -> dict[str, int]:
+    """Entries (directories) or bytes (files) each existing masked path still shows."""
+    return {path: int(n) for path, n in (line.split("=", 2)[1:] for line in out.splitlines()
+                                          if line.startswith("content="))}
+
+
 def test_default_procMount_masks_kernel_paths_and_makes_proc_sys_read_only(suite, namespace):
     report.label_test("Masked paths", "procMount: Default", "masked and read-only paths",
                       suite.kubernetes_version, "critical",
@@ -134,6 +143,8 @@ def test_default_procMount_masks_kernel_paths_and_makes_proc_sys_read_only(suite
     require(existing, not_enforced("none of the default masked paths exists: nothing to check"))
     require(covered == existing, not_enforced(
         f"masked paths without a mask: {sorted(set(existing) - set(covered))}"))
+    shown = {p: n for p, n in _content(out).items() if n}
+    require(not shown, not_enforced(f"masked paths that still show content: {shown}"))
     require(facts["timer_list_bytes"] == "0", not_enforced(f"/proc/timer_list is readable: {facts}"))
     require("Read-only file system" in facts["proc_sys"], not_enforced(f"/proc/sys: {facts}"))
 

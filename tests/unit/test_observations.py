@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from secctx import caps, matrix, observations, observe, recording
-from secctx.expect import ImageUser, Learned
+from secctx.expect import ClaimFacts, ImageUser, Learned
 from secctx.observations import Change, classify, diff
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,8 @@ def probe_output(status: str = STATUS, mounts: str = MOUNTS, root_write_rc: int 
 
 
 def running(**probe) -> observe.Observed:
-    return observe.Observed("running", Learned(POD_SPEC, ImageUser(0, 0, []), {"my-pvc": "local"}),
+    return observe.Observed("running", Learned(POD_SPEC, ImageUser(0, 0, []),
+                                                          claims={"my-pvc": ClaimFacts("local")}),
                             probe=observe.parse(probe_output(**probe)))
 
 
