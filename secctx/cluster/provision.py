@@ -113,8 +113,7 @@ def bring_up(opts: Options) -> Cluster:
 
 def _create_or_reuse(kind: KindCluster) -> bool:
     """Reuse a kept cluster only when it was made with the same config and image."""
-    image_id = docker.run(["image", "inspect", "--format", "{{.Id}}", kind.image]).strip() \
-        if docker.image_exists(kind.image) else "(pulled by kind)"
+    image_id = _image_identity(kind.image)
     wanted = kindconfig.dump(kind.config) + f"# image: {kind.image} {image_id}\n"
     stamp = kind.path / "identity"
     if kind.exists():
@@ -132,6 +131,15 @@ def _create_or_reuse(kind: KindCluster) -> bool:
     kind.create()
     stamp.write_text(wanted)
     return True
+
+
+def _image_identity(image: str) -> str:
+    """What makes a node image the same image: its content key when we built it (a
+    relabel after a builder edit changes the ID, not the content), else its ID."""
+    if not docker.image_exists(image):
+        return "(pulled by kind)"
+    return (f"content {docker.image_label(image)}" if docker.image_label(image)
+            else docker.run(["image", "inspect", "--format", "{{.Id}}", image]).strip())
 
 
 def _wait_for_system_deployments(kubeconfig: Path, timeout: float = 180) -> None:

@@ -63,7 +63,7 @@ def inputs_key(version: KubeVersion) -> str:
     # secctx/images: the control-plane image recipes and the docker build they use.
     sources = [*sorted(here.glob("*.py")), Path(images.__file__), Path(docker.__file__),
                *sorted(NODE_FILES.glob("*")), *sorted(capshim.SOURCE.glob("*")),
-               *sorted(images.IMAGE_SOURCES.rglob("*"))]
+               *sorted((images.IMAGE_SOURCES / "pause").rglob("*"))]  # the node's only image source
     for f in sources:
         if f.is_file():
             h.update(f.name.encode() + hashlib.sha256(f.read_bytes()).digest())
