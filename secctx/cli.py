@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("cluster-up", help="create (or reuse) the kind cluster and load images")
     _cluster_args(p)
+    p = sub.add_parser("images-publish", help="build the suite's own test images and push them "
+                       "to a registry (for --image-registry)")
+    p.add_argument("registry", metavar="HOST[/PREFIX]")
+
     p = sub.add_parser("cluster-down", help="delete the kind cluster")
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
 
@@ -48,6 +52,8 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("auto", "online", "offline"), default="auto")
     p.add_argument("--node-image", default=None)
     p.add_argument("--image-map", type=Path, default=None)
+    p.add_argument("--image-registry", default=None, metavar="HOST[/PREFIX]")
+    p.add_argument("--registry-mirror", action="append", default=[], metavar="[REGISTRY=]URL")
     p.add_argument("--rebuild", action="store_true")
     p.add_argument("--workers", type=int, default=0)
 
@@ -64,9 +70,17 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "cluster-up":
         cluster = provision.bring_up(provision.Options(
             name=args.cluster_name, kubernetes_version=args.kubernetes_version, mode=args.mode,
-            node_image=args.node_image, image_map=args.image_map, rebuild=args.rebuild,
-            workers=args.workers))
+            node_image=args.node_image, image_map=args.image_map,
+            image_registry=args.image_registry, registry_mirrors=tuple(args.registry_mirror),
+            rebuild=args.rebuild, workers=args.workers))
         print(f"export KUBECONFIG={cluster.kubeconfig}")
+    elif args.command == "images-publish":
+        from .imagemap import ImageMapError, registry_problem
+        if registry_problem(args.registry):
+            raise ImageMapError(registry_problem(args.registry))
+        from .images import load
+        for image in load.publish(args.registry):
+            print(image)
     elif args.command == "cluster-down":
         from .cluster.kind import KindCluster
         from .offline import nodeimage

@@ -21,17 +21,19 @@ def _infrastructure_errors() -> tuple[type[BaseException], ...]:
 
     from .cli import USER_ERRORS
     from .kube import Terminal, WaitTimeout
-    return (*USER_ERRORS, ConfigException, HTTPError, Terminal, WaitTimeout)
+    from .pullcheck import ImageUnavailable
+    return (*USER_ERRORS, ConfigException, HTTPError, Terminal, WaitTimeout, ImageUnavailable)
 
 
 @contextlib.contextmanager
-def infrastructure(results: Path | None, what: str = ""):
+def infrastructure(results: Path | None, what: str = "", session=None):
     """Turn a user-fixable error into `INFRASTRUCTURE: <cause and fix>`.
 
-    Raised from the session fixture, pytest caches the failure, so every e2e
-    test shows the same line, and Allure files it under "Infrastructure"
-    (categories.json is written here too: set-up, which writes it, did not get
-    that far)."""
+    Raised from the session fixture, the first test that needs the cluster
+    errors with that line (Allure files it under "Infrastructure";
+    categories.json is written here too: set-up, which writes it, did not get
+    that far). Given pytest's `session`, the run then ends there, once, as
+    `-x` would end it: every later test would only repeat the same line."""
     from kubernetes.client.rest import ApiException
 
     from .cluster import existing
@@ -53,6 +55,8 @@ def infrastructure(results: Path | None, what: str = ""):
                    "the suite needs (README, 'Running against an existing cluster')")
     if results:
         report.write_results_files(results, {"set-up": "failed (category Infrastructure)"})
+    if session is not None:
+        session.shouldfail = prefix + message
     # `from None`: the message says it all; no chained traceback.
     raise pytest.fail.Exception(prefix + message, pytrace=False) from None
 

@@ -44,6 +44,8 @@ class Environment:
     extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
     # Each node's own measurements (a case is judged by its pod's node's).
     per_node: dict[str, dict] = field(default_factory=dict)
+    # The config USER of each image of the run, as the node's own image store has it.
+    image_users: dict[str, str] = field(default_factory=dict)
 
     def on(self, node: str | None) -> Environment:
         """The environment as the node `node` has it (the aggregate for another one)."""
@@ -62,6 +64,7 @@ class Environment:
         d = asdict(self)
         extra = d.pop("extra")
         d.pop("per_node")
+        d.pop("image_users")
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
         d["kernel_caps"] = caps.to_hex(self.kernel_caps)
         d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
@@ -132,9 +135,10 @@ def helper_daemonset(image: str) -> dict:
 
 
 def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepare: str = "",
-           timeout: float = 90) -> Environment:
+           timeout: float = 90, images: list[str] = ()) -> Environment:
     """Run the helper on every node: write `files` (node path -> content), run the
-    `prepare` shell script (node paths under /host/local-pv), read the facts."""
+    `prepare` shell script (node paths under /host/local-pv), read the facts and
+    the config USER of `images` from the node's image store."""
     kube.apps.create_namespaced_daemon_set(namespace, helper_daemonset(image))
     try:
         pods = _wait_for_helper_pods(kube, namespace, timeout)
@@ -152,6 +156,7 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
                                    f"{plain.transcript()}")
             node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
             _merge_node_script(env, out.stdout + "\n" + plain.stdout, node)
+            env.per_node[node]["image_users"] = _image_users(kube, namespace, pod, images)
         for n in env.nodes:
             env.per_node.setdefault(n, {})["seccomp_default"] = _seccomp_default(kube, n)
         env.seccomp_default = any(f["seccomp_default"] for f in env.per_node.values())
@@ -159,6 +164,39 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
     finally:
         kube.apps.delete_namespaced_daemon_set(HELPER, namespace, grace_period_seconds=0,
                                                propagation_policy="Foreground")
+
+
+# crictl inspecti on the node itself (its mount namespace, through hostPID): the
+# image config as containerd stores it. One JSON document per image, or a marker.
+_IMAGE_SCRIPT = r"""
+for image in "$@"; do
+  echo "--- $image"
+  nsenter -t 1 -m -- crictl inspecti -o json "$image" 2>&1 || echo "(not readable)"
+done
+"""
+
+
+def _image_users(kube: Kube, namespace: str, pod: str, images: list[str]) -> dict[str, str]:
+    """{image: its config USER ("" for none)} as the node's image store has it; images
+    it cannot read (no crictl on the node, not pulled) are left out."""
+    if not images:
+        return {}
+    out = kube.exec(pod, namespace, "helper", ["sh", "-c", _IMAGE_SCRIPT, "sh", *images],
+                    timeout=60)
+    return parse_image_users(out.stdout)
+
+
+def parse_image_users(stdout: str) -> dict[str, str]:
+    users = {}
+    for chunk in stdout.split("--- ")[1:]:
+        image, _, body = chunk.partition("\n")
+        try:
+            info = json.loads(body)
+        except ValueError:
+            continue
+        config = (((info.get("info") or {}).get("imageSpec") or {}).get("config") or {})
+        users[image.strip()] = config.get("User", "")
+    return users
 
 
 def _host_path(node_path: str) -> str:

@@ -546,16 +546,16 @@ class Observed:
     commands: list[tuple] = field(default_factory=list)  # (cases.Command, kube.ExecResult)
 
 
-def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
+def collect(kube, image_map, case, applied, status: str, waited, image_user) -> Observed:
     """Read everything one case shows, after its workload reached an outcome.
 
     `status` is the outcome reached and `waited` what the wait returned: the pod
     (running, or crashing: its container exited) or the kubelet's refusal
-    (rejected, a kube.Terminal). Each read is a report step with its raw output
-    attached.
+    (rejected, a kube.Terminal). `image_user(image, node)` is the image's config
+    USER as that node has it (session.Suite.image_user). Each read is a report
+    step with its raw output attached.
     """
     from . import report
-    from .images import docker
     from .kube import describe_pod
     if status == "rejected":
         message = " ".join(filter(None, [str(waited), waited.pod.status.message
@@ -563,10 +563,10 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
         with report.step(f"refused: reason {waited.reason!r}"):
             report.attach_text("pod status", describe_pod(waited.pod))
         return Observed("rejected", refusal=Refusal(waited.reason, message))
-    image = podspec.container(case.pod_spec(), case.container)["image"]
-    config_user = docker.config_user(image_map.resolve(image))
+    image = image_map.resolve(podspec.container(case.pod_spec(), case.container)["image"])
     if status == "crashing":
         latest = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
+        config_user = image_user(image, latest.spec.node_name)
         crash = _crash(kube, applied, case.container, waited)
         twin = twin_probe(kube, applied, case.container)
         from .expect import ImageUser, Learned
@@ -577,6 +577,7 @@ def collect(kube, image_map, case, applied, status: str, waited) -> Observed:
                            config_user=config_user))
         return Observed("crashing", learned, probe=twin, crash=crash)
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
+    config_user = image_user(image, pod.spec.node_name)
     # The pod as stored, after admission: defaults and mutating webhooks change specs
     # (the service-account token volume, for one), and that is what the node ran.
     stored = kube.api.sanitize_for_serialization(pod.spec)

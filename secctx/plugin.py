@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from . import cache, paths, recording, report, session, timing
+from . import cache, imagemap, paths, recording, report, session, timing
 from . import cases as case_files
 from .categories import infrastructure as infrastructure_line
 from .cluster import existing as existing_cluster
-from .cluster import provision
+from .cluster import kindconfig, provision
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import infrastructure
@@ -34,6 +34,12 @@ def pytest_addoption(parser):
                 help="where node and workload images come from (default: detect)")
     g.addoption("--image-map", type=Path, default=None,
                 help="YAML image map merged over fixtures/images.yaml")
+    g.addoption("--image-registry", default=None, metavar="HOST[/PREFIX]",
+                help="pull every image from this registry, under its repository path and tag "
+                     "(a private mirror)")
+    g.addoption("--registry-mirror", action="append", default=[], metavar="[REGISTRY=]URL",
+                help="the kind nodes pull REGISTRY's images from URL (without REGISTRY: "
+                     "docker.io, registry.k8s.io, ghcr.io and URL's own host); repeatable")
     g.addoption("--cases-dir", type=Path, action="append", default=[],
                 help="extra directory of case files (repeatable)")
     g.addoption("--existing-cluster", action="store_true",
@@ -72,6 +78,16 @@ def option_problem(get) -> str | None:
     image_map = get("image_map")
     if image_map is not None and not image_map.is_file():
         return f"--image-map {image_map} is not a file: pass the path of a YAML image map"
+    registry = get("image_registry")
+    if registry is not None and imagemap.registry_problem(registry):
+        return imagemap.registry_problem(registry)
+    if registry and get("mode") == "offline":
+        return (f"--image-registry {registry} pulls every image from that registry, and "
+                "--mode offline pulls nothing: drop one of them")
+    try:
+        kindconfig.registry_mirrors(get("registry_mirror") or [])
+    except ValueError as err:
+        return str(err)
     baseline = recording.baseline_problem(get("compare_to"))
     if baseline:
         return baseline
@@ -85,7 +101,8 @@ def option_problem(get) -> str | None:
         for option, value in (("--kubernetes-version", get("kubernetes_version")),
                               ("--kind-image", get("kind_image")), ("--kind-bin", kind_bin),
                               ("--keep-cluster", get("keep_cluster")),
-                              ("--rebuild", get("rebuild"))):
+                              ("--rebuild", get("rebuild")),
+                              ("--registry-mirror", get("registry_mirror"))):
             if value:
                 return (f"{option} cannot go with --existing-cluster: the suite creates no "
                         f"cluster there; drop {option}, or drop --existing-cluster to test a kind "
@@ -194,16 +211,19 @@ def suite(request):
         kind_bin=Path(config.getoption("kind_bin")) if config.getoption("kind_bin") else None,
         existing_kubeconfig=Path(kubeconfig) if existing else None,
         kube_context=config.getoption("kube_context"),
-        image_map=config.getoption("image_map"), rebuild=config.getoption("rebuild"))
+        image_map=config.getoption("image_map"), image_registry=config.getoption("image_registry"),
+        registry_mirrors=tuple(config.getoption("registry_mirror")),
+        rebuild=config.getoption("rebuild"))
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
-    with infrastructure(results):
+    with infrastructure(results, session=request.session):
         cluster = shared.acquire(opts)
     profiles = {name_: path.read_text() for p in case_params(config)
                 for name_, path in p.case.seccomp_profiles.items()}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     try:
-        with infrastructure(results, "suite set-up on the cluster failed"):
+        with infrastructure(results, "suite set-up on the cluster failed",
+                            session=request.session):
             s = session.start(cluster, run_id, profiles, results,
                               context=config.getoption("kube_context"), worker=worker)
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too

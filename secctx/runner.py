@@ -32,7 +32,8 @@ def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: 
         applied = apply(suite, case, namespace, prepare_objects(case, suite, storage))
         status, waited = await_outcome(suite, case, applied, outcome)
     with timing.phase(timing_id, "observation"):
-        observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited)
+        observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
+                                   suite.image_user)
     report.attach_json("observation (as data)", observe.to_record(observed))
     suite.observations.record_case(timing_id, case.container, observed)  # timing_id: the case's id
     return observed

@@ -14,7 +14,7 @@ from pathlib import Path
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from . import nodefacts, report
+from . import nodefacts, pullcheck, report
 from .cluster.provision import Cluster
 from .imagemap import ImageMap
 from .kube import MANAGED_BY, RUN_LABEL, Kube
@@ -56,6 +56,14 @@ class Suite:
     def kubernetes_version(self) -> str:
         return self.env.kubernetes_version
 
+    def image_user(self, image: str, node: str | None) -> str | None:
+        """The config USER of an image the run uses (its reference as the map resolves
+        it), as that node's image store has it; else the local engine's copy; None
+        if neither can tell (then the oracle takes the kubelet's word)."""
+        from .images import docker
+        users = self.env.on(node).image_users
+        return users[image] if image in users else docker.config_user(image)
+
     def new_namespace(self, prefix: str, labels: dict | None = None) -> str:
         """A namespace labelled with this run and worker, so that tear-down finds
         it even if a signal cut its creator short."""
@@ -72,15 +80,23 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
     system_ns = kube.create_namespace("secctx-system", run_id, PRIVILEGED_NS)
     try:
         kube.wait_for_default_service_account(system_ns)
+        if cluster.nodes_pull and worker in ("main", "gw0"):
+            check_images(kube, system_ns, cluster)
         dirs, prepared, prepare = local_volume_plan(run_id, worker, local_pv_count)
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
                  for name, content in seccomp_profiles.items()}
         env = nodefacts.gather(kube, system_ns, cluster.image_map.resolve("busybox:1.36"),
-                               files, prepare)
+                               files, prepare, images=cluster.image_map.local_images())
     finally:
         kube.delete_namespace(system_ns)
+    for node, facts in env.per_node.items():
+        log.step(f"node {node}: the config USER of {len(facts.get('image_users', {}))} of "
+                 f"{len(cluster.image_map.local_images())} images read from its image store")
     env.extra.update(mode=cluster.mode, mode_reason=cluster.mode_reason,
-                     node_image=cluster.node_image or "(existing cluster)")
+                     node_image=cluster.node_image or "(existing cluster)",
+                     images=cluster.tally.line())
+    if cluster.image_map.registry:
+        env.extra["image_registry"] = cluster.image_map.registry
     if cluster.kind:
         env.extra.update(_kind_node_versions(cluster))
     else:  # reading runc's version needs `docker exec` into a kind node
@@ -97,6 +113,38 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         report.write_results_files(results, env.properties())
     log.step(f"environment: {json.dumps(env.properties())}")
     return suite
+
+
+def check_images(kube: Kube, namespace: str, cluster: Cluster) -> None:
+    """Every node can get every image of the run, or the run ends here with one
+    line. The suite's own test images, when their registry does not serve them
+    to a kind cluster, are built here and loaded instead, and the line says so."""
+    from .images import load
+    image_map = cluster.image_map
+    images = image_map.local_images()
+    started = time.monotonic()
+    missing = pullcheck.check(kube, namespace, images, never_pull=image_map.mode == "offline")
+    got = sorted(set(images) - {m.image for m in missing})
+    log.step(f"the nodes have {len(got)} of the run's {len(images)} images "
+             f"({time.monotonic() - started:.1f}s)")
+    cluster.tally.pulled_by_nodes = got
+    owned = image_map.suite_owned()
+    unpublished = sorted({m.image for m in missing if m.image in owned})
+    # Only from their own registry: --image-registry says "everything from there".
+    if unpublished and cluster.kind and not image_map.registry:
+        first = next(m for m in missing if m.image in owned)
+        log.step(f"{len(unpublished)} of the suite's own test images are not served to the "
+                 f"nodes (first: {first.image}: {first.reason}: {first.message.strip()}); "
+                 f"building them here and loading them into the kind nodes: "
+                 f"{', '.join(unpublished)}")
+        load.load_suite_images(cluster.kind, image_map, unpublished)
+        cluster.tally.built_here += unpublished
+        cluster.tally.loaded += unpublished
+        missing = [m for m in missing if m.image not in owned]
+    if missing:
+        note = ("; the suite's own test images come from " + pullcheck.SUITE_IMAGES_HINT
+                if any(m.image in owned for m in missing) else "")
+        raise pullcheck.ImageUnavailable(pullcheck.one_line(missing, note))
 
 
 def local_volume_plan(run_id: str, worker: str, count: int) -> tuple[list[str], dict[str, str], str]:

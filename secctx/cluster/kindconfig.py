@@ -14,8 +14,39 @@ def host_cgroup_version(root: Path = Path("/sys/fs/cgroup")) -> int:
     return 2 if (root / "cgroup.controllers").exists() else 1
 
 
+# What a mirror given without REGISTRY= stands in for: the registries the suite's
+# images come from (the node image's own control-plane images are preloaded).
+MIRRORED = ("docker.io", "registry.k8s.io", "ghcr.io")
+CERTS_D = "/etc/containerd/certs.d"
+
+
+def registry_mirrors(values: list[str]) -> dict[str, str]:
+    """--registry-mirror [REGISTRY=]URL values as {registry: URL}. Without REGISTRY the
+    URL serves MIRRORED and its own host (so that --image-registry can name it).
+    Raises ValueError with cause and fix."""
+    out: dict[str, str] = {}
+    for value in values:
+        registry, sep, url = value.rpartition("=")
+        scheme, _, host = url.partition("://")
+        if scheme not in ("http", "https") or not host.strip("/"):
+            raise ValueError(f"--registry-mirror {value!r}: the mirror must be a URL as the "
+                             "nodes reach it, http:// or https://HOST[:PORT] (optionally "
+                             "REGISTRY=URL, e.g. docker.io=http://kind-registry:5000)")
+        for r in ([registry] if sep else [*MIRRORED, host.strip("/").split("/")[0]]):
+            out[r] = url.rstrip("/")
+    return out
+
+
+def hosts_toml(url: str) -> str:
+    """containerd's hosts.toml: pull and resolve from `url` only (no fallback to the
+    upstream registry: a mirror that lacks an image says so, nothing leaves)."""
+    return (f'# --registry-mirror (secctx-conformance)\nserver = "{url}"\n\n'
+            f'[host."{url}"]\n  capabilities = ["pull", "resolve"]\n')
+
+
 def kind_config(*, name: str, cgroup_v1: bool, short_bounding_set: bool,
-                coredns: bool = True, workers: int = 0) -> dict:
+                coredns: bool = True, workers: int = 0, mirrors: dict[str, str] | None = None,
+                certs_dir: Path | None = None) -> dict:
     patches: list[str] = []
     if cgroup_v1:
         # Kubernetes >= 1.35 refuses to start on cgroup v1 unless told not to.
@@ -32,14 +63,38 @@ def kind_config(*, name: str, cgroup_v1: bool, short_bounding_set: bool,
     }
     if patches:
         config["kubeadmConfigPatches"] = patches
+    containerd: list[str] = []
     if short_bounding_set:
         # containerd cannot set oom_score_adj below its own without
         # CAP_SYS_RESOURCE; unrestricted, every sandbox fails with
         # "can't get final child's PID from pipe: EOF".
-        config["containerdConfigPatches"] = [
-            '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n'
-        ]
+        containerd.append('[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n')
+    if mirrors:
+        # kind's documented way: containerd reads per-registry hosts.toml files
+        # (kind's "local registry" guide), mounted from the host into each node.
+        containerd.append(f'[plugins."io.containerd.grpc.v1.cri".registry]\n'
+                          f'  config_path = "{CERTS_D}"\n')
+        for node in config["nodes"]:
+            node["extraMounts"] = [{"hostPath": str(certs_dir), "containerPath": CERTS_D,
+                                    "readOnly": True}]
+    if containerd:
+        config["containerdConfigPatches"] = containerd
     return config
+
+
+def write_hosts_files(certs_dir: Path, mirrors: dict[str, str]) -> None:
+    """CERTS_D as the nodes see it: REGISTRY/hosts.toml for each mirror. The
+    directory itself stays (a kept cluster's nodes have it mounted: a new one
+    would not be theirs); only its entries change."""
+    import shutil
+    certs_dir.mkdir(parents=True, exist_ok=True)
+    for old in certs_dir.iterdir():
+        if old.name not in mirrors:
+            shutil.rmtree(old)
+    for registry, url in mirrors.items():
+        d = certs_dir / registry
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts.toml").write_text(hosts_toml(url))
 
 
 def dump(config: dict) -> str:

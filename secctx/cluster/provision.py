@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import cache
 from ..imagemap import ImageMap
 from ..images import docker
 from ..images import load as images
 from ..offline import capshim, log, nodeimage
-from ..offline.gomod import KubeVersion
 from ..podspec import condition_true
 from . import engine, existing, kindconfig, versions
 from . import mode as modes
@@ -38,6 +38,8 @@ class Options:
     existing_kubeconfig: Path | None = None
     kube_context: str | None = None  # context in existing_kubeconfig (None: current-context)
     image_map: Path | None = None
+    image_registry: str | None = None  # --image-registry HOST[/PREFIX]
+    registry_mirrors: tuple[str, ...] = ()  # --registry-mirror [REGISTRY=]URL (kind nodes)
     rebuild: bool = False
     workers: int = 0
 
@@ -51,6 +53,12 @@ class Cluster:
     node_image: str | None = None
     kind: KindCluster | None = None  # None: an existing cluster we must not touch
     created: bool = False
+    tally: images.Tally = field(default_factory=images.Tally)
+
+    @property
+    def nodes_pull(self) -> bool:
+        """The nodes get the run's images themselves (else the suite loaded them)."""
+        return self.kind is None or self.image_map.mode != modes.OFFLINE
 
 
 def bring_up(opts: Options) -> Cluster:
@@ -61,7 +69,7 @@ def bring_up(opts: Options) -> Cluster:
         log.step(f"image map: {map_mode} ({map_why})")
         return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
                        mode_reason="--kubeconfig names an existing cluster",
-                       image_map=ImageMap.load(map_mode, opts.image_map))
+                       image_map=ImageMap.load(map_mode, opts.image_map, opts.image_registry))
     if opts.kind_bin and not Path(opts.kind_bin).is_file():
         raise ClusterError(f"kind is missing at {opts.kind_bin} (--kind-bin): install kind "
                            ">= v0.32 there, pass the path of an installed one, or drop --kind-bin "
@@ -71,8 +79,16 @@ def bring_up(opts: Options) -> Cluster:
     log.step(f"mode: {mode} ({why})")
     requested = opts.kubernetes_version or (DEFAULT_KUBERNETES_VERSION if mode == modes.OFFLINE
                                             else None)
-    version = KubeVersion.parse(requested) if requested else None
-    image_map = ImageMap.load(mode, opts.image_map)
+    version = None
+    if requested:
+        version, how = versions.resolve(requested, mode)
+        if how != "as asked":
+            log.step(f"Kubernetes {version} ({how})")
+    if opts.image_registry and mode == modes.OFFLINE:
+        raise ClusterError(f"--image-registry {opts.image_registry} pulls every image from that "
+                           f"registry, but the mode is offline ({why}), where nothing is pulled: "
+                           "add --mode online, or drop --image-registry")
+    image_map = ImageMap.load(mode, opts.image_map, opts.image_registry)
     coredns = True
     if opts.node_image:
         node_image = opts.node_image
@@ -90,12 +106,22 @@ def bring_up(opts: Options) -> Cluster:
         built = nodeimage.build(version, rebuild=opts.rebuild)
         node_image, coredns = built.tag, built.coredns
     else:
-        node_image = modes.online_node_image(str(version) if version else None)
+        node_image, must_build = modes.online_node_image(str(version) if version else None)
+        if must_build and not docker.image_exists(node_image):
+            log.step(f"kind publishes no node image for {version}: building {node_image} "
+                     f"(kind build node-image --type release {version}; cached by version)")
+            KindCluster.build_release_node_image(_kind_binary(opts.kind_bin), str(version),
+                                                 node_image)
     to_load = images.ensure_local(image_map, opts.image_map)
+    mirrors = kindconfig.registry_mirrors(list(opts.registry_mirrors))
+    certs_dir = cache.cluster_state(opts.name) / "certs.d"
+    if mirrors:
+        kindconfig.write_hosts_files(certs_dir, mirrors)
+        log.step("the kind nodes pull through " + ", ".join(f"{r} -> {u}" for r, u in mirrors.items()))
     config = kindconfig.kind_config(
         name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
-        workers=opts.workers)
+        workers=opts.workers, mirrors=mirrors, certs_dir=certs_dir)
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
                        image=node_image, config=config)
     created = _create_or_reuse(kind)
@@ -108,13 +134,15 @@ def bring_up(opts: Options) -> Cluster:
                               image_map=image_map, kind=kind, created=True), keep=False)
         raise
     return Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
-                   image_map=image_map, node_image=node_image, kind=kind, created=created)
+                   image_map=image_map, node_image=node_image, kind=kind, created=created,
+                   tally=images.Tally(built_here=list(to_load), loaded=list(to_load)))
 
 
 def _create_or_reuse(kind: KindCluster) -> bool:
     """Reuse a kept cluster only when it was made with the same config and image."""
-    image_id = _image_identity(kind.image)
-    wanted = kindconfig.dump(kind.config) + f"# image: {kind.image} {image_id}\n"
+    def identity() -> str:
+        return kindconfig.dump(kind.config) + f"# image: {kind.image} {_image_identity(kind.image)}\n"
+    wanted = identity()
     stamp = kind.path / "identity"
     if kind.exists():
         if not stamp.exists() or stamp.read_text() != wanted:
@@ -129,7 +157,7 @@ def _create_or_reuse(kind: KindCluster) -> bool:
         kind.delete()
     log.step(f"creating kind cluster {kind.name} from {kind.image}")
     kind.create()
-    stamp.write_text(wanted)
+    stamp.write_text(identity())  # an image kind pulled is there now, and has an identity
     return True
 
 

@@ -6,6 +6,7 @@ the last one out tears the cluster down (unless it is kept).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..imagemap import ImageMap
+from ..images.load import Tally
 from . import provision
 from .kind import KindCluster
 
@@ -41,6 +43,8 @@ class SharedCluster:
                 state = {"users": 1, "kubeconfig": str(cluster.kubeconfig), "mode": cluster.mode,
                          "mode_reason": cluster.mode_reason, "node_image": cluster.node_image,
                          "image_map_mode": cluster.image_map.mode,
+                         "image_registry": cluster.image_map.registry,
+                         "tally": dataclasses.asdict(cluster.tally),
                          "kind": cluster.kind.name if cluster.kind else None,
                          "kind_path": str(cluster.kind.kind_path) if cluster.kind else None,
                          "created": cluster.created}
@@ -78,5 +82,7 @@ class SharedCluster:
         image_map_mode = state.get("image_map_mode") or ("online" if mode == "existing" else mode)
         return provision.Cluster(
             kubeconfig=Path(state["kubeconfig"]), mode=mode, mode_reason=state["mode_reason"],
-            image_map=ImageMap.load(image_map_mode, opts.image_map if opts else None),
-            node_image=state["node_image"], kind=kind, created=state["created"])
+            image_map=ImageMap.load(image_map_mode, opts.image_map if opts else None,
+                                    state.get("image_registry")),
+            node_image=state["node_image"], kind=kind, created=state["created"],
+            tally=Tally(**state.get("tally", {})))

@@ -1,7 +1,9 @@
 """Existing-cluster mode, and no secret in the report or the logs.
 
-`pytest suites --existing-cluster --kubeconfig K` runs against the cluster of K
-(here `secctx-robust`, treated as any cluster: no kind steps), creates no kind
+`pytest suites --existing-cluster --kubeconfig K --mode M` runs against the cluster of K
+(here `secctx-robust`, treated as any cluster: no kind steps; M is the mode
+cluster-up chose, so offline the images are the offline names already on its
+nodes, with no hand-written image map), creates no kind
 cluster, deletes what it made, and never writes the kubeconfig's credentials
 (client key, client certificate, bearer token) into the Allure results or its
 output.
@@ -13,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from .robust_helpers import CLUSTER, ROOT, kubeconfig_secrets, result_texts, run_pytest, secrets_found
+from .robust_helpers import CLUSTER, kubeconfig_secrets, result_texts, run_pytest, secrets_found
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +23,6 @@ OTHER = CLUSTER + "2"  # the name a wrongly created kind cluster would get
 FAKE_TOKEN = "secctx-bearer-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 CASES = ("test_every_node_is_ready or test_pod_runs_as_the_uid or "
          "(test_recipe_case and (secure-pod or hardened-pod))")
-
-
-def preloaded_image_map(path, mode: str):
-    """The image map of an existing cluster (its `online` entries) pointed at the
-    images cluster-up loaded into the nodes (`mode`'s entries): nothing to pull."""
-    data = yaml.safe_load((ROOT / "fixtures" / "images.yaml").read_text())
-    path.write_text(yaml.safe_dump({ref: {"online": modes[mode]} for ref, modes in data.items()}))
-    return path
 
 
 def kubeconfig_with_a_token(robust, path) -> dict[str, str]:
@@ -46,9 +40,8 @@ def test_existing_cluster_runs_creates_no_cluster_and_leaks_no_secret(robust, tm
     secrets = kubeconfig_with_a_token(robust, kubeconfig)
     results = tmp_path / "allure"
     before = robust.counts()
-    image_map = preloaded_image_map(tmp_path / "map.yaml", robust.mode)
     run = run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
-                     "--cluster-name", OTHER, "--image-map", str(image_map), "-k", CASES,
+                     "--cluster-name", OTHER, "--mode", robust.mode, "-k", CASES,
                      "--alluredir", str(results), "-rA", "-s", log=tmp_path / "run.log")
     after = robust.counts()
     print(f"\nexisting cluster: exit {run.returncode} in {run.seconds:.1f}s; kind clusters "

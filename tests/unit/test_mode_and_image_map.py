@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from secctx.cluster import mode
-from secctx.imagemap import DEFAULT_MAP, ImageMap, ImageMapError
+from secctx.imagemap import DEFAULT_MAP, ImageMap, ImageMapError, registry_problem, split_reference
 
 NODE_IMAGE = "kindest/node:v1.37.0"
 
@@ -138,9 +138,31 @@ def test_present_node_image_means_online(clean_env):
     assert "kindest/node" in why
 
 
-def test_online_node_image():
-    assert mode.online_node_image("v1.36.1") == "kindest/node:v1.36.1"
-    assert mode.online_node_image(None) == mode.KIND_DEFAULT_NODE_IMAGE
+def test_online_node_image_is_a_published_tag_pinned_where_known_else_built_by_kind():
+    assert mode.online_node_image(None) == (mode.KIND_DEFAULT_NODE_IMAGE, False)
+    assert mode.online_node_image("v1.37.0") == (mode.KIND_DEFAULT_NODE_IMAGE, False)
+    assert mode.online_node_image("v1.36.4") == ("kindest/node:v1.36.4", False)
+    # no published tag: kind build node-image --type release, cached under our name
+    assert mode.online_node_image("v1.36.1") == ("secctx.local/kindest-node:v1.36.1", True)
+
+
+@pytest.mark.parametrize("minor, newest", [("v1.36", "v1.36.4"), ("v1.34", "v1.34.11"),
+                                           ("v1.33", None)])
+def test_a_minor_resolves_online_to_its_newest_published_patch(minor, newest):
+    assert mode.newest_published(minor) == newest
+
+
+def test_a_minor_resolves_offline_to_the_newest_release_the_proxy_serves():
+    from secctx.cluster.versions import newest_release
+    served = ["v1.36.0", "v1.36.10", "v1.36.3", "v1.36.4-rc.0", "v1.37.1", "v1.3.6"]
+    assert newest_release(served, "v1.36") == "v1.36.10"
+    assert newest_release(served, "v1.35") is None
+
+
+def test_a_full_version_is_taken_as_asked():
+    from secctx.cluster.versions import resolve
+    assert str(resolve("v1.36.3", "offline")[0]) == "v1.36.3"
+    assert resolve("1.36", "online")[0] == resolve("v1.36.4", "online")[0]
     assert mode.KIND_DEFAULT_NODE_IMAGE.startswith(NODE_IMAGE + "@sha256:")
 
 
@@ -195,12 +217,12 @@ def test_existing_cluster_honours_mode_offline(clean_env, monkeypatch, tmp_path,
 
 RECIPE_REFS = ["nginx:1.25", "busybox:1.36", "nicolaka/netshoot:latest", "myapp:1.0",
                "secctx/nginx-user1000:1.25"]
-# The suite's own test images (issue 14): the same local name in both modes.
-TEST_IMAGE_REFS = {"secctx/identity:named-user": "secctx.local/identity:named-user",
-                   "secctx/identity:uid-with-passwd": "secctx.local/identity:uid-with-passwd",
-                   "secctx/identity:uid-gid": "secctx.local/identity:uid-gid",
-                   "secctx/identity:root-in-wheel": "secctx.local/identity:root-in-wheel",
-                   "secctx/escalation:1": "secctx.local/escalation:1"}
+# The suite's own test images: built here offline, published under SUITE_REGISTRY online.
+TEST_IMAGE_REFS = {"secctx/identity:named-user": "identity:named-user",
+                   "secctx/identity:uid-with-passwd": "identity:uid-with-passwd",
+                   "secctx/identity:uid-gid": "identity:uid-gid",
+                   "secctx/identity:root-in-wheel": "identity:root-in-wheel",
+                   "secctx/escalation:1": "escalation:1"}
 
 
 def test_load_default_map_online():
@@ -210,8 +232,8 @@ def test_load_default_map_online():
     assert m.resolve("nginx:1.25") == "docker.io/library/nginx:1.25"
     assert m.resolve("busybox:1.36") == "docker.io/library/busybox:1.36"
     assert m.resolve("nicolaka/netshoot:latest") == "docker.io/nicolaka/netshoot:latest"
-    assert m.resolve("myapp:1.0") == "secctx.local/myapp:1.0"
-    assert m.resolve("secctx/nginx-user1000:1.25") == "secctx.local/nginx-user1000:1.25"
+    assert m.resolve("myapp:1.0") == "ghcr.io/secctx-conformance/myapp:1.0"
+    assert m.resolve("secctx/nginx-user1000:1.25") == "ghcr.io/secctx-conformance/nginx-user1000:1.25"
 
 
 def test_load_default_map_offline():
@@ -235,11 +257,51 @@ def test_offline_names_match_the_images_the_builder_tags():
                                      *images.IDENTITY_IMAGES, images.ESCALATION}
 
 
-@pytest.mark.parametrize("mode", ["online", "offline"])
-def test_test_images_are_built_here_in_both_modes(mode):
+@pytest.mark.parametrize("mode, prefix", [("online", "ghcr.io/secctx-conformance/"),
+                                          ("offline", "secctx.local/")])
+def test_test_images_are_published_online_and_built_here_offline(mode, prefix):
     m = ImageMap.load(mode)
-    for ref, local in TEST_IMAGE_REFS.items():
-        assert m.resolve(ref) == local
+    for ref, name in TEST_IMAGE_REFS.items():
+        assert m.resolve(ref) == prefix + name
+
+
+def test_the_suite_owns_its_test_images_myapp_and_the_user1000_rebuild_not_the_recipe_images():
+    owned = ImageMap.load("online").suite_owned()
+    assert sorted(owned.values()) == sorted(["myapp:1.0", "secctx/nginx-user1000:1.25",
+                                             *TEST_IMAGE_REFS])
+    assert ImageMap.load("offline").suite_owned() == {}
+
+
+@pytest.mark.parametrize("reference, registry, path", [
+    ("busybox:1.36", "docker.io", "library/busybox:1.36"),
+    ("nicolaka/netshoot:latest", "docker.io", "nicolaka/netshoot:latest"),
+    ("docker.io/library/nginx:1.25", "docker.io", "library/nginx:1.25"),
+    ("ghcr.io/secctx-conformance/identity:uid-gid", "ghcr.io", "secctx-conformance/identity:uid-gid"),
+    ("localhost/x:1", "localhost", "x:1"),
+    ("registry:5000/x:1", "registry:5000", "x:1"),
+    ("registry.k8s.io/pause@sha256:abc", "registry.k8s.io", "pause@sha256:abc"),
+])
+def test_split_reference_like_containerd(reference, registry, path):
+    assert split_reference(reference) == (registry, path)
+
+
+def test_image_registry_keeps_repository_path_and_tag_as_a_mirror_does():
+    m = ImageMap.load("online", registry="mirror.example.com:5000/prefix")
+    assert m.resolve("busybox:1.36") == "mirror.example.com:5000/prefix/library/busybox:1.36"
+    assert (m.resolve("secctx/identity:named-user")
+            == "mirror.example.com:5000/prefix/secctx-conformance/identity:named-user")
+    assert m.rewrite(POD)["spec"]["containers"][0]["image"].startswith("mirror.example.com:5000/")
+    # the suite's own images keep being recognised under the registry
+    assert "mirror.example.com:5000/prefix/secctx-conformance/escalation:1" in m.suite_owned()
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("registry.example.com", True), ("localhost:5000/mirror", True), ("kind-registry:5000", True),
+    ("http://registry.example.com", False), ("registry.example.com/", False),
+    ("registry", False), ("", False),
+])
+def test_image_registry_values(value, ok):
+    assert (registry_problem(value) is None) is ok
 
 
 def test_unknown_reference_resolves_to_itself():
@@ -353,7 +415,7 @@ def test_rewrite_deployment_template_without_mutating_input():
     assert DEPLOYMENT == before
     spec = out["spec"]["template"]["spec"]
     assert spec["initContainers"][0]["image"] == "docker.io/library/busybox:1.36"
-    assert [c["image"] for c in spec["containers"]] == ["secctx.local/myapp:1.0",
+    assert [c["image"] for c in spec["containers"]] == ["ghcr.io/secctx-conformance/myapp:1.0",
                                                         "docker.io/nicolaka/netshoot:latest"]
     assert out["spec"]["replicas"] == 2
     assert out["spec"]["template"]["metadata"] == {"labels": {"app": "d"}}

@@ -93,3 +93,16 @@ def test_redact_blanks_secret_data_and_credentials_everywhere():
 def test_the_case_files_ship_with_the_package():
     assert CASES.is_dir() and (CASES / "README.md").is_file()
     assert Path(session.__file__).parent.name == "secctx"
+
+
+def test_an_images_config_user_comes_from_the_nodes_image_store_first(monkeypatch):
+    from secctx.images import docker
+    from secctx.nodefacts import Environment
+    env = Environment(per_node={"n1": {"image_users": {"a:1": "app", "b:1": ""}}})
+    suite = session.Suite(kube=None, cluster=None, run_id="r", env=env)
+    monkeypatch.setattr(docker, "config_user", lambda image: f"engine's {image}")
+    assert suite.image_user("a:1", "n1") == "app"
+    assert suite.image_user("b:1", "n1") == ""  # read there: no USER, not "unknown"
+    # not in that node's store (or another node): the local engine's copy, if any
+    assert suite.image_user("c:1", "n1") == "engine's c:1"
+    assert suite.image_user("a:1", "n2") == "engine's a:1"
