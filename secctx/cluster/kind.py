@@ -69,6 +69,23 @@ class KindCluster(_PytestKindCluster):
         if tags:
             self._kind(["load", "docker-image", "--name", self.name, *tags], timeout=timeout)
 
+    @staticmethod
+    def build_release_node_image(kind_path: Path, version: str, tag: str,
+                                 timeout: float = 3600) -> None:
+        """`kind build node-image --type release VERSION`: kind downloads that
+        release's binaries (dl.k8s.io) and builds a node image from them."""
+        try:
+            proc = subprocess.run([str(kind_path), "build", "node-image", "--type", "release",
+                                   version, "--image", tag], capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"kind build node-image {version} did not finish within "
+                               f"{timeout:.0f}s") from None
+        if proc.returncode != 0:
+            raise ClusterError(f"kind build node-image --type release {version} failed (it "
+                               f"needs dl.k8s.io; give --kind-image, or use --mode offline):\n"
+                               f"{proc.stderr[-3000:]}")
+
     def running(self) -> bool:
         """Every node container is running (a host restart stops them for good)."""
         nodes = self.nodes()

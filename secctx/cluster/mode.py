@@ -25,13 +25,36 @@ from pathlib import Path
 
 ONLINE, OFFLINE = "online", "offline"
 
-# kind v0.33.0's default node image; other versions use kindest/node:<version>.
-KIND_DEFAULT_NODE_IMAGE = ("kindest/node:v1.37.0@sha256:"
-                           "a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5")
+# The kindest/node tags kind v0.33.0's release notes list. The default one is
+# pinned by the digest kind's own source gives (pkg/apis/config/defaults/image.go);
+# the others' digests are only in the release notes, which no source here holds:
+# None until someone copies them from there (the tag is then pulled as is).
+PUBLISHED_NODE_IMAGES: dict[str, str | None] = {
+    "v1.37.0": "sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
+    "v1.36.4": None,
+    "v1.35.8": None,
+    "v1.34.11": None,
+}
+KIND_DEFAULT_NODE_IMAGE = f"kindest/node:v1.37.0@{PUBLISHED_NODE_IMAGES['v1.37.0']}"
+BUILT_NODE_REPOSITORY = "secctx.local/kindest-node"  # kind build node-image --type release
 
 
-def online_node_image(version: str | None) -> str:
-    return f"kindest/node:{version}" if version else KIND_DEFAULT_NODE_IMAGE
+def online_node_image(version: str | None) -> tuple[str, bool]:
+    """(node image, whether kind must build it): kind's default without a version,
+    a published tag (by digest where pinned), else `kind build node-image --type
+    release` of that version, tagged BUILT_NODE_REPOSITORY:<version>."""
+    if not version:
+        return KIND_DEFAULT_NODE_IMAGE, False
+    if version in PUBLISHED_NODE_IMAGES:
+        digest = PUBLISHED_NODE_IMAGES[version]
+        return f"kindest/node:{version}" + (f"@{digest}" if digest else ""), False
+    return f"{BUILT_NODE_REPOSITORY}:{version}", True
+
+
+def newest_published(minor: str) -> str | None:
+    """The newest published patch of `minor` ("v1.36"), or None."""
+    patches = [v for v in PUBLISHED_NODE_IMAGES if v.startswith(minor + ".")]
+    return max(patches, key=lambda v: int(v.rsplit(".", 1)[1])) if patches else None
 
 
 def _requested(requested: str) -> str:

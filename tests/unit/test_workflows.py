@@ -32,8 +32,8 @@ def test_nightly_runs_the_matrix_and_publishes_even_when_the_suite_fails():
     jobs = wf["jobs"]
     matrix = jobs["conformance"]["strategy"]
     assert matrix["fail-fast"] is False
-    assert [v.rsplit(".", 1)[0] for v in matrix["matrix"]["kubernetes"]] == \
-        ["v1.34", "v1.35", "v1.36", "v1.37"]
+    # minors: each run resolves its newest published patch
+    assert matrix["matrix"]["kubernetes"] == ["v1.34", "v1.35", "v1.36", "v1.37"]
     steps = jobs["conformance"]["steps"]
     run = [s["run"] for s in steps if "run" in s]
     assert any(r.startswith("bash hack/run.sh --mode online --kubernetes-version") for r in run)
