@@ -120,9 +120,17 @@ def process_entry(status, lsm_label: str | None, apparmor_label: str | None) -> 
     }
 
 
-def container_entry(probe, volume_mounts: list[dict]) -> dict:
+def image_entry(image: str | None, learned, uid: int) -> dict:
+    """What the container's image brings to its identity: the reference it ran, its
+    config USER, and the groups its /etc/group lists the process's user in."""
+    files = learned.files if learned else None
+    return {"reference": image, "config_user": learned.config_user if learned else None,
+            "memberships": files.memberships(uid) if files else None}
+
+
+def container_entry(probe, volume_mounts: list[dict], image: dict | None = None) -> dict:
     """The container under test (an observe.Observation of it): PID 1, the root file
-    system and each volume mount of its spec."""
+    system, each volume mount of its spec, and its image (image_entry)."""
     def last_mount(path: str):
         found = [m for m in probe.mounts if m.mountpoint == path]
         return found[-1] if found else None  # a later mount on the same point hides earlier ones
@@ -143,12 +151,15 @@ def container_entry(probe, volume_mounts: list[dict]) -> dict:
             "writable": write.ok if write else None,
             "new_file_group": new_file.gid if new_file else None,
         }
-    return {
+    entry = {
         "process": process_entry(probe.pid1, probe.lsm_label, probe.apparmor_label),
         "root": {"read_only": probe.root_read_only, "writable": probe.root_write.ok,
                  "options": _flags(root.options) if root else []},
         "mounts": mounts,
     }
+    if image is not None:
+        entry["image"] = image
+    return entry
 
 
 def case_entry(observed, container: str) -> dict:
@@ -158,10 +169,13 @@ def case_entry(observed, container: str) -> dict:
     if observed.probe is not None:
         spec = observed.learned.pod_spec if observed.learned else {}
         try:
-            volume_mounts = podspec.container(spec, container).get("volumeMounts") or []
+            spec_container = podspec.container(spec, container)
         except ValueError:
-            volume_mounts = []
-        containers[container] = container_entry(observed.probe, volume_mounts)
+            spec_container = {}
+        image = image_entry(spec_container.get("image"), observed.learned,
+                            observed.probe.pid1.uid[0])
+        containers[container] = container_entry(observed.probe,
+                                                spec_container.get("volumeMounts") or [], image)
     learned = observed.learned
     return {
         "container": container,
@@ -365,6 +379,7 @@ outcome-now-runs      | regression | a case that was refused or crashing now run
 outcome-now-stopped   | relaxation | a case that ran is now refused or crashing
 id-became-root        | regression | a uid or gid (real, effective, saved or fs) became 0
 id-left-root          | relaxation | a uid or gid that was 0 is no longer 0
+groups-from-image     | neutral    | the supplementary groups changed exactly as the image's /etc/group memberships for the user did (another image, not another enforcement)
 groups-gained         | regression | the process has supplementary groups it did not have
 groups-lost           | relaxation | the process lost supplementary groups and gained none
 caps-added            | regression | bits were added to a capability set (CapEff, CapPrm, CapBnd, CapAmb or CapInh)
@@ -531,12 +546,27 @@ def diff(old: dict, new: dict) -> list[Change]:
         if case not in old_cases or case not in new_cases:
             changes.append(_change(case, (), old_cases.get(case), new_cases.get(case), a, b))
             continue
-        for path, x, y in _walk(old_cases[case], new_cases[case]):
-            changes.append(_change(case, path, x, y, a, b))
+        case_changes = [_change(case, path, x, y, a, b)
+                        for path, x, y in _walk(old_cases[case], new_cases[case])]
+        changes += _explained_by_the_image(case_changes)
     old_psa, new_psa = old.get("admission", {}), new.get("admission", {})
     for manifest in sorted(set(old_psa) | set(new_psa)):
         for path, x, y in _walk(old_psa.get(manifest) or {}, new_psa.get(manifest) or {}):
             changes.append(_change(manifest, ("admission", *path), x, y, a, b))
+    return changes
+
+
+def _explained_by_the_image(changes: list[Change]) -> list[Change]:
+    """A process.groups change that the image's memberships explain (the groups gained
+    and lost are those the image's /etc/group added and removed) is neutral."""
+    memberships = {c.container: c for c in changes if c.field == "image.memberships"}
+    for c in changes:
+        m = memberships.get(c.container)
+        if c.field == "process.groups" and m is not None:
+            old_groups, new_groups = set(c.old or ()), set(c.new or ())
+            old_m, new_m = set(m.old or ()), set(m.new or ())
+            if new_groups - old_groups == new_m - old_m and old_groups - new_groups == old_m - new_m:
+                c.kind, c.rule = RULES["groups-from-image"][0], "groups-from-image"
     return changes
 
 

@@ -807,3 +807,27 @@ def test_a_generated_volume_name_is_no_change():
     mount["/var/run/secrets/kubernetes.io/serviceaccount"]["volume"] = "kube-api-access-zz9yx"
     assert observations.diff(old, new) == []
     assert observations.volume_name("kube-api-access-zz9yx") == "kube-api-access-<generated>"
+
+
+def _with_image_groups(doc: dict, groups: list[int], memberships: list[int]) -> dict:
+    import copy
+    doc = copy.deepcopy(doc)
+    for case in doc["cases"].values():
+        for container in case["containers"].values():
+            container["process"]["groups"] = groups
+            container["image"] = {"reference": "x", "config_user": "", "memberships": memberships}
+    return doc
+
+
+def test_groups_that_changed_with_the_images_memberships_are_neutral():
+    old = _with_image_groups(build(), [0], [])
+    new = _with_image_groups(build("v1.36.3"), [0, 10], [10])
+    groups = [c for c in diff(old, new) if c.field == "process.groups"]
+    assert groups and all((c.kind, c.rule) == ("neutral", "groups-from-image") for c in groups)
+
+
+def test_groups_gained_beyond_the_images_memberships_stay_a_regression():
+    old = _with_image_groups(build(), [0], [])
+    new = _with_image_groups(build("v1.36.3"), [0, 10, 20], [10])  # 20 comes from nowhere
+    groups = [c for c in diff(old, new) if c.field == "process.groups"]
+    assert groups and all((c.kind, c.rule) == ("regression", "groups-gained") for c in groups)
