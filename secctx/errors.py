@@ -87,6 +87,8 @@ _REFUSAL = re.compile(
 class PermissionMissing(pytest.fail.Exception):
     """A refused permission: one INFRASTRUCTURE line that ends the run (the plugin
     stops it), since every later test would be refused the same."""
+    # As pytest does for Failed: reports say "PermissionMissing: ...", no module path.
+    __module__ = "builtins"
 
 
 @dataclass(frozen=True)
