@@ -6,9 +6,11 @@ exit code 2, not a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
+from . import rbac
 from .cluster import engine, provision
 from .cluster.kind import ClusterError
 from .imagemap import ImageMapError
@@ -38,6 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cluster-down", help="delete the kind cluster")
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
 
+    p = sub.add_parser("rbac-kubeconfig",
+                       help="a kubeconfig for the suite's ServiceAccount of deploy/rbac.yaml "
+                            "(a token from the TokenRequest API, with an expiry)")
+    p.add_argument("--kubeconfig", type=Path, required=True,
+                   help="an admin kubeconfig that may create serviceaccounts/token")
+    p.add_argument("--kube-context", default=None)
+    p.add_argument("--out", type=Path, required=True, help="where to write the kubeconfig")
+    p.add_argument("--duration", type=_duration, default="2h",
+                   help="how long the token is valid: 90m, 2h (default 2h; at least 10m)")
+    p.add_argument("--namespace", default=rbac.NAMESPACE)
+    p.add_argument("--service-account", default=rbac.SERVICE_ACCOUNT)
+
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -56,6 +70,17 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry-mirror", action="append", default=[], metavar="[REGISTRY=]URL")
     p.add_argument("--rebuild", action="store_true")
     p.add_argument("--workers", type=int, default=0)
+
+
+def _duration(text: str) -> int:
+    """Seconds of "90m", "2h" or "600s" (TokenRequest's minimum is 10 minutes)."""
+    m = re.fullmatch(r"(\d+)([smh])", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90m or 2h")
+    seconds = int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]]
+    if seconds < 600:
+        raise argparse.ArgumentTypeError(f"{text!r} is shorter than the API's minimum of 10m")
+    return seconds
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -81,6 +106,12 @@ def _run(args: argparse.Namespace) -> int:
         from .images import load
         for image in load.publish(args.registry):
             print(image)
+    elif args.command == "rbac-kubeconfig":
+        expires = rbac.service_account_kubeconfig(args.kubeconfig, args.out, args.kube_context,
+                                                  args.namespace, args.service_account,
+                                                  args.duration)
+        print(f"wrote {args.out} (ServiceAccount {args.namespace}/{args.service_account}, "
+              f"token valid until {expires:%Y-%m-%d %H:%M %Z})")
     elif args.command == "cluster-down":
         from .cluster.kind import KindCluster
         from .offline import nodeimage

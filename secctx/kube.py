@@ -18,6 +18,7 @@ from kubernetes.stream import stream
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from .categories import timeout
+from .errors import Denial, denial
 from .podspec import condition_true
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "secctx-conformance"}
@@ -201,9 +202,12 @@ class Kube:
 
     def exec(self, pod: str, namespace: str, container: str, command: list[str],
              timeout: float = 30) -> ExecResult:
-        resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace,
-                      container=container, command=command, stdout=True, stderr=True,
-                      stdin=False, tty=False, _preload_content=False)
+        try:
+            resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace,
+                          container=container, command=command, stdout=True, stderr=True,
+                          stdin=False, tty=False, _preload_content=False)
+        except ApiException as err:
+            raise handshake_refusal(err, namespace) from None
         out, err = [], []
         deadline = time.monotonic() + timeout
         try:
@@ -232,7 +236,25 @@ class Kube:
             return self.core.read_namespaced_pod_log(pod, namespace, container=container,
                                                      previous=previous, tail_lines=500)
         except ApiException as err:
+            if denial(err):  # a missing permission is no missing log: it ends the run
+                raise
             return f"(no logs: {err.reason})"
+
+
+def handshake_refusal(err: ApiException, namespace: str) -> ApiException:
+    """The WebSocket client reports a refused exec as status 0 with the server's
+    response in its reason: the same refusal as the API server's own ApiException.
+    Since Kubernetes 1.35 the upgrade (a GET) is also authorized as `create`, and
+    that refusal names no verb; the request it refused is attached for the message."""
+    m = re.match(r"Handshake status (\d{3}) .*-\+-\+- (.*)$", str(err.reason or ""), re.S)
+    if not m:
+        return err
+    refused = ApiException(status=int(m[1]), reason="Forbidden" if m[1] == "403" else "")
+    refused.body = m[2].strip()
+    refused.refused_request = Denial(
+        "create", "pods/exec", namespace=namespace,
+        why="exec is a WebSocket GET, which the API server also authorizes as create")
+    return refused
 
 
 @dataclass(frozen=True)

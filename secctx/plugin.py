@@ -21,7 +21,7 @@ from .cluster import existing as existing_cluster
 from .cluster import kindconfig, provision
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
-from .errors import infrastructure
+from .errors import PermissionMissing, infrastructure, permissions
 from .signals import cleanup_first, terminate_like_interrupt
 
 
@@ -245,11 +245,29 @@ def suite(request):
                       f"export KUBECONFIG={released.kubeconfig}")
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+# A permission the API server refuses, in any phase of any test, becomes its one
+# INFRASTRUCTURE line (errors.permissions), and the run stops there: every later
+# test would be refused the same.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item):
-    # Outermost wrapper: allure-pytest has recorded the test's parameters when this resumes.
-    yield
-    report.plain_parameters(item.callspec.params if hasattr(item, "callspec") else {})
+    try:
+        with permissions():
+            return (yield)
+    finally:
+        # Outermost wrapper: allure-pytest has recorded the test's parameters when this resumes.
+        report.plain_parameters(item.callspec.params if hasattr(item, "callspec") else {})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with permissions():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    with permissions():
+        return (yield)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -257,6 +275,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+    if call.excinfo and isinstance(call.excinfo.value, PermissionMissing):
+        item.session.shouldfail = "run stopped at the first missing permission (see above)"
 
 
 @pytest.fixture

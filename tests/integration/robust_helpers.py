@@ -22,7 +22,9 @@ from secctx.nodefacts import HELPER
 from secctx.session import LOCAL_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = "secctx-robust"
+# SECCTX_ROBUST_CLUSTER: another name, so that developing one integration test does not
+# disturb others' runs on the shared secctx-robust.
+CLUSTER = os.environ.get("SECCTX_ROBUST_CLUSTER", "secctx-robust")
 SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 
 

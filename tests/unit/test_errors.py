@@ -5,6 +5,7 @@ with monkeypatch; the only sockets are local ones opened here.
 """
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.utils import FailToCreateError
 
-from secctx import cli, kube
+from secctx import cli, errors, kube
 from secctx.cluster import engine, existing, provision, versions
 from secctx.cluster.kind import ClusterError, KindCluster
 from secctx.imagemap import ImageMap
@@ -342,3 +345,146 @@ def test_cli_node_image_with_an_unsupported_version(no_node_image_build, capsys)
 
 def test_offline_minors_constant_is_the_documented_range():
     assert gomod.OFFLINE_MINORS == (34, 37)
+
+
+# -- 10. a permission the API server refuses (RBAC) -------------------------------
+# Bodies and the WebSocket client's reason as a v1.37 API server sent them, to a
+# ServiceAccount `limited` bound to a Role with `get, list pods` only.
+
+def _body(message: str, details: str) -> str:
+    return ('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+            f'{json.dumps(message)},"reason":"Forbidden","details":{details},"code":403}}\n')
+
+
+USER = "system:serviceaccount:rbac-scratch:limited"
+PROXY_BODY = _body(f'nodes "secctx-rbac-control-plane" is forbidden: User "{USER}" cannot get '
+                   'resource "nodes/proxy" in API group "" at the cluster scope',
+                   '{"name":"secctx-rbac-control-plane","kind":"nodes"}')
+CONFIGMAP_BODY = _body(f'configmaps is forbidden: User "{USER}" cannot create resource "configmaps" '
+                       'in API group "" in the namespace "rbac-scratch"', '{"kind":"configmaps"}')
+STORAGECLASS_BODY = _body(f'storageclasses.storage.k8s.io is forbidden: User "{USER}" cannot create '
+                          'resource "storageclasses" in API group "storage.k8s.io" at the cluster '
+                          'scope', '{"group":"storage.k8s.io","kind":"storageclasses"}')
+PSA_BODY = _body('pods "priv" is forbidden: violates PodSecurity "restricted:latest": privileged '
+                 '(container "c" must not set securityContext.privileged=true)',
+                 '{"name":"priv","kind":"pods"}')
+HEADERS = ("{'audit-id': '9f67d821-faac-4504-a7f8-532862121190', 'cache-control': 'no-cache, "
+           "private', 'content-type': 'application/json', 'content-length': '325'}")
+EXEC_GET_REFUSED = (f"Handshake status 403 Forbidden -+-+- {HEADERS} -+-+- " + _body(
+    f'pods "sleeper" is forbidden: User "{USER}" cannot get resource "pods/exec" in API group "" '
+    'in the namespace "rbac-scratch"', '{"name":"sleeper","kind":"pods"}'))
+# With `get pods/exec` granted and `create` not: the upgrade's extra check gives no reason.
+EXEC_CREATE_REFUSED = (f"Handshake status 403 Forbidden -+-+- {HEADERS} -+-+- "
+                       + _body('pods "sleeper" is forbidden: ', '{"name":"sleeper","kind":"pods"}'))
+GRANT = "grant it: see deploy/rbac.yaml"
+
+
+def _refused(body: str, status: int = 403) -> ApiException:
+    err = ApiException(status=status, reason="Forbidden")
+    err.body = body
+    return err
+
+
+@pytest.mark.parametrize("body, line", [
+    (PROXY_BODY, f"permission missing: {USER} cannot get nodes/proxy at the cluster scope; {GRANT}"),
+    (CONFIGMAP_BODY, f"permission missing: {USER} cannot create configmaps in namespace "
+                     f"rbac-scratch; {GRANT}"),
+    (STORAGECLASS_BODY, f"permission missing: {USER} cannot create storageclasses in API group "
+                        f"storage.k8s.io at the cluster scope; {GRANT}"),
+])
+def test_a_refused_permission_names_verb_resource_scope_and_the_fix(body, line):
+    assert errors.denial(_refused(body)).message() == line
+
+
+def test_admission_refusals_are_no_missing_permission():
+    """Pod Security Admission (and webhooks) refuse with 403 too: a result to judge."""
+    assert errors.denial(_refused(PSA_BODY)) is None
+    assert errors.denial(_refused(PROXY_BODY, status=404)) is None
+
+
+def test_a_refusal_inside_a_failed_apply_or_a_chain_is_found():
+    failed = FailToCreateError([_refused(CONFIGMAP_BODY)])
+    assert errors.denial(failed).verb == "create"
+    try:
+        try:
+            raise _refused(PROXY_BODY)
+        except ApiException:
+            raise RuntimeError("while reading node facts")  # noqa: B904 - the chain is the point
+    except RuntimeError as chained:
+        assert errors.denial(chained).resource == "nodes/proxy"
+    assert errors.denial(FailToCreateError([_refused(PSA_BODY)])) is None
+
+
+def test_a_refused_exec_handshake_names_the_verb_the_server_checked():
+    get = kube.handshake_refusal(ApiException(status=0, reason=EXEC_GET_REFUSED), "rbac-scratch")
+    assert (get.status, json.loads(get.body)["code"]) == (403, 403)
+    assert errors.denial(get).message() == (
+        f"permission missing: {USER} cannot get pods/exec in namespace rbac-scratch; {GRANT}")
+    create = kube.handshake_refusal(ApiException(status=0, reason=EXEC_CREATE_REFUSED),
+                                    "rbac-scratch")
+    assert errors.denial(create).message() == (
+        "permission missing: the user of --kubeconfig cannot create pods/exec in namespace "
+        "rbac-scratch (exec is a WebSocket GET, which the API server also authorizes as create); "
+        f"{GRANT}")
+    other = ApiException(status=0, reason="Connection to remote host was lost.")
+    assert kube.handshake_refusal(other, "x") is other
+
+
+def test_permissions_turns_a_refusal_into_one_line_and_lets_the_rest_through():
+    with pytest.raises(errors.PermissionMissing) as stopped:
+        with errors.permissions():
+            raise FailToCreateError([_refused(CONFIGMAP_BODY)])
+    assert str(stopped.value) == (f"INFRASTRUCTURE: permission missing: {USER} cannot create "
+                                  f"configmaps in namespace rbac-scratch; {GRANT}")
+    assert not stopped.value.pytrace
+    with pytest.raises(ApiException):
+        with errors.permissions():
+            raise _refused(PSA_BODY)
+
+
+def test_set_up_refused_a_permission_ends_with_the_same_line(tmp_path):
+    with pytest.raises(errors.PermissionMissing) as stopped:
+        with errors.infrastructure(tmp_path, "suite set-up on the cluster failed"):
+            raise _refused(PROXY_BODY)
+    assert str(stopped.value) == ("INFRASTRUCTURE: suite set-up on the cluster failed: permission "
+                                  f"missing: {USER} cannot get nodes/proxy at the cluster scope; "
+                                  f"{GRANT}")
+    assert (tmp_path / "categories.json").is_file()  # the report files it under Infrastructure
+    # A 403 that is no authorizer's refusal keeps the general message.
+    with pytest.raises(pytest.fail.Exception) as other:
+        with errors.infrastructure(None):
+            raise _refused(PSA_BODY)
+    assert not isinstance(other.value, errors.PermissionMissing)
+    assert "the API server refused a request (403 Forbidden" in str(other.value)
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_a_refused_permission_stops_the_run_at_its_one_line(pytester):
+    """Three tests would be refused the same: the first shows the line, the run stops."""
+    pytester.makepyfile(f"""
+        from kubernetes.client.rest import ApiException
+
+        def refused():
+            err = ApiException(status=403, reason="Forbidden")
+            err.body = {CONFIGMAP_BODY!r}
+            raise err
+
+        def test_passes():
+            pass
+
+        def test_call_refused():
+            refused()
+
+        def test_never_runs():
+            refused()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    lines = [ln for ln in result.outlines if ln.startswith("INFRASTRUCTURE: ")]
+    assert lines == [f"INFRASTRUCTURE: permission missing: {USER} cannot create configmaps in "
+                     f"namespace rbac-scratch; {GRANT}"], result.outlines
+    result.assert_outcomes(passed=1, failed=1)
+    assert "test_never_runs" not in result.stdout.str()
+    assert "run stopped at the first missing permission" in result.stdout.str()
+    assert result.ret == 1 and "Traceback" not in result.stdout.str()
