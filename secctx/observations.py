@@ -429,9 +429,9 @@ def classify(change: Change) -> tuple[str, str]:
     if old is None and isinstance(new, dict) or new is None and isinstance(old, dict):
         return rule("presence")
     if field == "outcome.status":
-        if new == "running" and old in ("rejected", "crashing"):
+        if new == "running" and old in ("rejected", "crashing", "invalid"):
             return rule("outcome-now-runs")
-        if old == "running" and new in ("rejected", "crashing"):
+        if old == "running" and new in ("rejected", "crashing", "invalid"):
             return rule("outcome-now-stopped")
     elif parts[0] == "admission" and last == "admitted":
         return rule("psa-now-admits" if new else "psa-now-refuses")
