@@ -50,6 +50,8 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-map", type=Path, default=None)
     p.add_argument("--rebuild", action="store_true")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--kubelet-seccomp-default", action="store_true",
+                   help="kubelet seccompDefault: true (pods without a profile get RuntimeDefault)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -65,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         cluster = provision.bring_up(provision.Options(
             name=args.cluster_name, kubernetes_version=args.kubernetes_version, mode=args.mode,
             node_image=args.node_image, image_map=args.image_map, rebuild=args.rebuild,
-            workers=args.workers))
+            workers=args.workers, seccomp_default=args.kubelet_seccomp_default))
         print(f"export KUBECONFIG={cluster.kubeconfig}")
     elif args.command == "cluster-down":
         from .cluster.kind import KindCluster

@@ -42,6 +42,9 @@ def pytest_addoption(parser):
     g.addoption("--keep-on-failure", action="store_true",
                 help="keep a failing test's namespace (and the cluster) for inspection")
     g.addoption("--rebuild", action="store_true", help="rebuild offline images")
+    g.addoption("--kubelet-seccomp-default", action="store_true",
+                help="create the kind cluster with kubelet seccompDefault: true (pods without a "
+                     "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
     g.addoption("--observations", type=Path, default=None, metavar="FILE",
                 help="write what the run observed, as JSON (default: reports/observations.json)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
@@ -85,7 +88,8 @@ def option_problem(get) -> str | None:
         for option, value in (("--kubernetes-version", get("kubernetes_version")),
                               ("--kind-image", get("kind_image")), ("--kind-bin", kind_bin),
                               ("--keep-cluster", get("keep_cluster")),
-                              ("--rebuild", get("rebuild"))):
+                              ("--rebuild", get("rebuild")),
+                              ("--kubelet-seccomp-default", get("kubelet_seccomp_default"))):
             if value:
                 return (f"{option} cannot go with --existing-cluster: the suite creates no "
                         f"cluster there; drop {option}, or drop --existing-cluster to test a kind "
@@ -194,7 +198,8 @@ def suite(request):
         kind_bin=Path(config.getoption("kind_bin")) if config.getoption("kind_bin") else None,
         existing_kubeconfig=Path(kubeconfig) if existing else None,
         kube_context=config.getoption("kube_context"),
-        image_map=config.getoption("image_map"), rebuild=config.getoption("rebuild"))
+        image_map=config.getoption("image_map"), rebuild=config.getoption("rebuild"),
+        seccomp_default=config.getoption("kubelet_seccomp_default"))
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
     with infrastructure(results):

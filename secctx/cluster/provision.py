@@ -40,6 +40,7 @@ class Options:
     image_map: Path | None = None
     rebuild: bool = False
     workers: int = 0
+    seccomp_default: bool = False  # kubelet seccompDefault: true (a second configuration)
 
 
 @dataclass
@@ -95,7 +96,7 @@ def bring_up(opts: Options) -> Cluster:
     config = kindconfig.kind_config(
         name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
-        workers=opts.workers)
+        workers=opts.workers, seccomp_default=opts.seccomp_default)
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
                        image=node_image, config=config)
     created = _create_or_reuse(kind)
