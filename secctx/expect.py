@@ -431,7 +431,7 @@ class Learned:
     pod_spec: dict                    # the pod spec as stored after admission
     image_user: ImageUser | None      # the image's default user, None if unknown
     files: ImageFiles | None = None   # the container's /etc/passwd and /etc/group
-    # status.containerStatuses[].user.linux (Kubernetes 1.35+): (uid, gid, groups)
+    # status.containerStatuses[].user.linux (by default from Kubernetes 1.33): (uid, gid, groups)
     kubelet_user: tuple[int, int, list[int]] | None = None
     config_user: str | None = None    # the image config's USER as written, None if unknown
     stats: dict = field(default_factory=dict)  # mountPath -> observe.FileStat of its directory
@@ -527,8 +527,8 @@ def for_case(case, env, learned: Learned | None) -> Expected:
 def _reported_user(wants: dict[str, Want], learned: Learned) -> Want:
     """The kubelet reports the process's user (status.containerStatuses[].user.linux)."""
     if learned.kubelet_user is None:
-        return Want(None, "the kubelet reports no user for the container (it does from "
-                          "Kubernetes v1.35): not asserted")
+        return Want(None, "the kubelet reports no user for the container (it does where "
+                          "SupplementalGroupsPolicy is on: by default from v1.33): not asserted")
     value = tuple(wants[k].value for k in ("uid", "gid", "groups"))
     if None in value:
         return Want(None, "the process's uid, gid or groups are not known: not asserted")

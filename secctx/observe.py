@@ -663,7 +663,8 @@ def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observatio
 
 
 def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
-    """status.containerStatuses[].user.linux, which kubelets report from v1.35 on."""
+    """status.containerStatuses[].user.linux, which kubelets report where the
+    SupplementalGroupsPolicy gate is on (beta, on by default from v1.33; GA in v1.35)."""
     for cs in (pod.status.container_statuses or []) if pod and pod.status else []:
         linux = cs.user.linux if cs.name == container and cs.user else None
         if linux:
