@@ -43,7 +43,7 @@ def test_real_cases_load_without_errors():
         "image-root-in-wheel", "image-named-user", "image-uid-gid", "supplemental-groups-merge",
         "supplemental-groups-strict", "escalation-denied", "escalation-allowed",
         "userns-root", "userns-host-network", "userns-host-pid", "procmount-unmasked",
-        "procmount-default", "recursive-read-only", "image-volume",
+        "procmount-default", "recursive-read-only", "image-volume", "seccomp-unconfined",
     }
     for case in cases.values():
         assert case.objects, case.name

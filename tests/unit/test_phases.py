@@ -329,3 +329,47 @@ def test_a_case_says_where_it_is_not_available(case_id, version, available):
     else:
         assert line == ("NOT AVAILABLE: not available in v1.34 (ImageVolume is beta and off by "
                         "default before v1.35 (on by default from v1.35, GA in v1.36))")
+
+
+# --- a second kubelet configuration: seccompDefault: true (--kubelet-seccomp-default) ----
+
+SECCOMP_DEFAULT = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-seccomp-default.json")
+                             .read_text())
+SD_ENVIRONMENT = dataclasses.replace(ENVIRONMENT, seccomp_default=True)
+
+
+def judge_seccomp_default(case_id: str, edit=None, env: Environment = SD_ENVIRONMENT):
+    record = json.loads(json.dumps(SECCOMP_DEFAULT["cases"][case_id]))
+    if edit:
+        edit(record)
+    case = case_of(case_id)
+    observed = observe.from_record(record, case)
+    expected = expect.for_case(case, env, observed.learned)
+    return expected, verdict.compare(expected, observed)
+
+
+def test_the_recording_is_of_a_kubelet_with_seccompDefault():
+    assert SECCOMP_DEFAULT["environment"]["seccomp_default"] == "True"
+
+
+@pytest.mark.parametrize("case_id", sorted(SECCOMP_DEFAULT["cases"]))
+def test_every_case_recorded_with_seccompDefault_meets_the_oracle(case_id):
+    _, checks = judge_seccomp_default(case_id)
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+
+
+@pytest.mark.parametrize("case_id", ["readonly-root-pod", "userns-root"])
+def test_a_pod_without_a_profile_has_a_filter_there_that_the_default_config_would_call_a_lie(case_id):
+    # The same observation judged as if seccompDefault were off: a filter nobody asked for.
+    _, checks = judge_seccomp_default(case_id, env=ENVIRONMENT)
+    bad = failed(checks)["Seccomp"]
+    assert (bad.expected, bad.observed) == (0, 2)
+
+
+def test_a_runtime_that_filters_an_Unconfined_pod_under_seccompDefault_fails_Seccomp():
+    def filtered(record):
+        record["probe_output"] = record["probe_output"].replace(
+            "Seccomp:\t0\nSeccomp_filters:\t0", "Seccomp:\t2\nSeccomp_filters:\t1")
+    _, checks = judge_seccomp_default("seccomp-unconfined", filtered)
+    assert {"Seccomp", "Seccomp_filters"} <= set(failed(checks))
+    assert "Unconfined" in failed(checks)["Seccomp"].reason
