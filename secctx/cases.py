@@ -117,6 +117,23 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Availability:
+    """The Kubernetes versions where a case applies: from minor version `since` on."""
+    since: str  # "v1.35"
+    why: str    # why not before (feature gate and stage)
+
+    def lacks(self, kubernetes_version: str) -> bool:
+        """`kubernetes_version` (v1.34.4, v1.34.4+k3s1) is older than `since`."""
+        return minor_version(kubernetes_version) < minor_version(self.since)
+
+
+def minor_version(version: str) -> tuple[int, int]:
+    """(1, 34) of v1.34, v1.34.4 or v1.34.4+k3s1."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+@dataclass(frozen=True)
 class Variant:
     """Expectations that hold only on one storage kind (see STORAGE_KINDS)."""
     name: str
@@ -140,6 +157,7 @@ class Case:
     outcome: Outcome = Outcome()
     expect: dict[str, Any] = dataclass_field(default_factory=dict)
     recipe_claim: str | None = None
+    available: Availability | None = None  # None: every version the suite runs on
     skip_unless: str | None = None
     # What Kubernetes promises on a node without the skip_unless feature (e.g. a
     # fail-closed rejection for AppArmor); None: only the label checks are skipped.
@@ -503,6 +521,7 @@ class _Checker:
             outcome=_outcome(data.get("outcome")),
             expect=_expect(data.get("expect", {})),
             recipe_claim=data.get("recipe_claim"),
+            available=Availability(**data["kubernetes"]) if "kubernetes" in data else None,
             skip_unless=data.get("skip_unless"),
             when_unsupported=_outcome(data["when_unsupported"]) if "when_unsupported" in data else None,
             variants=[Variant(v["name"], v.get("storage"), _expect(v.get("expect", {})), v.get("recipe_claim"))

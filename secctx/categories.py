@@ -9,6 +9,7 @@ NOT_ENFORCED = "NOT ENFORCED"  # an observed value differs from what Kubernetes 
 ENVIRONMENT_CANNOT_ENFORCE = "ENVIRONMENT CANNOT ENFORCE"  # the node lacks the kernel feature
 INFRASTRUCTURE = "INFRASTRUCTURE"  # the cluster, the images or the user's input
 TIMEOUT = "TIMEOUT"  # a bounded wait ran out
+NOT_AVAILABLE = "NOT AVAILABLE"  # the Kubernetes version does not serve the feature (yet)
 
 
 def not_enforced(message: str) -> str:
@@ -27,6 +28,12 @@ def timeout(message: str) -> str:
     return f"{TIMEOUT}: {message}"
 
 
+def not_available(kubernetes_version: str, why: str) -> str:
+    """'NOT AVAILABLE: not available in v1.34 (ImageVolume is ...)': the minor version only."""
+    minor = ".".join(kubernetes_version.split(".")[:2])
+    return f"{NOT_AVAILABLE}: not available in {minor} ({why})"
+
+
 # Regexes work in Allure 2 (Java) and Allure 3 (JavaScript): no inline flags.
 CATEGORIES = [
     {"name": "Runtime did not enforce", "matchedStatuses": ["failed"],
@@ -35,6 +42,10 @@ CATEGORIES = [
     {"name": "Environment cannot enforce", "matchedStatuses": ["skipped"],
      "messageRegex": rf"[\s\S]*{ENVIRONMENT_CANNOT_ENFORCE}[\s\S]*",
      "description": "The node lacks the kernel feature (SELinux, AppArmor); the reason says which."},
+    {"name": "Not available in this version", "matchedStatuses": ["skipped"],
+     "messageRegex": rf"[\s\S]*{NOT_AVAILABLE}[\s\S]*",
+     "description": "The cluster's Kubernetes version does not serve the feature (or not by "
+                    "default); the reason names the feature gate and its stage."},
     {"name": "Timeouts", "matchedStatuses": ["failed", "broken"],
      "messageRegex": rf"[\s\S]*({TIMEOUT}|WaitTimeout|Timeout|timed out)[\s\S]*"},
     {"name": "Infrastructure", "matchedStatuses": ["broken", "failed"],

@@ -70,6 +70,8 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry-mirror", action="append", default=[], metavar="[REGISTRY=]URL")
     p.add_argument("--rebuild", action="store_true")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--kubelet-seccomp-default", action="store_true",
+                   help="kubelet seccompDefault: true (pods without a profile get RuntimeDefault)")
 
 
 def _duration(text: str) -> int:
@@ -97,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
             name=args.cluster_name, kubernetes_version=args.kubernetes_version, mode=args.mode,
             node_image=args.node_image, image_map=args.image_map,
             image_registry=args.image_registry, registry_mirrors=tuple(args.registry_mirror),
-            rebuild=args.rebuild, workers=args.workers))
+            rebuild=args.rebuild, workers=args.workers,
+            seccomp_default=args.kubelet_seccomp_default))
         print(f"export KUBECONFIG={cluster.kubeconfig}")
     elif args.command == "images-publish":
         from .imagemap import ImageMapError, registry_problem

@@ -422,6 +422,7 @@ class ExpectedMount:
     writable: Want
     group: Want           # group owning the mount's directory
     setgid: Want | None   # None: not checked
+    submounts_ro: Want | None = None  # recursiveReadOnly: every mount below it read-only too
 
 
 @dataclass(frozen=True)
@@ -430,7 +431,7 @@ class Learned:
     pod_spec: dict                    # the pod spec as stored after admission
     image_user: ImageUser | None      # the image's default user, None if unknown
     files: ImageFiles | None = None   # the container's /etc/passwd and /etc/group
-    # status.containerStatuses[].user.linux (Kubernetes 1.35+): (uid, gid, groups)
+    # status.containerStatuses[].user.linux (by default from Kubernetes 1.33): (uid, gid, groups)
     kubelet_user: tuple[int, int, list[int]] | None = None
     config_user: str | None = None    # the image config's USER as written, None if unknown
     stats: dict = field(default_factory=dict)  # mountPath -> observe.FileStat of its directory
@@ -463,6 +464,15 @@ PROCESS_FIELDS = {"uid": "uid", "gid": "gid", "groups": "groups", "CapEff": "cap
                   "root read-only": "root_read_only"}
 
 
+def not_available(case, kubernetes_version: str) -> str | None:
+    """Why the case does not apply to this Kubernetes version (its `kubernetes.since`), or
+    None: a report line for the "Not available in this version" category."""
+    from .categories import not_available as line
+    if case.available and case.available.lacks(kubernetes_version):
+        return line(kubernetes_version, case.available.why)
+    return None
+
+
 def outcome_for(case, env) -> tuple[Any, str | None]:
     """The outcome Kubernetes promises for the case on this environment, and, where the
     node lacks the case's feature and the case promises nothing else, why its label
@@ -486,7 +496,7 @@ def for_case(case, env, learned: Learned | None) -> Expected:
     if learned is not None and learned.node and hasattr(env, "on"):
         env = env.on(learned.node)  # the facts of the node the pod ran on
     outcome, cannot_enforce = outcome_for(case, env)
-    if outcome.status == "rejected" or learned is None:
+    if outcome.status in ("rejected", "invalid") or learned is None:
         return Expected(outcome, cannot_enforce=cannot_enforce)
     pins = case.expectations(next(iter(learned.storage_kinds.values()), None))
     spec = podspec.pod_spec(learned.pod_spec)
@@ -503,11 +513,13 @@ def for_case(case, env, learned: Learned | None) -> Expected:
                                f"pv.beta.kubernetes.io/gid adds {volume_gids}")
     reported = _reported_user(wants, learned)
     wants.update(_behaviour(spec, case.container, env, wants))
+    wants.update(id_maps(spec))
     if outcome.status == "crashing":  # the process is gone: its twin's, and the kubelet's report
         return Expected(outcome, process=wants, cannot_enforce=cannot_enforce,
                         reported_user=reported)
     return Expected(
-        outcome, process=wants, mounts=_mounts(spec, case.container, learned, pins, wants),
+        outcome, process=wants,
+        mounts=_mounts(spec, case.container, learned, pins, wants, env.supports(RRO_FEATURE)),
         pod=_pod_level(spec), lsm_label=None if cannot_enforce else pins.get("lsm_label"),
         commands=list(case.commands), cannot_enforce=cannot_enforce, reported_user=reported)
 
@@ -515,8 +527,8 @@ def for_case(case, env, learned: Learned | None) -> Expected:
 def _reported_user(wants: dict[str, Want], learned: Learned) -> Want:
     """The kubelet reports the process's user (status.containerStatuses[].user.linux)."""
     if learned.kubelet_user is None:
-        return Want(None, "the kubelet reports no user for the container (it does from "
-                          "Kubernetes v1.35): not asserted")
+        return Want(None, "the kubelet reports no user for the container (it does where "
+                          "SupplementalGroupsPolicy is on: by default from v1.33): not asserted")
     value = tuple(wants[k].value for k in ("uid", "gid", "groups"))
     if None in value:
         return Want(None, "the process's uid, gid or groups are not known: not asserted")
@@ -551,6 +563,33 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
     return {"Seccomp_filters": filters, "unshare(CLONE_NEWUSER) refused": unshare}
 
 
+# /proc/<pid>/uid_map and gid_map, as classify_id_map names them.
+HOST_IDS = "the host's own ids (0 0 4294967295)"
+POD_RANGE = "a range of its own: container ids 0-65535 at a host id >= 65536, a multiple of 65536"
+
+
+def classify_id_map(entries: list[tuple[int, int, int]]) -> str:
+    """What an id map is: the host's, a pod range as the kubelet allocates it, or the
+    map itself (anything else)."""
+    if entries == [(0, 0, 4294967295)]:
+        return HOST_IDS
+    if len(entries) == 1 and entries[0][0] == 0 and entries[0][2] == 65536 \
+            and entries[0][1] >= 65536 and entries[0][1] % 65536 == 0:
+        return POD_RANGE
+    return "; ".join(" ".join(map(str, e)) for e in entries) or "empty"
+
+
+def id_maps(spec: dict) -> dict[str, Want]:
+    """hostUsers: false gives the pod a user namespace of its own: 65536 ids the kubelet
+    allocates (KEP-127); otherwise the process is in the host's user namespace."""
+    if spec.get("hostUsers") is False:
+        want = Want(POD_RANGE, "hostUsers: false: the kubelet maps the pod's ids 0-65535 to "
+                               "65536 host ids of its own, never the host's root")
+    else:
+        want = Want(HOST_IDS, "hostUsers unset or true: the pod shares the host's user namespace")
+    return {"uid_map": want, "gid_map": want}
+
+
 def _pinned_fields(pins: dict) -> dict[str, tuple[str, str]]:
     """The pinned expect keys that name a process field (the schema's x-check)."""
     from .cases import EXPECT_FIELDS
@@ -572,12 +611,30 @@ def _pinned(check: str, computed: Want | None, value: Any) -> Want:
 
 
 # Volume types the kubelet always mounts read-only, whatever volumeMounts say.
-KUBELET_READ_ONLY = ("configMap", "secret", "downwardAPI", "projected")
+KUBELET_READ_ONLY = ("configMap", "secret", "downwardAPI", "projected", "image")
 DAC_OVERRIDE = 1 << caps.CAPABILITIES.index("DAC_OVERRIDE")
 
 
+RRO_FEATURE = "recursive_read_only_mounts"
+
+
+def recursive_read_only(mount: dict, supported: bool) -> Want | None:
+    """recursiveReadOnly (v1.33 GA): Enabled makes every submount read-only (the kubelet
+    refuses the pod where the runtime cannot); IfPossible does so where it can."""
+    mode = mount.get("recursiveReadOnly")
+    if mode == "Enabled":
+        return Want(True, "recursiveReadOnly: Enabled: the runtime makes the mount read-only "
+                          "recursively (mount_setattr MOUNT_ATTR_RDONLY with AT_RECURSIVE)")
+    if mode == "IfPossible":
+        return Want(True, "recursiveReadOnly: IfPossible, and the node's runtime handler reports "
+                          "recursiveReadOnlyMounts") if supported else \
+            Want(None, "recursiveReadOnly: IfPossible on a runtime without recursive read-only "
+                       "mounts: falls back to a plain read-only mount, submounts not asserted")
+    return None  # Disabled or unset: submounts keep their own flags
+
+
 def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
-            wants: dict[str, Want]) -> list[ExpectedMount]:
+            wants: dict[str, Want], rro_supported: bool = False) -> list[ExpectedMount]:
     """Writability and fsGroup ownership of each mount, case pins laid over the oracle.
 
     A claim's volume is ownership-managed when its PV is `local` or CSI; inline
@@ -610,7 +667,8 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
             group=_pinned("group", Want(computed.gid, computed.reason), pin["gid"])
             if "gid" in pin else Want(computed.gid, computed.reason),
             setgid=_pinned("setgid", Want(setgid, computed.reason), pin["setgid"])
-            if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason))))
+            if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason)),
+            submounts_ro=recursive_read_only(mount, rro_supported)))
     return mounts
 
 

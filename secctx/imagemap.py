@@ -78,10 +78,11 @@ class ImageMap:
                 if image.startswith(SUITE_REGISTRY + "/")}
 
     def rewrite(self, obj: dict, mode: str | None = None) -> dict:
-        """Copy of a manifest object with every container image mapped.
+        """Copy of a manifest object with every container image and image volume
+        (`volumes[].image.reference`) mapped.
 
-        Offline (`mode`, default the map's own) every container also gets
-        `imagePullPolicy: Never`: its image must already be on the node, and a
+        Offline (`mode`, default the map's own) every container and image volume also
+        gets pull policy `Never`: its image must already be on the node, and a
         missing one fails at once with ErrImageNeverPull instead of the kubelet
         trying a registry. Online the manifest's policy is kept.
         """
@@ -95,6 +96,12 @@ class ImageMap:
                 c["image"] = self.resolve(c["image"])
                 if never:
                     c["imagePullPolicy"] = "Never"
+        for volume in podspec.pod_spec(obj).get("volumes") or []:
+            image = volume.get("image")
+            if isinstance(image, dict) and "reference" in image:
+                image["reference"] = self.resolve(image["reference"])
+                if never:
+                    image["pullPolicy"] = "Never"
         return obj
 
     def local_images(self) -> list[str]:

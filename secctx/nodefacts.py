@@ -39,6 +39,11 @@ class Environment:
     kernel_caps: int = caps.ALL_CAPS     # every capability the kernel has (cap_last_cap)
     runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
     userns_unconfined: bool | None = None  # a plain container without seccomp can unshare -U
+    # What the nodes report in their status (the default runtime handler's features, and
+    # status.features): the kubelet admits or refuses pods by these.
+    user_namespaces: bool = False
+    recursive_read_only_mounts: bool = False
+    supplemental_groups_policy: bool = False
     extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
     # Each node's own measurements (a case is judged by its pod's node's).
     per_node: dict[str, dict] = field(default_factory=dict)
@@ -228,9 +233,30 @@ def _wait_for_helper_pods(kube: Kube, namespace: str, timeout: float) -> list[st
 def _from_node_objects(kube: Kube) -> Environment:
     nodes = kube.core.list_node().items
     info = nodes[0].status.node_info
-    return Environment(kubernetes_version=info.kubelet_version,
-                       nodes=[n.metadata.name for n in nodes], kernel=info.kernel_version,
-                       os_image=info.os_image, container_runtime=info.container_runtime_version)
+    env = Environment(kubernetes_version=info.kubelet_version,
+                      nodes=[n.metadata.name for n in nodes], kernel=info.kernel_version,
+                      os_image=info.os_image, container_runtime=info.container_runtime_version)
+    reported = {n.metadata.name: reported_features(kube.api.sanitize_for_serialization(n.status))
+                for n in nodes}
+    for name, facts in reported.items():
+        env.per_node.setdefault(name, {}).update(facts)
+    for feature in REPORTED_FEATURES:  # what every node has
+        setattr(env, feature, all(f[feature] for f in reported.values()))
+    return env
+
+
+REPORTED_FEATURES = ("user_namespaces", "recursive_read_only_mounts", "supplemental_groups_policy")
+
+
+def reported_features(status: dict) -> dict[str, bool]:
+    """A node's status (as JSON) -> what it reports it supports. The default runtime
+    handler is the one named ""; a kubelet that reports no handlers supports neither."""
+    handler = next((h for h in status.get("runtimeHandlers") or [] if not h.get("name")), {})
+    features = handler.get("features") or {}
+    return {"user_namespaces": bool(features.get("userNamespaces")),
+            "recursive_read_only_mounts": bool(features.get("recursiveReadOnlyMounts")),
+            "supplemental_groups_policy": bool((status.get("features") or {})
+                                               .get("supplementalGroupsPolicy"))}
 
 
 def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:

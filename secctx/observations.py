@@ -105,9 +105,10 @@ def _flags(options: list[str]) -> list[str]:
     return sorted(o for o in options if "=" not in o)
 
 
-def process_entry(status, lsm_label: str | None, apparmor_label: str | None) -> dict:
-    """One process (observe.ProcStatus) as data."""
-    return {
+def process_entry(status, lsm_label: str | None, apparmor_label: str | None,
+                  id_maps: tuple | None = None) -> dict:
+    """One process (observe.ProcStatus) as data; `id_maps` its (uid_map, gid_map)."""
+    entry = {
         "uid": _ids(status.uid),
         "gid": _ids(status.gid),
         "groups": sorted(status.groups),
@@ -118,6 +119,16 @@ def process_entry(status, lsm_label: str | None, apparmor_label: str | None) -> 
                     "filters": status.seccomp_filters},
         "lsm": {"current": lsm_label, "apparmor": apparmor_label},
     }
+    if id_maps and None not in id_maps:
+        entry["user_namespace"] = dict(zip(("uid_map", "gid_map"), map(id_map_entry, id_maps)))
+    return entry
+
+
+def id_map_entry(entries: list[tuple[int, int, int]]) -> str:
+    """`host`, `pod-range` or the map itself (the host base of a pod range changes every run)."""
+    from .expect import HOST_IDS, POD_RANGE, classify_id_map
+    kind = classify_id_map(entries)
+    return {HOST_IDS: "host", POD_RANGE: "pod-range"}.get(kind, kind)
 
 
 def image_entry(image: str | None, learned, uid: int) -> dict:
@@ -152,7 +163,8 @@ def container_entry(probe, volume_mounts: list[dict], image: dict | None = None)
             "new_file_group": new_file.gid if new_file else None,
         }
     entry = {
-        "process": process_entry(probe.pid1, probe.lsm_label, probe.apparmor_label),
+        "process": process_entry(probe.pid1, probe.lsm_label, probe.apparmor_label,
+                                 (probe.uid_map, probe.gid_map)),
         "root": {"read_only": probe.root_read_only, "writable": probe.root_write.ok,
                  "options": _flags(root.options) if root else []},
         "mounts": mounts,
@@ -400,6 +412,8 @@ lsm-unconfined        | regression | the LSM label became absent, unconfined (Ap
 lsm-confined          | relaxation | an absent or unconfined LSM label became a confining one
 psa-now-admits        | regression | a Pod Security level now admits a pod it refused
 psa-now-refuses       | relaxation | a Pod Security level now refuses a pod it admitted
+userns-left           | regression | a process that had a user namespace of its own (pod-range) no longer has one
+userns-entered        | relaxation | a process now has a user namespace of its own (pod-range)
 case-added            | neutral    | a case observed only in the newer run
 case-removed          | neutral    | a case observed only in the older run (not run, or it failed before its observation)
 presence              | neutral    | a container, mount or verdict observed in one run only
@@ -444,9 +458,9 @@ def classify(change: Change) -> tuple[str, str]:
     if old is None and isinstance(new, dict) or new is None and isinstance(old, dict):
         return rule("presence")
     if field == "outcome.status":
-        if new == "running" and old in ("rejected", "crashing"):
+        if new == "running" and old in ("rejected", "crashing", "invalid"):
             return rule("outcome-now-runs")
-        if old == "running" and new in ("rejected", "crashing"):
+        if old == "running" and new in ("rejected", "crashing", "invalid"):
             return rule("outcome-now-stopped")
     elif parts[0] == "admission" and last == "admitted":
         return rule("psa-now-admits" if new else "psa-now-refuses")
@@ -465,6 +479,11 @@ def classify(change: Change) -> tuple[str, str]:
             return rule("caps-added")
         if old_mask & ~new_mask:
             return rule("caps-removed")
+    elif parts[:2] == ["process", "user_namespace"]:
+        if old == "pod-range" and new != "pod-range":
+            return rule("userns-left")
+        if new == "pod-range" and old != "pod-range":
+            return rule("userns-entered")
     elif field == "process.no_new_privs":
         return rule("nnp-cleared" if old and not new else "nnp-set")
     elif field == "process.seccomp.mode":

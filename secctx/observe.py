@@ -153,6 +153,8 @@ section self-status cat /proc/self/status
 section id id
 section id-G id -G
 section mounts cat /proc/$MAIN/mounts
+section uid-map cat /proc/$MAIN/uid_map
+section gid-map cat /proc/$MAIN/gid_map
 section attr-current cat /proc/$MAIN/attr/current
 section attr-apparmor cat /proc/$MAIN/attr/apparmor/current
 section etc-passwd cat /etc/passwd
@@ -397,6 +399,10 @@ class Observation:
     group_file: list[GroupEntry] | None = None   # the container's /etc/group, None: absent
     unshare_user: WriteResult | None = None  # unshare(CLONE_NEWUSER); None: no unshare
     real_paths: dict[str, str] | None = None  # stat path -> its resolved path
+    # /proc/<main>/uid_map and gid_map: (first id inside, first id outside, count) lines;
+    # None: an older probe.
+    uid_map: list[tuple[int, int, int]] | None = None
+    gid_map: list[tuple[int, int, int]] | None = None
 
     def stat_of_new_file(self, directory: str) -> FileStat | None:
         """Stat of the file the probe created in directory, None if it could not."""
@@ -430,6 +436,19 @@ def parse_passwd(text: str) -> dict[int, PasswdEntry]:
         parts = line.split(":")
         if len(parts) >= 4 and parts[2].isdigit() and parts[3].isdigit():
             entries.setdefault(int(parts[2]), PasswdEntry(parts[0], int(parts[2]), int(parts[3])))
+    return entries
+
+
+def parse_id_map(text: str, section: str = "uid-map") -> list[tuple[int, int, int]]:
+    """/proc/<pid>/uid_map (or gid_map): one (inside, outside, count) per line."""
+    entries = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise ObservationError(section, f"id map line is not three numbers: {line!r}", text)
+        entries.append((int(parts[0]), int(parts[1]), int(parts[2])))
     return entries
 
 
@@ -506,6 +525,8 @@ def parse(output: str) -> Observation:
         real_paths=_optional(sections, "realpaths", lambda text: dict(
             line.split("|", 1) for line in text.splitlines() if "|" in line)),
         group_file=_optional(sections, "etc-group", parse_group),
+        uid_map=_optional(sections, "uid-map", parse_id_map),
+        gid_map=_optional(sections, "gid-map", lambda text: parse_id_map(text, "gid-map")),
         unshare_user=None if unshare is None or unshare.rc == 127 else
         WriteResult(ok=unshare.rc == 0, error=unshare.text.strip()),
     )
@@ -536,7 +557,7 @@ class Crash(Refusal):
 
 @dataclass
 class Observed:
-    status: str  # running, rejected or crashing: what the workload did
+    status: str  # running, rejected, crashing or invalid: what the workload did
     learned: Any = None  # expect.Learned: what the oracle needs from the cluster
     probe: Observation | None = None  # running: the probe of the container under test
     refusal: Refusal | None = None
@@ -557,6 +578,10 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
     """
     from . import report
     from .kube import describe_pod
+    if status == "invalid":  # `waited` is the API server's answer
+        with report.step("refused by the API server"):
+            report.attach_text("API server's answer", waited)
+        return Observed("invalid", refusal=Refusal("", waited))
     if status == "rejected":
         message = " ".join(filter(None, [str(waited), waited.pod.status.message
                                          if waited.pod else None]))
@@ -639,7 +664,8 @@ def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observatio
 
 
 def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
-    """status.containerStatuses[].user.linux, which kubelets report from v1.35 on."""
+    """status.containerStatuses[].user.linux, which kubelets report where the
+    SupplementalGroupsPolicy gate is on (beta, on by default from v1.33; GA in v1.35)."""
     for cs in (pod.status.container_statuses or []) if pod and pod.status else []:
         linux = cs.user.linux if cs.name == container and cs.user else None
         if linux:

@@ -48,6 +48,9 @@ def pytest_addoption(parser):
     g.addoption("--keep-on-failure", action="store_true",
                 help="keep a failing test's namespace (and the cluster) for inspection")
     g.addoption("--rebuild", action="store_true", help="rebuild offline images")
+    g.addoption("--kubelet-seccomp-default", action="store_true",
+                help="create the kind cluster with kubelet seccompDefault: true (pods without a "
+                     "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
     g.addoption("--observations", type=Path, default=None, metavar="FILE",
                 help="write what the run observed, as JSON (default: reports/observations.json)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
@@ -102,7 +105,8 @@ def option_problem(get) -> str | None:
                               ("--kind-image", get("kind_image")), ("--kind-bin", kind_bin),
                               ("--keep-cluster", get("keep_cluster")),
                               ("--rebuild", get("rebuild")),
-                              ("--registry-mirror", get("registry_mirror"))):
+                              ("--registry-mirror", get("registry_mirror")),
+                              ("--kubelet-seccomp-default", get("kubelet_seccomp_default"))):
             if value:
                 return (f"{option} cannot go with --existing-cluster: the suite creates no "
                         f"cluster there; drop {option}, or drop --existing-cluster to test a kind "
@@ -213,7 +217,8 @@ def suite(request):
         kube_context=config.getoption("kube_context"),
         image_map=config.getoption("image_map"), image_registry=config.getoption("image_registry"),
         registry_mirrors=tuple(config.getoption("registry_mirror")),
-        rebuild=config.getoption("rebuild"))
+        rebuild=config.getoption("rebuild"),
+        seccomp_default=config.getoption("kubelet_seccomp_default"))
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
     with infrastructure(results, session=request.session):

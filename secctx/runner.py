@@ -9,6 +9,8 @@ import contextlib
 from dataclasses import dataclass
 
 import pytest
+from kubernetes.client.rest import ApiException
+from kubernetes.utils import FailToCreateError
 
 from . import observe, podspec, report, timing
 from .cases import Case, Outcome
@@ -22,6 +24,7 @@ class Applied:
     objects: list[dict]       # as applied (images mapped, storage chosen)
     pod_name: str             # the pod under test (for a Deployment: its first pod)
     pod_spec: dict            # as applied
+    refused: str | None = None  # the API server's answer when it refused the workload
 
 
 def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
@@ -49,6 +52,8 @@ def prepare_objects(case: Case, suite: Suite, storage: str | None) -> list[dict]
 
 
 def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Applied:
+    workload = next(o for o in objects if o["kind"] == ("Deployment" if case.deployment else "Pod")
+                    and o["metadata"]["name"] == (case.deployment or case.pod))
     with report.step(f"apply {len(objects)} object(s) into namespace {namespace}"):
         for original, obj in zip(case.objects, objects):
             images = _image_pairs(original, obj)
@@ -56,9 +61,17 @@ def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Appl
                 report.attach_text(f"image map for {obj['kind']}/{obj['metadata']['name']}",
                                    "\n".join(f"{a} -> {b}" for a, b in images))
             report.attach_yaml(f"applied {obj['kind']}/{obj['metadata']['name']}", obj)
-            suite.kube.apply(obj, namespace)
-    workload = next(o for o in objects if o["kind"] == ("Deployment" if case.deployment else "Pod")
-                    and o["metadata"]["name"] == (case.deployment or case.pod))
+            try:
+                suite.kube.apply(obj, namespace)
+            except FailToCreateError as err:
+                if obj is not workload:  # only the workload may be refused: a case's outcome
+                    raise
+                refused = " ".join(e.body if isinstance(e, ApiException) else str(e)
+                                   for e in err.api_exceptions)
+                report.attach_text(f"API server refused {obj['kind']}/{obj['metadata']['name']}",
+                                   refused)
+                return Applied(namespace, objects, case.pod or "", podspec.pod_spec(workload),
+                               refused)
     return Applied(namespace, objects, case.pod or "", podspec.pod_spec(workload))
 
 
@@ -69,6 +82,8 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
     becomes Ready is returned as running, for the verdict to judge."""
     kube = suite.kube
     ns = applied.namespace
+    if applied.refused is not None:  # nothing to wait for: the API server said no
+        return "invalid", applied.refused
     if case.deployment:
         with report.step(f"wait for deployment {case.deployment} to be ready (≤{timeout:.0f}s)"):
             kube.wait_for_deployment(case.deployment, ns, timeout)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from .categories import NOT_ENFORCED, cannot_enforce, not_enforced
-from .expect import TOKEN_DIR, show
+from .expect import TOKEN_DIR, classify_id_map, show
 
 if TYPE_CHECKING:
     from .expect import Expected, ExpectedMount
@@ -55,10 +55,15 @@ OBSERVED = {
     "none" if o.pid1.seccomp_filters == 0 else "at least 1",
     "unshare(CLONE_NEWUSER) refused": lambda o: None if o.unshare_user is None else
     not o.unshare_user.ok and "not permitted" in o.unshare_user.error.lower(),
+    "uid_map": lambda o: None if o.uid_map is None else classify_id_map(o.uid_map),
+    "gid_map": lambda o: None if o.gid_map is None else classify_id_map(o.gid_map),
 }
 # Why a check's observation may be missing.
 UNOBSERVABLE = {"Seccomp_filters": "the kernel prints no Seccomp_filters line",
-                "unshare(CLONE_NEWUSER) refused": "the image has no unshare command"}
+                "unshare(CLONE_NEWUSER) refused": "the image has no unshare command",
+                "uid_map": "the probe did not read uid_map (an older recording)",
+                "gid_map": "the probe did not read gid_map (an older recording)"}
+ID_MAPS = ("uid_map", "gid_map")  # their reason shows the map as read
 FOUR_IDS = ("uid", "gid")  # compared as real, effective, saved and filesystem ids
 
 
@@ -69,6 +74,10 @@ def _process_check(name: str, want, obs) -> Check:
                      asserted=False)
     if name in FOUR_IDS and want.asserted:
         return Check(name, (want.value,) * 4, seen, f"{want.reason} (real, effective, saved, fs)")
+    if name in ID_MAPS:
+        entries = getattr(obs, name)
+        return Check(name, want.value, seen, f"{want.reason} (read: "
+                     f"{'; '.join(' '.join(map(str, e)) for e in entries)})", asserted=want.asserted)
     return Check(name, want.value, seen, want.reason, asserted=want.asserted)
 
 
@@ -81,6 +90,9 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
         return checks
     if want.status == "rejected":
         return checks + _refusal_checks(want, observed)
+    if want.status == "invalid":
+        return checks + _contains("API server's answer", want.message, observed.refusal.message,
+                                  "the case names what the API server must say")
     if want.status == "crashing":
         return (checks + _crash_checks(want, observed) + _reported_user(expected, observed)
                 + _twin_checks(expected, observed))
@@ -183,11 +195,25 @@ def mount_checks(obs: Observation, mount: ExpectedMount) -> list[Check]:
     if mount.setgid is not None:
         checks.append(Check(f"{path} setgid bit", mount.setgid.value, bool(stat and stat.setgid),
                             mount.setgid.reason))
+    if mount.submounts_ro is not None:
+        checks.append(submounts_check(obs, path, mount.submounts_ro))
     new_file = obs.stat_of_new_file(path)
     if mount.setgid and mount.setgid.value and mount.group.asserted and new_file:
         checks.append(Check(f"{path} new file's group", mount.group.value, new_file.gid,
                             "the setgid bit makes a new file inherit the directory's group"))
     return checks
+
+
+def submounts_check(obs: Observation, path: str, want) -> Check:
+    """Every mount below `path` read-only: the writable ones are listed."""
+    below = [m for m in obs.mounts if m.mountpoint.startswith(path.rstrip("/") + "/")]
+    writable = sorted(m.mountpoint for m in below if not m.read_only)
+    if not below:
+        return Check(f"{path} submounts read-only", [], None, f"{want.reason}; no mount below "
+                     f"{path} here: nothing to show", asserted=False)
+    return Check(f"{path} submounts read-only (writable ones)", [] if want.asserted else None,
+                 writable, f"{want.reason} ({len(below)} mounts below it)",
+                 asserted=want.asserted)
 
 
 def _pod_checks(expected: Expected, observed: Observed) -> list[Check]:

@@ -21,6 +21,9 @@ def test_case_file_is_valid(case_file):
 def test_recipe_case(recipe_case, suite, namespace):
     case, storage = recipe_case.case, recipe_case.storage
     report.label_case(case, suite.env, storage)
+    unavailable = expect.not_available(case, suite.kubernetes_version)
+    if unavailable:
+        pytest.skip(unavailable)
     outcome, _ = expect.outcome_for(case, suite.env)
     with runner.dump_on_failure(suite, namespace):
         observed = runner.run(suite, case, namespace, storage, outcome, recipe_case.id)

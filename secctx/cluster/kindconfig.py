@@ -45,12 +45,20 @@ def hosts_toml(url: str) -> str:
 
 
 def kind_config(*, name: str, cgroup_v1: bool, short_bounding_set: bool,
-                coredns: bool = True, workers: int = 0, mirrors: dict[str, str] | None = None,
-                certs_dir: Path | None = None) -> dict:
+                coredns: bool = True, workers: int = 0, seccomp_default: bool = False,
+                mirrors: dict[str, str] | None = None, certs_dir: Path | None = None) -> dict:
+    """seccomp_default: the kubelet's seccompDefault (pods without a profile get
+    RuntimeDefault), a second configuration the suite is run on; mirrors: the
+    nodes pull through them (--registry-mirror), with hosts files in certs_dir."""
     patches: list[str] = []
+    kubelet: dict = {}
     if cgroup_v1:
         # Kubernetes >= 1.35 refuses to start on cgroup v1 unless told not to.
-        patches.append(yaml.safe_dump({"kind": "KubeletConfiguration", "failCgroupV1": False}))
+        kubelet["failCgroupV1"] = False
+    if seccomp_default:
+        kubelet["seccompDefault"] = True
+    if kubelet:
+        patches.append(yaml.safe_dump({"kind": "KubeletConfiguration", **kubelet}))
     if not coredns:
         # kind already skips preflight; skipPhases replaces the list, so repeat it.
         patches.append(yaml.safe_dump({"kind": "InitConfiguration",

@@ -42,6 +42,7 @@ class Options:
     registry_mirrors: tuple[str, ...] = ()  # --registry-mirror [REGISTRY=]URL (kind nodes)
     rebuild: bool = False
     workers: int = 0
+    seccomp_default: bool = False  # kubelet seccompDefault: true (a second configuration)
 
 
 @dataclass
@@ -121,7 +122,8 @@ def bring_up(opts: Options) -> Cluster:
     config = kindconfig.kind_config(
         name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
-        workers=opts.workers, mirrors=mirrors, certs_dir=certs_dir)
+        workers=opts.workers, seccomp_default=opts.seccomp_default, mirrors=mirrors,
+        certs_dir=certs_dir)
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
                        image=node_image, config=config)
     created = _create_or_reuse(kind)

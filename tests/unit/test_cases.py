@@ -42,6 +42,8 @@ def test_real_cases_load_without_errors():
         "troubleshooting-fix-permissions", "shared-pid-namespace", "host-pid",
         "image-root-in-wheel", "image-named-user", "image-uid-gid", "supplemental-groups-merge",
         "supplemental-groups-strict", "escalation-denied", "escalation-allowed",
+        "userns-root", "userns-host-network", "userns-host-pid", "procmount-unmasked",
+        "procmount-default", "recursive-read-only", "image-volume", "seccomp-unconfined",
     }
     for case in cases.values():
         assert case.objects, case.name
@@ -500,3 +502,34 @@ def test_schema_line_keeps_line_numbers(case_dir: Path):
             + GOOD_CASE.format(name="bad").replace("severity: normal", "severity: urgent"))
     write(case_dir, "bad.yaml", text)
     assert only_error(case_dir).line == line_of(text, "severity:")
+
+
+def test_kubernetes_since_loads_and_says_which_versions_lack_it(case_dir: Path):
+    text = GOOD_CASE.format(name="new").replace(
+        "severity: normal", "severity: normal\nkubernetes: {since: v1.35, why: Gate is beta and off}")
+    write(case_dir, "new.yaml", text)
+    [case] = load_cases([case_dir])[0]
+    assert case.available.since == "v1.35"
+    assert case.available.lacks("v1.34.4") and case.available.lacks("v1.34.4+k3s1")
+    assert not case.available.lacks("v1.35.0") and not case.available.lacks("v1.40.1")
+
+
+@pytest.mark.parametrize("kubernetes, message", [
+    ("{since: '1.35', why: x}", "kubernetes.since must be a minor version like v1.35, not '1.35'"),
+    ("{since: v1.35.4, why: x}", "kubernetes.since must be a minor version like v1.35"),
+    ("{since: v1.35}", "missing required key 'why' in kubernetes"),
+])
+def test_a_bad_kubernetes_availability_is_refused_with_its_line(case_dir: Path, kubernetes, message):
+    text = GOOD_CASE.format(name="bad").replace("severity: normal",
+                                                f"severity: normal\nkubernetes: {kubernetes}")
+    path = write(case_dir, "bad.yaml", text)
+    error = only_error(case_dir)
+    assert (error.path, error.line) == (path, line_of(text, "kubernetes:"))
+    assert message in error.message
+
+
+def test_an_invalid_outcome_needs_the_api_servers_message(case_dir: Path):
+    text = GOOD_CASE.format(name="bad").replace("severity: normal",
+                                                "severity: normal\noutcome: {status: invalid}")
+    write(case_dir, "bad.yaml", text)
+    assert only_error(case_dir).message == "missing required key 'message' in outcome"

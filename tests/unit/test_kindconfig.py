@@ -100,3 +100,18 @@ def test_host_cgroup_version(tmp_path):
 
 def test_host_cgroup_version_missing_root(tmp_path):
     assert host_cgroup_version(tmp_path / "absent") == 1
+
+
+def test_seccomp_default_sets_the_kubelets_seccompDefault():
+    assert _patches(_plain(seccomp_default=True), "KubeletConfiguration") == [
+        {"kind": "KubeletConfiguration", "seccompDefault": True}]
+
+
+def test_seccomp_default_and_cgroup_v1_share_one_kubelet_patch():
+    (patch,) = _patches(_plain(cgroup_v1=True, seccomp_default=True), "KubeletConfiguration")
+    assert patch == {"kind": "KubeletConfiguration", "failCgroupV1": False, "seccompDefault": True}
+
+
+def test_a_seccomp_default_config_differs_from_the_plain_one():
+    # A kept cluster is reused only with an equal config: the two are not mixed up.
+    assert dump(_plain(seccomp_default=True)) != dump(_plain())

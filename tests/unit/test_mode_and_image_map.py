@@ -429,3 +429,26 @@ def test_rewrite_object_without_pod_spec_is_a_copy():
           "data": {"image": "nginx:1.25"}}
     out = ImageMap.load("offline").rewrite(cm)
     assert out == cm and out is not cm
+
+
+IMAGE_VOLUME_POD = {
+    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "iv"},
+    "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}],
+             "volumes": [{"name": "img", "image": {"reference": "secctx/identity:named-user",
+                                                   "pullPolicy": "IfNotPresent"}},
+                         {"name": "scratch", "emptyDir": {}}]},
+}
+
+
+def test_rewrite_maps_image_volumes_and_offline_never_pulls_them():
+    out = ImageMap.load("offline").rewrite(IMAGE_VOLUME_POD)
+    assert out["spec"]["volumes"][0]["image"] == {"reference": "secctx.local/identity:named-user",
+                                                  "pullPolicy": "Never"}
+    assert out["spec"]["volumes"][1] == {"name": "scratch", "emptyDir": {}}
+    assert IMAGE_VOLUME_POD["spec"]["volumes"][0]["image"]["pullPolicy"] == "IfNotPresent"
+
+
+def test_rewrite_online_keeps_an_image_volumes_pull_policy():
+    (volume, _) = ImageMap.load("online").rewrite(IMAGE_VOLUME_POD)["spec"]["volumes"]
+    assert volume["image"] == {"reference": "ghcr.io/secctx-conformance/identity:named-user",
+                               "pullPolicy": "IfNotPresent"}

@@ -428,6 +428,9 @@ def capset(*names: str) -> dict:
     ("admission.restricted.admitted", False, True, "regression", "psa-now-admits"),
     ("admission.baseline.admitted", True, False, "relaxation", "psa-now-refuses"),
     ("admission.restricted.message", "a", "b", "neutral", "other"),
+    ("process.user_namespace.uid_map", "pod-range", "host", "regression", "userns-left"),
+    ("process.user_namespace.gid_map", "pod-range", "0 0 65536", "regression", "userns-left"),
+    ("process.user_namespace.uid_map", "host", "pod-range", "relaxation", "userns-entered"),
 ])
 def test_classify(field, old, new, kind, rule):
     assert classify(change(field, old, new)) == (kind, rule)
@@ -831,3 +834,15 @@ def test_groups_gained_beyond_the_images_memberships_stay_a_regression():
     new = _with_image_groups(build("v1.36.3"), [0, 10, 20], [10])  # 20 comes from nowhere
     groups = [c for c in diff(old, new) if c.field == "process.groups"]
     assert groups and all((c.kind, c.rule) == ("regression", "groups-gained") for c in groups)
+
+
+@pytest.mark.parametrize("case_id, kind", [("userns-root", "pod-range"), ("image-volume", "host")])
+def test_the_document_says_whether_the_process_has_a_user_namespace_of_its_own(case_id, kind):
+    from secctx.cases import load_cases
+    from secctx.paths import CASES
+    recorded = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-new-fields.json")
+                          .read_text())["cases"][case_id]
+    case = next(c for c in load_cases([CASES])[0] if c.name == case_id)
+    entry = observations.case_entry(observe.from_record(recorded, case), "app")
+    assert entry["containers"]["app"]["process"]["user_namespace"] == {"uid_map": kind,
+                                                                       "gid_map": kind}

@@ -142,3 +142,12 @@ def observe_output(passwd: str, group: str) -> str:
                 "id-G": "1000 50000\n", "mounts": "overlay / overlay rw 0 0\n", "stat": "",
                 "write": "", "root-write": "", "etc-passwd": passwd, "etc-group": group}
     return "".join(f"### secctx:begin {k}\n{v}\n### secctx:end {k} rc=0\n" for k, v in sections.items())
+
+
+def test_a_psa_verdict_keyed_by_version_takes_the_newest_key_not_above_the_cluster():
+    from suites.test_pod_security_admission import verdict_for
+    keyed = {"v1.35": "admitted", "v1.0": ["runAsNonRoot != true"]}
+    assert verdict_for(keyed, "v1.34.4") == ["runAsNonRoot != true"]
+    assert verdict_for(keyed, "v1.35.4") == "admitted"
+    assert verdict_for(keyed, "v1.37.2") == "admitted"
+    assert verdict_for(["seccompProfile"], "v1.34.4") == ["seccompProfile"]

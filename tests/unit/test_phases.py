@@ -7,6 +7,7 @@ could tell, planted in a recording, must turn exactly the right check red.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,10 +15,16 @@ import pytest
 
 from secctx import caps, expect, observe, verdict
 from secctx.cases import load_cases
-from secctx.nodefacts import Environment
+from secctx.nodefacts import REPORTED_FEATURES, Environment
 from secctx.paths import CASES
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline.json").read_text())
+# The same cluster's cases of user namespaces, procMount, recursive read-only mounts and image
+# volumes (recorded later, with uid_map and gid_map in the probe).
+NEW_FIELDS = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-new-fields.json")
+                        .read_text())
+assert not NEW_FIELDS["cases"].keys() & RECORDED["cases"].keys()
+RECORDED["cases"].update(NEW_FIELDS["cases"])
 ENV = RECORDED["environment"]
 ENVIRONMENT = Environment(kubernetes_version=ENV["kubernetes_version"],
                           seccomp_default=ENV["seccomp_default"] == "True",
@@ -25,7 +32,9 @@ ENVIRONMENT = Environment(kubernetes_version=ENV["kubernetes_version"],
                           kernel_caps=int(ENV["kernel_caps"], 16),
                           runtime_default_caps=int(ENV["runtime_default_caps"], 16),
                           userns_unconfined=ENV["userns_unconfined"] == "True",
-                          apparmor=ENV["apparmor"] == "True", selinux=ENV["selinux"] == "True")
+                          apparmor=ENV["apparmor"] == "True", selinux=ENV["selinux"] == "True",
+                          # Older recordings predate these; their v1.37.2 node reports all three.
+                          **{f: ENV.get(f, "True") == "True" for f in REPORTED_FEATURES})
 CASE_BY_NAME = {c.name: c for c in load_cases([CASES])[0]}
 
 
@@ -224,3 +233,143 @@ def test_a_pv_gid_annotation_adds_its_group():
     _, checks = judge("fsgroup-demo[local-storage]", annotated)
     bad = failed(checks)["groups"]
     assert bad.expected == [1000, 2000, 5555] and "pv.beta.kubernetes.io/gid" in bad.reason
+
+
+# --- user namespaces, procMount, recursive read-only mounts, image volumes ---------------
+
+def test_runtime_that_ignores_hostUsers_false_fails_uid_map_and_gid_map():
+    # The pod runs in the host's user namespace: its root is the host's root.
+    host_ids = "         0          0 4294967295"
+    _, checks = judge("userns-root", probe_edit("         0 1823145984      65536", host_ids))
+    assert set(failed(checks)) == {"uid_map", "gid_map"}
+    assert failed(checks)["uid_map"].observed == expect.HOST_IDS
+
+
+def test_a_user_namespace_that_maps_the_hosts_root_fails_uid_map():
+    _, checks = judge("userns-root", probe_edit(
+        "uid-map\n         0 1823145984      65536", "uid-map\n         0          0      65536"))
+    assert set(failed(checks)) == {"uid_map"}
+    assert failed(checks)["uid_map"].observed == "0 0 65536"
+
+
+def test_a_pod_in_a_user_namespace_where_none_was_asked_fails_uid_map():
+    _, checks = judge("recursive-read-only", probe_edit(
+        "uid-map\n         0          0 4294967295", "uid-map\n         0  131072      65536"))
+    assert set(failed(checks)) == {"uid_map"}
+    assert failed(checks)["uid_map"].observed == expect.POD_RANGE
+
+
+def test_runtime_that_leaves_a_submount_writable_fails_the_recursive_read_only_check():
+    _, checks = judge("recursive-read-only", probe_edit(
+        "shm /rro/shm tmpfs ro,", "shm /rro/shm tmpfs rw,"))
+    bad = failed(checks)["/rro submounts read-only (writable ones)"]
+    assert (bad.expected, bad.observed) == ([], ["/rro/shm"])
+    assert set(failed(checks)) == {"/rro submounts read-only (writable ones)"}
+
+
+def test_plain_readOnly_promises_nothing_about_submounts():
+    # /ro's submounts are writable in the recording, and that is no failure: only
+    # recursiveReadOnly promises them read-only.
+    expected, checks = judge("recursive-read-only")
+    ro = next(m for m in expected.mounts if m.path == "/ro")
+    assert ro.submounts_ro is None
+    assert not any(c.field.startswith("/ro submounts") for c in checks)
+
+
+def test_runtime_that_mounts_an_image_volume_writable_fails_two_checks():
+    def writable(record):
+        probe_edit(" /image overlay ro,", " /image overlay rw,")(record)
+        record["probe_output"] = record["probe_output"].replace(
+            "/image|fail|touch: /image/.secctx-probe: Read-only file system", "/image|ok")
+    _, checks = judge("image-volume", writable)
+    assert set(failed(checks)) == {"/image writable", "/image mounted read-only"}
+
+
+def test_an_api_server_that_admits_hostNetwork_with_hostUsers_false_fails_the_outcome():
+    def admitted(record):
+        record.update(RECORDED["cases"]["userns-root"])
+    _, checks = judge("userns-host-network", admitted)
+    assert [c.field for c in checks] == ["outcome"]
+    assert (checks[0].expected, checks[0].observed) == ("invalid", "running")
+
+
+def test_a_refusal_for_another_field_fails_the_api_servers_answer():
+    def other(record):
+        record["refusal"]["message"] = record["refusal"]["message"].replace("HostPID", "HostIPC")
+    _, checks = judge("userns-host-pid", other)
+    assert set(failed(checks)) == {"API server's answer"}
+
+
+@pytest.mark.parametrize("case_id, feature, reason", [
+    ("supplemental-groups-strict", "supplemental_groups_policy", "SupplementalGroupsPolicyNotSupported"),
+    ("recursive-read-only", "recursive_read_only_mounts", "CreateContainerConfigError"),
+])
+def test_a_node_without_the_feature_must_refuse_the_pod(case_id, feature, reason):
+    # The node reports no support: the kubelet must refuse the pod. It ran: red.
+    node = dataclasses.replace(ENVIRONMENT, **{feature: False})
+    expected, checks = judge(case_id, env=node)
+    assert (expected.outcome.status, expected.outcome.reason) == ("rejected", reason)
+    assert [c.field for c in verdict.failures(checks)] == ["outcome"]
+
+
+def test_a_user_namespace_case_on_a_node_without_them_is_skipped_with_the_reason():
+    node = dataclasses.replace(ENVIRONMENT, user_namespaces=False)
+    expected, checks = judge("userns-root", env=node)
+    assert "runtimeHandlers[].features.userNamespaces" in expected.cannot_enforce
+
+
+@pytest.mark.parametrize("case_id, version, available", [
+    ("image-volume", "v1.34.4", False), ("image-volume", "v1.35.4", True),
+    ("userns-root", "v1.34.4", True), ("hardened-pod", "v1.20.0", True),
+])
+def test_a_case_says_where_it_is_not_available(case_id, version, available):
+    line = expect.not_available(case_of(case_id), version)
+    if available:
+        assert line is None
+    else:
+        assert line == ("NOT AVAILABLE: not available in v1.34 (ImageVolume is beta and off by "
+                        "default before v1.35 (on by default from v1.35, GA in v1.36))")
+
+
+# --- a second kubelet configuration: seccompDefault: true (--kubelet-seccomp-default) ----
+
+SECCOMP_DEFAULT = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-seccomp-default.json")
+                             .read_text())
+SD_ENVIRONMENT = dataclasses.replace(ENVIRONMENT, seccomp_default=True)
+
+
+def judge_seccomp_default(case_id: str, edit=None, env: Environment = SD_ENVIRONMENT):
+    record = json.loads(json.dumps(SECCOMP_DEFAULT["cases"][case_id]))
+    if edit:
+        edit(record)
+    case = case_of(case_id)
+    observed = observe.from_record(record, case)
+    expected = expect.for_case(case, env, observed.learned)
+    return expected, verdict.compare(expected, observed)
+
+
+def test_the_recording_is_of_a_kubelet_with_seccompDefault():
+    assert SECCOMP_DEFAULT["environment"]["seccomp_default"] == "True"
+
+
+@pytest.mark.parametrize("case_id", sorted(SECCOMP_DEFAULT["cases"]))
+def test_every_case_recorded_with_seccompDefault_meets_the_oracle(case_id):
+    _, checks = judge_seccomp_default(case_id)
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+
+
+@pytest.mark.parametrize("case_id", ["readonly-root-pod", "userns-root"])
+def test_a_pod_without_a_profile_has_a_filter_there_that_the_default_config_would_call_a_lie(case_id):
+    # The same observation judged as if seccompDefault were off: a filter nobody asked for.
+    _, checks = judge_seccomp_default(case_id, env=ENVIRONMENT)
+    bad = failed(checks)["Seccomp"]
+    assert (bad.expected, bad.observed) == (0, 2)
+
+
+def test_a_runtime_that_filters_an_Unconfined_pod_under_seccompDefault_fails_Seccomp():
+    def filtered(record):
+        record["probe_output"] = record["probe_output"].replace(
+            "Seccomp:\t0\nSeccomp_filters:\t0", "Seccomp:\t2\nSeccomp_filters:\t1")
+    _, checks = judge_seccomp_default("seccomp-unconfined", filtered)
+    assert {"Seccomp", "Seccomp_filters"} <= set(failed(checks))
+    assert "Unconfined" in failed(checks)["Seccomp"].reason
