@@ -74,7 +74,8 @@ def pulled(cs) -> bool | None:
 
 def check(kube: Kube, namespace: str, images: list[str], never_pull: bool,
           timeout: float = 300) -> list[Unavailable]:
-    """The images some node cannot get (empty: every node has every image)."""
+    """The images some node cannot get (empty: every node has every image). The pods
+    go with `namespace` (the suite's set-up namespace), which is deleted right after."""
     nodes = [n.metadata.name for n in kube.core.list_node().items]
     for node in nodes:
         kube.core.create_namespaced_pod(namespace, pod(node, images, never_pull))
@@ -83,32 +84,27 @@ def check(kube: Kube, namespace: str, images: list[str], never_pull: bool,
     missing: list[Unavailable] = []
     deadline = time.monotonic() + timeout
     w = watch.Watch()
-    try:
-        while pending and time.monotonic() < deadline:
-            for ev in w.stream(kube.core.list_namespaced_pod, namespace,
-                               label_selector=f"app={NAME}",
-                               timeout_seconds=max(1, int(deadline - time.monotonic()))):
-                p = ev["object"]
-                for cs in (p.status.container_statuses if p.status else None) or []:
-                    key = (p.spec.node_name, cs.name)
-                    answer = pulled(cs) if key in pending else None
-                    if answer is None:
-                        continue
-                    pending.discard(key)
-                    if answer is False:
-                        missing.append(Unavailable(image_of[cs.name], p.spec.node_name,
-                                                   cs.state.waiting.reason,
-                                                   cs.state.waiting.message or ""))
-                if not pending:
-                    w.stop()
-    finally:
-        for node in nodes:
-            kube.core.delete_namespaced_pod(f"{NAME}-{node}"[:63], namespace,
-                                            grace_period_seconds=0)
+    while pending and time.monotonic() < deadline:
+        for ev in w.stream(kube.core.list_namespaced_pod, namespace,
+                           label_selector=f"app={NAME}",
+                           timeout_seconds=max(1, int(deadline - time.monotonic()))):
+            p = ev["object"]
+            for cs in (p.status.container_statuses if p.status else None) or []:
+                key = (p.spec.node_name, cs.name)
+                answer = pulled(cs) if key in pending else None
+                if answer is None:
+                    continue
+                pending.discard(key)
+                if answer is False:
+                    missing.append(Unavailable(image_of[cs.name], p.spec.node_name,
+                                               cs.state.waiting.reason,
+                                               cs.state.waiting.message or ""))
+            if not pending:
+                w.stop()
     if pending:
         waiting = sorted({image_of[c] for _, c in pending})
         raise WaitTimeout(f"the nodes did not finish pulling {', '.join(waiting)} within "
-                           f"{timeout:.0f}s; events:\n{format_events(kube.events(namespace))}")
+                          f"{timeout:.0f}s; events:\n{format_events(kube.events(namespace))}")
     return missing
 
 

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 from secctx import rbac
 
 from .robust_helpers import ROOT, cli, kubeconfig_secrets, run_pytest
-from .test_existing_cluster import CASES, preloaded_image_map
+from .test_existing_cluster import CASES
 
 pytestmark = pytest.mark.e2e
 
@@ -72,9 +72,8 @@ def remove_verb(rules: list[dict], resource: str, verb: str) -> list[dict]:
 
 
 def suite_as_the_service_account(kubeconfig, clean, tmp_path, *extra: str):
-    image_map = preloaded_image_map(tmp_path / "map.yaml", clean.mode)
     return run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
-                      "--image-map", str(image_map), "-k", SELECTION, *extra,
+                      "--mode", clean.mode, "-k", SELECTION, *extra,
                       log=tmp_path / "run.log")
 
 
