@@ -9,7 +9,9 @@ deleted as soon as the facts are in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
 from dataclasses import asdict, dataclass, field
 
 from . import caps
@@ -20,6 +22,17 @@ from .podspec import condition_true
 HELPER = "secctx-node-helper"
 SECCOMP_DIR = "/var/lib/kubelet/seccomp"
 LOCAL_PV_ROOT = "/var/lib/secctx/local-pv"
+DEFAULT_RUNTIME = "default"  # the run's name for "no runtimeClassName": the node's default handler
+
+
+@dataclass
+class Runtime:
+    """One RuntimeClass of the run: its handler and, per node, what the kubelet reports
+    for that handler and what its containers get (as Environment fields)."""
+    name: str
+    handler: str
+    per_node: dict[str, dict] = field(default_factory=dict)
+    version: str = ""
 
 
 @dataclass
@@ -49,11 +62,30 @@ class Environment:
     per_node: dict[str, dict] = field(default_factory=dict)
     # The config USER of each image of the run, as the node's own image store has it.
     image_users: dict[str, str] = field(default_factory=dict)
+    # The RuntimeClass this environment is as (DEFAULT_RUNTIME: no runtimeClassName) and,
+    # for each other one the run uses, its Runtime: what its containers get on each node.
+    runtime: str = "default"
+    runtimes: dict[str, Runtime] = field(default_factory=dict)
 
     def on(self, node: str | None) -> Environment:
         """The environment as the node `node` has it (the aggregate for another one)."""
         facts = self.per_node.get(node or "")
         return dataclasses.replace(self, **facts) if facts else self
+
+    def under(self, runtime: str) -> Environment:
+        """The environment as pods of RuntimeClass `runtime` get it: each node's facts
+        and features replaced by those measured (and reported) for that handler, the
+        aggregates narrowed over the nodes like gather's. KeyError for one not learned."""
+        if runtime == DEFAULT_RUNTIME:
+            return self
+        rt = self.runtimes[runtime]
+        per_node = {n: {**f, **rt.per_node.get(n, {})} for n, f in self.per_node.items()}
+        facts = list(rt.per_node.values())
+        aggregate = {k: all(f[k] for f in facts) for k in (*REPORTED_FEATURES, "userns_unconfined")}
+        for key in ("runtime_default_caps", "grantable_caps"):
+            aggregate[key] = functools.reduce(operator.and_, (f[key] for f in facts),
+                                              caps.ALL_CAPS)
+        return dataclasses.replace(self, per_node=per_node, runtime=runtime, **aggregate)
 
     def node_facts(self) -> NodeFacts:
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
@@ -68,6 +100,7 @@ class Environment:
         extra = d.pop("extra")
         d.pop("per_node")
         d.pop("image_users")
+        d.pop("runtimes")
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
         d["kernel_caps"] = caps.to_hex(self.kernel_caps)
         d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
@@ -248,10 +281,12 @@ def _from_node_objects(kube: Kube) -> Environment:
 REPORTED_FEATURES = ("user_namespaces", "recursive_read_only_mounts", "supplemental_groups_policy")
 
 
-def reported_features(status: dict) -> dict[str, bool]:
-    """A node's status (as JSON) -> what it reports it supports. The default runtime
-    handler is the one named ""; a kubelet that reports no handlers supports neither."""
-    handler = next((h for h in status.get("runtimeHandlers") or [] if not h.get("name")), {})
+def reported_features(status: dict, handler_name: str = "") -> dict[str, bool]:
+    """A node's status (as JSON) -> what it reports it supports for the runtime handler
+    `handler_name` (the default one is named ""); a kubelet that does not list the
+    handler supports neither of its features."""
+    handler = next((h for h in status.get("runtimeHandlers") or []
+                    if (h.get("name") or "") == handler_name), {})
     features = handler.get("features") or {}
     return {"user_namespaces": bool(features.get("userNamespaces")),
             "recursive_read_only_mounts": bool(features.get("recursiveReadOnlyMounts")),
@@ -289,3 +324,92 @@ def _seccomp_default(kube: Kube, node: str) -> bool:
     resp = kube.core.connect_get_node_proxy_with_path(node, "configz", _preload_content=False)
     config = json.loads(resp.data)
     return bool(config.get("kubeletconfig", {}).get("seccompDefault", False))
+
+
+class RuntimeUnavailable(Exception):
+    """A RuntimeClass whose containers do not run here: one line, with the runtime's error."""
+
+
+# Run in each container of the runtime probe: what the runtime gives a privileged
+# container (its bounding set) and a plain one (as _DEFAULT_SCRIPT, in the default
+# container).
+_PRIVILEGED_SCRIPT = r"""
+echo "privileged_capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
+"""
+
+
+def runtime_probe(image: str, runtime_class: str) -> dict:
+    """A DaemonSet of RuntimeClass `runtime_class`: a privileged container and a plain
+    one (Unconfined seccomp, like the helper's `default`), both sleepers to exec into."""
+    sleeper = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    name = f"secctx-runtime-{runtime_class}"[:63].rstrip("-.")
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"runtimeClassName": runtime_class, "tolerations": [{"operator": "Exists"}],
+                     "automountServiceAccountToken": False, "terminationGracePeriodSeconds": 0,
+                     "containers": [
+                         {"name": "privileged", "image": image, "command": sleeper,
+                          "securityContext": {"privileged": True}},
+                         {"name": "default", "image": image, "command": sleeper,
+                          "securityContext": {"seccompProfile": {"type": "Unconfined"}}}]}}}}
+
+
+def runtime_facts(stdout: str) -> dict:
+    """The probe's output -> the Environment fields it measures for one node."""
+    facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+    kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
+    return {"grantable_caps": int(facts["privileged_capbnd"], 16) & kernel_caps,
+            "runtime_default_caps": int(facts["default_capbnd"], 16),
+            "userns_unconfined": facts.get("userns_unconfined") == "yes"}
+
+
+def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
+                   timeout: float = 90) -> Runtime:
+    """Learn per node what containers of `runtime` get (its probe DaemonSet) and what
+    the kubelet reports for its handler; RuntimeUnavailable when they do not run."""
+    ds = runtime_probe(image, runtime.name)
+    name = ds["metadata"]["name"]
+    statuses = {n.metadata.name: kube.api.sanitize_for_serialization(n.status)
+                for n in kube.core.list_node().items}
+    kube.apps.create_namespaced_daemon_set(namespace, ds)
+    try:
+        pods = _wait_for_probe(kube, namespace, name, len(statuses), runtime, timeout)
+        for pod, node in pods.items():
+            out = "".join(kube.exec(pod, namespace, c, ["sh", "-c", script]).stdout
+                          for c, script in (("privileged", _PRIVILEGED_SCRIPT),
+                                            ("default", _DEFAULT_SCRIPT)))
+            runtime.per_node[node] = {**reported_features(statuses[node], runtime.handler),
+                                      **runtime_facts(out)}
+        return runtime
+    finally:
+        kube.apps.delete_namespaced_daemon_set(name, namespace, grace_period_seconds=0,
+                                               propagation_policy="Foreground")
+
+
+def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: Runtime,
+                    timeout: float) -> dict[str, str]:
+    """{pod: node} once the probe is Ready on every node; else RuntimeUnavailable with
+    the pod's own problem or the last warning event (where a runtime's error lands)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = kube.core.list_namespaced_pod(namespace, label_selector=f"app={name}").items
+        for pod in pods:
+            problem = terminal_problem(pod)
+            if problem:
+                raise RuntimeUnavailable(unavailable_line(runtime, problem[1]))
+        ready = {p.metadata.name: p.spec.node_name for p in pods if condition_true(p, "Ready")}
+        if len(ready) >= nodes:
+            return ready
+        time.sleep(1)
+    warnings = [e for e in kube.events(namespace) if e.type == "Warning"]
+    why = warnings[-1].message if warnings else f"its pods were not Ready within {timeout:.0f}s"
+    raise RuntimeUnavailable(unavailable_line(runtime, why))
+
+
+def unavailable_line(runtime: Runtime, error: str) -> str:
+    return (f"RuntimeClass {runtime.name} (handler {runtime.handler}) cannot run containers "
+            f"here: {' '.join(error.split())}")

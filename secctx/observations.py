@@ -24,7 +24,7 @@ from . import caps, podspec
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "observations.schema.json"
-RUNTIME_HANDLER = "default"  # the suite runs every case with the node's default handler
+RUNTIME_HANDLER = "default"  # the environment is the default handler's; each case names its own (`runtime`)
 # The Allure label that ties a test result to its entry in the document (the matrix links by it).
 ALLURE_LABEL = "secctx.observation"
 
@@ -248,8 +248,8 @@ class Collector:
         self.admission: dict[str, dict[str, dict]] = {}
         self.parts: list[dict] = []  # documents of pytest-xdist workers (controller only)
 
-    def record_case(self, key: str, container: str, observed) -> None:
-        self.cases[key] = case_entry(observed, container)
+    def record_case(self, key: str, container: str, observed, runtime: str = "default") -> None:
+        self.cases[key] = {**case_entry(observed, container), "runtime": runtime}
         _label_test(key)
 
     def record_admission(self, manifest: str, level: str, message: str | None) -> None:

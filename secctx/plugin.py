@@ -22,6 +22,7 @@ from .cluster import kindconfig, provision
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import PermissionMissing, infrastructure, permissions
+from .nodefacts import DEFAULT_RUNTIME
 from .signals import cleanup_first, terminate_like_interrupt
 
 
@@ -51,6 +52,9 @@ def pytest_addoption(parser):
     g.addoption("--kubelet-seccomp-default", action="store_true",
                 help="create the kind cluster with kubelet seccompDefault: true (pods without a "
                      "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
+    g.addoption("--runtime-class", action="append", default=[], metavar="NAME",
+                help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
+                     "repeatable (default: `default` and the RuntimeClasses of the cluster)")
     g.addoption("--observations", type=Path, default=None, metavar="FILE",
                 help="write what the run observed, as JSON (default: reports/observations.json)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
@@ -138,13 +142,17 @@ def _collects_the_suite(config) -> bool:
 
 @dataclass(frozen=True)
 class CaseParam:
-    """One case of the run, on one storage kind for cases with claims."""
+    """One case of the run, on one storage kind for cases with claims, under one RuntimeClass."""
     case: case_files.Case
     storage: str | None = None  # "default" or "local" for cases with claims
+    runtime: str = DEFAULT_RUNTIME  # a RuntimeClass name, or DEFAULT_RUNTIME (none)
 
     @property
     def id(self) -> str:
-        return self.case.name + (f"[{self.storage}-storage]" if self.storage else "")
+        """The case, its storage, and "@RuntimeClass" but for the default runtime: its ids
+        stay those of runs before runtimes were a parameter (baselines, matrices key by them)."""
+        return (self.case.name + (f"[{self.storage}-storage]" if self.storage else "")
+                + ("" if self.runtime == DEFAULT_RUNTIME else f"@{self.runtime}"))
 
     def __repr__(self) -> str:  # what Allure shows as the parameter value
         return self.id
@@ -167,12 +175,43 @@ def _load(config) -> tuple[list[case_files.Case], list[case_files.CaseError]]:
 
 def case_params(config) -> list[CaseParam]:
     params = []
-    for case in _load(config)[0]:
-        if any(o.get("kind") == "PersistentVolumeClaim" for o in case.objects):
-            params += [CaseParam(case, "default"), CaseParam(case, "local")]
-        else:
-            params.append(CaseParam(case))
+    for runtime in runtime_names(config):
+        for case in _load(config)[0]:
+            if any(o.get("kind") == "PersistentVolumeClaim" for o in case.objects):
+                params += [CaseParam(case, "default", runtime), CaseParam(case, "local", runtime)]
+            else:
+                params.append(CaseParam(case, runtime=runtime))
     return params
+
+
+def runtime_names(config) -> list[str]:
+    """The RuntimeClasses the run's cases run under: those asked for, else `default` and
+    the cluster's. They are parameters, so they are known at collection, before a kind
+    cluster exists: then "the cluster's" are those the suite creates on it; an existing
+    cluster is asked. Session start lists every RuntimeClass not in the run (none hidden)."""
+    if not hasattr(config, "_secctx_runtimes"):
+        requested = config.getoption("runtime_class", None) or []
+        if requested:
+            names = list(dict.fromkeys(requested))
+        elif config.getoption("existing_cluster", None):
+            names = [DEFAULT_RUNTIME, *_existing_runtime_classes(config)]
+        else:
+            names = [DEFAULT_RUNTIME]
+        config._secctx_runtimes = names
+    return config._secctx_runtimes
+
+
+def _existing_runtime_classes(config) -> list[str]:
+    from kubernetes import client as k8s
+
+    from .kube import Kube
+    kube = Kube.from_kubeconfig(Path(config.getoption("kubeconfig")),
+                                config.getoption("kube_context"))
+    try:
+        return sorted(rc.metadata.name for rc in k8s.NodeV1Api(kube.api).list_runtime_class().items)
+    except Exception as err:  # noqa: BLE001 - the session's preflight says what is wrong
+        print(f"secctx: RuntimeClasses not listed at collection ({err}); running under default")
+        return []
 
 
 def case_file_params(config) -> list[CaseFile]:
@@ -230,7 +269,8 @@ def suite(request):
         with infrastructure(results, "suite set-up on the cluster failed",
                             session=request.session):
             s = session.start(cluster, run_id, profiles, results,
-                              context=config.getoption("kube_context"), worker=worker)
+                              context=config.getoption("kube_context"), worker=worker,
+                              runtimes=runtime_names(config))
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
         with cleanup_first("releasing the cluster"):
             shared.release(keep=config.getoption("keep_cluster") or

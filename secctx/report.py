@@ -38,12 +38,16 @@ def redact(obj):
     return obj
 
 
-def label_case(case, env, variant: str | None = None) -> None:
-    """The case's title and labels, and the node environment it runs on as an attachment."""
+def label_case(case, env, variant: str | None = None, runtime: str = "default") -> None:
+    """The case's title and labels (the RuntimeClass a parameter), and the node
+    environment it runs on (as that runtime has it) as an attachment."""
     label_test(case.section, case.field, case.name, env.kubernetes_version, case.severity,
                [(up.name, up.url) for up in case.upstream], title=case_title(case, variant))
     if variant:
         allure.dynamic.parameter("storage", Plain(variant))
+    allure.dynamic.parameter("runtime", Plain(runtime))
+    if runtime in getattr(env, "runtimes", {}):
+        env = env.under(runtime)
     attach_text("node environment", "\n".join(
         f"{k}={v}" for k, v in sorted(env.properties().items())))
     allure.dynamic.description(

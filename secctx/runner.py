@@ -15,6 +15,7 @@ from kubernetes.utils import FailToCreateError
 from . import observe, podspec, report, timing
 from .cases import Case, Outcome
 from .kube import Terminal, describe_pod, format_events
+from .nodefacts import DEFAULT_RUNTIME
 from .session import LOCAL_CLASS, Suite
 
 
@@ -28,26 +29,31 @@ class Applied:
 
 
 def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
-        timing_id: str) -> observe.Observed:
-    """Apply the case, wait for the outcome it expects (or the one that comes
-    instead), and read everything it shows."""
+        timing_id: str, runtime: str = DEFAULT_RUNTIME) -> observe.Observed:
+    """Apply the case (its workload under RuntimeClass `runtime`), wait for the outcome
+    it expects (or the one that comes instead), and read everything it shows."""
     with timing.phase(timing_id, "apply_to_ready"):
-        applied = apply(suite, case, namespace, prepare_objects(case, suite, storage))
+        applied = apply(suite, case, namespace, prepare_objects(case, suite, storage, runtime))
         status, waited = await_outcome(suite, case, applied, outcome)
     with timing.phase(timing_id, "observation"):
         observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
                                    suite.image_user)
     report.attach_json("observation (as data)", observe.to_record(observed))
-    suite.observations.record_case(timing_id, case.container, observed)  # timing_id: the case's id
+    # timing_id: the case's id (with the runtime, which the entry also names)
+    suite.observations.record_case(timing_id, case.container, observed, runtime)
     return observed
 
 
-def prepare_objects(case: Case, suite: Suite, storage: str | None) -> list[dict]:
-    """The case's objects with images mapped and, for `local` storage, claims on our class."""
+def prepare_objects(case: Case, suite: Suite, storage: str | None,
+                    runtime: str = DEFAULT_RUNTIME) -> list[dict]:
+    """The case's objects with images mapped, for `local` storage claims on our class, and
+    every pod (template) under RuntimeClass `runtime` (the twin copies the spec)."""
     objects = [suite.image_map.rewrite(o) for o in case.objects]
     for obj in objects:
         if obj.get("kind") == "PersistentVolumeClaim" and storage == "local":
             obj.setdefault("spec", {})["storageClassName"] = LOCAL_CLASS
+        if runtime != DEFAULT_RUNTIME and obj.get("kind") in ("Pod", "Deployment"):
+            podspec.pod_spec(obj)["runtimeClassName"] = runtime
     return objects
 
 

@@ -44,6 +44,8 @@ class Suite:
     prepared_pvs: dict[str, str] = field(default_factory=dict)  # PREPARED_VOLUMES name -> PV
     # What this process observed (tests record into it); the plugin writes it at session end.
     observations: Collector = field(default_factory=Collector)
+    # RuntimeClass -> the one line why its containers cannot run here (its tests say it).
+    runtime_problems: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # short: pytest prints fixture values in failures
         return f"<suite run {self.run_id}, Kubernetes {self.env.kubernetes_version}, worker {self.worker}>"
@@ -73,7 +75,8 @@ class Suite:
 
 
 def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], results: Path | None,
-          local_pv_count: int = 4, context: str | None = None, worker: str = "main") -> Suite:
+          local_pv_count: int = 4, context: str | None = None, worker: str = "main",
+          runtimes: list[str] = (nodefacts.DEFAULT_RUNTIME,)) -> Suite:
     kube = Kube.from_kubeconfig(cluster.kubeconfig, context)
     if worker in ("main", "gw0"):  # once per run: xdist workers share the run id
         remove_stale(kube, run_id)
@@ -85,8 +88,11 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         dirs, prepared, prepare = local_volume_plan(run_id, worker, local_pv_count)
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
                  for name, content in seccomp_profiles.items()}
-        env = nodefacts.gather(kube, system_ns, cluster.image_map.resolve("busybox:1.36"),
+        helper_image = cluster.image_map.resolve("busybox:1.36")
+        env = nodefacts.gather(kube, system_ns, helper_image,
                                files, prepare, images=cluster.image_map.local_images())
+        problems = learn_runtimes(kube, system_ns, helper_image, env, runtimes,
+                                  create=cluster.kind is not None)
     finally:
         kube.delete_namespace(system_ns)
     for node, facts in env.per_node.items():
@@ -103,7 +109,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         reason = "not read: not a kind cluster (needs docker exec into the node)"
         env.extra.update(runc=reason, containerd=env.container_runtime or reason)
         log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
-    suite = Suite(kube, cluster, run_id, env, worker=worker)
+    suite = Suite(kube, cluster, run_id, env, worker=worker, runtime_problems=problems)
     suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs, LOCAL_CLASS)
     for name, d in prepared.items():
         [suite.prepared_pvs[name]] = _create_local_pvs(kube, run_id, env.nodes[0], [d],
@@ -113,6 +119,59 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         report.write_results_files(results, env.properties())
     log.step(f"environment: {json.dumps(env.properties())}")
     return suite
+
+
+# RuntimeClasses the suite creates on a kind cluster it runs under, for the handlers
+# kind's node images register in containerd (test-handler: runc under another name).
+KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler"}
+
+
+def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Environment,
+                   names: list[str], create: bool) -> dict[str, str]:
+    """Discover the cluster's RuntimeClasses and node runtime handlers (one log line, and
+    the environment), learn each of `names` into env.runtimes; {name: why it cannot run}
+    for those that cannot. With `create`, KIND_RUNTIME_CLASSES asked for are created."""
+    node_api = client.NodeV1Api(kube.api)
+    classes = {rc.metadata.name: rc.handler for rc in node_api.list_runtime_class().items}
+    for name in names:
+        if create and name in KIND_RUNTIME_CLASSES and name not in classes:
+            node_api.create_runtime_class(client.V1RuntimeClass(
+                metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY),
+                handler=KIND_RUNTIME_CLASSES[name]))
+            classes[name] = KIND_RUNTIME_CLASSES[name]
+    handlers = {n.metadata.name: [h.name or "(default)" for h in n.status.runtime_handlers or []]
+                for n in kube.core.list_node().items}
+    env.extra["runtime_classes"] = runtime_line(classes, handlers, names)
+    log.step(f"runtimes: {env.extra['runtime_classes']}")
+    problems = {}
+    for name in names:
+        if name == nodefacts.DEFAULT_RUNTIME:
+            continue
+        if name not in classes:
+            problems[name] = (f"RuntimeClass {name} is not on the cluster (it has: "
+                              f"{', '.join(sorted(classes)) or 'none'}): create it, or drop "
+                              f"--runtime-class {name}")
+            continue
+        try:
+            env.runtimes[name] = nodefacts.gather_runtime(
+                kube, namespace, image, nodefacts.Runtime(name, classes[name]))
+        except nodefacts.RuntimeUnavailable as err:
+            problems[name] = str(err)
+    for line in problems.values():
+        log.step(line)
+    return problems
+
+
+def runtime_line(classes: dict[str, str], handlers: dict[str, list[str]],
+                 names: list[str]) -> str:
+    """What the run runs under, and every RuntimeClass and handler it does not: none hidden."""
+    run = ", ".join(n if n == nodefacts.DEFAULT_RUNTIME else f"{n} (handler {classes.get(n, '?')})"
+                    for n in names)
+    others = sorted(set(classes) - set(names))
+    node_handlers = sorted({h for hs in handlers.values() for h in hs})
+    return (f"run under {run}; node handlers: {', '.join(node_handlers) or 'none reported'}"
+            + (f"; RuntimeClasses not in this run (--runtime-class NAME): {', '.join(others)}"
+               if others else ""))
 
 
 def check_images(kube: Kube, namespace: str, cluster: Cluster) -> None:

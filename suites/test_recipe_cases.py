@@ -19,15 +19,18 @@ def test_case_file_is_valid(case_file):
 
 @pytest.mark.e2e
 def test_recipe_case(recipe_case, suite, namespace):
-    case, storage = recipe_case.case, recipe_case.storage
-    report.label_case(case, suite.env, storage)
+    case, storage, runtime = recipe_case.case, recipe_case.storage, recipe_case.runtime
+    report.label_case(case, suite.env, storage, runtime)
     unavailable = expect.not_available(case, suite.kubernetes_version)
     if unavailable:
         pytest.skip(unavailable)
-    outcome, _ = expect.outcome_for(case, suite.env)
+    if runtime in suite.runtime_problems:
+        pytest.fail(suite.runtime_problems[runtime], pytrace=False)
+    env = suite.env.under(runtime)
+    outcome, _ = expect.outcome_for(case, env)
     with runner.dump_on_failure(suite, namespace):
-        observed = runner.run(suite, case, namespace, storage, outcome, recipe_case.id)
-        expected = expect.for_case(case, suite.env, observed.learned)
+        observed = runner.run(suite, case, namespace, storage, outcome, recipe_case.id, runtime)
+        expected = expect.for_case(case, env, observed.learned)
         checks = verdict.compare(expected, observed)
         report.record_checks(checks, case.recipe_claim)
         verdict.assert_holds(expected, checks)

@@ -206,7 +206,8 @@ def test_failing_case_result_carries_verdict_not_python(reports):
     case = next(r for r in results if r["name"] == CASE_TITLE)
     assert case["status"] == "failed"
     assert {p["name"]: p["value"] for p in case["parameters"]} == {
-        "case": f"{CASE}[{STORAGE}-storage]", "Kubernetes": "v1.37.0", "storage": STORAGE}
+        "case": f"{CASE}[{STORAGE}-storage]", "Kubernetes": "v1.37.0", "storage": STORAGE,
+        "runtime": "default"}
     details = case["statusDetails"]
     assert details["message"].startswith("Failed: " + "\n".join(CASE_VERDICT[:2])), details
     failed_steps = [s for s in case["steps"] if s["status"] == "failed"]

@@ -1,0 +1,134 @@
+"""Runtimes as a parameter: ids, the RuntimeClass in every pod, facts per runtime
+handler, and the oracle judging by the runtime's facts (a planted lie turns red)."""
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+from test_phases import CASE_BY_NAME, ENVIRONMENT, failed, judge
+
+from secctx import caps, nodefacts, plugin, runner, session
+from secctx.imagemap import ImageMap
+from secctx.nodefacts import DEFAULT_RUNTIME, Environment, Runtime
+
+NODE_STATUS = {"runtimeHandlers": [
+    {"name": "", "features": {"userNamespaces": True, "recursiveReadOnlyMounts": True}},
+    {"name": "crun", "features": {"recursiveReadOnlyMounts": True}},
+    {"name": "runc", "features": {"userNamespaces": True, "recursiveReadOnlyMounts": True}}],
+    "features": {"supplementalGroupsPolicy": True}}
+
+
+def config(runtimes: list[str]):
+    opts = {"runtime_class": runtimes, "cases_dir": [], "existing_cluster": False}
+    return SimpleNamespace(getoption=lambda name, default=None: opts.get(name, default))
+
+
+def test_every_case_runs_under_each_runtime_asked_for_and_its_id_says_which():
+    params = plugin.case_params(config(["default", "crun", "crun"]))
+    by_runtime = {r: [p.id for p in params if p.runtime == r] for r in ("default", "crun")}
+    assert len(by_runtime["default"]) == len(by_runtime["crun"]) == len(params) / 2
+    assert "fsgroup-demo[local-storage]@crun" in by_runtime["crun"]
+    assert not any("@" in i for i in by_runtime["default"]), "default: the ids of before"
+    assert {p.runtime for p in plugin.case_params(config([]))} == {DEFAULT_RUNTIME}
+
+
+def test_each_pod_of_a_case_gets_the_runtime_class_and_default_sets_none():
+    suite = SimpleNamespace(image_map=ImageMap("offline", {}))
+    deployment = next(c for c in CASE_BY_NAME.values() if c.deployment)
+    for case in (deployment, CASE_BY_NAME["fsgroup-demo"]):
+        objects = runner.prepare_objects(case, suite, None, "crun")
+        pods = [o for o in objects if o["kind"] in ("Pod", "Deployment")]
+        assert pods and all(runner.podspec.pod_spec(o)["runtimeClassName"] == "crun" for o in pods)
+        assert all("runtimeClassName" not in str(o) for o in objects
+                   if o["kind"] not in ("Pod", "Deployment"))
+        assert "runtimeClassName" not in str(runner.prepare_objects(case, suite, None))
+
+
+def test_a_handlers_features_are_its_own_not_the_default_handlers():
+    assert nodefacts.reported_features(NODE_STATUS)["user_namespaces"] is True
+    crun = nodefacts.reported_features(NODE_STATUS, "crun")
+    assert crun == {"user_namespaces": False, "recursive_read_only_mounts": True,
+                    "supplemental_groups_policy": True}
+    assert not any(nodefacts.reported_features(NODE_STATUS, "runsc")[f]
+                   for f in ("user_namespaces", "recursive_read_only_mounts"))
+
+
+def test_the_runtime_probe_runs_under_the_class_and_reads_privileged_and_plain():
+    ds = nodefacts.runtime_probe("busybox:1.36", "crun")
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["runtimeClassName"] == "crun" and "hostPID" not in spec
+    facts = nodefacts.runtime_facts("privileged_capbnd=000001ffffffffff\ncap_last_cap=40\n"
+                                    "default_capbnd=00000000a80425fb\nuserns_unconfined=no\n")
+    assert facts == {"grantable_caps": (1 << 41) - 1, "runtime_default_caps": 0xa80425fb,
+                     "userns_unconfined": False}
+
+
+NARROW = caps.RUNTIME_DEFAULT & ~(1 << caps.CAPABILITIES.index("NET_RAW"))
+
+
+def with_runtime(env: Environment, **facts) -> Environment:
+    node = {"grantable_caps": env.grantable_caps, "runtime_default_caps": env.runtime_default_caps,
+            "userns_unconfined": env.userns_unconfined, "user_namespaces": True,
+            "recursive_read_only_mounts": True, "supplemental_groups_policy": True, **facts}
+    return dataclasses.replace(env, runtimes={"crun": Runtime("crun", "crun", {"n1": node})})
+
+
+def test_under_a_runtime_the_environment_is_that_handlers():
+    env = with_runtime(dataclasses.replace(ENVIRONMENT, per_node={"n1": {"image_users": {}}}),
+                       runtime_default_caps=NARROW, user_namespaces=False)
+    crun = env.under("crun")
+    assert crun.runtime == "crun" and crun.runtime_default_caps == NARROW
+    assert crun.on("n1").runtime_default_caps == NARROW and not crun.on("n1").user_namespaces
+    assert crun.on("n1").image_users == {}, "the node's other facts stay"
+    assert env.under(DEFAULT_RUNTIME) is env
+    with pytest.raises(KeyError):
+        env.under("runsc")
+
+
+def test_the_oracle_judges_a_runtime_by_its_own_default_capabilities():
+    """The recorded runc container keeps NET_RAW; a runtime whose plain containers
+    lack it must show the recording's CapBnd as a difference (the lie), and runc's
+    facts must not."""
+    record_case = "escalation-allowed"
+    assert "CapBnd" not in failed(judge(record_case)[1])
+    crun = with_runtime(ENVIRONMENT, runtime_default_caps=NARROW).under("crun")
+    assert "CapBnd" in failed(judge(record_case, env=crun)[1])
+
+
+class FakeNodeApi:
+    def __init__(self, classes):
+        self.classes, self.created = dict(classes), []
+
+    def list_runtime_class(self):
+        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(name=n), handler=h)
+                                      for n, h in self.classes.items()])
+
+    def create_runtime_class(self, body):
+        self.created.append(body.metadata.name)
+        self.classes[body.metadata.name] = body.handler
+
+
+def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(monkeypatch):
+    api = FakeNodeApi({"crun": "crun", "gvisor": "runsc"})
+    monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
+    node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
+        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="test-handler")]))
+    kube = SimpleNamespace(api=None, core=SimpleNamespace(
+        list_node=lambda: SimpleNamespace(items=[node])))
+
+    def gather(kube, ns, image, runtime):
+        if runtime.handler == "crun":
+            raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "crun: boom"))
+        return runtime
+    monkeypatch.setattr(nodefacts, "gather_runtime", gather)
+    env = Environment()
+    names = ["default", "crun", "secctx-test-handler", "nope"]
+    problems = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
+    assert api.created == ["secctx-test-handler"]
+    assert set(env.runtimes) == {"secctx-test-handler"}
+    assert problems["crun"] == ("RuntimeClass crun (handler crun) cannot run containers here: "
+                                "crun: boom")
+    assert problems["nope"].startswith("RuntimeClass nope is not on the cluster (it has: crun, ")
+    assert "not in this run (--runtime-class NAME): gvisor" in env.extra["runtime_classes"]
+    assert "node handlers: (default), test-handler" in env.extra["runtime_classes"]
