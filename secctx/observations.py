@@ -661,3 +661,30 @@ def compare(baseline: dict, current: dict, observations_path: Path) -> tuple[lis
     text = summary(changes, baseline, current)
     diff_path(observations_path, ".diff.txt").write_text(text)
     return changes, text, path
+
+
+def by_runtime(doc: dict) -> dict[str, dict]:
+    """The run's document split per runtime: {runtime: a document of its cases, keyed by
+    the case's id without "@runtime"}, each labelled with the runtime."""
+    docs: dict[str, dict] = {}
+    for key, entry in doc.get("cases", {}).items():
+        runtime = entry.get("runtime", RUNTIME_HANDLER)
+        base = key.removesuffix(f"@{runtime}")
+        part = docs.setdefault(runtime, {**doc, "label": runtime, "cases": {}, "admission": {}})
+        part["cases"][base] = {k: v for k, v in entry.items() if k != "runtime"}
+    return docs
+
+
+def runtime_differences(doc: dict) -> dict[str, list[Change]]:
+    """For each runtime but the default: every field its cases showed differently from the
+    same cases under the default runtime (cases run under only one of them are left out)."""
+    docs = by_runtime(doc)
+    default = docs.get(RUNTIME_HANDLER)
+    out = {}
+    for runtime, part in sorted(docs.items()):
+        if runtime == RUNTIME_HANDLER or default is None:
+            continue
+        shared = set(part["cases"]) & set(default["cases"])
+        out[runtime] = diff({**default, "cases": {k: default["cases"][k] for k in shared}},
+                            {**part, "cases": {k: part["cases"][k] for k in shared}})
+    return out

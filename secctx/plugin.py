@@ -187,15 +187,17 @@ def case_params(config) -> list[CaseParam]:
 def runtime_names(config) -> list[str]:
     """The RuntimeClasses the run's cases run under: those asked for, else `default` and
     the cluster's. They are parameters, so they are known at collection, before a kind
-    cluster exists: then "the cluster's" are those the suite creates on it; an existing
-    cluster is asked. Session start lists every RuntimeClass not in the run (none hidden)."""
+    cluster exists: then "the cluster's" are those of the offline node image (with --mode
+    offline), and an existing cluster is asked. Session start lists every RuntimeClass not in the run (none hidden)."""
     if not hasattr(config, "_secctx_runtimes"):
         requested = config.getoption("runtime_class", None) or []
         if requested:
             names = list(dict.fromkeys(requested))
         elif config.getoption("existing_cluster", None):
             names = [DEFAULT_RUNTIME, *_existing_runtime_classes(config)]
-        else:
+        elif config.getoption("mode", None) == "offline":  # the offline node image's
+            names = [DEFAULT_RUNTIME, *session.OFFLINE_RUNTIME_CLASSES]
+        else:  # an online kind node: kind's runc (session start names any other)
             names = [DEFAULT_RUNTIME]
         config._secctx_runtimes = names
     return config._secctx_runtimes

@@ -65,6 +65,10 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None) -> list
     if problems:
         lines.append(f"WARNING: the document does not match its schema: {problems[0]}")
     observations.write(path, doc)
+    for runtime, changes in observations.runtime_differences(doc).items():
+        lines.append(f"under RuntimeClass {runtime}, against the default runtime: "
+                     + (f"{len(changes)} field(s) differ" if changes else "no field differs"))
+        lines += [f"  {c.case}: {c.field}: {observations.format_change(c)}" for c in changes]
     if baseline:
         try:
             old = observations.load(baseline)

@@ -121,9 +121,12 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
     return suite
 
 
-# RuntimeClasses the suite creates on a kind cluster it runs under, for the handlers
-# kind's node images register in containerd (test-handler: runc under another name).
-KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler"}
+# RuntimeClasses the suite creates on a kind cluster, for the handlers a node image
+# registers in containerd (kind's test-handler is runc under another name; the offline
+# node image adds crun). Created when asked for and every node reports the handler.
+KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun"}
+# What a run on the offline node image runs under without --runtime-class.
+OFFLINE_RUNTIME_CLASSES = ("crun",)
 
 
 def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Environment,
@@ -133,14 +136,15 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
     for those that cannot. With `create`, KIND_RUNTIME_CLASSES asked for are created."""
     node_api = client.NodeV1Api(kube.api)
     classes = {rc.metadata.name: rc.handler for rc in node_api.list_runtime_class().items}
-    for name in names:
-        if create and name in KIND_RUNTIME_CLASSES and name not in classes:
-            node_api.create_runtime_class(client.V1RuntimeClass(
-                metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY),
-                handler=KIND_RUNTIME_CLASSES[name]))
-            classes[name] = KIND_RUNTIME_CLASSES[name]
     handlers = {n.metadata.name: [h.name or "(default)" for h in n.status.runtime_handlers or []]
                 for n in kube.core.list_node().items}
+    for name in names:
+        handler = KIND_RUNTIME_CLASSES.get(name)
+        if create and handler and name not in classes and all(
+                handler in hs for hs in handlers.values()):
+            node_api.create_runtime_class(client.V1RuntimeClass(
+                metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY), handler=handler))
+            classes[name] = handler
     env.extra["runtime_classes"] = runtime_line(classes, handlers, names)
     log.step(f"runtimes: {env.extra['runtime_classes']}")
     problems = {}
@@ -360,14 +364,15 @@ def _delete_storage_class(kube: Kube) -> None:
 
 
 def _kind_node_versions(cluster: Cluster) -> dict[str, str]:
-    """runc and containerd versions inside the kind node (kind mode only)."""
+    """runc, crun and containerd versions inside the kind node (kind mode only)."""
     import subprocess
     node = f"{cluster.kind.name}-control-plane"
     out = {}
-    for key, cmd in (("runc", ["runc", "--version"]), ("containerd", ["containerd", "--version"])):
+    for key, cmd in (("runc", ["runc", "--version"]), ("containerd", ["containerd", "--version"]),
+                     ("crun", ["crun", "--version"])):
         proc = subprocess.run(["docker", "exec", node, *cmd], capture_output=True, text=True,
                               timeout=30)
-        out[key] = (proc.stdout.splitlines() or ["unknown"])[0]
+        out[key] = (proc.stdout.splitlines() or [f"not on the node ({proc.stderr.strip()})"])[0]
     kind = subprocess.run([str(cluster.kind.kind_path), "version"], capture_output=True, text=True)
     out["kind"] = kind.stdout.strip()
     return out

@@ -132,3 +132,18 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     assert problems["nope"].startswith("RuntimeClass nope is not on the cluster (it has: crun, ")
     assert "not in this run (--runtime-class NAME): gvisor" in env.extra["runtime_classes"]
     assert "node handlers: (default), test-handler" in env.extra["runtime_classes"]
+
+
+def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_field():
+    from secctx import observations
+    entry = {"container": "app", "outcome": {"status": "running"}, "storage_kinds": {},
+             "containers": {"app": {"process": {"no_new_privs": True}}}}
+    lie = {**entry, "containers": {"app": {"process": {"no_new_privs": False}}}}
+    doc = {"cases": {"a": {**entry, "runtime": "default"}, "a@crun": {**entry, "runtime": "crun"},
+                     "b": {**entry, "runtime": "default"}, "b@crun": {**lie, "runtime": "crun"},
+                     "only-crun@crun": {**lie, "runtime": "crun"}}}
+    [change] = observations.runtime_differences(doc)["crun"]
+    assert (change.case, change.field, change.old, change.new) == (
+        "b", "process.no_new_privs", True, False)
+    same = {"cases": {k: v for k, v in doc["cases"].items() if k.startswith("a")}}
+    assert observations.runtime_differences(same) == {"crun": []}
