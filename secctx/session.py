@@ -152,8 +152,10 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
         if name == nodefacts.DEFAULT_RUNTIME:
             continue
         if name not in classes:
+            reported = sorted({h for hs in handlers.values() for h in hs})
             problems[name] = (f"RuntimeClass {name} is not on the cluster (it has: "
-                              f"{', '.join(sorted(classes)) or 'none'}): create it, or drop "
+                              f"{', '.join(sorted(classes)) or 'none'}; the nodes' handlers: "
+                              f"{', '.join(reported) or 'none reported'}): create it, or drop "
                               f"--runtime-class {name}")
             continue
         try:

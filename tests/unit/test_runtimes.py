@@ -147,3 +147,14 @@ def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_fie
         "b", "process.no_new_privs", True, False)
     same = {"cases": {k: v for k, v in doc["cases"].items() if k.startswith("a")}}
     assert observations.runtime_differences(same) == {"crun": []}
+
+
+def test_a_kind_runtime_class_is_created_only_for_a_handler_every_node_reports(monkeypatch):
+    api = FakeNodeApi({})
+    monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
+    node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
+        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="runc")]))
+    kube = SimpleNamespace(api=None, core=SimpleNamespace(
+        list_node=lambda: SimpleNamespace(items=[node])))
+    problems = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["crun"], create=True)
+    assert api.created == [] and problems["crun"].startswith("RuntimeClass crun is not on")
