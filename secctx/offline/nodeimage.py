@@ -173,8 +173,13 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     # execs runc.real beside it (a no-op filter on hosts with every capability).
     shutil.copy2(built["runc"] / "runc", sbin / "runc.real")
     shutil.copy2(capshim.build(), sbin / "runc")
+    # crun (the rootfs's Debian package) behind the same shim: it too refuses a
+    # privileged container that asks for capabilities the host cannot hold.
+    shutil.copy2(capshim.build(), sbin / "crun")
+    (sbin / "crun.real").symlink_to(CRUN_BINARY)
+    (sbin / "crun.oci-version").write_text(CRUN_OCI_VERSION + "\n")
     config = (root / "etc/containerd/config.toml").read_text()
-    config = _set_toml_string(config, "sandbox_image", names.pause)
+    config = with_runtime_handlers(_set_toml_string(config, "sandbox_image", names.pause))
     (root / "etc/containerd/config.toml").write_text(config)
     (root / "etc/containerd/cri-base.json").write_text(_cri_base_spec(built["containerd"] / "ctr"))
     (root / "etc/cni/net.d").mkdir(parents=True, exist_ok=True)
@@ -192,6 +197,28 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
         "images": names.all(),
     }, indent=2) + "\n")
     return {"root": root}
+
+
+CRUN_BINARY = "/usr/bin/crun"
+# Debian bookworm's crun 1.8.1 refuses a config.json newer than OCI 1.1 ("unknown
+# version specified"); containerd 2 writes 1.3.0. The shim relabels it (capshim).
+CRUN_OCI_VERSION = "1.1.0"
+# containerd handlers besides kind's runc and test-handler, as runc's: the runc shim
+# runs any runc-compatible binary (BinaryName), here crun through the capability shim.
+RUNTIME_HANDLERS = {"crun": "/usr/local/sbin/crun"}
+_HANDLER = """
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+  runtime_type = "io.containerd.runc.v2"
+  base_runtime_spec = "/etc/containerd/cri-base.json"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
+    BinaryName = "{binary}"
+    SystemdCgroup = true
+"""
+
+
+def with_runtime_handlers(config: str) -> str:
+    """kind's containerd config with RUNTIME_HANDLERS registered."""
+    return config + "".join(_HANDLER.format(name=n, binary=b) for n, b in RUNTIME_HANDLERS.items())
 
 
 def _place(dest: Path, src_dir: Path, names: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ NODE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "conntrack", "iptables", "nftables", "iproute2",
     "ethtool", "util-linux", "mount", "kmod", "libseccomp2", "pigz", "e2fsprogs", "bash",
     "ca-certificates", "curl", "jq", "procps",
+    "crun",  # a second runtime handler (nodeimage.RUNTIME_HANDLERS)
 )
 
 

@@ -400,3 +400,26 @@ def test_invalid_json_fails_before_runc(run_shim, tmp_path):
     assert r.proc.stderr.startswith("capshim: ")
     assert path.read_text() == "{not json"
     assert not (r.out / "argv").exists()
+
+
+def test_a_version_file_beside_the_shim_relabels_the_config_for_an_older_runtime(shim, run_shim,
+                                                                                tmp_path):
+    """crun 1.8 refuses ociVersion 1.3.0 ("unknown version specified"): its shim carries
+    <shim>.oci-version, and create sees that version, every other field unchanged."""
+    version_file = shim.with_name(shim.name + ".oci-version")
+    config = full_config()
+    path = write_bundle(tmp_path / "bundle", config)
+    try:
+        version_file.write_text("1.1.0\n")
+        r = run_shim(["create", "--bundle", str(tmp_path / "bundle"), "id"], spec=path)
+        assert r.proc.returncode == 0, r.proc.stderr
+        assert r.spec == {**filtered(config, BOUNDING), "ociVersion": "1.1.0"}
+        exec_file = tmp_path / "process.json"
+        exec_file.write_text(json.dumps({"ociVersion": "1.2.0", **config["process"]}))
+        run_shim(["exec", "--process", str(exec_file), "id"], spec=exec_file)
+        assert json.loads(exec_file.read_text())["ociVersion"] == "1.2.0", "exec: not relabelled"
+    finally:
+        version_file.unlink(missing_ok=True)
+    path = write_bundle(tmp_path / "again", config)
+    assert run_shim(["create", "--bundle", str(tmp_path / "again"), "id"],
+                    spec=path).spec["ociVersion"] == "1.2.0", "without the file: unchanged"

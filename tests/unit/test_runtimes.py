@@ -158,3 +158,20 @@ def test_a_kind_runtime_class_is_created_only_for_a_handler_every_node_reports(m
         list_node=lambda: SimpleNamespace(items=[node])))
     problems = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["crun"], create=True)
     assert api.created == [] and problems["crun"].startswith("RuntimeClass crun is not on")
+
+
+def test_the_offline_node_registers_crun_beside_kinds_handlers_behind_the_capability_shim():
+    import tomllib
+
+    from secctx.offline import nodeimage
+    kind = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n'
+            '  runtime_type = "io.containerd.runc.v2"\n')
+    runtimes = tomllib.loads(nodeimage.with_runtime_handlers(kind))["plugins"][
+        "io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert set(runtimes) == {"runc", "crun"}
+    assert runtimes["crun"]["runtime_type"] == "io.containerd.runc.v2"
+    assert runtimes["crun"]["options"] == {"BinaryName": "/usr/local/sbin/crun",
+                                           "SystemdCgroup": True}
+    assert set(session.OFFLINE_RUNTIME_CLASSES) <= {
+        name for name, handler in session.KIND_RUNTIME_CLASSES.items()
+        if handler in nodeimage.RUNTIME_HANDLERS}, "the offline run's classes are the image's"

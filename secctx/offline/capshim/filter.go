@@ -106,3 +106,34 @@ func filterDocument(data []byte, allowed map[string]bool) ([]byte, bool, error) 
 	out, err := json.Marshal(doc)
 	return out, true, err
 }
+
+// setOCIVersion sets config.json's ociVersion to the one in versionFile, if that
+// file exists; fields are kept as filterFile keeps them.
+func setOCIVersion(path, versionFile string) error {
+	want, err := os.ReadFile(versionFile)
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return err
+	}
+	version := strings.TrimSpace(string(want))
+	if doc["ociVersion"] == version {
+		return nil
+	}
+	doc["ociVersion"] = version
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o600)
+}

@@ -6,6 +6,10 @@
 // process file of `exec --process`, then execs the real runc, which lives
 // next to it as "<own path>.real". On a host with a full bounding set it
 // changes nothing.
+//
+// A file "<own path>.oci-version" names the OCI spec version the real runtime
+// accepts (crun 1.8 refuses anything after 1.1, containerd 2 writes 1.3.0): a
+// config.json of another version is relabelled with it, nothing else changed.
 package main
 
 import (
@@ -29,6 +33,11 @@ func main() {
 	if file, ok := specFile(os.Args[1:]); ok {
 		if err := filterFile(file, allowed); err != nil {
 			fail(err)
+		}
+		if cmd, _ := command(os.Args[1:]); cmd == "create" || cmd == "run" {
+			if err := setOCIVersion(file, self+".oci-version"); err != nil {
+				fail(err)
+			}
 		}
 	}
 	argv := append([]string{filepath.Base(real)}, os.Args[1:]...)
