@@ -182,6 +182,8 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     config = with_runtime_handlers(_set_toml_string(config, "sandbox_image", names.pause))
     (root / "etc/containerd/config.toml").write_text(config)
     (root / "etc/containerd/cri-base.json").write_text(_cri_base_spec(built["containerd"] / "ctr"))
+    (root / CRUN_BASE_SPEC.lstrip("/")).write_text(
+        _cri_base_spec(built["containerd"] / "ctr", product_files_hook=False))
     (root / "etc/cni/net.d").mkdir(parents=True, exist_ok=True)
     shutil.copy2(NODE_FILES / "10-secctx-bridge.conflist", root / "etc/cni/net.d/")
     (root / "kind/manifests").mkdir(parents=True, exist_ok=True)
@@ -203,13 +205,17 @@ CRUN_BINARY = "/usr/bin/crun"
 # Debian bookworm's crun 1.8.1 refuses a config.json newer than OCI 1.1 ("unknown
 # version specified"); containerd 2 writes 1.3.0. The shim relabels it (capshim).
 CRUN_OCI_VERSION = "1.1.0"
+# kind's createContainer hook (mount-product-files.sh) exits 1 under crun 1.8.1 for
+# a container with a read-only root filesystem (seen in hardened-pod@crun): crun's
+# base spec is containerd's without it (the hook only bind-mounts a product_uuid).
+CRUN_BASE_SPEC = "/etc/containerd/cri-base-crun.json"
 # containerd handlers besides kind's runc and test-handler, as runc's: the runc shim
 # runs any runc-compatible binary (BinaryName), here crun through the capability shim.
-RUNTIME_HANDLERS = {"crun": "/usr/local/sbin/crun"}
+RUNTIME_HANDLERS = {"crun": ("/usr/local/sbin/crun", CRUN_BASE_SPEC)}
 _HANDLER = """
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
   runtime_type = "io.containerd.runc.v2"
-  base_runtime_spec = "/etc/containerd/cri-base.json"
+  base_runtime_spec = "{spec}"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
     BinaryName = "{binary}"
     SystemdCgroup = true
@@ -218,7 +224,8 @@ _HANDLER = """
 
 def with_runtime_handlers(config: str) -> str:
     """kind's containerd config with RUNTIME_HANDLERS registered."""
-    return config + "".join(_HANDLER.format(name=n, binary=b) for n, b in RUNTIME_HANDLERS.items())
+    return config + "".join(_HANDLER.format(name=n, binary=b, spec=spec)
+                            for n, (b, spec) in RUNTIME_HANDLERS.items())
 
 
 def _place(dest: Path, src_dir: Path, names: tuple[str, ...]) -> None:
@@ -238,14 +245,15 @@ def _set_toml_string(text: str, key: str, value: str) -> str:
     raise BuildError(f"{key} not found in kind's containerd config")
 
 
-def _cri_base_spec(ctr: Path) -> str:
+def _cri_base_spec(ctr: Path, product_files_hook: bool = True) -> str:
     """containerd's default OCI spec with kind's product-files hook, as kind makes it."""
     proc = subprocess.run([str(ctr), "oci", "spec"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"ctr oci spec failed: {proc.stderr}")
     spec = json.loads(proc.stdout)
-    hooks = spec.setdefault("hooks", {}).setdefault("createContainer", [])
-    hooks.append({"path": "/kind/bin/mount-product-files.sh"})
+    if product_files_hook:
+        hooks = spec.setdefault("hooks", {}).setdefault("createContainer", [])
+        hooks.append({"path": "/kind/bin/mount-product-files.sh"})
     spec["process"].pop("rlimits", None)
     return json.dumps(spec, indent=2) + "\n"
 

@@ -170,6 +170,7 @@ def test_the_offline_node_registers_crun_beside_kinds_handlers_behind_the_capabi
         "io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
     assert set(runtimes) == {"runc", "crun"}
     assert runtimes["crun"]["runtime_type"] == "io.containerd.runc.v2"
+    assert runtimes["crun"]["base_runtime_spec"] == "/etc/containerd/cri-base-crun.json"
     assert runtimes["crun"]["options"] == {"BinaryName": "/usr/local/sbin/crun",
                                            "SystemdCgroup": True}
     assert set(session.OFFLINE_RUNTIME_CLASSES) <= {
