@@ -607,7 +607,7 @@ def format_value(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def format_change(change: Change) -> str:
+def format_change(change: Change, limit: int = 80) -> str:
     old, new = change.old, change.new
     if old is None and _subtree(new) or new is None and _subtree(old):
         return "observed → not observed" if new is None else "not observed → observed"
@@ -616,7 +616,7 @@ def format_change(change: Change) -> str:
         removed = [n for n in old["names"] if n not in new["names"]]
         delta = " ".join([f"+{n}" for n in added] + [f"-{n}" for n in removed])
         return f"{old['hex']} → {new['hex']} ({delta})"
-    return f"{format_value(old)} → {format_value(new)}"
+    return f"{format_value(old, limit)} → {format_value(new, limit)}"
 
 
 def _run_text(doc: dict) -> str:

@@ -68,7 +68,9 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None) -> list
     for runtime, changes in observations.runtime_differences(doc).items():
         lines.append(f"under RuntimeClass {runtime}, against the default runtime: "
                      + (f"{len(changes)} field(s) differ" if changes else "no field differs"))
-        lines += [f"  {c.case}: {c.field}: {observations.format_change(c)}" for c in changes]
+        # Whole values: two runtimes' messages often differ only past the first words.
+        lines += [f"  {c.case}: {c.field}: {observations.format_change(c, limit=400)}"
+                  for c in changes]
     if baseline:
         try:
             old = observations.load(baseline)

@@ -176,3 +176,18 @@ def test_the_offline_node_registers_crun_beside_kinds_handlers_behind_the_capabi
     assert set(session.OFFLINE_RUNTIME_CLASSES) <= {
         name for name, handler in session.KIND_RUNTIME_CLASSES.items()
         if handler in nodeimage.RUNTIME_HANDLERS}, "the offline run's classes are the image's"
+
+
+def test_the_run_ends_with_one_line_per_runtime_and_the_whole_differing_values(tmp_path):
+    from secctx import observations, recording
+    c = observations.Collector()
+    entry = {"container": "app", "storage_kinds": {}, "containers": {},
+             "outcome": {"status": "rejected", "reason": "RunContainerError", "exit_code": None,
+                         "message": "x" * 100 + " operation not permitted"}}
+    c.cases = {"a": {**entry, "runtime": "default"},
+               "a@crun": {**entry, "runtime": "crun", "outcome": {
+                   **entry["outcome"], "message": "x" * 100 + " Operation not permitted"}}}
+    lines = recording.finish(c, tmp_path / "o.json", None)
+    assert "under RuntimeClass crun, against the default runtime: 1 field(s) differ" in lines
+    assert any(line.startswith("  a: outcome.message: ") and line.endswith(
+        " Operation not permitted") for line in lines), lines
