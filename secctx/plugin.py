@@ -21,7 +21,7 @@ from .cluster import existing as existing_cluster
 from .cluster import kindconfig, provision
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
-from .errors import PermissionMissing, infrastructure, permissions
+from .errors import RunStopped, infrastructure, permissions
 from .signals import cleanup_first, terminate_like_interrupt
 
 
@@ -221,14 +221,13 @@ def suite(request):
         seccomp_default=config.getoption("kubelet_seccomp_default"))
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
-    with infrastructure(results, session=request.session):
+    with infrastructure(results):
         cluster = shared.acquire(opts)
     profiles = {name_: path.read_text() for p in case_params(config)
                 for name_, path in p.case.seccomp_profiles.items()}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     try:
-        with infrastructure(results, "suite set-up on the cluster failed",
-                            session=request.session):
+        with infrastructure(results, "suite set-up on the cluster failed"):
             s = session.start(cluster, run_id, profiles, results,
                               context=config.getoption("kube_context"), worker=worker)
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
@@ -280,8 +279,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
-    if call.excinfo and isinstance(call.excinfo.value, PermissionMissing):
-        item.session.shouldfail = "run stopped at the first missing permission (see above)"
+    if call.excinfo and isinstance(call.excinfo.value, RunStopped):
+        item.session.shouldfail = "run stopped at the first INFRASTRUCTURE error (see above)"
 
 
 @pytest.fixture
