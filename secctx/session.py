@@ -97,6 +97,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
                      images=cluster.tally.line())
     if cluster.image_map.registry:
         env.extra["image_registry"] = cluster.image_map.registry
+    log.step(f"images: {cluster.tally.line()}")
     if cluster.kind:
         env.extra.update(_kind_node_versions(cluster))
     else:  # reading runc's version needs `docker exec` into a kind node
