@@ -22,6 +22,7 @@ from .cluster import kindconfig, provision
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import RunStopped, infrastructure, permissions
+from .offline import log
 from .signals import cleanup_first, terminate_like_interrupt
 
 
@@ -59,12 +60,31 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     terminate_like_interrupt()
+    log.set_sink(_live_lines(config))
     problem = option_problem(config.getoption)
     if problem:
         raise pytest.UsageError(infrastructure_line(problem))
     config.pluginmanager.register(recording.Recorder(config), "secctx-observations")
     if config.getoption("cases_dir") and not _collects_the_suite(config):
         config.args.append(str(paths.SUITES))
+
+
+def _live_lines(config):
+    """Progress lines to the terminal while pytest captures output; without a
+    terminal (an xdist worker, -p no:terminal) they go to stderr. The plugins are
+    looked up per line: the terminal reporter registers after this plugin."""
+    def write(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        terminal = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or terminal is None:
+            raise LookupError("no terminal")  # log.step falls back to stderr
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line)
+    return write
+
+
+def pytest_unconfigure(config):
+    log.set_sink(None)
 
 
 def option_problem(get) -> str | None:

@@ -458,8 +458,6 @@ def test_set_up_refused_a_permission_ends_with_the_same_line(tmp_path):
     assert "the API server refused a request (403 Forbidden" in str(other.value)
 
 
-pytest_plugins = ["pytester"]
-
 
 def test_a_refused_permission_stops_the_run_at_its_one_line(pytester):
     """Three tests would be refused the same: the first shows the line, the run stops."""
