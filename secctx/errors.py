@@ -28,21 +28,28 @@ def _infrastructure_errors() -> tuple[type[BaseException], ...]:
     return (*USER_ERRORS, ConfigException, HTTPError, Terminal, WaitTimeout, ImageUnavailable)
 
 
+class RunStopped(pytest.fail.Exception):
+    """An INFRASTRUCTURE line after which every later test would only repeat it
+    (set-up failed, a permission is missing): the plugin ends the run at the
+    first one, as -x would."""
+    # As pytest does for Failed: reports say "RunStopped: ...", no module path.
+    __module__ = "builtins"
+
+
 @contextlib.contextmanager
-def infrastructure(results: Path | None, what: str = "", session=None):
-    """Turn a user-fixable error into `INFRASTRUCTURE: <cause and fix>`.
+def infrastructure(results: Path | None, what: str = ""):
+    """Turn a user-fixable error into `INFRASTRUCTURE: <cause and fix>`, raised as
+    RunStopped (a refused permission as PermissionMissing).
 
     Raised from the session fixture, the first test that needs the cluster
-    errors with that line (Allure files it under "Infrastructure"; a refused
-    permission is a PermissionMissing; categories.json is written here too:
-    set-up, which writes it, did not get that far). Given pytest's `session`,
-    the run then ends there, once, as `-x` would end it: every later test
-    would only repeat the same line."""
+    errors with that line and the run ends there (Allure files it under
+    "Infrastructure"; categories.json is written here too: set-up, which
+    writes it, did not get that far)."""
     from kubernetes.client.rest import ApiException
 
     from .cluster import existing
     prefix = infrastructure_line(f"{what}{': ' if what else ''}")
-    failure = pytest.fail.Exception
+    failure = RunStopped
     try:
         yield
         return
@@ -64,8 +71,6 @@ def infrastructure(results: Path | None, what: str = "", session=None):
             raise
     if results:
         report.write_results_files(results, {"set-up": "failed (category Infrastructure)"})
-    if session is not None:
-        session.shouldfail = prefix + message
     # `from None`: the message says it all; no chained traceback.
     raise failure(prefix + message, pytrace=False) from None
 
@@ -88,10 +93,9 @@ _REFUSAL = re.compile(
     r'|path "(?P<path>[^"]+)")')
 
 
-class PermissionMissing(pytest.fail.Exception):
-    """A refused permission: one INFRASTRUCTURE line that ends the run (the plugin
-    stops it), since every later test would be refused the same."""
-    # As pytest does for Failed: reports say "PermissionMissing: ...", no module path.
+class PermissionMissing(RunStopped):
+    """A refused permission: one INFRASTRUCTURE line that ends the run, since every
+    later test would be refused the same."""
     __module__ = "builtins"
 
 

@@ -391,7 +391,7 @@ outcome-now-runs      | regression | a case that was refused or crashing now run
 outcome-now-stopped   | relaxation | a case that ran is now refused or crashing
 id-became-root        | regression | a uid or gid (real, effective, saved or fs) became 0
 id-left-root          | relaxation | a uid or gid that was 0 is no longer 0
-groups-from-image     | neutral    | the supplementary groups changed exactly as the image's /etc/group memberships for the user did (another image, not another enforcement)
+groups-from-image     | neutral    | every supplementary group gained or lost is one the image's /etc/group gained or lost for the user (another image, not another enforcement)
 groups-gained         | regression | the process has supplementary groups it did not have
 groups-lost           | relaxation | the process lost supplementary groups and gained none
 caps-added            | regression | bits were added to a capability set (CapEff, CapPrm, CapBnd, CapAmb or CapInh)
@@ -576,15 +576,16 @@ def diff(old: dict, new: dict) -> list[Change]:
 
 
 def _explained_by_the_image(changes: list[Change]) -> list[Change]:
-    """A process.groups change that the image's memberships explain (the groups gained
-    and lost are those the image's /etc/group added and removed) is neutral."""
+    """A process.groups change that the image's memberships explain (every group gained
+    is one the image's /etc/group added for the user, every group lost one it
+    removed) is neutral."""
     memberships = {c.container: c for c in changes if c.field == "image.memberships"}
     for c in changes:
         m = memberships.get(c.container)
         if c.field == "process.groups" and m is not None:
             old_groups, new_groups = set(c.old or ()), set(c.new or ())
             old_m, new_m = set(m.old or ()), set(m.new or ())
-            if new_groups - old_groups == new_m - old_m and old_groups - new_groups == old_m - new_m:
+            if new_groups - old_groups <= new_m - old_m and old_groups - new_groups <= old_m - new_m:
                 c.kind, c.rule = RULES["groups-from-image"][0], "groups-from-image"
     return changes
 

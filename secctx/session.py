@@ -103,6 +103,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
                      images=cluster.tally.line())
     if cluster.image_map.registry:
         env.extra["image_registry"] = cluster.image_map.registry
+    log.step(f"images: {cluster.tally.line()}")
     if cluster.kind:
         env.extra.update(_kind_node_versions(cluster))
     else:  # reading runc's version needs `docker exec` into a kind node
@@ -125,7 +126,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
 # registers in containerd (kind's test-handler is runc under another name; the offline
 # node image adds crun). Created when asked for and every node reports the handler.
 KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun"}
-# What a run on the offline node image runs under without --runtime-class.
+# The offline node image's own runtimes besides runc (run when asked for).
 OFFLINE_RUNTIME_CLASSES = ("crun",)
 
 

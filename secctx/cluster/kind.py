@@ -12,6 +12,7 @@ from pathlib import Path
 from pytest_kind import KindCluster as _PytestKindCluster
 
 from .. import cache
+from ..offline import log
 from . import kindconfig
 
 
@@ -101,8 +102,9 @@ class KindCluster(_PytestKindCluster):
     def _kind(self, args: list[str], timeout: float) -> str:
         self.ensure_kind()
         try:
-            proc = subprocess.run([str(self.kind_path), *args], capture_output=True, text=True,
-                                  timeout=timeout)
+            with log.heartbeat("kind " + " ".join(args[:2])):
+                proc = subprocess.run([str(self.kind_path), *args], capture_output=True,
+                                      text=True, timeout=timeout)
         except OSError as err:  # not executable, wrong architecture
             raise ClusterError(f"cannot run kind at {self.kind_path} ({err.strerror or err}): "
                                "pass a working kind >= v0.32 with --kind-bin") from None

@@ -18,7 +18,9 @@ KEY_LABEL = "io.secctx.key"
 
 
 def run(args: list[str], input: bytes | None = None, timeout: float = 1800) -> str:
-    proc = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout)
+    with log.heartbeat("docker " + " ".join(args[:2])):
+        proc = subprocess.run(["docker", *args], input=input, capture_output=True,
+                              timeout=timeout)
     if proc.returncode != 0:
         raise BuildError(f"docker {' '.join(args[:4])} failed:\n"
                          f"{proc.stderr.decode(errors='replace')[-3000:]}")

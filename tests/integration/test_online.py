@@ -71,6 +71,11 @@ def test_online_auto_run_pulls_everything_and_builds_nothing(world, tmp_path):
                      "--observations", str(observations), "--alluredir", str(tmp_path / "allure"),
                      log=tmp_path / "run.log", timeout=1200)
     summary = run.output.strip().splitlines()[-1]
+    # Kept with the run's observations: what a reader of the CI artifacts asks first.
+    (observations.parent / "run.txt").write_text(
+        f"online run: exit {run.returncode} in {run.seconds:.0f}s: {summary}\n"
+        + "".join(ln + "\n" for ln in run.output.splitlines()
+                  if re.search(r"\] (mode|Kubernetes|the nodes have|creating kind|images:)", ln)))
     print(f"\nonline run: exit {run.returncode} in {run.seconds:.0f}s: {summary}")
     assert run.returncode == 0, run.output[-6000:]
     assert "mode: online (the Docker engine has registry mirrors configured)" in run.output

@@ -458,8 +458,6 @@ def test_set_up_refused_a_permission_ends_with_the_same_line(tmp_path):
     assert "the API server refused a request (403 Forbidden" in str(other.value)
 
 
-pytest_plugins = ["pytester"]
-
 
 def test_a_refused_permission_stops_the_run_at_its_one_line(pytester):
     """Three tests would be refused the same: the first shows the line, the run stops."""
@@ -486,5 +484,30 @@ def test_a_refused_permission_stops_the_run_at_its_one_line(pytester):
                      f"namespace rbac-scratch; {GRANT}"], result.outlines
     result.assert_outcomes(passed=1, failed=1)
     assert "test_never_runs" not in result.stdout.str()
-    assert "run stopped at the first missing permission" in result.stdout.str()
+    assert "run stopped at the first INFRASTRUCTURE error" in result.stdout.str()
     assert result.ret == 1 and "Traceback" not in result.stdout.str()
+
+
+def test_a_failed_set_up_stops_the_run_at_its_one_line(pytester):
+    """A session fixture's INFRASTRUCTURE error: one error, not one per test."""
+    pytester.makepyfile("""
+        import pytest
+        from secctx.errors import infrastructure
+        from secctx.cluster.kind import ClusterError
+
+        @pytest.fixture(scope="session")
+        def cluster():
+            with infrastructure(None):
+                raise ClusterError("kind create cluster failed: no node image; pull it")
+
+        def test_one(cluster):
+            pass
+
+        def test_two(cluster):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    lines = [ln for ln in result.outlines if ln.startswith("INFRASTRUCTURE: ")]
+    assert lines == ["INFRASTRUCTURE: kind create cluster failed: no node image; pull it"]
+    result.assert_outcomes(errors=1)
+    assert "test_two" not in result.stdout.str()

@@ -188,13 +188,16 @@ def test_existing_cluster_map_mode(clean_env, monkeypatch, requested, env, expec
 
 @pytest.mark.parametrize("requested, expected", [
     ("offline", "offline"), ("online", "online"), ("auto", "online")])
-def test_existing_cluster_honours_mode_offline(clean_env, monkeypatch, tmp_path, capsys,
+def test_existing_cluster_honours_mode_offline(clean_env, monkeypatch, tmp_path,
                                                requested, expected):
     """--existing-cluster --mode offline: offline names and imagePullPolicy Never;
     online/auto: the online map. One log line says which and why; the record
     shared by pytest-xdist workers keeps the choice."""
     from secctx.cluster import existing, provision
     from secctx.cluster.shared import SharedCluster
+    from secctx.offline import log
+    lines: list[str] = []
+    monkeypatch.setattr(log, "_sink", lines.append)  # progress lines, as the terminal gets them
     monkeypatch.setattr(existing, "check_kubeconfig", lambda path, context: "https://127.0.0.1:1")
     monkeypatch.setattr(existing, "preflight_api", lambda path, context, server: "v1.37.2")
     opts = provision.Options(existing_kubeconfig=tmp_path / "kubeconfig", mode=requested)
@@ -206,8 +209,8 @@ def test_existing_cluster_honours_mode_offline(clean_env, monkeypatch, tmp_path,
         {"name": "c", "image": "busybox:1.36"}]}})["spec"]["containers"][0]
     assert pod["image"] == ImageMap.load(expected).resolve("busybox:1.36")
     assert (pod.get("imagePullPolicy") == "Never") == (expected == "offline")
-    log = [ln for ln in capsys.readouterr().err.splitlines() if "image map:" in ln]
-    assert len(log) == 1 and f"image map: {expected} (" in log[0]
+    said = [ln for ln in lines if "image map:" in ln]
+    assert len(said) == 1 and f"image map: {expected} (" in said[0]
     # A second worker reads the record: the same map.
     other = SharedCluster(tmp_path / "state", "run1").acquire(opts)
     assert other.image_map == cluster.image_map

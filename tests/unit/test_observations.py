@@ -829,6 +829,14 @@ def test_groups_that_changed_with_the_images_memberships_are_neutral():
     assert groups and all((c.kind, c.rule) == ("neutral", "groups-from-image") for c in groups)
 
 
+def test_memberships_that_include_the_primary_group_still_explain_the_change():
+    # netshoot's Alpine /etc/group lists root in group 0 too ("root:x:0:root")
+    old = _with_image_groups(build(), [0], [])
+    new = _with_image_groups(build("v1.36.3"), [0, 1, 10], [0, 1, 10])
+    groups = [c for c in diff(old, new) if c.field == "process.groups"]
+    assert groups and all(c.rule == "groups-from-image" for c in groups)
+
+
 def test_groups_gained_beyond_the_images_memberships_stay_a_regression():
     old = _with_image_groups(build(), [0], [])
     new = _with_image_groups(build("v1.36.3"), [0, 10, 20], [10])  # 20 comes from nowhere
