@@ -207,7 +207,8 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
 _IMAGE_SCRIPT = r"""
 for image in "$@"; do
   echo "--- $image"
-  nsenter -t 1 -m -- crictl inspecti -o json "$image" 2>&1 || echo "(not readable)"
+  nsenter -t 1 -m -- env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    crictl inspecti -o json "$image" 2>&1 || echo "(not readable)"
 done
 """
 

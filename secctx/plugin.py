@@ -84,6 +84,7 @@ def _live_lines(config):
             raise LookupError("no terminal")  # log.step falls back to stderr
         with capture.global_and_fixture_disabled():
             terminal.write_line(line)
+            terminal.flush()  # a log file (CI, a nested run) shows it now, not at exit
     return write
 
 

@@ -41,7 +41,8 @@ def assert_one_clear_line(run, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], f"{needle!r} not in: {lines[0]}"
     assert "Traceback" not in run.output and "During handling" not in run.output
-    assert not re.search(r"^E\s", run.output, re.M), "assertion-style traceback lines in output"
+    # pytest's assertion lines are "E   ..." (a lone "E" is a test's status letter)
+    assert not re.search(r"^E {3}", run.output, re.M), "assertion-style traceback lines in output"
     assert run.returncode == 1
     return lines[0]
 

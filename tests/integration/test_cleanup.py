@@ -135,7 +135,8 @@ def test_a_run_with_a_failing_test_after_a_killed_run_cleans_up_both(clean, tmp_
 
 
 def _both_tests_reported(log) -> bool:
-    return "test_recipe_cases.py .." in log.read_text()
+    # -v: one PASSED/FAILED line per test (progress lines may come between status letters)
+    return len(re.findall(r"::test_recipe_case\[.*\] (PASSED|FAILED)", log.read_text())) >= 2
 
 
 @pytest.mark.parametrize("signum, when", [
@@ -147,7 +148,7 @@ def test_an_interrupted_run_deletes_everything_it_made(clean, tmp_path, signum, 
     tests have reported (the run is deleting its objects: that must finish)."""
     before = clean.counts()
     log = tmp_path / "run.log"
-    proc = start_pytest(*SUITE, "--keep-cluster", "-k", TWO_CASES, log=log)
+    proc = start_pytest(*SUITE, "--keep-cluster", "-v", "-k", TWO_CASES, log=log)
     namespace = clean.wait_for_test_namespace(proc)
     if when == "test":
         time.sleep(1)

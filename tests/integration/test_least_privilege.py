@@ -116,7 +116,7 @@ def test_one_verb_less_ends_the_run_with_one_line_naming_it(resource, verb, wher
     print(f"\nwithout {verb} {resource}: exit {run.returncode} in {run.seconds:.1f}s: {lines}")
     assert len(lines) == 1, run.output[-4000:]
     assert re.fullmatch(f"INFRASTRUCTURE: {where}; grant it: see deploy/rbac.yaml", lines[0])
-    assert run.returncode == 1 and "run stopped at the first missing permission" in run.output
+    assert run.returncode == 1 and "run stopped at the first INFRASTRUCTURE error" in run.output
     assert "Traceback" not in run.output and not re.search(r"^E\s", run.output, re.M)
     # The report: the one refused test carries the line, filed under Infrastructure.
     refused = [r["statusDetails"]["message"] for r in map(json.loads, map(
