@@ -207,3 +207,10 @@ def unreachable_kubeconfig(path, server="https://127.0.0.1:1"):
         "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "someone"}}],
     }))
     return path
+
+
+def traceback_in(output: str) -> bool:
+    """A Python traceback or pytest's assertion lines ("E   ...") in a run's output
+    (a lone "E" is a test's status letter)."""
+    return ("Traceback" in output or "During handling" in output
+            or re.search(r"^E {3}", output, re.M) is not None)
