@@ -290,9 +290,12 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
         waiting = cs.state.waiting if cs.state else None
         if waiting and waiting.reason in TERMINAL_WAITING:
             message = f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
-            if waiting.reason in IMAGE_MISSING:
+            if waiting.reason == "ErrImageNeverPull":
                 message += (f"; image {cs.image} is not on the node: load it (kind load "
                             f"docker-image {cs.image}) or fix the image map")
+            elif waiting.reason in IMAGE_MISSING:  # online: the node asked a registry
+                message += (f"; the node could not pull image {cs.image}: fix the registry or "
+                            "its mirror, --image-registry, or the image map")
             return waiting.reason, message
     for cond in st.conditions or []:
         if cond.type == "PodScheduled" and cond.status == "False" and \

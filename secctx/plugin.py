@@ -19,6 +19,7 @@ from . import cases as case_files
 from .categories import infrastructure as infrastructure_line
 from .cluster import existing as existing_cluster
 from .cluster import kindconfig, provision
+from .cluster import mode as modes
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import RunStopped, infrastructure, permissions
@@ -109,9 +110,9 @@ def option_problem(get) -> str | None:
     registry = get("image_registry")
     if registry is not None and imagemap.registry_problem(registry):
         return imagemap.registry_problem(registry)
-    if registry and get("mode") == "offline":
-        return (f"--image-registry {registry} pulls every image from that registry, and "
-                "--mode offline pulls nothing: drop one of them")
+    conflict = modes.registry_problem(registry, get("mode"), "chosen with --mode/SECCTX_MODE")
+    if conflict:
+        return conflict
     try:
         kindconfig.registry_mirrors(get("registry_mirror") or [])
     except ValueError as err:

@@ -16,18 +16,19 @@ from dataclasses import dataclass
 
 from kubernetes import watch
 
-from .kube import Kube, WaitTimeout, format_events
+from .imagemap import SUITE_REGISTRY, split_reference
+from .kube import IMAGE_MISSING, Kube, WaitTimeout, format_events
 
 NAME = "secctx-pull-check"
-SUITE_IMAGES_HINT = ("ghcr.io/secctx-conformance: for a cluster without access, push them to "
-                     "your registry with `python -m secctx images-publish HOST[/PREFIX]` and pass "
+SUITE_IMAGES_HINT = (f"{SUITE_REGISTRY}: for a cluster without access, push them to your "
+                     "registry with `python -m secctx images-publish HOST[/PREFIX]` and pass "
                      "--image-registry HOST[/PREFIX]")
+FAILED = IMAGE_MISSING | {"InvalidImageName"}
 
 
 class ImageUnavailable(RuntimeError):
     """A node cannot get an image of the run; the message names it, its registry
     and the node's reason."""
-FAILED = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,6 @@ def one_line(missing: list[Unavailable], owned_note: str = "") -> str:
     """The set-up failure for images the nodes cannot get: the first one, its
     registry and the node's own reason, and how many more."""
     first = missing[0]
-    from .imagemap import split_reference
     registry = split_reference(first.image)[0]
     more = sorted({m.image for m in missing} - {first.image})
     also = f" (also: {', '.join(more)})" if more else ""

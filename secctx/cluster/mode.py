@@ -79,6 +79,15 @@ def detect(requested: str, docker_info: dict, image_present) -> tuple[str, str]:
                      "mirrors, no kindest/node image); use --mode online to pull instead")
 
 
+def registry_problem(registry: str | None, mode: str, why: str) -> str | None:
+    """--image-registry pulls every image; offline pulls nothing: not both."""
+    if registry and _requested(mode) == OFFLINE:
+        return (f"--image-registry {registry} pulls every image from that registry, but the "
+                f"mode is offline ({why}), where nothing is pulled: add --mode online, or drop "
+                "--image-registry")
+    return None
+
+
 def existing_cluster_map_mode(requested: str) -> tuple[str, str]:
     """(mode of the image map, why) for an existing cluster; nothing is probed."""
     if _requested(requested) == OFFLINE:

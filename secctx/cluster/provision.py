@@ -85,10 +85,9 @@ def bring_up(opts: Options) -> Cluster:
         version, how = versions.resolve(requested, mode)
         if how != "as asked":
             log.step(f"Kubernetes {version} ({how})")
-    if opts.image_registry and mode == modes.OFFLINE:
-        raise ClusterError(f"--image-registry {opts.image_registry} pulls every image from that "
-                           f"registry, but the mode is offline ({why}), where nothing is pulled: "
-                           "add --mode online, or drop --image-registry")
+    conflict = modes.registry_problem(opts.image_registry, mode, why)
+    if conflict:
+        raise ClusterError(conflict)
     image_map = ImageMap.load(mode, opts.image_map, opts.image_registry)
     coredns = True
     if opts.node_image:

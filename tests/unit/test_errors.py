@@ -269,6 +269,19 @@ def test_missing_image_waiting_error_says_how_to_load_it():
                             "docker-image secctx.local/absent:1.0) or fix the image map")
 
 
+def test_an_image_the_node_could_not_pull_is_not_called_missing_from_the_node():
+    pod = client.V1Pod(
+        spec=client.V1PodSpec(containers=[], restart_policy="Always"),
+        status=client.V1PodStatus(phase="Pending", container_statuses=[client.V1ContainerStatus(
+            name="app", image="docker.io/library/busybox:1.36", image_id="", ready=False,
+            restart_count=0, state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
+                reason="ErrImagePull", message="failed to resolve reference: not found")))]))
+    reason, message = kube.terminal_problem(pod)
+    assert reason == "ErrImagePull" and "not on the node" not in message
+    assert message.endswith("the node could not pull image docker.io/library/busybox:1.36: fix "
+                            "the registry or its mirror, --image-registry, or the image map")
+
+
 # -- 9. a Kubernetes version the offline builder cannot build ---------------------
 
 @pytest.mark.parametrize("version", ["v1.99.0", "v1.33.9", "v1.38.0", "v2.35.0"])

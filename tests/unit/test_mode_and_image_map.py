@@ -455,3 +455,17 @@ def test_rewrite_online_keeps_an_image_volumes_pull_policy():
     (volume, _) = ImageMap.load("online").rewrite(IMAGE_VOLUME_POD)["spec"]["volumes"]
     assert volume["image"] == {"reference": "ghcr.io/secctx-conformance/identity:named-user",
                                "pullPolicy": "IfNotPresent"}
+
+
+@pytest.mark.parametrize("requested, env, refused", [
+    ("offline", None, True), ("auto", "offline", True), ("online", None, False),
+    ("auto", None, False)])
+def test_image_registry_and_offline_mode_do_not_go_together(monkeypatch, requested, env, refused):
+    monkeypatch.delenv("SECCTX_MODE", raising=False)
+    if env:
+        monkeypatch.setenv("SECCTX_MODE", env)
+    problem = mode.registry_problem("registry.example.com", requested, "why")
+    assert (problem is not None) is refused
+    if refused:
+        assert problem.startswith("--image-registry registry.example.com pulls every image")
+    assert mode.registry_problem(None, requested, "why") is None
