@@ -119,12 +119,17 @@ def test_a_refusal_for_another_reason_fails_the_refusal_reason():
     assert set(failed(checks)) == {"refusal reason"}
 
 
-def test_a_pod_that_runs_where_it_must_be_refused_fails_the_outcome_and_stops():
+@pytest.mark.parametrize("case_id, running, refused_by", [
+    ("troubleshooting-root-image", "seccomp-default-pod", "rejected"),  # the kubelet
+    ("userns-host-network", "userns-root", "invalid"),  # the API server: hostNetwork, hostUsers false
+])
+def test_a_pod_that_runs_where_it_must_be_refused_fails_the_outcome_and_stops(
+        case_id, running, refused_by):
     def runs(record):
-        record.update(RECORDED["cases"]["seccomp-default-pod"])
-    _, checks = judge("troubleshooting-root-image", runs)
+        record.update(RECORDED["cases"][running])
+    _, checks = judge(case_id, runs)
     assert [c.field for c in checks] == ["outcome"]
-    assert (checks[0].expected, checks[0].observed) == ("rejected", "running")
+    assert (checks[0].expected, checks[0].observed) == (refused_by, "running")
 
 
 def test_a_crash_without_the_promised_log_fails_the_container_log():
@@ -283,14 +288,6 @@ def test_runtime_that_mounts_an_image_volume_writable_fails_two_checks():
             "/image|fail|touch: /image/.secctx-probe: Read-only file system", "/image|ok")
     _, checks = judge("image-volume", writable)
     assert set(failed(checks)) == {"/image writable", "/image mounted read-only"}
-
-
-def test_an_api_server_that_admits_hostNetwork_with_hostUsers_false_fails_the_outcome():
-    def admitted(record):
-        record.update(RECORDED["cases"]["userns-root"])
-    _, checks = judge("userns-host-network", admitted)
-    assert [c.field for c in checks] == ["outcome"]
-    assert (checks[0].expected, checks[0].observed) == ("invalid", "running")
 
 
 def test_a_refusal_for_another_field_fails_the_api_servers_answer():
