@@ -153,6 +153,28 @@ class Kube:
                           f"last seen: {describe_pod(last)}\nevents:\n"
                           f"{format_events(self.events(namespace, name))}")
 
+    def wait_for_pods(self, namespace: str, names: set[str], settled, timeout: float = 90
+                      ) -> tuple[dict[str, client.V1Pod], set[str]]:
+        """One watch over the namespace until settled(pod) holds for every pod in `names`.
+        Returns each pod as it was when it settled (or last seen), and the names that had
+        not settled when the bound ran out (the caller judges those; nothing is raised)."""
+        last: dict[str, client.V1Pod] = {}
+        pending = set(names)
+        deadline = time.monotonic() + timeout
+        w = watch.Watch()
+        while pending and time.monotonic() < deadline:
+            remaining = max(1, int(deadline - time.monotonic()))
+            for ev in w.stream(self.core.list_namespaced_pod, namespace, timeout_seconds=remaining):
+                pod = ev["object"]
+                if pod.metadata.name not in pending:  # another's, or kept as it settled
+                    continue
+                last[pod.metadata.name] = pod
+                if ev["type"] == "DELETED" or settled(pod):
+                    pending.discard(pod.metadata.name)
+                if not pending:
+                    w.stop()
+        return last, pending
+
     def wait_for_container_exit(self, name: str, namespace: str, container: str,
                                 timeout: float = 60) -> client.V1Pod:
         """Wait until `container` has terminated at least once (a crashing workload)."""
