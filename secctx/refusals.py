@@ -47,6 +47,11 @@ def sandbox_refusal(spec: dict) -> Outcome | None:
     pod_sc = spec.get("securityContext") or {}
     if pod_sc.get("runAsGroup") is not None and pod_sc.get("runAsUser") is None:
         return Outcome("rejected", "FailedCreatePodSandBox", "is specified without user")
+    if spec.get("hostUsers") is False and any(
+            (c.get("securityContext") or {}).get("privileged") for c in podspec.containers(spec)):
+        # A privileged container makes the kubelet ask for a privileged sandbox, whose
+        # read-write sysfs runc cannot mount in a user namespace (finding 3).
+        return Outcome("rejected", "FailedCreatePodSandBox", 'error mounting "sysfs"')
     # In the pod's own user namespace (hostUsers false) only gids 0-65535 exist, and the
     # kernel refuses a ping_group_range naming others (EINVAL): the API server lets any
     # range through as a safe sysctl, runc fails to write it (finding 2).

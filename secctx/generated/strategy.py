@@ -10,6 +10,8 @@ is an outcome the oracle must predict too.
 """
 from __future__ import annotations
 
+import json
+
 from hypothesis import strategies as st
 
 # The suite's test images (images/README.md): each has sh, id, cat, stat and
@@ -132,4 +134,6 @@ def pod_specs(draw) -> dict:
             "volumes": [{"name": name, **VOLUME_SOURCES[name]} for name in volumes]}
     if not host_users:
         spec["hostUsers"] = False
-    return _compact(spec) | {"containers": spec["containers"]}
+    # A copy of its own: sampled_from hands out shared dicts (YAML would write them
+    # as anchors and aliases).
+    return json.loads(json.dumps(_compact(spec) | {"containers": spec["containers"]}))

@@ -99,6 +99,15 @@ def test_a_pod_runAsGroup_without_runAsUser_has_no_sandbox_but_a_container_one_r
     assert refusals.outcome_of(_spec(sc={"runAsGroup": 2000}), "c0", "") == refusals.RUNNING
 
 
+def test_a_privileged_container_in_a_user_namespace_pod_has_no_sandbox_and_that_comes_first():
+    privileged = _spec(sc={"privileged": True}, hostUsers=False)
+    assert "sysfs" in refusals.outcome_of(privileged, "c0", "").message
+    assert refusals.outcome_of(_spec(sc={"privileged": True}), "c0", "") == refusals.RUNNING
+    wide = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}]}
+    both = _spec(wide, {"privileged": True}, hostUsers=False)
+    assert "sysfs" in refusals.outcome_of(both, "c0", "").message  # runc mounts before sysctls
+
+
 def test_ping_group_range_beyond_the_pods_user_namespace_is_refused_only_there():
     wide = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}]}
     assert refusals.outcome_of(_spec(wide, hostUsers=False), "c0", "").reason == "FailedCreatePodSandBox"
