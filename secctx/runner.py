@@ -103,7 +103,8 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
         with report.step(f"wait for pod {applied.pod_name} to be refused: "
                          f"reason {outcome.reason!r}, message containing {outcome.message!r}"):
             try:
-                pod = kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
+                pod = kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout,
+                                        sandbox_failure_ends=True)
             except Terminal as problem:
                 return "rejected", problem
             report.attach_text("pod status (Ready, expected refused)", describe_pod(pod))
