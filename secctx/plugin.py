@@ -56,7 +56,8 @@ def pytest_addoption(parser):
                      "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
     g.addoption("--runtime-class", action="append", default=[], metavar="NAME",
                 help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
-                     "repeatable (default: `default` and the RuntimeClasses of the cluster)")
+                     "repeatable (default: `default` and the RuntimeClasses of the cluster; "
+                     "offline kind: crun and runsc)")
     g.addoption("--observations", type=Path, default=None, metavar="FILE",
                 help="write what the run observed, as JSON (default: reports/observations.json)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",

@@ -182,7 +182,8 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
             continue
         try:
             env.runtimes[name] = nodefacts.gather_runtime(
-                kube, namespace, image, nodefacts.Runtime(name, classes[name]))
+                kube, namespace, image, nodefacts.Runtime(name, classes[name]),
+                grantable_caps=env.grantable_caps)
         except nodefacts.RuntimeUnavailable as err:
             problems[name] = str(err)
             unrunnable.add(name)

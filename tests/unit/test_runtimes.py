@@ -19,8 +19,9 @@ NODE_STATUS = {"runtimeHandlers": [
     "features": {"supplementalGroupsPolicy": True}}
 
 
-def config(runtimes: list[str]):
-    opts = {"runtime_class": runtimes, "cases_dir": [], "existing_cluster": False}
+def config(runtimes: list[str], **more):
+    opts = {"runtime_class": runtimes, "cases_dir": [], "existing_cluster": False,
+            "mode": "offline", **more}
     return SimpleNamespace(getoption=lambda name, default=None: opts.get(name, default))
 
 
@@ -30,7 +31,16 @@ def test_every_case_runs_under_each_runtime_asked_for_and_its_id_says_which():
     assert len(by_runtime["default"]) == len(by_runtime["crun"]) == len(params) / 2
     assert "fsgroup-demo[local-storage]@crun" in by_runtime["crun"]
     assert not any("@" in i for i in by_runtime["default"]), "default: the ids of before"
-    assert {p.runtime for p in plugin.case_params(config([]))} == {DEFAULT_RUNTIME}
+
+
+
+@pytest.mark.parametrize("options, runtimes", [
+    ({"mode": "offline"}, {DEFAULT_RUNTIME, "crun", "runsc"}),  # the offline node image's
+    ({"mode": "online"}, {DEFAULT_RUNTIME}),  # kindest/node: runc only
+    ({"mode": "offline", "kind_image": "mine:v1"}, {DEFAULT_RUNTIME}),  # handlers unknown
+])
+def test_without_runtime_class_a_kind_run_runs_the_runtimes_its_node_image_has(options, runtimes):
+    assert {p.runtime for p in plugin.case_params(config([], **options))} == runtimes
 
 
 def test_each_pod_of_a_case_gets_the_runtime_class_and_default_sets_none():
@@ -117,7 +127,7 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     kube = SimpleNamespace(api=None, core=SimpleNamespace(
         list_node=lambda: SimpleNamespace(items=[node])))
 
-    def gather(kube, ns, image, runtime):
+    def gather(kube, ns, image, runtime, grantable_caps):
         if runtime.handler == "crun":
             raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "crun: boom"))
         return runtime
@@ -133,6 +143,19 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     assert problems["nope"].startswith("RuntimeClass nope is not on the cluster (it has: crun, ")
     assert "not in this run (--runtime-class NAME): gvisor" in env.extra["runtime_classes"]
     assert "node handlers: (default), test-handler" in env.extra["runtime_classes"]
+
+
+def test_a_runtime_error_a_missing_node_capability_explains_says_which_and_why():
+    runsc = nodefacts.Runtime("runsc", "runsc")
+    error = ("failed to start shim: start failed: io.containerd.runsc.v1: failed to set OOM "
+             "Score on shim: write /proc/2416/oom_score_adj: permission denied: exit status 1")
+    here = caps.ALL_CAPS & ~caps.encode(["SYS_RESOURCE"])  # this host's nodes
+    line = nodefacts.unavailable_line(runsc, error, here)
+    assert line.startswith("RuntimeClass runsc (handler runsc) cannot run containers here: "
+                           "failed to start shim")
+    assert "lowering it needs CAP_SYS_RESOURCE, which the nodes' bounding set lacks" in line
+    # Nodes that hold SYS_RESOURCE: the error stands alone, no wrong explanation.
+    assert nodefacts.unavailable_line(runsc, error, caps.ALL_CAPS).endswith("exit status 1")
 
 
 def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_field():
@@ -191,6 +214,12 @@ def test_the_run_ends_with_one_line_per_runtime_and_the_whole_differing_values(t
                "a@crun": {**entry, "runtime": "crun", "outcome": {
                    **entry["outcome"], "message": "x" * 100 + " Operation not permitted"}}}
     lines = recording.finish(c, tmp_path / "o.json", None)
-    assert "under RuntimeClass crun, against the default runtime: 1 field(s) differ" in lines
-    assert any(line.startswith("  a: outcome.message: ") and line.endswith(
+    assert ("under RuntimeClass crun, against the default runtime: 1 field(s) differ in 1 "
+            "case(s): 1 as Kubernetes promises for crun's own facts, 0 not (the test failed)"
+            in lines), lines
+    assert "  a@crun: as promised: the oracle predicted it from crun's facts" in lines
+    assert any(line.startswith("    outcome.message: ") and line.endswith(
         " Operation not permitted") for line in lines), lines
+    lines = recording.finish(c, tmp_path / "o.json", None, failed={"a@crun"})
+    assert "0 as Kubernetes promises for crun's own facts, 1 not (the test failed)" in lines[1]
+    assert lines[2].startswith("  a@crun: NOT PROMISED: its test failed")
