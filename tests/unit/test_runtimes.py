@@ -34,6 +34,14 @@ def test_every_case_runs_under_each_runtime_asked_for_and_its_id_says_which():
 
 
 
+def test_set_up_learns_only_the_runtimes_of_the_selected_cases():
+    params = plugin.case_params(config(["default", "crun", "runsc"]))
+    items = [SimpleNamespace(callspec=SimpleNamespace(params={"recipe_case": p})) for p in params
+             if p.runtime != "crun"] + [SimpleNamespace(name="test_every_node_is_ready")]
+    assert plugin.selected_runtimes(items) == ["default", "runsc"]
+    assert plugin.selected_runtimes(items[-1:]) == ["default"], "no recipe case: default only"
+
+
 @pytest.mark.parametrize("options, runtimes", [
     ({"mode": "offline"}, {DEFAULT_RUNTIME, "crun", "runsc"}),  # the offline node image's
     ({"mode": "online"}, {DEFAULT_RUNTIME}),  # kindest/node: runc only
@@ -111,8 +119,9 @@ class FakeNodeApi:
         self.classes, self.created = dict(classes), []
 
     def list_runtime_class(self):
-        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(name=n), handler=h)
-                                      for n, h in self.classes.items()])
+        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(
+            name=n, labels=session.MANAGED_BY if n in self.created else None), handler=h)
+            for n, h in self.classes.items()])
 
     def create_runtime_class(self, body):
         self.created.append(body.metadata.name)
@@ -134,8 +143,8 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     monkeypatch.setattr(nodefacts, "gather_runtime", gather)
     env = Environment()
     names = ["default", "crun", "secctx-test-handler", "nope"]
-    problems, unrunnable = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
-    assert unrunnable == {"crun"}, "only crun's containers failed; nope is not there at all"
+    problems, ours = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
+    assert ours == set(), "crun is the cluster's own RuntimeClass: its failure is the cluster's"
     assert api.created == ["secctx-test-handler"]
     assert set(env.runtimes) == {"secctx-test-handler"}
     assert problems["crun"] == ("RuntimeClass crun (handler crun) cannot run containers here: "
@@ -171,6 +180,31 @@ def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_fie
         "b", "process.no_new_privs", True, False)
     same = {"cases": {k: v for k, v in doc["cases"].items() if k.startswith("a")}}
     assert observations.runtime_differences(same) == {"crun": []}
+
+
+def test_a_runtime_class_the_suite_added_that_cannot_run_is_the_hosts_limit(monkeypatch):
+    api = FakeNodeApi({})
+    monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
+    node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
+        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="runsc")]))
+    kube = SimpleNamespace(api=None, core=SimpleNamespace(
+        list_node=lambda: SimpleNamespace(items=[node])))
+
+    def gather(kube, ns, image, runtime, grantable_caps):
+        raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "shim: boom"))
+    monkeypatch.setattr(nodefacts, "gather_runtime", gather)
+    problems, ours = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["runsc"],
+                                            create=True)
+    assert api.created == ["runsc"] and ours == {"runsc"}
+    suite = session.Suite(kube, None, "run", Environment(), runtime_problems=problems,
+                          host_cannot_run=frozenset(ours))
+    with pytest.raises(pytest.skip.Exception, match=r"ENVIRONMENT CANNOT ENFORCE: RuntimeClass "
+                       r"runsc \(handler runsc\) cannot run containers here: shim: boom"):
+        suite.require_runtime("runsc")
+    suite.host_cannot_run = frozenset()  # a cluster's own RuntimeClass that does not work
+    with pytest.raises(pytest.fail.Exception, match="shim: boom"):
+        suite.require_runtime("runsc")
+    suite.require_runtime("default")  # no problem: returns
 
 
 def test_a_kind_runtime_class_is_created_only_for_a_handler_every_node_reports(monkeypatch):
