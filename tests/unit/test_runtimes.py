@@ -128,13 +128,18 @@ class FakeNodeApi:
         self.classes[body.metadata.name] = body.handler
 
 
-def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(monkeypatch):
-    api = FakeNodeApi({"crun": "crun", "gvisor": "runsc"})
+def fake_cluster(monkeypatch, classes: dict[str, str], handlers: list[str]):
+    """An API with these RuntimeClasses and one node reporting these handlers."""
+    api = FakeNodeApi(classes)
     monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
     node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
-        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="test-handler")]))
-    kube = SimpleNamespace(api=None, core=SimpleNamespace(
+        runtime_handlers=[SimpleNamespace(name=h) for h in handlers]))
+    return api, SimpleNamespace(api=None, core=SimpleNamespace(
         list_node=lambda: SimpleNamespace(items=[node])))
+
+
+def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(monkeypatch):
+    api, kube = fake_cluster(monkeypatch, {"crun": "crun", "gvisor": "runsc"}, ["", "test-handler"])
 
     def gather(kube, ns, image, runtime, grantable_caps):
         if runtime.handler == "crun":
@@ -183,12 +188,7 @@ def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_fie
 
 
 def test_a_runtime_class_the_suite_added_that_cannot_run_is_the_hosts_limit(monkeypatch):
-    api = FakeNodeApi({})
-    monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
-    node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
-        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="runsc")]))
-    kube = SimpleNamespace(api=None, core=SimpleNamespace(
-        list_node=lambda: SimpleNamespace(items=[node])))
+    api, kube = fake_cluster(monkeypatch, {}, ["", "runsc"])
 
     def gather(kube, ns, image, runtime, grantable_caps):
         raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "shim: boom"))
@@ -208,12 +208,7 @@ def test_a_runtime_class_the_suite_added_that_cannot_run_is_the_hosts_limit(monk
 
 
 def test_a_kind_runtime_class_is_created_only_for_a_handler_every_node_reports(monkeypatch):
-    api = FakeNodeApi({})
-    monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
-    node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
-        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="runc")]))
-    kube = SimpleNamespace(api=None, core=SimpleNamespace(
-        list_node=lambda: SimpleNamespace(items=[node])))
+    api, kube = fake_cluster(monkeypatch, {}, ["", "runc"])
     problems, _ = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["crun"],
                                          create=True)
     assert api.created == [] and problems["crun"].startswith("RuntimeClass crun is not on")
