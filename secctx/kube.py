@@ -133,36 +133,38 @@ class Kube:
 
     # -- pods -------------------------------------------------------------
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60, sandbox_failure_ends: bool = False) -> client.V1Pod:
+                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
 
         Returns the pod for `until`; raises Terminal as soon as the pod cannot
         get there by itself, WaitTimeout when the bound runs out. With
-        `sandbox_failure_ends`, the kubelet's first sandbox failure (an event: the
-        pod's status does not show it) is terminal too.
+        `sandbox_failures` N > 0, the kubelet's Nth failure to create the pod's sandbox
+        (an event: the pod's status does not show it) is terminal too; the kubelet
+        retries, so N = 2 lets a passing failure (a CNI hiccup under load) pass.
         """
         return self.wait_for_pods(namespace, f"metadata.name={name}", 1, until, timeout,
-                                  sandbox_failure_ends, what=f"pod {namespace}/{name}")[name]
+                                  sandbox_failures, what=f"pod {namespace}/{name}")[name]
 
     def wait_for_pods(self, namespace: str, field_selector: str | None, count: int,
                       until: str = "Ready", timeout: float = 60,
-                      sandbox_failure_ends: bool = False, label_selector: str | None = None,
+                      sandbox_failures: int = 0, label_selector: str | None = None,
                       what: str = "") -> dict[str, client.V1Pod]:
         """{name: pod} once `count` pods of the selection have reached `until`; Terminal
         at the first that cannot (see wait_for_pod), WaitTimeout at the bound. One watch
-        on the pods and, with `sandbox_failure_ends`, one on the namespace's events."""
+        on the pods and, with `sandbox_failures`, one on the namespace's events."""
         what = what or f"pods {label_selector or field_selector} in {namespace}"
         pods: dict[str, client.V1Pod] = {}
         sandbox: dict[str, str] = {}  # pod name -> the kubelet's sandbox failure
         sources = {"pod": (self.core.list_namespaced_pod, namespace,
                            {"field_selector": field_selector, "label_selector": label_selector})}
-        if sandbox_failure_ends:
+        if sandbox_failures:
             sources["event"] = (self.core.list_namespaced_event, namespace,
                                 {"field_selector": f"reason={SANDBOX_FAILED}"})
         for source, ev in follow(sources, timeout):
             obj = ev["object"]
             if source == "event":
-                if obj.type == "Warning" and obj.involved_object.kind == "Pod":
+                if obj.type == "Warning" and obj.involved_object.kind == "Pod" and \
+                        (obj.count or 1) >= sandbox_failures:
                     sandbox.setdefault(obj.involved_object.name, obj.message or "")
             elif ev["type"] == "DELETED":
                 raise Terminal(f"pod {namespace}/{obj.metadata.name} was deleted", obj, "Deleted")

@@ -383,10 +383,10 @@ def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: 
                     timeout: float, grantable_caps: int) -> dict[str, str]:
     """{pod: node} once the probe is Ready on every node; else RuntimeUnavailable with the
     runtime's own error, as soon as a pod shows it (a container's waiting state, or the
-    kubelet's sandbox failure: a handler that cannot run here fails there)."""
+    kubelet's second sandbox failure: a handler that cannot run here fails there, again)."""
     try:
         pods = kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
-                                  sandbox_failure_ends=True, label_selector=f"app={name}",
+                                  sandbox_failures=2, label_selector=f"app={name}",
                                   what=f"the {runtime.name} probe's pods")
     except Terminal as err:
         raise RuntimeUnavailable(unavailable_line(runtime, str(err), grantable_caps)) from None
