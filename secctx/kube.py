@@ -155,6 +155,7 @@ class Kube:
         what = what or f"pods {label_selector or field_selector} in {namespace}"
         pods: dict[str, client.V1Pod] = {}
         sandbox: dict[str, str] = {}  # pod name -> the kubelet's sandbox failure
+        failures: dict[str, dict[str, int]] = {}  # pod name -> {event: its count}
         sources = {"pod": (self.core.list_namespaced_pod, namespace,
                            {"field_selector": field_selector, "label_selector": label_selector})}
         if sandbox_failures:
@@ -163,9 +164,12 @@ class Kube:
         for source, ev in follow(sources, timeout):
             obj = ev["object"]
             if source == "event":
-                if obj.type == "Warning" and obj.involved_object.kind == "Pod" and \
-                        (obj.count or 1) >= sandbox_failures:
-                    sandbox.setdefault(obj.involved_object.name, obj.message or "")
+                if obj.type == "Warning" and obj.involved_object.kind == "Pod":
+                    # Retries with another sandbox id are other events: count them all.
+                    counts = failures.setdefault(obj.involved_object.name, {})
+                    counts[obj.metadata.name] = obj.count or 1
+                    if sum(counts.values()) >= sandbox_failures:
+                        sandbox.setdefault(obj.involved_object.name, obj.message or "")
             elif ev["type"] == "DELETED":
                 raise Terminal(f"pod {namespace}/{obj.metadata.name} was deleted", obj, "Deleted")
             else:

@@ -23,8 +23,9 @@ def pod(name: str, ready: bool = False, waiting: str | None = None) -> client.V1
             client.V1PodCondition(type="Ready", status="True" if ready else "False")]))
 
 
-def sandbox_event(name: str, count: int) -> SimpleNamespace:
+def sandbox_event(name: str, count: int, event: str = "e1") -> SimpleNamespace:
     return SimpleNamespace(type="Warning", count=count, message="handler cannot run",
+                           metadata=SimpleNamespace(name=event),
                            involved_object=SimpleNamespace(kind="Pod", name=name))
 
 
@@ -68,6 +69,13 @@ def test_the_nth_sandbox_failure_is_the_pods_terminal_state_with_the_kubelets_me
         fake.wait_for_pod("p", "ns", timeout=3, sandbox_failures=2)
     assert err.value.reason == SANDBOX_FAILED
     assert str(err.value) == f"pod ns/p: {SANDBOX_FAILED}: handler cannot run"
+
+
+def test_retries_as_events_of_their_own_count_together(fake):
+    # Each retry names a new sandbox id, so the kubelet records it as another event.
+    script([pod("p")], [sandbox_event("p", 1, "e1"), sandbox_event("p", 1, "e2")])
+    with pytest.raises(Terminal):
+        fake.wait_for_pod("p", "ns", timeout=3, sandbox_failures=2)
 
 
 def test_without_sandbox_failures_asked_for_only_the_pod_is_watched(fake):
