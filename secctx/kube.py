@@ -6,9 +6,12 @@ events. Exec goes through the API's exec subresource (the stream API).
 """
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,10 @@ TERMINAL_WAITING = {
     "RunContainerError", "PreCreateHookError", "PostStartHookError",
 }
 
+
+# The kubelet's event when it cannot create a pod's sandbox: a RuntimeClass handler that
+# cannot run here, or one that refuses `hostUsers: false`. The pod stays Pending.
+SANDBOX_FAILED = "FailedCreatePodSandBox"
 
 # Waiting reasons that mean the node lacks the image (offline nothing is pulled).
 IMAGE_MISSING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
@@ -126,32 +133,64 @@ class Kube:
 
     # -- pods -------------------------------------------------------------
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60) -> client.V1Pod:
+                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
 
         Returns the pod for `until`; raises Terminal as soon as the pod cannot
-        get there by itself, WaitTimeout when the bound runs out.
+        get there by itself, WaitTimeout when the bound runs out. With
+        `sandbox_failures` N > 0, the kubelet's Nth failure to create the pod's sandbox
+        (an event: the pod's status does not show it) is terminal too; the kubelet
+        retries, so N = 2 lets a passing failure (a CNI hiccup under load) pass.
         """
-        last: client.V1Pod | None = None
-        deadline = time.monotonic() + timeout
-        w = watch.Watch()
-        while time.monotonic() < deadline:
-            remaining = max(1, int(deadline - time.monotonic()))
-            for ev in w.stream(self.core.list_namespaced_pod, namespace,
-                               field_selector=f"metadata.name={name}", timeout_seconds=remaining):
-                last = ev["object"]
-                if ev["type"] == "DELETED":
-                    raise Terminal(f"pod {namespace}/{name} was deleted", last, "Deleted")
-                problem = terminal_problem(last)
+        return self.wait_for_pods(namespace, f"metadata.name={name}", 1, until, timeout,
+                                  sandbox_failures, what=f"pod {namespace}/{name}")[name]
+
+    def wait_for_pods(self, namespace: str, field_selector: str | None, count: int,
+                      until: str = "Ready", timeout: float = 60,
+                      sandbox_failures: int = 0, label_selector: str | None = None,
+                      what: str = "") -> dict[str, client.V1Pod]:
+        """{name: pod} once `count` pods of the selection have reached `until`; Terminal
+        at the first that cannot (see wait_for_pod), WaitTimeout at the bound. One watch
+        on the pods and, with `sandbox_failures`, one on the namespace's events."""
+        what = what or f"pods {label_selector or field_selector} in {namespace}"
+        pods: dict[str, client.V1Pod] = {}
+        sandbox: dict[str, str] = {}  # pod name -> the kubelet's sandbox failure
+        failures: dict[str, dict[str, int]] = {}  # pod name -> {event: its count}
+        sources = {"pod": (self.core.list_namespaced_pod, namespace,
+                           {"field_selector": field_selector, "label_selector": label_selector})}
+        if sandbox_failures:
+            sources["event"] = (self.core.list_namespaced_event, namespace,
+                                {"field_selector": f"reason={SANDBOX_FAILED}"})
+        for source, ev in follow(sources, timeout):
+            obj = ev["object"]
+            if source == "event":
+                if obj.type == "Warning" and obj.involved_object.kind == "Pod":
+                    # Retries with another sandbox id are other events: count them all.
+                    counts = failures.setdefault(obj.involved_object.name, {})
+                    counts[obj.metadata.name] = obj.count or 1
+                    if sum(counts.values()) >= sandbox_failures:
+                        sandbox.setdefault(obj.involved_object.name, obj.message or "")
+            elif ev["type"] == "DELETED":
+                raise Terminal(f"pod {namespace}/{obj.metadata.name} was deleted", obj, "Deleted")
+            else:
+                pods[obj.metadata.name] = obj
+                problem = terminal_problem(obj)
                 if problem:
-                    w.stop()
-                    raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
-                if _pod_reached(last, until):
-                    w.stop()
-                    return last
-        raise WaitTimeout(f"pod {namespace}/{name} not {until} after {timeout:.0f}s; "
-                          f"last seen: {describe_pod(last)}\nevents:\n"
-                          f"{format_events(self.events(namespace, name))}")
+                    raise Terminal(f"pod {namespace}/{obj.metadata.name}: {problem[1]}", obj,
+                                   problem[0])
+            for name in sandbox.keys() & pods.keys():
+                raise Terminal(f"pod {namespace}/{name}: {SANDBOX_FAILED}: {sandbox[name]}",
+                               pods[name], SANDBOX_FAILED)
+            reached = {n: p for n, p in pods.items() if _pod_reached(p, until)}
+            if len(reached) >= count:
+                return reached
+        last = "\n".join(describe_pod(p) for p in pods.values()) or describe_pod(None)
+        names = [field_selector.removeprefix("metadata.name=")] if field_selector and \
+            field_selector.startswith("metadata.name=") else list(pods)
+        events = [e for n in names for e in self.events(namespace, n)] if names else \
+            self.events(namespace)
+        raise WaitTimeout(f"{what} not {until} after {timeout:.0f}s; last seen: {last}\n"
+                          f"events:\n{format_events(events)}")
 
     def wait_for_pods(self, namespace: str, names: set[str], settled, timeout: float = 90
                       ) -> tuple[dict[str, client.V1Pod], set[str]]:
@@ -289,6 +328,54 @@ class ExecResult:
     def transcript(self) -> str:
         return (f"$ {' '.join(self.command)}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
                 f"\n--- exit code: {self.returncode}\n")
+
+
+def follow(sources: dict[str, tuple], timeout: float) -> Iterator[tuple[str, dict]]:
+    """The events of several watches, merged in arrival order, for at most `timeout`
+    seconds: (source key, watch event). `sources`: key -> (list function, namespace,
+    its keyword arguments). Each watch runs in a thread feeding one queue; errors
+    surface here; the watches stop when the caller stops reading."""
+    deadline = time.monotonic() + timeout
+    if len(sources) == 1:  # no thread: closing this generator closes the watch at once
+        (key, (list_fn, namespace, kwargs)), = sources.items()
+        while (left := deadline - time.monotonic()) > 0:
+            for ev in watch.Watch().stream(list_fn, namespace, timeout_seconds=max(1, int(left)),
+                                           **{k: v for k, v in kwargs.items() if v}):
+                yield key, ev
+        return
+    events: queue.Queue = queue.Queue()
+    stopped = threading.Event()
+    watches: list[watch.Watch] = []
+
+    def pump(key, list_fn, namespace, kwargs):
+        w = watch.Watch()
+        watches.append(w)
+        try:
+            while not stopped.is_set() and (left := deadline - time.monotonic()) > 0:
+                for ev in w.stream(list_fn, namespace, timeout_seconds=max(1, int(left)),
+                                   **{k: v for k, v in kwargs.items() if v}):
+                    if stopped.is_set():
+                        return
+                    events.put((key, ev))
+        except Exception as err:  # noqa: BLE001 - handed to the reader, who raises it
+            events.put((key, err))
+
+    for key, (list_fn, namespace, kwargs) in sources.items():
+        threading.Thread(target=pump, args=(key, list_fn, namespace, kwargs), daemon=True,
+                         name=f"watch-{key}").start()
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                key, ev = events.get(timeout=left)
+            except queue.Empty:
+                return
+            if isinstance(ev, BaseException):
+                raise ev
+            yield key, ev
+    finally:
+        stopped.set()
+        for w in watches:
+            w.stop()
 
 
 def _pod_reached(pod: client.V1Pod, until: str) -> bool:

@@ -24,8 +24,7 @@ def test_recipe_case(recipe_case, suite, namespace):
     unavailable = expect.not_available(case, suite.kubernetes_version)
     if unavailable:
         pytest.skip(unavailable)
-    if runtime in suite.runtime_problems:
-        pytest.fail(suite.runtime_problems[runtime], pytrace=False)
+    suite.require_runtime(runtime)
     env = suite.env.under(runtime)
     outcome, _ = expect.outcome_for(case, env)
     with runner.dump_on_failure(suite, namespace):
