@@ -8,7 +8,6 @@ the probe writes into them), and judged by expect.for_case and verdict.compare.
 from __future__ import annotations
 
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from kubernetes.utils import FailToCreateError
 
 from .. import expect, observe, podspec, refusals, verdict
 from ..cases import Case
-from ..kube import TERMINAL_WAITING, Kube, Terminal, describe_pod
+from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod
 from ..observe import Observed, Refusal
 from ..runner import Applied
 from . import casefile
@@ -107,30 +106,6 @@ def _settled(pod) -> bool:
     return all(container_state(pod, c.name) for c in pod.spec.containers)
 
 
-SANDBOX_FAILED = "FailedCreatePodSandBox"
-ROUND = 10  # seconds of watching between looks at the sandbox events
-
-
-def _await(kube: Kube, namespace: str, names: set[str], timeout: float):
-    """Watch the pods until each has settled; between rounds of the watch, a pod whose
-    sandbox the runtime refuses (an event: the pod itself stays Pending for ever) settles
-    as refused. Returns {pod: as settled}, the pods that never did, {pod: sandbox event}."""
-    pods: dict = {}
-    sandbox: dict[str, str] = {}
-    pending = set(names)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        seen, pending = kube.wait_for_pods(namespace, pending, _settled,
-                                           min(ROUND, max(1, deadline - time.monotonic())))
-        pods.update(seen)
-        for event in kube.core.list_namespaced_event(
-                namespace, field_selector=f"reason={SANDBOX_FAILED}").items:
-            if event.involved_object.name in pending:
-                sandbox[event.involved_object.name] = event.message or ""
-        pending -= sandbox.keys()
-    return pods, pending, sandbox
-
-
 def run(suite, namespace: str, examples: list[Example], timeout: float = 60,
         parallel: int = 4) -> list[Judged]:
     """Apply every example's pod, wait for all with one watch, judge every container."""
@@ -153,7 +128,8 @@ def run(suite, namespace: str, examples: list[Example], timeout: float = 60,
                                                  for e in err.api_exceptions)
         applied[example.name] = objects
     names = {e.name for e in examples} - refused.keys()
-    pods, unsettled, sandbox = _await(kube, namespace, names, timeout)
+    # The kubelet retries a failed sandbox: the second failure is taken as final.
+    pods, unsettled, sandbox = kube.settle_pods(namespace, names, _settled, timeout)
 
     def judge_pod(example: Example) -> list[Judged]:
         # An ApiClient of this thread's own: the client's exec swaps its client's request

@@ -130,7 +130,7 @@ def test_runAsNonRoot_is_refused_by_the_kubelet_for_root_and_named_users():
 # --- generation and shrinking, on a fake cluster ------------------------------------
 
 def _judged(container, expected, observed, message=""):
-    return batch.Judged(SimpleNamespace(container=container),
+    return batch.Judged(SimpleNamespace(container=container, name=f"gen-x-{container}"),
                         SimpleNamespace(status=observed, refusal=SimpleNamespace(message=message)),
                         [verdict.Check("outcome", expected, observed, "why")])
 
