@@ -548,10 +548,17 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
                                 env.node_facts())
     seccomp = wants["Seccomp"].value
     filters = Want("none" if seccomp == 0 else "at least 1", f"Seccomp {seccomp}: {why}")
-    cap_eff = wants["CapEff"].value
-    if kind == "RuntimeDefault" and cap_eff is not None and not cap_eff & SYS_ADMIN:
+    # containerd writes its default profile from the container's bounding set, not from
+    # what the process holds: CAP_SYS_ADMIN there opens unshare(CLONE_NEWUSER) even to a
+    # non-root process with an empty CapEff (found by secctx.generated).
+    cap_bnd = wants["CapBnd"].value
+    if kind == "RuntimeDefault" and cap_bnd is not None and not cap_bnd & SYS_ADMIN:
         unshare = Want(True, f"{why}: containerd's default profile allows unshare(CLONE_NEWUSER) "
-                             "only with CAP_SYS_ADMIN, which the process lacks")
+                             "only when CAP_SYS_ADMIN is in the bounding set, which lacks it")
+    elif kind == "RuntimeDefault" and cap_bnd is not None and env.userns_unconfined:
+        unshare = Want(False, f"{why}: CAP_SYS_ADMIN is in the bounding set, so containerd's "
+                              "default profile allows unshare(CLONE_NEWUSER), and a plain "
+                              "container on this node creates a user namespace")
     elif kind in ("Unconfined", "privileged") and env.userns_unconfined:
         unshare = Want(False, f"{why}: no filter, and a plain container on this node creates a "
                               "user namespace")

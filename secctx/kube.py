@@ -192,6 +192,49 @@ class Kube:
         raise WaitTimeout(f"{what} not {until} after {timeout:.0f}s; last seen: {last}\n"
                           f"events:\n{format_events(events)}")
 
+    def settle_pods(self, namespace: str, names: set[str], settled, timeout: float = 60,
+                    sandbox_failures: int = 2
+                    ) -> tuple[dict[str, client.V1Pod], set[str], dict[str, str]]:
+        """A batch: follow the namespace's pods (and their sandbox failures, counted like
+        wait_for_pods) until settled(pod) holds for every pod in `names` or its sandbox
+        failed `sandbox_failures` times. Nothing is raised: returns each pod as it was
+        when it settled, the names still pending at the bound, and {name: sandbox failure}."""
+        pods: dict[str, client.V1Pod] = {}
+        sandbox: dict[str, str] = {}
+        failures: dict[str, dict[str, int]] = {}
+        pending = set(names)
+        sources = {"pod": (self.core.list_namespaced_pod, namespace, {}),
+                   "event": (self.core.list_namespaced_event, namespace,
+                             {"field_selector": f"reason={SANDBOX_FAILED}"})}
+        deadline = time.monotonic() + timeout
+        while pending and (left := deadline - time.monotonic()) > 0:
+            try:
+                self._settle(follow(sources, left), pending, pods, sandbox, failures, settled,
+                             sandbox_failures)
+            except ApiException as err:  # an overloaded API server ends a watch: follow again
+                if not _transient(err):
+                    raise
+        return pods, pending, sandbox
+
+    @staticmethod
+    def _settle(events, pending, pods, sandbox, failures, settled, sandbox_failures) -> None:
+        for source, ev in events:
+            obj = ev["object"]
+            if source == "event":
+                name = obj.involved_object.name
+                if obj.type == "Warning" and name in pending:
+                    counts = failures.setdefault(name, {})
+                    counts[obj.metadata.name] = obj.count or 1
+                    if sum(counts.values()) >= sandbox_failures:
+                        sandbox[name] = obj.message or ""
+                        pending.discard(name)
+            elif obj.metadata.name in pending:  # another's, or kept as it settled
+                pods[obj.metadata.name] = obj
+                if ev["type"] == "DELETED" or settled(obj):
+                    pending.discard(obj.metadata.name)
+            if not pending:
+                return
+
     def wait_for_container_exit(self, name: str, namespace: str, container: str,
                                 timeout: float = 60) -> client.V1Pod:
         """Wait until `container` has terminated at least once (a crashing workload)."""

@@ -23,6 +23,7 @@ from .cluster import mode as modes
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import RunStopped, infrastructure, permissions
+from .generated import options as generated_options
 from .nodefacts import DEFAULT_RUNTIME
 from .offline import log
 from .signals import cleanup_first, terminate_like_interrupt
@@ -62,6 +63,7 @@ def pytest_addoption(parser):
                 help="write what the run observed, as JSON (default: reports/observations.json)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
                 help="compare this run's observations with FILE (an earlier run's) at the end")
+    generated_options.add(g)
 
 
 def pytest_configure(config):

@@ -151,3 +151,23 @@ def test_a_psa_verdict_keyed_by_version_takes_the_newest_key_not_above_the_clust
     assert verdict_for(keyed, "v1.35.4") == "admitted"
     assert verdict_for(keyed, "v1.37.2") == "admitted"
     assert verdict_for(["seccompProfile"], "v1.34.4") == ["seccompProfile"]
+
+
+def test_runtime_default_opens_unshare_by_the_bounding_set_not_by_what_the_process_holds():
+    # Found by secctx.generated (docs/generated-findings.md): uid 1 with capabilities.add
+    # ALL has an empty CapEff, yet containerd's profile, written from the bounding set,
+    # lets unshare(CLONE_NEWUSER) through, and the node allows unprivileged user namespaces.
+    from secctx import caps
+    from secctx.expect import Want, _behaviour
+    from secctx.nodefacts import Environment
+    env = Environment(userns_unconfined=True)
+
+    def unshare(add: list[str], cap_bnd: int):
+        spec = {"containers": [{"name": "app", "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"}, "capabilities": {"add": add}}}]}
+        wants = {"Seccomp": Want(2, ""), "CapEff": Want(0, ""), "CapBnd": Want(cap_bnd, "")}
+        return _behaviour(spec, "app", env, wants)["unshare(CLONE_NEWUSER) refused"].value
+    sys_admin = 1 << caps.CAPABILITIES.index("SYS_ADMIN")
+    assert unshare(["ALL"], caps.ALL_CAPS) is False
+    assert unshare([], caps.RUNTIME_DEFAULT) is True
+    assert not caps.RUNTIME_DEFAULT & sys_admin

@@ -1,0 +1,21 @@
+"""The pytest options of the generated test (registered by secctx.plugin)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+# CI: a fixed seed and a budget that stays within a minute on a ready cluster.
+CI_EXAMPLES = 12
+CI_SEED = 20261201
+
+
+def add(group) -> None:
+    group.addoption("--generated-examples", type=int, default=CI_EXAMPLES, metavar="N",
+                    help=f"generated pod specs to run (default {CI_EXAMPLES}, the CI budget; "
+                         "nightly: 500)")
+    group.addoption("--generated-seed", type=int, default=CI_SEED, metavar="SEED",
+                    help=f"Hypothesis seed of the generated specs (default {CI_SEED})")
+    group.addoption("--generated-shrink-budget", type=float, default=60, metavar="SECONDS",
+                    help="time to shrink each disagreement on the cluster (default 60)")
+    group.addoption("--generated-out", type=Path, default=Path("reports/generated"),
+                    metavar="DIR", help="where findings are written as case files "
+                                        "(default reports/generated)")
