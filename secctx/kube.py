@@ -7,6 +7,7 @@ events. Exec goes through the API's exec subresource (the stream API).
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ TERMINAL_WAITING = {
     "RunContainerError", "PreCreateHookError", "PostStartHookError",
 }
 
+
+# A RunContainerError with this message is no refusal of the spec: runc could not freeze
+# the container's cgroup (v1) in time while the node's cores were busy, and the kubelet
+# creates the container again after its back-off. Waits go on, and say so in the report.
+TRANSIENT_RUN_ERRORS = ("unable to freeze",)
 
 # Waiting reasons that mean the node lacks the image (offline nothing is pulled).
 IMAGE_MISSING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
@@ -59,8 +65,8 @@ def _transient(err: BaseException) -> bool:
 
 def _mark_retry(state) -> None:
     """Every retry shows in the report: retries must never hide a flake."""
-    import allure
-    with allure.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
+    from . import report  # recorded like every step (a scheduler thread has no Allure test)
+    with report.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
                      f"API error: {state.outcome.exception()!r}"):
         pass
 
@@ -125,6 +131,11 @@ class Kube:
         return utils.create_from_dict(self.api, obj, namespace=namespace, **kwargs)
 
     # -- pods -------------------------------------------------------------
+    def clone(self) -> Kube:
+        """A client of its own (same configuration): the stream API swaps a client's
+        transport while an exec runs, so threads that exec must not share one."""
+        return Kube(client.ApiClient(self.api.configuration))
+
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
                      timeout: float = 60) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
@@ -134,45 +145,30 @@ class Kube:
         """
         last: client.V1Pod | None = None
         deadline = time.monotonic() + timeout
-        w = watch.Watch()
+        w, noted = watch.Watch(), set()
         while time.monotonic() < deadline:
             remaining = max(1, int(deadline - time.monotonic()))
             for ev in w.stream(self.core.list_namespaced_pod, namespace,
                                field_selector=f"metadata.name={name}", timeout_seconds=remaining):
                 last = ev["object"]
-                if ev["type"] == "DELETED":
-                    raise Terminal(f"pod {namespace}/{name} was deleted", last, "Deleted")
-                problem = terminal_problem(last)
-                if problem:
-                    w.stop()
-                    raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
-                if _pod_reached(last, until):
+                if pod_reached(namespace, name, until, ev["type"], last, noted) is not None:
                     w.stop()
                     return last
-        raise WaitTimeout(f"pod {namespace}/{name} not {until} after {timeout:.0f}s; "
-                          f"last seen: {describe_pod(last)}\nevents:\n"
-                          f"{format_events(self.events(namespace, name))}")
+        raise pod_timeout(self, namespace, name, f"not {until}", timeout, last)
 
     def wait_for_container_exit(self, name: str, namespace: str, container: str,
                                 timeout: float = 60) -> client.V1Pod:
         """Wait until `container` has terminated at least once (a crashing workload)."""
         last = None
-        w = watch.Watch()
+        w, noted = watch.Watch(), set()
         for ev in w.stream(self.core.list_namespaced_pod, namespace,
                            field_selector=f"metadata.name={name}", timeout_seconds=int(timeout)):
             last = ev["object"]
-            for cs in last.status.container_statuses or []:
-                if cs.name == container and (cs.restart_count > 0 or
-                                             (cs.state and cs.state.terminated)):
-                    w.stop()
-                    return last
-            problem = terminal_problem(last)
-            if problem and problem[0] != "CrashLoopBackOff":
+            if container_exited(namespace, name, container, ev["type"], last, noted) is not None:
                 w.stop()
-                raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
-        raise WaitTimeout(f"container {namespace}/{name}/{container} did not exit within "
-                          f"{timeout:.0f}s; last seen: {describe_pod(last)}\nevents:\n"
-                          f"{format_events(self.events(namespace, name))}")
+                return last
+        raise pod_timeout(self, namespace, f"{name}/{container}", "did not exit", timeout, last,
+                          name)
 
     def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90,
                             fail_fast: bool = True) -> client.V1Deployment:
@@ -241,6 +237,144 @@ class Kube:
             return f"(no logs: {err.reason})"
 
 
+# -- one wait's reading of one watch event (Kube's own watches and PodWatch share them) --
+
+def pod_reached(namespace: str, name: str, until: str, event: str,
+                pod: client.V1Pod, noted: set | None = None) -> client.V1Pod | None:
+    """The pod once it is `until`, None while it may still get there; Terminal when
+    it cannot by itself (deleted, failed, a container stuck). `noted`: the containers
+    whose transient error the report already shows."""
+    note_transient(pod, set() if noted is None else noted)
+    if event == "DELETED":
+        raise Terminal(f"pod {namespace}/{name} was deleted", pod, "Deleted")
+    problem = terminal_problem(pod)
+    if problem:
+        raise Terminal(f"pod {namespace}/{name}: {problem[1]}", pod, problem[0])
+    return pod if _pod_reached(pod, until) else None
+
+
+def container_exited(namespace: str, name: str, container: str, event: str,
+                     pod: client.V1Pod, noted: set | None = None) -> client.V1Pod | None:
+    """The pod once `container` has terminated at least once, None until then;
+    Terminal when it cannot start (a crash loop is what is awaited, not a problem)."""
+    note_transient(pod, set() if noted is None else noted)
+    if event == "DELETED":
+        raise Terminal(f"pod {namespace}/{name} was deleted", pod, "Deleted")
+    for cs in pod.status.container_statuses or []:
+        if cs.name == container and (cs.restart_count > 0 or (cs.state and cs.state.terminated)):
+            return pod
+    problem = terminal_problem(pod)
+    if problem and problem[0] != "CrashLoopBackOff":
+        raise Terminal(f"pod {namespace}/{name}: {problem[1]}", pod, problem[0])
+    return None
+
+
+def pod_timeout(kube: Kube, namespace: str, what: str, state: str, timeout: float,
+                last: client.V1Pod | None, pod_name: str | None = None) -> WaitTimeout:
+    """What a wait awaited, what it last saw, and the pod's events."""
+    kind = "container" if "/" in what else "pod"
+    return WaitTimeout(f"{kind} {namespace}/{what} {state} after {timeout:.0f}s; "
+                       f"last seen: {describe_pod(last)}\nevents:\n"
+                       f"{format_events(kube.events(namespace, pod_name or what))}")
+
+
+class PodWatch:
+    """One watch over the pods of every namespace, shared by many waits (the
+    scheduler's cases, each in its own namespace): each wait reads the latest event
+    of its pod, with the same rules as Kube's own waits, and is bounded by its timeout.
+    The watch restarts (bounded requests, resumed at the last resourceVersion) until
+    `stop`."""
+
+    REQUEST_S = 20  # one watch request's bound; a stop is noticed within it
+
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        self._latest: dict[tuple[str, str], tuple[int, str, client.V1Pod]] = {}
+        self._seq = 0
+        self._changed = threading.Condition()
+        self._stopped = threading.Event()
+        self.problem: str | None = None  # the watch's last error, for a timeout's message
+        self._thread = threading.Thread(target=self._follow, name="secctx-pod-watch",
+                                        daemon=True)
+
+    def start(self) -> PodWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _follow(self) -> None:
+        version = None
+        while not self._stopped.is_set():
+            w = watch.Watch()
+            try:
+                for ev in w.stream(self.kube.core.list_pod_for_all_namespaces,
+                                   timeout_seconds=self.REQUEST_S,
+                                   _request_timeout=self.REQUEST_S + 10,
+                                   **({"resource_version": version} if version else {})):
+                    pod = ev["object"]
+                    with self._changed:
+                        self._seq += 1
+                        self._latest[(pod.metadata.namespace, pod.metadata.name)] = (
+                            self._seq, ev["type"], pod)
+                        self._changed.notify_all()
+                    if self._stopped.is_set():
+                        break
+                version = w.resource_version
+            except ApiException as err:
+                version = None  # 410 Gone: list again (every pod comes as ADDED)
+                self.problem = f"pod watch: {err.status} {err.reason}"
+            except Exception as err:  # noqa: BLE001 - a dropped connection: watch again
+                self.problem = f"pod watch: {err!r}"
+                self._stopped.wait(1)
+
+    def _await(self, namespace: str, name: str, reached, timeout: float):
+        deadline = time.monotonic() + timeout
+        seen, last = 0, None
+        with self._changed:
+            while True:
+                seq, event, pod = self._latest.get((namespace, name), (0, "", None))
+                if seq > seen:
+                    seen, last = seq, pod
+                    if reached(event, pod) is not None:
+                        return pod, None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopped.is_set():
+                    return None, last
+                self._changed.wait(remaining)
+
+    def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
+                     timeout: float = 60) -> client.V1Pod:
+        noted = set()
+        pod, last = self._await(
+            namespace, name, lambda ev, p: pod_reached(namespace, name, until, ev, p, noted),
+            timeout)
+        if pod is None:
+            raise self._timeout(namespace, name, f"not {until}", timeout, last)
+        return pod
+
+    def wait_for_container_exit(self, name: str, namespace: str, container: str,
+                                timeout: float = 60) -> client.V1Pod:
+        noted = set()
+        pod, last = self._await(
+            namespace, name,
+            lambda ev, p: container_exited(namespace, name, container, ev, p, noted), timeout)
+        if pod is None:
+            raise self._timeout(namespace, f"{name}/{container}", "did not exit", timeout, last,
+                                name)
+        return pod
+
+    def _timeout(self, namespace, what, state, timeout, last, pod_name=None) -> WaitTimeout:
+        if self._stopped.is_set():
+            state += " (the run stopped)"
+        elif self.problem:
+            state += f" ({self.problem})"
+        return pod_timeout(self.kube, namespace, what, state, timeout, last, pod_name)
+
+
 def handshake_refusal(err: ApiException, namespace: str) -> ApiException:
     """The WebSocket client reports a refused exec as status 0 with the server's
     response in its reason: the same refusal as the API server's own ApiException.
@@ -288,7 +422,7 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
         return st.reason or st.phase, st.message or f"pod phase {st.phase}"
     for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
         waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in TERMINAL_WAITING:
+        if waiting and waiting.reason in TERMINAL_WAITING and not transient_run_error(waiting):
             message = f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
             if waiting.reason == "ErrImageNeverPull":
                 message += (f"; image {cs.image} is not on the node: load it (kind load "
@@ -302,6 +436,23 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
                 cond.reason == "Unschedulable" and "preemption is not helpful" in (cond.message or ""):
             return "Unschedulable", cond.message
     return None
+
+
+def transient_run_error(waiting) -> bool:
+    return waiting.reason == "RunContainerError" and any(
+        t in (waiting.message or "") for t in TRANSIENT_RUN_ERRORS)
+
+
+def note_transient(pod: client.V1Pod, noted: set) -> None:
+    """A step in the report, once per container and wait, for a transient RunContainerError
+    the wait went past (a retry must never hide a flake)."""
+    from . import report
+    for cs in pod.status.container_statuses or []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting and transient_run_error(waiting) and cs.name not in noted:
+            noted.add(cs.name)
+            with report.step(f"RETRY by the kubelet: container {cs.name}: {waiting.message}"):
+                pass
 
 
 def describe_pod(pod: client.V1Pod | None) -> str:
