@@ -411,7 +411,7 @@ def node_image_state(version: str, root: Path, image_exists, cmdlines=None) -> d
     from secctx.offline import nodeimage
     from secctx.offline.gobuild import kubernetes_bin_dir, kubernetes_built
     from secctx.offline.gomod import KubeVersion
-    tag = nodeimage.image_tag(KubeVersion.parse(version))
+    tag = nodeimage.recipe_tag(KubeVersion.parse(version))
     missing = []
     if not image_exists(tag):
         missing.append(f"image {tag}")

@@ -6,10 +6,12 @@ events. Exec goes through the API's exec subresource (the stream API).
 """
 from __future__ import annotations
 
+import queue
 import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,10 @@ TERMINAL_WAITING = {
 # the container's cgroup (v1) in time while the node's cores were busy, and the kubelet
 # creates the container again after its back-off. Waits go on, and say so in the report.
 TRANSIENT_RUN_ERRORS = ("unable to freeze",)
+
+# The kubelet's event when it cannot create a pod's sandbox: a RuntimeClass handler that
+# cannot run here, or one that refuses `hostUsers: false`. The pod stays Pending.
+SANDBOX_FAILED = "FailedCreatePodSandBox"
 
 # Waiting reasons that mean the node lacks the image (offline nothing is pulled).
 IMAGE_MISSING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
@@ -137,24 +143,59 @@ class Kube:
         return Kube(client.ApiClient(self.api.configuration))
 
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60) -> client.V1Pod:
+                     timeout: float = 60, sandbox_failure_ends: bool = False) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
 
         Returns the pod for `until`; raises Terminal as soon as the pod cannot
-        get there by itself, WaitTimeout when the bound runs out.
+        get there by itself, WaitTimeout when the bound runs out. With
+        `sandbox_failure_ends`, the kubelet's first sandbox failure (an event: the
+        pod's status does not show it) is terminal too.
         """
-        last: client.V1Pod | None = None
-        deadline = time.monotonic() + timeout
-        w, noted = watch.Watch(), set()
-        while time.monotonic() < deadline:
-            remaining = max(1, int(deadline - time.monotonic()))
-            for ev in w.stream(self.core.list_namespaced_pod, namespace,
-                               field_selector=f"metadata.name={name}", timeout_seconds=remaining):
-                last = ev["object"]
-                if pod_reached(namespace, name, until, ev["type"], last, noted) is not None:
-                    w.stop()
-                    return last
-        raise pod_timeout(self, namespace, name, f"not {until}", timeout, last)
+        return self.wait_for_pods(namespace, f"metadata.name={name}", 1, until, timeout,
+                                  sandbox_failure_ends, what=f"pod {namespace}/{name}")[name]
+
+    def wait_for_pods(self, namespace: str, field_selector: str | None, count: int,
+                      until: str = "Ready", timeout: float = 60,
+                      sandbox_failure_ends: bool = False, label_selector: str | None = None,
+                      what: str = "") -> dict[str, client.V1Pod]:
+        """{name: pod} once `count` pods of the selection have reached `until`; Terminal
+        at the first that cannot (see wait_for_pod), WaitTimeout at the bound. One watch
+        on the pods and, with `sandbox_failure_ends`, one on the namespace's events."""
+        what = what or f"pods {label_selector or field_selector} in {namespace}"
+        pods: dict[str, client.V1Pod] = {}
+        reached: dict[str, client.V1Pod] = {}
+        sandbox: dict[str, str] = {}  # pod name -> the kubelet's sandbox failure
+        noted: set = set()
+        sources = {"pod": (self.core.list_namespaced_pod, namespace,
+                           {"field_selector": field_selector, "label_selector": label_selector})}
+        if sandbox_failure_ends:
+            sources["event"] = (self.core.list_namespaced_event, namespace,
+                                {"field_selector": f"reason={SANDBOX_FAILED}"})
+        for source, ev in follow(sources, timeout):
+            obj = ev["object"]
+            if source == "event":
+                name, event = obj.involved_object.name, "MODIFIED"
+                if obj.type == "Warning" and obj.involved_object.kind == "Pod":
+                    sandbox.setdefault(name, obj.message or "")
+                if name not in pods:
+                    continue
+            else:
+                name, event = obj.metadata.name, ev["type"]
+                pods[name] = obj
+            if pod_reached(namespace, name, until, event, pods[name], noted,
+                           sandbox.get(name)) is not None:
+                reached[name] = pods[name]
+            else:
+                reached.pop(name, None)
+            if len(reached) >= count:
+                return reached
+        last = "\n".join(describe_pod(p) for p in pods.values()) or describe_pod(None)
+        names = [field_selector.removeprefix("metadata.name=")] if field_selector and \
+            field_selector.startswith("metadata.name=") else list(pods)
+        events = [e for n in names for e in self.events(namespace, n)] if names else \
+            self.events(namespace)
+        raise WaitTimeout(f"{what} not {until} after {timeout:.0f}s; last seen: {last}\n"
+                          f"events:\n{format_events(events)}")
 
     def wait_for_container_exit(self, name: str, namespace: str, container: str,
                                 timeout: float = 60) -> client.V1Pod:
@@ -239,17 +280,22 @@ class Kube:
 
 # -- one wait's reading of one watch event (Kube's own watches and PodWatch share them) --
 
-def pod_reached(namespace: str, name: str, until: str, event: str,
-                pod: client.V1Pod, noted: set | None = None) -> client.V1Pod | None:
+def pod_reached(namespace: str, name: str, until: str, event: str, pod: client.V1Pod,
+                noted: set | None = None, sandbox_failure: str | None = None
+                ) -> client.V1Pod | None:
     """The pod once it is `until`, None while it may still get there; Terminal when
-    it cannot by itself (deleted, failed, a container stuck). `noted`: the containers
-    whose transient error the report already shows."""
+    it cannot by itself (deleted, failed, a container stuck, the kubelet's sandbox
+    failure if one is given). `noted`: the containers whose transient error the report
+    already shows."""
     note_transient(pod, set() if noted is None else noted)
     if event == "DELETED":
         raise Terminal(f"pod {namespace}/{name} was deleted", pod, "Deleted")
     problem = terminal_problem(pod)
     if problem:
         raise Terminal(f"pod {namespace}/{name}: {problem[1]}", pod, problem[0])
+    if sandbox_failure is not None:
+        raise Terminal(f"pod {namespace}/{name}: {SANDBOX_FAILED}: {sandbox_failure}", pod,
+                       SANDBOX_FAILED)
     return pod if _pod_reached(pod, until) else None
 
 
@@ -279,26 +325,35 @@ def pod_timeout(kube: Kube, namespace: str, what: str, state: str, timeout: floa
 
 
 class PodWatch:
-    """One watch over the pods of every namespace, shared by many waits (the
-    scheduler's cases, each in its own namespace): each wait reads the latest event
-    of its pod, with the same rules as Kube's own waits, and is bounded by its timeout.
-    The watch restarts (bounded requests, resumed at the last resourceVersion) until
-    `stop`."""
+    """One watch over the pods of every namespace (and one over the kubelet's sandbox
+    failures), shared by many waits (the scheduler's cases, each in its own namespace):
+    each wait reads the latest event of its pod, with the rules of Kube's own waits
+    (pod_reached, container_exited), bounded by its timeout. The watches restart
+    (bounded requests, resumed at the last resourceVersion) until `stop`."""
 
     REQUEST_S = 20  # one watch request's bound; a stop is noticed within it
 
     def __init__(self, kube: Kube):
         self.kube = kube
         self._latest: dict[tuple[str, str], tuple[int, str, client.V1Pod]] = {}
+        self._sandbox: dict[tuple[str, str], str] = {}  # (namespace, pod) -> first failure
         self._seq = 0
         self._changed = threading.Condition()
         self._stopped = threading.Event()
-        self.problem: str | None = None  # the watch's last error, for a timeout's message
-        self._thread = threading.Thread(target=self._follow, name="secctx-pod-watch",
-                                        daemon=True)
+        self.problem: str | None = None  # a watch's last error, for a timeout's message
+        self._threads = [
+            threading.Thread(target=self._follow, args=(kube.core.list_pod_for_all_namespaces,
+                                                        {}, self._on_pod),
+                             name="secctx-pod-watch", daemon=True),
+            threading.Thread(target=self._follow,
+                             args=(kube.core.list_event_for_all_namespaces,
+                                   {"field_selector": f"reason={SANDBOX_FAILED}"},
+                                   self._on_sandbox_event),
+                             name="secctx-sandbox-watch", daemon=True)]
 
     def start(self) -> PodWatch:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def stop(self) -> None:
@@ -306,29 +361,38 @@ class PodWatch:
         with self._changed:
             self._changed.notify_all()
 
-    def _follow(self) -> None:
+    def _on_pod(self, event: str, pod: client.V1Pod) -> None:
+        self._seq += 1
+        self._latest[(pod.metadata.namespace, pod.metadata.name)] = (self._seq, event, pod)
+
+    def _on_sandbox_event(self, event: str, ev: client.CoreV1Event) -> None:
+        if ev.type != "Warning" or ev.involved_object.kind != "Pod":
+            return
+        key = (ev.involved_object.namespace, ev.involved_object.name)
+        self._sandbox.setdefault(key, ev.message or "")
+        if key in self._latest:  # its waits look again
+            self._seq += 1
+            self._latest[key] = (self._seq, "MODIFIED", self._latest[key][2])
+
+    def _follow(self, list_fn, kwargs: dict, on_event) -> None:
         version = None
         while not self._stopped.is_set():
             w = watch.Watch()
             try:
-                for ev in w.stream(self.kube.core.list_pod_for_all_namespaces,
-                                   timeout_seconds=self.REQUEST_S,
+                for ev in w.stream(list_fn, timeout_seconds=self.REQUEST_S,
                                    _request_timeout=self.REQUEST_S + 10,
-                                   **({"resource_version": version} if version else {})):
-                    pod = ev["object"]
+                                   **kwargs, **({"resource_version": version} if version else {})):
                     with self._changed:
-                        self._seq += 1
-                        self._latest[(pod.metadata.namespace, pod.metadata.name)] = (
-                            self._seq, ev["type"], pod)
+                        on_event(ev["type"], ev["object"])
                         self._changed.notify_all()
                     if self._stopped.is_set():
                         break
                 version = w.resource_version
             except ApiException as err:
-                version = None  # 410 Gone: list again (every pod comes as ADDED)
-                self.problem = f"pod watch: {err.status} {err.reason}"
+                version = None  # 410 Gone: list again (every object comes as ADDED)
+                self.problem = f"watch: {err.status} {err.reason}"
             except Exception as err:  # noqa: BLE001 - a dropped connection: watch again
-                self.problem = f"pod watch: {err!r}"
+                self.problem = f"watch: {err!r}"
                 self._stopped.wait(1)
 
     def _await(self, namespace: str, name: str, reached, timeout: float):
@@ -347,11 +411,13 @@ class PodWatch:
                 self._changed.wait(remaining)
 
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60) -> client.V1Pod:
+                     timeout: float = 60, sandbox_failure_ends: bool = False) -> client.V1Pod:
         noted = set()
-        pod, last = self._await(
-            namespace, name, lambda ev, p: pod_reached(namespace, name, until, ev, p, noted),
-            timeout)
+
+        def reached(event, pod):
+            failure = self._sandbox.get((namespace, name)) if sandbox_failure_ends else None
+            return pod_reached(namespace, name, until, event, pod, noted, failure)
+        pod, last = self._await(namespace, name, reached, timeout)
         if pod is None:
             raise self._timeout(namespace, name, f"not {until}", timeout, last)
         return pod
@@ -373,7 +439,6 @@ class PodWatch:
         elif self.problem:
             state += f" ({self.problem})"
         return pod_timeout(self.kube, namespace, what, state, timeout, last, pod_name)
-
 
 def handshake_refusal(err: ApiException, namespace: str) -> ApiException:
     """The WebSocket client reports a refused exec as status 0 with the server's
@@ -401,6 +466,54 @@ class ExecResult:
     def transcript(self) -> str:
         return (f"$ {' '.join(self.command)}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
                 f"\n--- exit code: {self.returncode}\n")
+
+
+def follow(sources: dict[str, tuple], timeout: float) -> Iterator[tuple[str, dict]]:
+    """The events of several watches, merged in arrival order, for at most `timeout`
+    seconds: (source key, watch event). `sources`: key -> (list function, namespace,
+    its keyword arguments). Each watch runs in a thread feeding one queue; errors
+    surface here; the watches stop when the caller stops reading."""
+    deadline = time.monotonic() + timeout
+    if len(sources) == 1:  # no thread: closing this generator closes the watch at once
+        (key, (list_fn, namespace, kwargs)), = sources.items()
+        while (left := deadline - time.monotonic()) > 0:
+            for ev in watch.Watch().stream(list_fn, namespace, timeout_seconds=max(1, int(left)),
+                                           **{k: v for k, v in kwargs.items() if v}):
+                yield key, ev
+        return
+    events: queue.Queue = queue.Queue()
+    stopped = threading.Event()
+    watches: list[watch.Watch] = []
+
+    def pump(key, list_fn, namespace, kwargs):
+        w = watch.Watch()
+        watches.append(w)
+        try:
+            while not stopped.is_set() and (left := deadline - time.monotonic()) > 0:
+                for ev in w.stream(list_fn, namespace, timeout_seconds=max(1, int(left)),
+                                   **{k: v for k, v in kwargs.items() if v}):
+                    if stopped.is_set():
+                        return
+                    events.put((key, ev))
+        except Exception as err:  # noqa: BLE001 - handed to the reader, who raises it
+            events.put((key, err))
+
+    for key, (list_fn, namespace, kwargs) in sources.items():
+        threading.Thread(target=pump, args=(key, list_fn, namespace, kwargs), daemon=True,
+                         name=f"watch-{key}").start()
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                key, ev = events.get(timeout=left)
+            except queue.Empty:
+                return
+            if isinstance(ev, BaseException):
+                raise ev
+            yield key, ev
+    finally:
+        stopped.set()
+        for w in watches:
+            w.stop()
 
 
 def _pod_reached(pod: client.V1Pod, until: str) -> bool:

@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import caps
 from .expect import NodeFacts
-from .kube import Kube, api_retry, terminal_problem
-from .podspec import condition_true
+from .kube import Kube, Terminal, WaitTimeout, api_retry
 
 HELPER = "secctx-node-helper"
 SECCOMP_DIR = "/var/lib/kubelet/seccomp"
@@ -245,23 +244,12 @@ def _host_path(node_path: str) -> str:
 
 def _wait_for_helper_pods(kube: Kube, namespace: str, timeout: float) -> list[str]:
     nodes = len(kube.core.list_node().items)
-    ready: set[str] = set()
-    from kubernetes import watch
-    w = watch.Watch()
-    for ev in w.stream(kube.core.list_namespaced_pod, namespace, label_selector=f"app={HELPER}",
-                       timeout_seconds=int(timeout)):
-        pod = ev["object"]
-        problem = terminal_problem(pod)
-        if problem:
-            w.stop()
-            raise RuntimeError(f"node helper {pod.metadata.name}: {problem[1]}")
-        if condition_true(pod, "Ready"):
-            ready.add(pod.metadata.name)
-        if len(ready) >= nodes:
-            w.stop()
-            return sorted(ready)
-    raise RuntimeError(f"node helper not ready on all {nodes} nodes within {timeout:.0f}s "
-                       f"(ready: {sorted(ready)})")
+    try:
+        return sorted(kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
+                                         label_selector=f"app={HELPER}",
+                                         what=f"the node helper on all {nodes} nodes"))
+    except (Terminal, WaitTimeout) as err:
+        raise RuntimeError(f"node helper: {err}") from None
 
 
 def _from_node_objects(kube: Kube) -> Environment:
@@ -392,23 +380,21 @@ def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
 
 def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: Runtime,
                     timeout: float) -> dict[str, str]:
-    """{pod: node} once the probe is Ready on every node; else RuntimeUnavailable with
-    the pod's own problem or the last warning event (where a runtime's error lands)."""
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pods = kube.core.list_namespaced_pod(namespace, label_selector=f"app={name}").items
-        for pod in pods:
-            problem = terminal_problem(pod)
-            if problem:
-                raise RuntimeUnavailable(unavailable_line(runtime, problem[1]))
-        ready = {p.metadata.name: p.spec.node_name for p in pods if condition_true(p, "Ready")}
-        if len(ready) >= nodes:
-            return ready
-        time.sleep(1)
-    warnings = [e for e in kube.events(namespace) if e.type == "Warning"]
-    why = warnings[-1].message if warnings else f"its pods were not Ready within {timeout:.0f}s"
-    raise RuntimeUnavailable(unavailable_line(runtime, why))
+    """{pod: node} once the probe is Ready on every node; else RuntimeUnavailable with the
+    runtime's own error, as soon as a pod shows it (a container's waiting state, or the
+    kubelet's sandbox failure: a handler that cannot run here fails there)."""
+    try:
+        pods = kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
+                                  sandbox_failure_ends=True, label_selector=f"app={name}",
+                                  what=f"the {runtime.name} probe's pods")
+    except Terminal as err:
+        raise RuntimeUnavailable(unavailable_line(runtime, str(err))) from None
+    except WaitTimeout:
+        warnings = [e for e in kube.events(namespace) if e.type == "Warning"
+                    and (e.involved_object.name or "").startswith(name)]
+        why = warnings[-1].message if warnings else f"its pods were not Ready within {timeout:.0f}s"
+        raise RuntimeUnavailable(unavailable_line(runtime, why)) from None
+    return {p.metadata.name: p.spec.node_name for p in pods.values()}
 
 
 def unavailable_line(runtime: Runtime, error: str) -> str:

@@ -227,12 +227,23 @@ def runtime_names(config) -> list[str]:
             names = list(dict.fromkeys(requested))
         elif config.getoption("existing_cluster", None):
             names = [DEFAULT_RUNTIME, *_existing_runtime_classes(config)]
-        else:  # a kind node: its default runc; session start names the others (crun
-            # offline), which run when asked: under crun 1.8.1 four cases still fail for
-            # the suite's reasons, not the runtime's (README, "Runtimes")
-            names = [DEFAULT_RUNTIME]
+        else:
+            names = [DEFAULT_RUNTIME, *_kind_runtime_classes(config)]
         config._secctx_runtimes = names
     return config._secctx_runtimes
+
+
+def _kind_runtime_classes(config) -> tuple[str, ...]:
+    """Besides `default`, a kind cluster of this run has the offline node image's runtimes
+    (the suite creates their RuntimeClasses); kindest/node and a node image of the user's
+    (--kind-image) have none the suite knows of. The mode is decided as set-up will."""
+    if config.getoption("kind_image", None):
+        return ()
+    from .cluster import engine
+    from .images import docker
+    mode, _ = modes.detect(config.getoption("mode"), engine.docker_info() or {},
+                           docker.image_exists)
+    return session.OFFLINE_RUNTIME_CLASSES if mode == modes.OFFLINE else ()
 
 
 def _existing_runtime_classes(config) -> list[str]:

@@ -45,12 +45,12 @@ def judge(suite: Suite, case: Case, namespace: str, storage: str | None, timing_
 
 
 def not_to_run(suite: Suite, case: Case, runtime: str = DEFAULT_RUNTIME) -> None:
-    """Skip a case this Kubernetes lacks; fail one whose RuntimeClass cannot run here."""
+    """Skip a case this Kubernetes lacks; stop one whose RuntimeClass cannot run here
+    (Suite.require_runtime)."""
     unavailable = expect.not_available(case, suite.kubernetes_version)
     if unavailable:
         pytest.skip(unavailable)
-    if runtime in suite.runtime_problems:
-        pytest.fail(suite.runtime_problems[runtime], pytrace=False)
+    suite.require_runtime(runtime)
 
 
 def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
@@ -116,7 +116,7 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
     becomes Ready is returned as running, for the verdict to judge. `waits` follows
     pods (Kube or a shared kube.PodWatch)."""
     kube = suite.kube
-    follow = waits or kube
+    watcher = waits or kube
     ns = applied.namespace
     if applied.refused is not None:  # nothing to wait for: the API server said no
         return "invalid", applied.refused
@@ -128,19 +128,20 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
             return "running", pods
     if outcome.status == "running":
         with report.step(f"wait for pod {applied.pod_name} to be Ready (≤{timeout:.0f}s)"):
-            return "running", follow.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
+            return "running", watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
     if outcome.status == "rejected":
         with report.step(f"wait for pod {applied.pod_name} to be refused: "
                          f"reason {outcome.reason!r}, message containing {outcome.message!r}"):
             try:
-                pod = follow.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
+                pod = watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout,
+                                           sandbox_failure_ends=True)
             except Terminal as problem:
                 return "rejected", problem
             report.attach_text("pod status (Ready, expected refused)", describe_pod(pod))
             return "running", pod
     # crashing: the container starts and exits; wait until it has done so once.
     with report.step(f"wait for container {case.container} to start and exit (≤{timeout:.0f}s)"):
-        return "crashing", follow.wait_for_container_exit(applied.pod_name, ns, case.container,
+        return "crashing", watcher.wait_for_container_exit(applied.pod_name, ns, case.container,
                                                         timeout)
 
 

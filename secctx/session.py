@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from . import nodefacts, pullcheck, report
+from .categories import cannot_enforce
 from .cluster.provision import Cluster
 from .imagemap import ImageMap
 from .kube import MANAGED_BY, RUN_LABEL, Kube
@@ -47,9 +49,22 @@ class Suite:
     observations: Collector = field(default_factory=Collector)
     # RuntimeClass -> the one line why its containers cannot run here (its tests say it).
     runtime_problems: dict[str, str] = field(default_factory=dict)
+    # Those of them the suite itself added to a kind cluster's nodes: the host's limit.
+    host_cannot_run: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:  # short: pytest prints fixture values in failures
         return f"<suite run {self.run_id}, Kubernetes {self.env.kubernetes_version}, worker {self.worker}>"
+
+    def require_runtime(self, runtime: str) -> None:
+        """Stop a test under `runtime` when its containers cannot run: skipped (with the
+        runtime's own error) where the suite added the runtime to a kind node and this host
+        cannot run it; failed where the cluster offers a RuntimeClass that does not work."""
+        problem = self.runtime_problems.get(runtime)
+        if problem and runtime in self.host_cannot_run:
+            pytest.skip(cannot_enforce(f"{problem} (the suite added {runtime} to this kind "
+                                       "cluster; this host cannot run it)"))
+        if problem:
+            pytest.fail(problem, pytrace=False)
 
     @property
     def image_map(self) -> ImageMap:
@@ -106,6 +121,9 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
                                files, prepare, images=cluster.image_map.local_images())
         problems = learn_runtimes(kube, system_ns, helper_image, env, runtimes,
                                   create=cluster.kind is not None)
+        problems, unrunnable = problems
+        host_cannot_run = frozenset(n for n in unrunnable
+                                    if cluster.kind and n in KIND_RUNTIME_CLASSES)
     finally:
         kube.delete_namespace(system_ns)
     for node, facts in env.per_node.items():
@@ -123,7 +141,8 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         reason = "not read: not a kind cluster (needs docker exec into the node)"
         env.extra.update(runc=reason, containerd=env.container_runtime or reason)
         log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
-    suite = Suite(kube, cluster, run_id, env, worker=worker, runtime_problems=problems)
+    suite = Suite(kube, cluster, run_id, env, worker=worker, runtime_problems=problems,
+                  host_cannot_run=host_cannot_run)
     suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs, LOCAL_CLASS)
     for name, d in prepared.items():
         [suite.prepared_pvs[name]] = _create_local_pvs(kube, run_id, env.nodes[0], [d],
@@ -137,17 +156,19 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
 
 # RuntimeClasses the suite creates on a kind cluster, for the handlers a node image
 # registers in containerd (kind's test-handler is runc under another name; the offline
-# node image adds crun). Created when asked for and every node reports the handler.
-KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun"}
-# The offline node image's own runtimes besides runc (run when asked for).
-OFFLINE_RUNTIME_CLASSES = ("crun",)
+# node image adds crun and gVisor's runsc). Created when asked for and every node
+# reports the handler.
+KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun", "runsc": "runsc"}
+# The offline node image's own runtimes besides runc: a kind run runs them all.
+OFFLINE_RUNTIME_CLASSES = ("crun", "runsc")
 
 
 def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Environment,
-                   names: list[str], create: bool) -> dict[str, str]:
+                   names: list[str], create: bool) -> tuple[dict[str, str], set[str]]:
     """Discover the cluster's RuntimeClasses and node runtime handlers (one log line, and
-    the environment), learn each of `names` into env.runtimes; {name: why it cannot run}
-    for those that cannot. With `create`, KIND_RUNTIME_CLASSES asked for are created."""
+    the environment), learn each of `names` into env.runtimes; ({name: why it cannot run}
+    for those that cannot, the names among them whose containers do not start). With
+    `create`, KIND_RUNTIME_CLASSES asked for are created."""
     node_api = client.NodeV1Api(kube.api)
     classes = {rc.metadata.name: rc.handler for rc in node_api.list_runtime_class().items}
     handlers = {n.metadata.name: [h.name or "(default)" for h in n.status.runtime_handlers or []]
@@ -161,7 +182,7 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
             classes[name] = handler
     env.extra["runtime_classes"] = runtime_line(classes, handlers, names)
     log.step(f"runtimes: {env.extra['runtime_classes']}")
-    problems = {}
+    problems, unrunnable = {}, set()
     for name in names:
         if name == nodefacts.DEFAULT_RUNTIME:
             continue
@@ -177,9 +198,10 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
                 kube, namespace, image, nodefacts.Runtime(name, classes[name]))
         except nodefacts.RuntimeUnavailable as err:
             problems[name] = str(err)
+            unrunnable.add(name)
     for line in problems.values():
         log.step(line)
-    return problems
+    return problems, unrunnable
 
 
 def runtime_line(classes: dict[str, str], handlers: dict[str, list[str]],
@@ -380,12 +402,12 @@ def _delete_storage_class(kube: Kube) -> None:
 
 
 def _kind_node_versions(cluster: Cluster) -> dict[str, str]:
-    """runc, crun and containerd versions inside the kind node (kind mode only)."""
+    """runc, crun, runsc and containerd versions inside the kind node (kind mode only)."""
     import subprocess
     node = f"{cluster.kind.name}-control-plane"
     out = {}
     for key, cmd in (("runc", ["runc", "--version"]), ("containerd", ["containerd", "--version"]),
-                     ("crun", ["crun", "--version"])):
+                     ("crun", ["crun", "--version"]), ("runsc", ["runsc", "--version"])):
         proc = subprocess.run(["docker", "exec", node, *cmd], capture_output=True, text=True,
                               timeout=30)
         out[key] = (proc.stdout.splitlines() or [f"not on the node ({proc.stderr.strip()})"])[0]

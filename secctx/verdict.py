@@ -112,10 +112,12 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
 
 
 def _contains(field: str, needle: str | None, text: str, why: str) -> list[Check]:
+    """Case-insensitive: runtimes spell one errno differently (runc, in Go: "operation not
+    permitted"; crun, with strerror: "Operation not permitted")."""
     if not needle:
         return []
     want = f"contains {needle!r}"
-    return [Check(field, want, want if needle in text else text, why)]
+    return [Check(field, want, want if needle.casefold() in text.casefold() else text, why)]
 
 
 def _refusal_checks(want, observed: Observed) -> list[Check]:

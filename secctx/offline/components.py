@@ -28,8 +28,12 @@ class GoComponent:
     ldflags: str = ""  # may use {version} and {bare} (version without "v")
     local_version: str | None = None  # version of sibling modules for ../ replaces
     root_binary: str = ""  # name of the binary built from the module root (".")
+    renames: tuple[tuple[str, str], ...] = ()  # (package, binary name) where not its base name
 
     def binary_name(self, package: str) -> str:
+        renamed = dict(self.renames).get(package)
+        if renamed:
+            return renamed
         return self.root_binary or self.name if package == "." else Path(package).name
 
 
@@ -47,6 +51,11 @@ COMPONENTS = {
                     ("plugins/main/bridge", "plugins/main/loopback", "plugins/main/ptp",
                      "plugins/ipam/host-local", "plugins/meta/portmap")),
         GoComponent("kind", "sigs.k8s.io/kind", KIND_VERSION, (".",)),
+        # gVisor publishes no tagged module versions: its `go` branch, as the Go proxy
+        # resolves gvisor.dev/gvisor@go (Debian's runsc is from 2022 and has no shim).
+        GoComponent("gvisor", "gvisor.dev/gvisor", "v0.0.0-20260527191743-a81fd9dd382e",
+                    ("runsc", "shim"), renames=(("shim", "containerd-shim-runsc-v1"),),
+                    ldflags="-X gvisor.dev/gvisor/runsc/version.version={version}"),
         GoComponent("local-path-provisioner", "github.com/rancher/local-path-provisioner",
                     "v0.0.30", (".",)),
     )

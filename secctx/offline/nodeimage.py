@@ -42,7 +42,15 @@ class NodeImage:
 
 
 def image_tag(version: KubeVersion) -> str:
+    """The newest node image built for `version` (for `docker save`, --kind-image)."""
     return f"{REPOSITORY}:{version}"
+
+
+def recipe_tag(version: KubeVersion) -> str:
+    """The node image of this checkout's recipe: two checkouts with different builders
+    (a branch, a helper's worktree) each keep their own image, so neither rebuilds the
+    other's nor makes the other's kept cluster stale."""
+    return f"{REPOSITORY}:{version}-{inputs_key(version)[:12]}"
 
 
 def kind_binary() -> Path:
@@ -71,7 +79,7 @@ def inputs_key(version: KubeVersion) -> str:
 
 
 def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
-    tag = image_tag(version)
+    tag = recipe_tag(version)
     if not rebuild and docker.image_label(tag, INPUTS_LABEL) == inputs_key(version):
         coredns = docker.image_label(tag, "io.secctx.coredns") == "true"
         log.step(f"node image {tag} is up to date (same inputs)")
@@ -86,7 +94,7 @@ def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
 
 
 def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
-    tag = image_tag(version)
+    tag = recipe_tag(version)
     t0 = time.monotonic()
     k8s_bin = build_kubernetes(version)
     names = images.ControlPlaneImages.from_kubeadm_list(_kubeadm_images(k8s_bin, version))
@@ -98,18 +106,28 @@ def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
     archives = _image_archives(names, k8s_bin, built, coredns_bin)
     files = _node_files(version, k8s_bin, built, names, stage)
     key = docker.content_key(RECIPE, files | {f"archive-{i}": a for i, a in enumerate(archives)})
-    if not rebuild and docker.image_label(tag) == key:
-        # Same content, new inputs key (the builder's source changed): record the
-        # key so that the next warm start takes the fast path again.
+    same = None if rebuild else _image_with_content(key)
+    if same:
+        # Same content, new inputs key (the builder's source changed): label it with
+        # this recipe's key so that the next warm start takes the fast path again.
         docker.run(["build", "-q", "-t", tag, "--label", f"{INPUTS_LABEL}={inputs_key(version)}",
-                    "-"], input=f"FROM {tag}\n".encode())
-        log.step(f"node image {tag} is up to date")
+                    "-"], input=f"FROM {same}\n".encode())
+        docker.run(["tag", tag, image_tag(version)])
+        log.step(f"node image {tag} is up to date (the content of {same})")
         return NodeImage(tag, version, coredns_bin is not None)
     base_tag = f"{REPOSITORY}-base:{version}"
     docker.build(base_tag, _DOCKERFILE.format(base=images.NODE_ROOTFS), files, rebuild=rebuild)
-    _import_and_commit(base_tag, tag, archives, key, coredns_bin is not None)
+    _import_and_commit(base_tag, tag, archives, key, coredns_bin is not None, version)
+    docker.run(["tag", tag, image_tag(version)])
     log.step(f"node image {tag} built in {time.monotonic() - t0:.0f}s")
     return NodeImage(tag, version, coredns_bin is not None)
+
+
+def _image_with_content(key: str) -> str | None:
+    """A local node image (any tag) whose content key is `key`."""
+    found = docker.run(["images", "-q", "--filter", f"label={docker.KEY_LABEL}={key}",
+                        REPOSITORY]).split()
+    return found[0] if found else None
 
 
 def _kubeadm_images(k8s_bin: Path, version: KubeVersion) -> list[str]:
@@ -166,6 +184,7 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     _place(root / "usr/bin", k8s_bin, ("kubeadm", "kubelet", "kubectl"))
     _place(root / "usr/local/bin", built["containerd"], ("containerd", "containerd-shim-runc-v2", "ctr"))
     _place(root / "usr/local/bin", built["crictl"], ("crictl",))
+    _place(root / "usr/local/bin", built["gvisor"], ("runsc", "containerd-shim-runsc-v1"))
     _place(root / "opt/cni/bin", built["cni-plugins"], ("bridge", "loopback", "ptp", "host-local", "portmap"))
     sbin = root / "usr/local/sbin"
     sbin.mkdir(parents=True, exist_ok=True)
@@ -222,10 +241,26 @@ _HANDLER = """
 """
 
 
+# Handlers with a containerd shim of their own (found on PATH by runtime_type): gVisor's
+# containerd-shim-runsc-v1, which runs runsc from PATH.
+SHIM_HANDLERS = {"runsc": "io.containerd.runsc.v1"}
+_SHIM_HANDLER = """
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+  runtime_type = "{runtime_type}"
+"""
+
+
+def handler_names() -> set[str]:
+    """The containerd handlers the offline node image adds to kind's."""
+    return set(RUNTIME_HANDLERS) | set(SHIM_HANDLERS)
+
+
 def with_runtime_handlers(config: str) -> str:
-    """kind's containerd config with RUNTIME_HANDLERS registered."""
-    return config + "".join(_HANDLER.format(name=n, binary=b, spec=spec)
-                            for n, (b, spec) in RUNTIME_HANDLERS.items())
+    """kind's containerd config with RUNTIME_HANDLERS and SHIM_HANDLERS registered."""
+    return (config + "".join(_HANDLER.format(name=n, binary=b, spec=spec)
+                             for n, (b, spec) in RUNTIME_HANDLERS.items())
+            + "".join(_SHIM_HANDLER.format(name=n, runtime_type=t)
+                      for n, t in SHIM_HANDLERS.items()))
 
 
 def _place(dest: Path, src_dir: Path, names: tuple[str, ...]) -> None:
@@ -286,7 +321,7 @@ ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]
 
 
 def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
-                       coredns: bool) -> None:
+                       coredns: bool, version: KubeVersion) -> None:
     # A build killed earlier (engine restarted, SIGKILL) may have left its container.
     stale = docker.run(["ps", "-aq", "--filter", "name=secctx-node-build-"]).split()
     if stale:
@@ -315,7 +350,7 @@ def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
                     "--change", "CMD []",
                     "--change", f"LABEL {docker.KEY_LABEL}={key}",
                     "--change", f"LABEL io.secctx.coredns={str(coredns).lower()}",
-                    "--change", f"LABEL {INPUTS_LABEL}={inputs_key(KubeVersion.parse(tag.rsplit(':', 1)[1]))}",
+                    "--change", f"LABEL {INPUTS_LABEL}={inputs_key(version)}",
                     name, tag])
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)

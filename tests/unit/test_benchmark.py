@@ -386,8 +386,13 @@ def test_node_image_state(tmp_path):
         (root / "kubernetes/v1.37.2/bin" / c).write_text("")
     for name, v in br.fixed_components().items():
         (root / "components" / name / v).mkdir(parents=True)
-    state = br.node_image_state("v1.37.2", root, lambda tag: tag.endswith(":v1.37.2"), [])
-    assert state == {"state": "built", "detail": "secctx.local/kind-node:v1.37.2"}
+    from secctx.offline import nodeimage
+    from secctx.offline.gomod import KubeVersion
+    ours = nodeimage.recipe_tag(KubeVersion.parse("v1.37.2"))
+    assert br.node_image_state("v1.37.2", root, lambda tag: tag.endswith(":v1.37.2"), [])[
+        "state"] == "not built", "another recipe's image (the alias) is not this one's"
+    state = br.node_image_state("v1.37.2", root, lambda tag: tag == ours, [])
+    assert state == {"state": "built", "detail": ours}
     assert "image" in br.node_image_state("v1.37.2", root, lambda tag: False, [])["detail"]
 
 

@@ -119,6 +119,22 @@ def test_a_refusal_for_another_reason_fails_the_refusal_reason():
     assert set(failed(checks)) == {"refusal reason"}
 
 
+def test_the_refusal_message_is_matched_whatever_its_case_and_fails_on_another_errno():
+    # custom-seccomp-pod: message "operation not permitted" (EPERM). crun prints strerror's
+    # "Operation not permitted"; a runtime that fails with another errno must still fail.
+    def crun_spelling(record):
+        record["refusal"]["message"] = record["refusal"]["message"].replace(
+            "operation not permitted", "Operation not permitted")
+    _, checks = judge("custom-seccomp-pod", crun_spelling)
+    assert not failed(checks)
+
+    def other_errno(record):
+        record["refusal"]["message"] = record["refusal"]["message"].replace(
+            "operation not permitted", "invalid argument")
+    _, checks = judge("custom-seccomp-pod", other_errno)
+    assert set(failed(checks)) == {"refusal message"}
+
+
 @pytest.mark.parametrize("case_id, running, refused_by", [
     ("troubleshooting-root-image", "seccomp-default-pod", "rejected"),  # the kubelet
     ("userns-host-network", "userns-root", "invalid"),  # the API server: hostNetwork, hostUsers false
@@ -309,10 +325,24 @@ def test_a_node_without_the_feature_must_refuse_the_pod(case_id, feature, reason
     assert [c.field for c in verdict.failures(checks)] == ["outcome"]
 
 
-def test_a_user_namespace_case_on_a_node_without_them_is_skipped_with_the_reason():
+def test_a_user_namespace_case_on_a_handler_without_them_expects_the_kubelets_refusal():
+    # crun 1.8.1 on v1.37.2: runtimeHandlers[name=crun].features.userNamespaces is false, and
+    # the kubelet refuses the sandbox (measured; the message is the kubelet's).
     node = dataclasses.replace(ENVIRONMENT, user_namespaces=False)
-    expected, checks = judge("userns-root", env=node)
-    assert "runtimeHandlers[].features.userNamespaces" in expected.cannot_enforce
+
+    def refused(record):
+        record.update(status="rejected", probe_output="", refusal={
+            "reason": "FailedCreatePodSandBox",
+            "message": "pod ns/userns-root: FailedCreatePodSandBox: Failed to create pod sandbox: "
+                       "can't set `spec.hostUsers: false`, RuntimeClass handler \"crun\" does "
+                       "not support user namespaces"})
+    expected, checks = judge("userns-root", refused, env=node)
+    assert (expected.outcome.status, expected.outcome.reason) == ("rejected",
+                                                                  "FailedCreatePodSandBox")
+    assert not failed(checks), verdict.table(checks)
+    # A handler that says it has none and runs the pod anyway is caught.
+    _, checks = judge("userns-root", env=node)
+    assert "outcome" in failed(checks)
 
 
 @pytest.mark.parametrize("case_id, version, available", [

@@ -124,7 +124,8 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     monkeypatch.setattr(nodefacts, "gather_runtime", gather)
     env = Environment()
     names = ["default", "crun", "secctx-test-handler", "nope"]
-    problems = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
+    problems, unrunnable = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
+    assert unrunnable == {"crun"}, "only crun's containers failed; nope is not there at all"
     assert api.created == ["secctx-test-handler"]
     assert set(env.runtimes) == {"secctx-test-handler"}
     assert problems["crun"] == ("RuntimeClass crun (handler crun) cannot run containers here: "
@@ -156,7 +157,8 @@ def test_a_kind_runtime_class_is_created_only_for_a_handler_every_node_reports(m
         runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="runc")]))
     kube = SimpleNamespace(api=None, core=SimpleNamespace(
         list_node=lambda: SimpleNamespace(items=[node])))
-    problems = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["crun"], create=True)
+    problems, _ = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["crun"],
+                                         create=True)
     assert api.created == [] and problems["crun"].startswith("RuntimeClass crun is not on")
 
 
@@ -168,14 +170,15 @@ def test_the_offline_node_registers_crun_beside_kinds_handlers_behind_the_capabi
             '  runtime_type = "io.containerd.runc.v2"\n')
     runtimes = tomllib.loads(nodeimage.with_runtime_handlers(kind))["plugins"][
         "io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
-    assert set(runtimes) == {"runc", "crun"}
+    assert set(runtimes) == {"runc", "crun", "runsc"}
+    assert runtimes["runsc"] == {"runtime_type": "io.containerd.runsc.v1"}
     assert runtimes["crun"]["runtime_type"] == "io.containerd.runc.v2"
     assert runtimes["crun"]["base_runtime_spec"] == "/etc/containerd/cri-base-crun.json"
     assert runtimes["crun"]["options"] == {"BinaryName": "/usr/local/sbin/crun",
                                            "SystemdCgroup": True}
     assert set(session.OFFLINE_RUNTIME_CLASSES) <= {
         name for name, handler in session.KIND_RUNTIME_CLASSES.items()
-        if handler in nodeimage.RUNTIME_HANDLERS}, "the offline run's classes are the image's"
+        if handler in nodeimage.handler_names()}, "the offline run's classes are the image's"
 
 
 def test_the_run_ends_with_one_line_per_runtime_and_the_whole_differing_values(tmp_path):

@@ -82,7 +82,9 @@ def test_without_a_recording_the_report_goes_to_allure(monkeypatch):
 
 def watch_with(*events):
     """A PodWatch whose watch is not started, fed these (type, pod) events."""
-    w = kube.PodWatch(SimpleNamespace(events=lambda ns, name=None: []))
+    w = kube.PodWatch(SimpleNamespace(
+        core=SimpleNamespace(list_pod_for_all_namespaces=None, list_event_for_all_namespaces=None),
+        events=lambda ns, name=None: []))
     for i, (kind, p) in enumerate(events, 1):
         w._latest[("ns", "p")] = (i, kind, p)
     return w
@@ -174,3 +176,16 @@ def test_runcs_freeze_timeout_is_waited_past_and_shown_once_other_run_errors_sto
     retries = [n.args[0] for n in rec.root.children if n.kind == "step"]
     assert len(retries) == 1 and retries[0].startswith("RETRY by the kubelet: container app: ")
     assert kube.terminal_problem(pod(waiting="RunContainerError"))[0] == "RunContainerError"
+
+
+def test_the_kubelets_sandbox_failure_ends_a_shared_wait_that_expects_a_refusal():
+    w = watch_with(("ADDED", pod()))
+    failure = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="e"), type="Warning", message="no handler runsc",
+        involved_object=client.V1ObjectReference(kind="Pod", namespace="ns", name="p"))
+    with w._changed:
+        w._on_sandbox_event("ADDED", failure)
+    with pytest.raises(kube.Terminal, match="FailedCreatePodSandBox: no handler runsc"):
+        w.wait_for_pod("p", "ns", "Ready", timeout=5, sandbox_failure_ends=True)
+    with pytest.raises(kube.WaitTimeout):  # a wait for Ready alone goes on
+        w.wait_for_pod("p", "ns", "Ready", timeout=0.2)
