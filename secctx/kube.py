@@ -175,8 +175,8 @@ class Kube:
             obj = ev["object"]
             if source == "event":
                 name, event = obj.involved_object.name, "MODIFIED"
-                if obj.type == "Warning" and obj.involved_object.kind == "Pod":
-                    sandbox.setdefault(name, obj.message or "")
+                if sandbox_refusal(obj) is not None:
+                    sandbox.setdefault(name, sandbox_refusal(obj))
                 if name not in pods:
                     continue
             else:
@@ -366,10 +366,11 @@ class PodWatch:
         self._latest[(pod.metadata.namespace, pod.metadata.name)] = (self._seq, event, pod)
 
     def _on_sandbox_event(self, event: str, ev: client.CoreV1Event) -> None:
-        if ev.type != "Warning" or ev.involved_object.kind != "Pod":
+        refusal = sandbox_refusal(ev)
+        if refusal is None:
             return
         key = (ev.involved_object.namespace, ev.involved_object.name)
-        self._sandbox.setdefault(key, ev.message or "")
+        self._sandbox.setdefault(key, refusal)
         if key in self._latest:  # its waits look again
             self._seq += 1
             self._latest[key] = (self._seq, "MODIFIED", self._latest[key][2])
@@ -552,8 +553,20 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
 
 
 def transient_run_error(waiting) -> bool:
-    return waiting.reason == "RunContainerError" and any(
-        t in (waiting.message or "") for t in TRANSIENT_RUN_ERRORS)
+    return waiting.reason == "RunContainerError" and _transient(waiting.message)
+
+
+def _transient(message: str | None) -> bool:
+    return any(t in (message or "") for t in TRANSIENT_RUN_ERRORS)
+
+
+def sandbox_refusal(event) -> str | None:
+    """The kubelet's sandbox failure an event reports, None if it reports none (or a
+    transient one, which the kubelet retries: runc's freeze time-out, as for containers)."""
+    if event.type == "Warning" and event.involved_object.kind == "Pod" and \
+            not _transient(event.message):
+        return event.message or ""
+    return None
 
 
 def note_transient(pod: client.V1Pod, noted: set) -> None:

@@ -189,3 +189,15 @@ def test_the_kubelets_sandbox_failure_ends_a_shared_wait_that_expects_a_refusal(
         w.wait_for_pod("p", "ns", "Ready", timeout=5, sandbox_failure_ends=True)
     with pytest.raises(kube.WaitTimeout):  # a wait for Ready alone goes on
         w.wait_for_pod("p", "ns", "Ready", timeout=0.2)
+
+
+def test_a_transient_sandbox_failure_is_no_refusal():
+    w = watch_with(("ADDED", pod()))
+    frozen = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="e"), type="Warning",
+        message="failed to start sandbox: runc create failed: unable to freeze",
+        involved_object=client.V1ObjectReference(kind="Pod", namespace="ns", name="p"))
+    with w._changed:
+        w._on_sandbox_event("ADDED", frozen)
+    with pytest.raises(kube.WaitTimeout):
+        w.wait_for_pod("p", "ns", "Ready", timeout=0.2, sandbox_failure_ends=True)
