@@ -656,7 +656,8 @@ class Bench:
         pods = dict(wall, seconds=None, counted=False)
         if wall["status"] == "ok" and out.exists():
             data = json.loads(out.read_text())
-            pods.update(seconds=data["seconds"], cases=data["cases"], counted=True)
+            pods.update(seconds=data["seconds"], cases=data["cases"],
+                        timed_out=data.get("timed_out"), counted=True)
         return wall, pods
 
     def bench_e2e(self, v: str) -> None:

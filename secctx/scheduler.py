@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from . import report, runner, timing
 from .kube import PodWatch
+from .offline import log
 from .session import Suite
 
 DEFAULT_CONCURRENCY = 4  # cases observed at once: execs load the node's cores
@@ -78,15 +79,27 @@ class Scheduler:
     def start(self, *jobs: Job) -> None:
         """Start every upcoming job (and `jobs`) not started yet."""
         with self._lock:
+            new = 0
             for job in [*self.upcoming(), *jobs]:
                 if job.nodeid not in self._futures:
                     self._futures[job.nodeid] = self._pool.submit(self._work, job)
+                    new += 1
+        if new:
+            log.step(f"scheduler: {new} recipe case(s) started ({len(self._futures)} in "
+                     f"all), at most {START_SLOTS if self.concurrency > 1 else 1} starting pods "
+                     f"and {self.concurrency} observing at once")
 
     def result(self, job: Job, timeout: float = 600) -> Result:
         """The job's result, starting it (and every upcoming job) if need be. Bounded:
         a case's own waits are bounded, this is the backstop."""
         self.start(job)
-        return self._futures[job.nodeid].result(timeout)
+        future = self._futures[job.nodeid]
+        if future.done():
+            return future.result()
+        done = sum(f.done() for f in self._futures.values())
+        with log.heartbeat(f"waiting for case {job.param.id} ({done} of {len(self._futures)} "
+                           "cases done)"):
+            return future.result(timeout)
 
     def close(self) -> None:
         """Cancel what has not started, stop the watch, wait for what runs (each

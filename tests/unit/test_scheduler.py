@@ -2,6 +2,7 @@
 its test, the shared pod watch's waits, and which tests a process schedules."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from types import SimpleNamespace
 
@@ -201,3 +202,71 @@ def test_a_transient_sandbox_failure_is_no_refusal():
         w._on_sandbox_event("ADDED", frozen)
     with pytest.raises(kube.WaitTimeout):
         w.wait_for_pod("p", "ns", "Ready", timeout=0.2, sandbox_failure_ends=True)
+
+
+class _FakeKube:
+    def __init__(self, deleted):
+        self.deleted = deleted
+
+    def clone(self):
+        return self
+
+    def delete_namespace(self, name):
+        self.deleted.append(name)
+
+
+@dataclasses.dataclass
+class _FakeSuite:
+    kube: object
+    kept_namespaces: set = dataclasses.field(default_factory=set)
+
+    def open_namespace(self, prefix):
+        return prefix + "-ns"
+
+
+def _scheduler(monkeypatch, judge, concurrency=4, keep=False):
+    monkeypatch.setattr(scheduler, "PodWatch", lambda kube: SimpleNamespace(
+        start=lambda: SimpleNamespace(stop=lambda: None)))
+    monkeypatch.setattr(scheduler.runner, "not_to_run", lambda suite, case, runtime: None)
+    monkeypatch.setattr(scheduler.runner, "judge", judge)
+    deleted = []
+    suite = _FakeSuite(_FakeKube(deleted))
+    return scheduler.Scheduler(suite, concurrency, keep_on_failure=keep), suite, deleted
+
+
+def job(name):
+    return scheduler.Job(SimpleNamespace(id=name, case=None, storage=None, runtime="default"),
+                         f"t::{name}", f"secctx-{name}")
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_each_case_runs_once_its_test_gets_its_recording_and_its_error(monkeypatch, concurrency):
+    ran = []
+
+    def judge(suite, case, namespace, storage, timing_id, runtime, **slots):
+        ran.append(timing_id)
+        report.attach_text("observed vs expected", f"{timing_id} checked")
+        if timing_id == "bad":
+            raise AssertionError("runAsUser: expected 1000, observed 0")
+    s, suite, deleted = _scheduler(monkeypatch, judge, concurrency)
+    try:
+        good, bad = s.result(job("good")), s.result(job("bad"))
+        assert s.result(job("good")) is good and sorted(ran) == ["bad", "good"]  # once each
+    finally:
+        s.close()
+    assert good.error is None and good.recording.root.children[0].args[:2] == (
+        "good checked", "observed vs expected")
+    with pytest.raises(AssertionError, match="expected 1000, observed 0"):
+        bad.replay()
+    assert sorted(deleted) == ["secctx-bad-ns", "secctx-good-ns"] and not suite.kept_namespaces
+
+
+def test_a_failed_cases_namespace_stays_with_keep_on_failure(monkeypatch):
+    def judge(*args, **kwargs):
+        raise AssertionError("no")
+    s, suite, deleted = _scheduler(monkeypatch, judge, keep=True)
+    try:
+        r = s.result(job("bad"))
+    finally:
+        s.close()
+    assert r.kept and suite.kept_namespaces == {"secctx-bad-ns"} and deleted == []
