@@ -1,7 +1,8 @@
-"""One case from manifest to observation: apply, await the outcome, collect.
+"""One case from manifest to verdict: apply, await the outcome, collect, judge.
 
-The tests in suites/ call `run` (or `start_pod` and `sh` for pods they write
-themselves); every step is recorded in the report with its inputs and outputs.
+The scheduler (secctx/scheduler.py) calls `judge` for every recipe case; tests
+that write their own pods call `start_pod` and `sh`. Every step is recorded in
+the report with its inputs and outputs.
 """
 from __future__ import annotations
 
