@@ -28,7 +28,7 @@ DEFAULT_CONCURRENCY = 4  # cases observed at once: execs load the node's cores
 # Pods being started at once (apply to outcome). More at once only queue in the kubelet,
 # and on cgroup v1 runc then fails to freeze a busy container's cgroup ("unable to
 # freeze": a RunContainerError, which the suite rightly takes as terminal).
-START_SLOTS = 8
+START_SLOTS = 4
 MAX_THREADS = 64  # cases in flight at once beyond that wait for a thread (a bound)
 
 
