@@ -25,9 +25,9 @@ from .offline import log
 from .session import Suite
 
 DEFAULT_CONCURRENCY = 4  # cases observed at once: execs load the node's cores
-# Pods being started at once (apply to outcome). More at once only queue in the kubelet,
-# and on cgroup v1 runc then fails to freeze a busy container's cgroup ("unable to
-# freeze": a RunContainerError, which the suite rightly takes as terminal).
+# Pods being started at once (apply to outcome). More at once only queue in the kubelet
+# (2 cores here) until each wait's 60 s bound runs out, and on cgroup v1 runc fails to
+# freeze busy containers' cgroups more often (a transient error, kube.TRANSIENT_RUN_ERRORS).
 START_SLOTS = 4
 MAX_THREADS = 64  # cases in flight at once beyond that wait for a thread (a bound)
 
