@@ -22,9 +22,12 @@ import json
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
+
+from filelock import FileLock
 
 from secctx import cache
 from secctx.images import docker
@@ -48,12 +51,37 @@ def e2e_dir(version: str) -> Path:
     return cache.root() / "e2e" / version
 
 
-def build(version: KubeVersion) -> Path:
-    """e2e.test and the programs of the stand-ins (bin/agnhost, bin/nnp), built once."""
+def _building_elsewhere(out: Path) -> bool:
+    """Another process builds into `out` (go test -c writing its e2e.test)."""
+    target = str(out / "e2e.test")
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"test" in argv and b"-c" in argv and any(target.encode() in a for a in argv):
+            return True
+    return False
+
+
+def build(version: KubeVersion, wait: float = 3600) -> Path:
+    """e2e.test and the programs of the stand-ins (bin/agnhost, bin/nnp), built once (a
+    build another process runs into the same directory is waited for, bounded)."""
     out = e2e_dir(str(version))
     binary, bin_dir = out / "e2e.test", out / "bin"
-    if binary.exists() and all((bin_dir / p).exists() for p in PROGRAMS):
-        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock", timeout=wait):
+        deadline = time.monotonic() + wait
+        if _building_elsewhere(out):
+            with log.heartbeat(f"waiting for another process's build of {binary}"):
+                while _building_elsewhere(out) and time.monotonic() < deadline:
+                    time.sleep(5)
+        if binary.exists() and all((bin_dir / p).exists() for p in PROGRAMS):
+            return out
+        return _build(version, out, binary, bin_dir)
+
+
+def _build(version: KubeVersion, out: Path, binary: Path, bin_dir: Path) -> Path:
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text("module secctx.local/probe\n\ngo 1.22\n")
