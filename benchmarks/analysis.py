@@ -35,7 +35,7 @@ FIGURES = {  # name -> label, in table order
     "suite_scheduler": "suite, scheduler (default)",
     "suite_parallel": "suite, scheduler per xdist worker (-n auto)",
     "floor_wall": "floor: session set-up + the cases' pods, nothing observed",
-    "floor": "floor: the cases' pods from first apply to last outcome",
+    "floor": "floor: the cases' pods from first namespace to last outcome",
     "e2e_prepare": "upstream e2e.test: build (cached) and load its images",
     "e2e": "upstream e2e.test --ginkgo.focus='Security Context'",
 }

@@ -5,10 +5,10 @@ Run by benchmarks.run on the ready cluster, like the suite:
 
     python -m pytest benchmarks/floor.py -q --mode offline --cluster-name C --keep-cluster
 
-It sets the session up as the suite does (secctx.session), then applies every
-case's objects into a namespace of its own at once and waits, with the
+It sets the session up as the suite does (secctx.session), then creates a
+namespace for every case and applies its objects there, all at once, and waits, with the
 scheduler's one pod watch, until each reached the outcome its case expects (a
-case the API server refuses counts at once). The seconds from the first apply
+case the API server refuses counts at once). The seconds from the first namespace
 to the last outcome, the number of cases and of those that did not reach their
 outcome within the suite's bound, go to $SECCTX_FLOOR_OUT (JSON).
 """
@@ -37,11 +37,13 @@ def test_floor(suite, request):
             continue  # the suite does not start these either
         params.append(p)
     pods = PodWatch(suite.kube.clone()).start()
-    namespaces = [suite.open_namespace(f"secctx-floor-{p.case.name}") for p in params]
+    namespaces = []
 
-    def start_and_await(p, ns):
+    def start_and_await(p):
         local = suite.kube.clone()  # a client per thread, as the scheduler does
         s = dataclasses.replace(suite, kube=local)
+        ns = s.open_namespace(f"secctx-floor-{p.case.name}")  # as the scheduler: timed
+        namespaces.append(ns)
         with report.recording(report.Recording()):  # no Allure test in a thread
             outcome, _ = expect.outcome_for(p.case, suite.env.under(p.runtime))
             applied = runner.apply(s, p.case, ns,
@@ -57,7 +59,7 @@ def test_floor(suite, request):
     try:
         start = time.monotonic()
         with ThreadPoolExecutor(max(1, len(params))) as pool:
-            ends = list(pool.map(start_and_await, params, namespaces))
+            ends = list(pool.map(start_and_await, params))
         seconds = max((end for end, _ in ends), default=start) - start
         timed_out = sum(t for _, t in ends)
     finally:
@@ -69,4 +71,4 @@ def test_floor(suite, request):
         Path(out).write_text(json.dumps({"seconds": round(seconds, 3), "cases": len(params),
                                          "timed_out": timed_out}))
     print(f"\nfloor: {len(params)} cases' pods at their outcome {seconds:.1f} s after the first "
-          f"apply ({timed_out} not within their bound)")
+          f"namespace ({timed_out} not within their bound)")

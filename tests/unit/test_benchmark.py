@@ -249,7 +249,7 @@ def test_render_table():
     assert ("| upstream e2e / suite (scheduler) | v1.37.2 | 6.52× |  |  |  | e2e: 30 specs "
             "(30 passed) in 101.0 s; suite: 74 tests, 900 field checks in 15.5 s |") in table
     assert "| suite (scheduler) over the floor | v1.37.2 | 5.0 s |" in table
-    assert "| floor: the cases' pods from first apply to last outcome | v1.37.2 | 4.5 s |" in table
+    assert "| floor: the cases' pods from first namespace to last outcome | v1.37.2 | 4.5 s |" in table
     assert "peak RSS, serial: largest process | v1.37.2 | 200 MB" in table
     assert "peak RSS, serial: whole process tree | v1.37.2 | 300 MB" in table
     assert "Not measured: v1.34.4: node image not built (missing x)." in table
