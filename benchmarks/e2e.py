@@ -110,15 +110,16 @@ def _build(version: KubeVersion, out: Path, binary: Path, bin_dir: Path) -> Path
     return out
 
 
-def image_names(e2e_test: Path) -> dict[str, str]:
-    """The exact references e2e.test uses for the stand-ins (`--list-images`)."""
+def image_names(e2e_test: Path) -> dict[str, list[str]]:
+    """The exact references e2e.test uses for the stand-ins (`--list-images`): some
+    are listed at two tags (busybox 1.36.1-1 and 1.37.0-2), each gets its image."""
     listed = subprocess.run([str(e2e_test), "--list-images"], capture_output=True, text=True,
                             timeout=60).stdout.split()
-    names = {}
+    names: dict[str, list[str]] = {}
     for ref in listed:
         short = ref.rsplit("/", 1)[-1].split(":")[0]
-        if short in STAND_INS and "e2e-test-images" in ref:
-            names[short] = ref
+        if short in STAND_INS and "/e2e-test-images/" in ref:
+            names.setdefault(short, []).append(ref)
     missing = [s for s in STAND_INS if s not in names]
     if missing:
         raise RuntimeError(f"e2e.test --list-images names no {', '.join(missing)}")
@@ -134,17 +135,24 @@ def build_stand_ins(out: Path) -> list[str]:
     names = image_names(out / "e2e.test")
     bb = busybox_tree()
     base = "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/bin\n"
-    docker.build(names["busybox"], base + 'CMD ["sh"]\n', {"rootfs": bb})
-    docker.build(names["nonroot"], base + "USER 1234\n", {"rootfs": bb})
-    docker.build(names["nonewprivs"], base + "COPY nnp /usr/local/bin/nnp\n"
-                 "RUN chmod +s /usr/local/bin/nnp\nCMD [\"nnp\"]\n",
-                 {"rootfs": bb, "nnp": out / "bin" / "nnp"})
-    docker.build(names["agnhost"], base + "COPY agnhost /agnhost\nRUN "
-                 + _lines("/etc/passwd", AGNHOST_PASSWD) + " && "
-                 + _lines("/etc/group", AGNHOST_GROUP) + " && mkdir -p /home/user-defined-in-image"
-                 " /uploads\nENTRYPOINT [\"/agnhost\"]\nCMD [\"pause\"]\n",
-                 {"rootfs": bb, "agnhost": out / "bin" / "agnhost"})
-    return list(names.values())
+    recipes = {
+        "busybox": (base + 'CMD ["sh"]\n', {"rootfs": bb}),
+        "nonroot": (base + "USER 1234\n", {"rootfs": bb}),
+        "nonewprivs": (base + "COPY nnp /usr/local/bin/nnp\n"
+                       "RUN chmod +s /usr/local/bin/nnp\nCMD [\"nnp\"]\n",
+                       {"rootfs": bb, "nnp": out / "bin" / "nnp"}),
+        "agnhost": (base + "COPY agnhost /agnhost\nRUN " + _lines("/etc/passwd", AGNHOST_PASSWD)
+                    + " && " + _lines("/etc/group", AGNHOST_GROUP)
+                    + " && mkdir -p /home/user-defined-in-image /uploads\n"
+                    "ENTRYPOINT [\"/agnhost\"]\nCMD [\"pause\"]\n",
+                    {"rootfs": bb, "agnhost": out / "bin" / "agnhost"}),
+    }
+    built = []
+    for short, refs in names.items():
+        for ref in refs:
+            docker.build(ref, *recipes[short])
+            built.append(ref)
+    return built
 
 
 def load(cluster_name: str, images: list[str]) -> None:
