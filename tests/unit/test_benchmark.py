@@ -292,8 +292,9 @@ def test_e2e_reads_ginkgos_summary_and_its_junit_report(tmp_path):
         "ran": 30, "of": 7412, "ginkgo_seconds": 101.3}
     assert e2e.ran_line("no summary") is None
     (tmp_path / "junit_01.xml").write_text(
-        "<testsuites><testsuite><testcase name='a'/><testcase name='b'><failure/></testcase>"
-        "<testcase name='c'><skipped/></testcase></testsuite></testsuites>")
+        "<testsuites><testsuite><testcase name='[It] a'/><testcase name='[It] b'><failure/>"
+        "</testcase><testcase name='[It] c'><skipped/></testcase>"
+        "<testcase name='[SynchronizedBeforeSuite]'/></testsuite></testsuites>")
     assert e2e.spec_counts(tmp_path) == {"tests": 2, "passed": 1, "failed": 1, "skipped": 1}
     cmd = e2e.command(Path("/e"), Path("/k"), Path("/r"))
     assert cmd[0] == "/e/e2e.test" and "--ginkgo.focus=Security Context" in cmd
