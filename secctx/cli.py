@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cluster-down", help="delete the kind cluster")
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
 
+    sub.add_parser("rbac-manifest", help="print deploy/rbac.yaml, the RBAC the suite needs on "
+                   "an existing cluster (for kubectl apply -f -)")
     p = sub.add_parser("rbac-kubeconfig",
                        help="a kubeconfig for the suite's ServiceAccount of deploy/rbac.yaml "
                             "(a token from the TokenRequest API, with an expiry)")
@@ -109,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         from .images import load
         for image in load.publish(args.registry):
             print(image)
+    elif args.command == "rbac-manifest":
+        from . import paths
+        sys.stdout.write(paths.RBAC_MANIFEST.read_text())
     elif args.command == "rbac-kubeconfig":
         expires = rbac.service_account_kubeconfig(args.kubeconfig, args.out, args.kube_context,
                                                   args.namespace, args.service_account,

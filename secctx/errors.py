@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import report
+from . import paths, report
 from .categories import infrastructure as infrastructure_line
 
 
@@ -84,7 +84,7 @@ def api_message(err) -> str:
 
 # -- permissions the API server refuses ------------------------------------------
 
-RBAC_MANIFEST = "deploy/rbac.yaml"
+RBAC_MANIFEST = paths.RBAC_MANIFEST_NAME
 
 # The authorizer's refusal (k8s.io/apiserver, responsewriters.forbiddenMessage).
 _REFUSAL = re.compile(

@@ -143,47 +143,47 @@ class Kube:
         return Kube(client.ApiClient(self.api.configuration))
 
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60, sandbox_failure_ends: bool = False) -> client.V1Pod:
+                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
 
         Returns the pod for `until`; raises Terminal as soon as the pod cannot
         get there by itself, WaitTimeout when the bound runs out. With
-        `sandbox_failure_ends`, the kubelet's first sandbox failure (an event: the
-        pod's status does not show it) is terminal too.
+        `sandbox_failures` N > 0, the kubelet's Nth failure to create the pod's sandbox
+        (an event: the pod's status does not show it) is terminal too; the kubelet
+        retries, so N = 2 lets a passing failure (a CNI hiccup under load) pass.
         """
         return self.wait_for_pods(namespace, f"metadata.name={name}", 1, until, timeout,
-                                  sandbox_failure_ends, what=f"pod {namespace}/{name}")[name]
+                                  sandbox_failures, what=f"pod {namespace}/{name}")[name]
 
     def wait_for_pods(self, namespace: str, field_selector: str | None, count: int,
                       until: str = "Ready", timeout: float = 60,
-                      sandbox_failure_ends: bool = False, label_selector: str | None = None,
+                      sandbox_failures: int = 0, label_selector: str | None = None,
                       what: str = "") -> dict[str, client.V1Pod]:
         """{name: pod} once `count` pods of the selection have reached `until`; Terminal
         at the first that cannot (see wait_for_pod), WaitTimeout at the bound. One watch
-        on the pods and, with `sandbox_failure_ends`, one on the namespace's events."""
+        on the pods and, with `sandbox_failures`, one on the namespace's events."""
         what = what or f"pods {label_selector or field_selector} in {namespace}"
         pods: dict[str, client.V1Pod] = {}
         reached: dict[str, client.V1Pod] = {}
-        sandbox: dict[str, str] = {}  # pod name -> the kubelet's sandbox failure
+        failures = SandboxFailures()
         noted: set = set()
         sources = {"pod": (self.core.list_namespaced_pod, namespace,
                            {"field_selector": field_selector, "label_selector": label_selector})}
-        if sandbox_failure_ends:
+        if sandbox_failures:
             sources["event"] = (self.core.list_namespaced_event, namespace,
                                 {"field_selector": f"reason={SANDBOX_FAILED}"})
         for source, ev in follow(sources, timeout):
             obj = ev["object"]
             if source == "event":
                 name, event = obj.involved_object.name, "MODIFIED"
-                if sandbox_refusal(obj) is not None:
-                    sandbox.setdefault(name, sandbox_refusal(obj))
+                failures.add(name, obj)
                 if name not in pods:
                     continue
             else:
                 name, event = obj.metadata.name, ev["type"]
                 pods[name] = obj
             if pod_reached(namespace, name, until, event, pods[name], noted,
-                           sandbox.get(name)) is not None:
+                           failures.refusal(name, sandbox_failures)) is not None:
                 reached[name] = pods[name]
             else:
                 reached.pop(name, None)
@@ -336,7 +336,7 @@ class PodWatch:
     def __init__(self, kube: Kube):
         self.kube = kube
         self._latest: dict[tuple[str, str], tuple[int, str, client.V1Pod]] = {}
-        self._sandbox: dict[tuple[str, str], str] = {}  # (namespace, pod) -> first failure
+        self._sandbox = SandboxFailures()  # keyed (namespace, pod)
         self._seq = 0
         self._changed = threading.Condition()
         self._stopped = threading.Event()
@@ -366,12 +366,8 @@ class PodWatch:
         self._latest[(pod.metadata.namespace, pod.metadata.name)] = (self._seq, event, pod)
 
     def _on_sandbox_event(self, event: str, ev: client.CoreV1Event) -> None:
-        refusal = sandbox_refusal(ev)
-        if refusal is None:
-            return
         key = (ev.involved_object.namespace, ev.involved_object.name)
-        self._sandbox.setdefault(key, refusal)
-        if key in self._latest:  # its waits look again
+        if self._sandbox.add(key, ev) and key in self._latest:  # its waits look again
             self._seq += 1
             self._latest[key] = (self._seq, "MODIFIED", self._latest[key][2])
 
@@ -412,11 +408,11 @@ class PodWatch:
                 self._changed.wait(remaining)
 
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60, sandbox_failure_ends: bool = False) -> client.V1Pod:
+                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
         noted = set()
 
         def reached(event, pod):
-            failure = self._sandbox.get((namespace, name)) if sandbox_failure_ends else None
+            failure = self._sandbox.refusal((namespace, name), sandbox_failures)
             return pod_reached(namespace, name, until, event, pod, noted, failure)
         pod, last = self._await(namespace, name, reached, timeout)
         if pod is None:
@@ -558,6 +554,30 @@ def transient_run_error(waiting) -> bool:
 
 def _transient(message: str | None) -> bool:
     return any(t in (message or "") for t in TRANSIENT_RUN_ERRORS)
+
+
+class SandboxFailures:
+    """The kubelet's failures to create pods' sandboxes, counted over its retries: a
+    retry with a new sandbox id is an event of its own, one event counts its repeats.
+    A transient failure (sandbox_refusal) is not counted."""
+
+    def __init__(self) -> None:
+        self._counts: dict = {}  # pod key -> {event name: its count}
+        self._message: dict = {}  # pod key -> the latest failure
+
+    def add(self, key, event) -> bool:
+        refusal = sandbox_refusal(event)
+        if refusal is None:
+            return False
+        self._counts.setdefault(key, {})[event.metadata.name] = event.count or 1
+        self._message[key] = refusal
+        return True
+
+    def refusal(self, key, nth: int) -> str | None:
+        """The failure once there were `nth` (0: never)."""
+        if nth and sum(self._counts.get(key, {}).values()) >= nth:
+            return self._message[key]
+        return None
 
 
 def sandbox_refusal(event) -> str | None:

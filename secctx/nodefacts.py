@@ -356,7 +356,7 @@ def runtime_facts(stdout: str) -> dict:
 
 
 def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
-                   timeout: float = 90) -> Runtime:
+                   timeout: float = 90, grantable_caps: int = caps.ALL_CAPS) -> Runtime:
     """Learn per node what containers of `runtime` get (its probe DaemonSet) and what
     the kubelet reports for its handler; RuntimeUnavailable when they do not run."""
     ds = runtime_probe(image, runtime.name)
@@ -365,7 +365,8 @@ def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
                 for n in kube.core.list_node().items}
     kube.apps.create_namespaced_daemon_set(namespace, ds)
     try:
-        pods = _wait_for_probe(kube, namespace, name, len(statuses), runtime, timeout)
+        pods = _wait_for_probe(kube, namespace, name, len(statuses), runtime, timeout,
+                               grantable_caps)
         for pod, node in pods.items():
             out = "".join(kube.exec(pod, namespace, c, ["sh", "-c", script]).stdout
                           for c, script in (("privileged", _PRIVILEGED_SCRIPT),
@@ -379,24 +380,38 @@ def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
 
 
 def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: Runtime,
-                    timeout: float) -> dict[str, str]:
+                    timeout: float, grantable_caps: int) -> dict[str, str]:
     """{pod: node} once the probe is Ready on every node; else RuntimeUnavailable with the
     runtime's own error, as soon as a pod shows it (a container's waiting state, or the
-    kubelet's sandbox failure: a handler that cannot run here fails there)."""
+    kubelet's second sandbox failure: a handler that cannot run here fails there, again)."""
     try:
         pods = kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
-                                  sandbox_failure_ends=True, label_selector=f"app={name}",
+                                  sandbox_failures=2, label_selector=f"app={name}",
                                   what=f"the {runtime.name} probe's pods")
     except Terminal as err:
-        raise RuntimeUnavailable(unavailable_line(runtime, str(err))) from None
+        raise RuntimeUnavailable(unavailable_line(runtime, str(err), grantable_caps)) from None
     except WaitTimeout:
         warnings = [e for e in kube.events(namespace) if e.type == "Warning"
                     and (e.involved_object.name or "").startswith(name)]
         why = warnings[-1].message if warnings else f"its pods were not Ready within {timeout:.0f}s"
-        raise RuntimeUnavailable(unavailable_line(runtime, why)) from None
+        raise RuntimeUnavailable(unavailable_line(runtime, why, grantable_caps)) from None
     return {p.metadata.name: p.spec.node_name for p in pods.values()}
 
 
-def unavailable_line(runtime: Runtime, error: str) -> str:
-    return (f"RuntimeClass {runtime.name} (handler {runtime.handler}) cannot run containers "
+# A runtime's error that a missing node capability explains: (what the error says, the
+# capability, why the runtime needs it). Checked against the nodes' own bounding set.
+HOST_LIMITS = (
+    ("oom_score_adj: permission denied", "SYS_RESOURCE",
+     "gVisor's shim sets its OOM score to -999, and lowering it needs CAP_SYS_RESOURCE"),
+)
+
+
+def unavailable_line(runtime: Runtime, error: str, grantable_caps: int = caps.ALL_CAPS) -> str:
+    """One line: the runtime's own error and, where a capability the nodes lack explains
+    it, which and why."""
+    line = (f"RuntimeClass {runtime.name} (handler {runtime.handler}) cannot run containers "
             f"here: {' '.join(error.split())}")
+    for says, cap, why in HOST_LIMITS:
+        if says in error and not grantable_caps & caps.encode([cap]):
+            line += f" ({why}, which the nodes' bounding set lacks: the host cannot grant it)"
+    return line

@@ -57,7 +57,8 @@ def pytest_addoption(parser):
                      "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
     g.addoption("--runtime-class", action="append", default=[], metavar="NAME",
                 help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
-                     "repeatable (default: `default` and the RuntimeClasses of the cluster)")
+                     "repeatable (default: `default` and the RuntimeClasses of the cluster; "
+                     "offline kind: crun and runsc)")
     g.addoption("--observations", type=Path, default=None, metavar="FILE",
                 help="write what the run observed, as JSON (default: reports/observations.json)")
     g.addoption("--case-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
@@ -233,6 +234,15 @@ def runtime_names(config) -> list[str]:
     return config._secctx_runtimes
 
 
+def selected_runtimes(items) -> list[str]:
+    """`default` and the RuntimeClasses of the selected recipe cases, in run order: set-up
+    learns (and on kind creates) only those (`-k` without recipe cases: none but default)."""
+    params = (getattr(item, "callspec", None) for item in items)
+    chosen = [p.params["recipe_case"].runtime for p in params
+              if p is not None and "recipe_case" in p.params]
+    return list(dict.fromkeys([DEFAULT_RUNTIME, *chosen]))
+
+
 def _kind_runtime_classes(config) -> tuple[str, ...]:
     """Besides `default`, a kind cluster of this run has the offline node image's runtimes
     (the suite creates their RuntimeClasses); kindest/node and a node image of the user's
@@ -314,7 +324,7 @@ def suite(request):
         with infrastructure(results, "suite set-up on the cluster failed"):
             s = session.start(cluster, run_id, profiles, results,
                               context=config.getoption("kube_context"), worker=worker,
-                              runtimes=runtime_names(config))
+                              runtimes=selected_runtimes(request.session.items))
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
         with cleanup_first("releasing the cluster"):
             shared.release(keep=config.getoption("keep_cluster") or

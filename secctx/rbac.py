@@ -13,12 +13,13 @@ from pathlib import Path
 
 import yaml
 
+from . import paths
 from .cluster.existing import check_kubeconfig
 from .cluster.kind import ClusterError
 
 NAMESPACE = "secctx-runner"
 SERVICE_ACCOUNT = "secctx-conformance"
-MANIFEST = "deploy/rbac.yaml"
+MANIFEST = paths.RBAC_MANIFEST_NAME
 
 
 def service_account_kubeconfig(admin: Path, out: Path, context: str | None = None,
@@ -43,7 +44,8 @@ def service_account_kubeconfig(admin: Path, out: Path, context: str | None = Non
     except ApiException as err:
         if err.status == 404:
             raise ClusterError(f"ServiceAccount {namespace}/{name} does not exist: apply "
-                               f"{MANIFEST} first (kubectl apply -f {MANIFEST})") from None
+                               f"{MANIFEST} first (kubectl apply -f {MANIFEST}, or: python -m "
+                               "secctx rbac-manifest | kubectl apply -f -)") from None
         raise
     user = f"system:serviceaccount:{namespace}:{name}"
     out.write_text("")

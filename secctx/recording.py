@@ -53,8 +53,10 @@ def baseline_problem(path: Path | None) -> str | None:
     return None
 
 
-def finish(c: observations.Collector, path: Path, baseline: Path | None) -> list[str]:
-    """Write the document (and the diff with the baseline); the lines to print."""
+def finish(c: observations.Collector, path: Path, baseline: Path | None,
+           failed: set[str] = frozenset()) -> list[str]:
+    """Write the document (and the diff with the baseline); the lines to print. `failed`:
+    the case keys whose test failed (a runtime's difference there was not promised)."""
     if not c.observed_anything():
         return [f"nothing observed in this run (no end-to-end test reached the cluster): nothing "
                 f"compared with {baseline}"] if baseline else []
@@ -66,11 +68,7 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None) -> list
         lines.append(f"WARNING: the document does not match its schema: {problems[0]}")
     observations.write(path, doc)
     for runtime, changes in observations.runtime_differences(doc).items():
-        lines.append(f"under RuntimeClass {runtime}, against the default runtime: "
-                     + (f"{len(changes)} field(s) differ" if changes else "no field differs"))
-        # Whole values: two runtimes' messages often differ only past the first words.
-        lines += [f"  {c.case}: {c.field}: {observations.format_change(c, limit=400)}"
-                  for c in changes]
+        lines += runtime_lines(runtime, changes, failed)
     if baseline:
         try:
             old = observations.load(baseline)
@@ -82,12 +80,39 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None) -> list
     return lines
 
 
+def runtime_lines(runtime: str, changes: list, failed: set[str]) -> list[str]:
+    """What a runtime shows differently from the default, case by case: each difference is
+    either what Kubernetes promises for that runtime's own facts (the oracle predicted it
+    from them: the case's test under the runtime passed) or not (its test failed)."""
+    by_case: dict[str, list] = {}
+    for c in changes:
+        by_case.setdefault(c.case, []).append(c)
+    gaps = sorted(k for k in by_case if f"{k}@{runtime}" in failed)
+    lines = [f"under RuntimeClass {runtime}, against the default runtime: "
+             + (f"{len(changes)} field(s) differ in {len(by_case)} case(s): "
+                f"{len(by_case) - len(gaps)} as Kubernetes promises for {runtime}'s own facts, "
+                f"{len(gaps)} not (the test failed)" if changes else "no field differs")]
+    for case, fields in sorted(by_case.items()):
+        verdict = ("NOT PROMISED: its test failed (an enforcement gap, or the runtime reports "
+                   "it differently)" if case in gaps else
+                   f"as promised: the oracle predicted it from {runtime}'s facts")
+        lines.append(f"  {case}@{runtime}: {verdict}")
+        # Whole values: two runtimes' messages often differ only past the first words.
+        lines += [f"    {c.field}: {observations.format_change(c, limit=400)}" for c in fields]
+    return lines
+
+
 class Recorder:
     """Registered by the plugin's pytest_configure."""
 
     def __init__(self, config):
         self.config = config
         self.lines: list[str] = []
+        self.failed: set[str] = set()  # case keys (test parameter ids) whose test failed
+
+    def pytest_runtest_logreport(self, report):  # also the workers' reports, under xdist
+        if report.failed and "[" in report.nodeid:
+            self.failed.add(report.nodeid.split("[", 1)[1].rstrip("]"))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):  # pytest-xdist, in the controller
@@ -101,7 +126,8 @@ class Recorder:
             if c.observed_anything():
                 self.config.workeroutput[WORKER_OUTPUT] = c.own_document()
             return
-        self.lines = finish(c, observations_path(self.config), self.config.getoption("compare_to"))
+        self.lines = finish(c, observations_path(self.config), self.config.getoption("compare_to"),
+                            self.failed)
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.lines:

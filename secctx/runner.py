@@ -15,7 +15,7 @@ from kubernetes.utils import FailToCreateError
 
 from . import expect, observe, podspec, report, timing, verdict
 from .cases import Case, Outcome
-from .kube import Terminal, describe_pod, format_events
+from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_RUNTIME
 from .session import LOCAL_CLASS, Suite
 
@@ -134,8 +134,10 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
         with report.step(f"wait for pod {applied.pod_name} to be refused: "
                          f"reason {outcome.reason!r}, message containing {outcome.message!r}"):
             try:
+                # A refusal at sandbox creation is the outcome only where the case expects
+                # it; elsewhere a passing sandbox failure must not end the wait.
                 pod = watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout,
-                                           sandbox_failure_ends=True)
+                                           sandbox_failures=int(outcome.reason == SANDBOX_FAILED))
             except Terminal as problem:
                 return "rejected", problem
             report.attach_text("pod status (Ready, expected refused)", describe_pod(pod))

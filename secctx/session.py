@@ -57,12 +57,12 @@ class Suite:
 
     def require_runtime(self, runtime: str) -> None:
         """Stop a test under `runtime` when its containers cannot run: skipped (with the
-        runtime's own error) where the suite added the runtime to a kind node and this host
+        runtime's own error) where the suite itself added the RuntimeClass and this host
         cannot run it; failed where the cluster offers a RuntimeClass that does not work."""
         problem = self.runtime_problems.get(runtime)
         if problem and runtime in self.host_cannot_run:
-            pytest.skip(cannot_enforce(f"{problem} (the suite added {runtime} to this kind "
-                                       "cluster; this host cannot run it)"))
+            pytest.skip(cannot_enforce(f"{problem} (the suite added RuntimeClass {runtime}; "
+                                       "this host cannot run it)"))
         if problem:
             pytest.fail(problem, pytrace=False)
 
@@ -121,9 +121,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
                                files, prepare, images=cluster.image_map.local_images())
         problems = learn_runtimes(kube, system_ns, helper_image, env, runtimes,
                                   create=cluster.kind is not None)
-        problems, unrunnable = problems
-        host_cannot_run = frozenset(n for n in unrunnable
-                                    if cluster.kind and n in KIND_RUNTIME_CLASSES)
+        problems, host_cannot_run = problems
     finally:
         kube.delete_namespace(system_ns)
     for node, facts in env.per_node.items():
@@ -142,7 +140,7 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         env.extra.update(runc=reason, containerd=env.container_runtime or reason)
         log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
     suite = Suite(kube, cluster, run_id, env, worker=worker, runtime_problems=problems,
-                  host_cannot_run=host_cannot_run)
+                  host_cannot_run=frozenset(host_cannot_run))
     suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs, LOCAL_CLASS)
     for name, d in prepared.items():
         [suite.prepared_pvs[name]] = _create_local_pvs(kube, run_id, env.nodes[0], [d],
@@ -167,10 +165,14 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
                    names: list[str], create: bool) -> tuple[dict[str, str], set[str]]:
     """Discover the cluster's RuntimeClasses and node runtime handlers (one log line, and
     the environment), learn each of `names` into env.runtimes; ({name: why it cannot run}
-    for those that cannot, the names among them whose containers do not start). With
-    `create`, KIND_RUNTIME_CLASSES asked for are created."""
+    for those that cannot, the names among them that the suite itself added, now or in an
+    earlier run, and whose containers do not start: this host's limit, not the cluster's).
+    With `create`, KIND_RUNTIME_CLASSES asked for are created."""
     node_api = client.NodeV1Api(kube.api)
-    classes = {rc.metadata.name: rc.handler for rc in node_api.list_runtime_class().items}
+    listed = node_api.list_runtime_class().items
+    classes = {rc.metadata.name: rc.handler for rc in listed}
+    ours = {rc.metadata.name for rc in listed
+            if MANAGED_BY.items() <= (rc.metadata.labels or {}).items()}
     handlers = {n.metadata.name: [h.name or "(default)" for h in n.status.runtime_handlers or []]
                 for n in kube.core.list_node().items}
     for name in names:
@@ -180,6 +182,7 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
             node_api.create_runtime_class(client.V1RuntimeClass(
                 metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY), handler=handler))
             classes[name] = handler
+            ours.add(name)
     env.extra["runtime_classes"] = runtime_line(classes, handlers, names)
     log.step(f"runtimes: {env.extra['runtime_classes']}")
     problems, unrunnable = {}, set()
@@ -195,10 +198,12 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
             continue
         try:
             env.runtimes[name] = nodefacts.gather_runtime(
-                kube, namespace, image, nodefacts.Runtime(name, classes[name]))
+                kube, namespace, image, nodefacts.Runtime(name, classes[name]),
+                grantable_caps=env.grantable_caps)
         except nodefacts.RuntimeUnavailable as err:
             problems[name] = str(err)
-            unrunnable.add(name)
+            if name in ours:
+                unrunnable.add(name)
     for line in problems.values():
         log.step(line)
     return problems, unrunnable

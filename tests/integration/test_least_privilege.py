@@ -25,8 +25,10 @@ pytestmark = pytest.mark.e2e
 MANIFEST = ROOT / rbac.MANIFEST
 USER = f"system:serviceaccount:{rbac.NAMESPACE}:{rbac.SERVICE_ACCOUNT}"
 # test_existing_cluster's cases (secure-pod crashes: logs, a twin), a case with a claim on
-# a `local` PV, and a Pod Security Admission namespace; all after the node-facts set-up.
+# a `local` PV, a pod the kubelet refuses (its events watched), and a Pod Security
+# Admission namespace; all after the node-facts set-up (RuntimeClasses listed).
 SELECTION = (f"{CASES} or (fsgroup-demo and local-storage) "
+             "or (test_recipe_case and troubleshooting-root-image) "
              "or (test_pod_security_admission_verdict and secure-pod and restricted)")
 
 
@@ -73,7 +75,7 @@ def remove_verb(rules: list[dict], resource: str, verb: str) -> list[dict]:
 
 def suite_as_the_service_account(kubeconfig, clean, tmp_path, *extra: str):
     return run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
-                      "--mode", clean.mode, "-k", SELECTION, *extra,
+                      "--mode", clean.mode, "-k", SELECTION, "--runtime-class", "default", *extra,
                       log=tmp_path / "run.log")
 
 
@@ -90,8 +92,9 @@ def test_the_suite_passes_with_only_the_manifests_rbac(grant, clean, tmp_path):
     run = suite_as_the_service_account(kubeconfig, clean, tmp_path)
     print(f"\nas {USER}: exit {run.returncode} in {run.seconds:.1f}s")
     assert run.returncode == 0, run.output[-4000:]
-    # test_existing_cluster's 6, the local-storage case and the PSA verdict.
-    assert re.search(r"\b8 passed, \d+ deselected in", run.output), run.output[-2000:]
+    # test_existing_cluster's 6, the local-storage case, the refused pod and its case file's
+    # check, and the PSA verdict.
+    assert re.search(r"\b10 passed, \d+ deselected in", run.output), run.output[-2000:]
     assert "INFRASTRUCTURE" not in run.output
     assert nothing_left(clean) == {}
 

@@ -11,7 +11,9 @@ def test_a_long_step_says_it_is_still_running(monkeypatch):
     lines = []
     monkeypatch.setattr(log, "_sink", lines.append)
     with log.heartbeat("building the node image", every=0.05):
-        time.sleep(0.18)
+        deadline = time.monotonic() + 10  # a loaded machine schedules the beat late
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert len(lines) >= 2
     assert all("... still building the node image (" in ln for ln in lines)
     count = len(lines)

@@ -73,3 +73,10 @@ def test_durations_the_token_request_cannot_take(text, problem, capsys):
     with pytest.raises(SystemExit):
         cli.main(["rbac-kubeconfig", "--kubeconfig", "k", "--out", "o", "--duration", text])
     assert problem in capsys.readouterr().err
+
+
+def test_an_installed_suite_prints_the_same_manifest(capsys):
+    from secctx import cli, paths
+    assert cli.main(["rbac-manifest"]) == 0
+    assert capsys.readouterr().out == (ROOT / rbac.MANIFEST).read_text() == \
+        paths.RBAC_MANIFEST.read_text()

@@ -19,8 +19,9 @@ NODE_STATUS = {"runtimeHandlers": [
     "features": {"supplementalGroupsPolicy": True}}
 
 
-def config(runtimes: list[str]):
-    opts = {"runtime_class": runtimes, "cases_dir": [], "existing_cluster": False}
+def config(runtimes: list[str], **more):
+    opts = {"runtime_class": runtimes, "cases_dir": [], "existing_cluster": False,
+            "mode": "offline", **more}
     return SimpleNamespace(getoption=lambda name, default=None: opts.get(name, default))
 
 
@@ -30,7 +31,24 @@ def test_every_case_runs_under_each_runtime_asked_for_and_its_id_says_which():
     assert len(by_runtime["default"]) == len(by_runtime["crun"]) == len(params) / 2
     assert "fsgroup-demo[local-storage]@crun" in by_runtime["crun"]
     assert not any("@" in i for i in by_runtime["default"]), "default: the ids of before"
-    assert {p.runtime for p in plugin.case_params(config([]))} == {DEFAULT_RUNTIME}
+
+
+
+def test_set_up_learns_only_the_runtimes_of_the_selected_cases():
+    params = plugin.case_params(config(["default", "crun", "runsc"]))
+    items = [SimpleNamespace(callspec=SimpleNamespace(params={"recipe_case": p})) for p in params
+             if p.runtime != "crun"] + [SimpleNamespace(name="test_every_node_is_ready")]
+    assert plugin.selected_runtimes(items) == ["default", "runsc"]
+    assert plugin.selected_runtimes(items[-1:]) == ["default"], "no recipe case: default only"
+
+
+@pytest.mark.parametrize("options, runtimes", [
+    ({"mode": "offline"}, {DEFAULT_RUNTIME, "crun", "runsc"}),  # the offline node image's
+    ({"mode": "online"}, {DEFAULT_RUNTIME}),  # kindest/node: runc only
+    ({"mode": "offline", "kind_image": "mine:v1"}, {DEFAULT_RUNTIME}),  # handlers unknown
+])
+def test_without_runtime_class_a_kind_run_runs_the_runtimes_its_node_image_has(options, runtimes):
+    assert {p.runtime for p in plugin.case_params(config([], **options))} == runtimes
 
 
 def test_each_pod_of_a_case_gets_the_runtime_class_and_default_sets_none():
@@ -101,31 +119,37 @@ class FakeNodeApi:
         self.classes, self.created = dict(classes), []
 
     def list_runtime_class(self):
-        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(name=n), handler=h)
-                                      for n, h in self.classes.items()])
+        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(
+            name=n, labels=session.MANAGED_BY if n in self.created else None), handler=h)
+            for n, h in self.classes.items()])
 
     def create_runtime_class(self, body):
         self.created.append(body.metadata.name)
         self.classes[body.metadata.name] = body.handler
 
 
-def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(monkeypatch):
-    api = FakeNodeApi({"crun": "crun", "gvisor": "runsc"})
+def fake_cluster(monkeypatch, classes: dict[str, str], handlers: list[str]):
+    """An API with these RuntimeClasses and one node reporting these handlers."""
+    api = FakeNodeApi(classes)
     monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
     node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
-        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="test-handler")]))
-    kube = SimpleNamespace(api=None, core=SimpleNamespace(
+        runtime_handlers=[SimpleNamespace(name=h) for h in handlers]))
+    return api, SimpleNamespace(api=None, core=SimpleNamespace(
         list_node=lambda: SimpleNamespace(items=[node])))
 
-    def gather(kube, ns, image, runtime):
+
+def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(monkeypatch):
+    api, kube = fake_cluster(monkeypatch, {"crun": "crun", "gvisor": "runsc"}, ["", "test-handler"])
+
+    def gather(kube, ns, image, runtime, grantable_caps):
         if runtime.handler == "crun":
             raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "crun: boom"))
         return runtime
     monkeypatch.setattr(nodefacts, "gather_runtime", gather)
     env = Environment()
     names = ["default", "crun", "secctx-test-handler", "nope"]
-    problems, unrunnable = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
-    assert unrunnable == {"crun"}, "only crun's containers failed; nope is not there at all"
+    problems, ours = session.learn_runtimes(kube, "ns", "busybox", env, names, create=True)
+    assert ours == set(), "crun is the cluster's own RuntimeClass: its failure is the cluster's"
     assert api.created == ["secctx-test-handler"]
     assert set(env.runtimes) == {"secctx-test-handler"}
     assert problems["crun"] == ("RuntimeClass crun (handler crun) cannot run containers here: "
@@ -133,6 +157,19 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     assert problems["nope"].startswith("RuntimeClass nope is not on the cluster (it has: crun, ")
     assert "not in this run (--runtime-class NAME): gvisor" in env.extra["runtime_classes"]
     assert "node handlers: (default), test-handler" in env.extra["runtime_classes"]
+
+
+def test_a_runtime_error_a_missing_node_capability_explains_says_which_and_why():
+    runsc = nodefacts.Runtime("runsc", "runsc")
+    error = ("failed to start shim: start failed: io.containerd.runsc.v1: failed to set OOM "
+             "Score on shim: write /proc/2416/oom_score_adj: permission denied: exit status 1")
+    here = caps.ALL_CAPS & ~caps.encode(["SYS_RESOURCE"])  # this host's nodes
+    line = nodefacts.unavailable_line(runsc, error, here)
+    assert line.startswith("RuntimeClass runsc (handler runsc) cannot run containers here: "
+                           "failed to start shim")
+    assert "lowering it needs CAP_SYS_RESOURCE, which the nodes' bounding set lacks" in line
+    # Nodes that hold SYS_RESOURCE: the error stands alone, no wrong explanation.
+    assert nodefacts.unavailable_line(runsc, error, caps.ALL_CAPS).endswith("exit status 1")
 
 
 def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_field():
@@ -150,13 +187,28 @@ def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_fie
     assert observations.runtime_differences(same) == {"crun": []}
 
 
+def test_a_runtime_class_the_suite_added_that_cannot_run_is_the_hosts_limit(monkeypatch):
+    api, kube = fake_cluster(monkeypatch, {}, ["", "runsc"])
+
+    def gather(kube, ns, image, runtime, grantable_caps):
+        raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "shim: boom"))
+    monkeypatch.setattr(nodefacts, "gather_runtime", gather)
+    problems, ours = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["runsc"],
+                                            create=True)
+    assert api.created == ["runsc"] and ours == {"runsc"}
+    suite = session.Suite(kube, None, "run", Environment(), runtime_problems=problems,
+                          host_cannot_run=frozenset(ours))
+    with pytest.raises(pytest.skip.Exception, match=r"ENVIRONMENT CANNOT ENFORCE: RuntimeClass "
+                       r"runsc \(handler runsc\) cannot run containers here: shim: boom"):
+        suite.require_runtime("runsc")
+    suite.host_cannot_run = frozenset()  # a cluster's own RuntimeClass that does not work
+    with pytest.raises(pytest.fail.Exception, match="shim: boom"):
+        suite.require_runtime("runsc")
+    suite.require_runtime("default")  # no problem: returns
+
+
 def test_a_kind_runtime_class_is_created_only_for_a_handler_every_node_reports(monkeypatch):
-    api = FakeNodeApi({})
-    monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
-    node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
-        runtime_handlers=[SimpleNamespace(name=""), SimpleNamespace(name="runc")]))
-    kube = SimpleNamespace(api=None, core=SimpleNamespace(
-        list_node=lambda: SimpleNamespace(items=[node])))
+    api, kube = fake_cluster(monkeypatch, {}, ["", "runc"])
     problems, _ = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["crun"],
                                          create=True)
     assert api.created == [] and problems["crun"].startswith("RuntimeClass crun is not on")
@@ -191,6 +243,12 @@ def test_the_run_ends_with_one_line_per_runtime_and_the_whole_differing_values(t
                "a@crun": {**entry, "runtime": "crun", "outcome": {
                    **entry["outcome"], "message": "x" * 100 + " Operation not permitted"}}}
     lines = recording.finish(c, tmp_path / "o.json", None)
-    assert "under RuntimeClass crun, against the default runtime: 1 field(s) differ" in lines
-    assert any(line.startswith("  a: outcome.message: ") and line.endswith(
+    assert ("under RuntimeClass crun, against the default runtime: 1 field(s) differ in 1 "
+            "case(s): 1 as Kubernetes promises for crun's own facts, 0 not (the test failed)"
+            in lines), lines
+    assert "  a@crun: as promised: the oracle predicted it from crun's facts" in lines
+    assert any(line.startswith("    outcome.message: ") and line.endswith(
         " Operation not permitted") for line in lines), lines
+    lines = recording.finish(c, tmp_path / "o.json", None, failed={"a@crun"})
+    assert "0 as Kubernetes promises for crun's own facts, 1 not (the test failed)" in lines[1]
+    assert lines[2].startswith("  a@crun: NOT PROMISED: its test failed")

@@ -187,9 +187,18 @@ def test_the_kubelets_sandbox_failure_ends_a_shared_wait_that_expects_a_refusal(
     with w._changed:
         w._on_sandbox_event("ADDED", failure)
     with pytest.raises(kube.Terminal, match="FailedCreatePodSandBox: no handler runsc"):
-        w.wait_for_pod("p", "ns", "Ready", timeout=5, sandbox_failure_ends=True)
+        w.wait_for_pod("p", "ns", "Ready", timeout=5, sandbox_failures=1)
     with pytest.raises(kube.WaitTimeout):  # a wait for Ready alone goes on
         w.wait_for_pod("p", "ns", "Ready", timeout=0.2)
+    with pytest.raises(kube.WaitTimeout):  # one failure is not the second
+        w.wait_for_pod("p", "ns", "Ready", timeout=0.2, sandbox_failures=2)
+    retry = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="e2"), type="Warning", message="no handler runsc",
+        involved_object=client.V1ObjectReference(kind="Pod", namespace="ns", name="p"))
+    with w._changed:
+        w._on_sandbox_event("ADDED", retry)  # the kubelet's retry: another sandbox, event
+    with pytest.raises(kube.Terminal, match="no handler runsc"):
+        w.wait_for_pod("p", "ns", "Ready", timeout=5, sandbox_failures=2)
 
 
 def test_a_transient_sandbox_failure_is_no_refusal():
@@ -201,7 +210,7 @@ def test_a_transient_sandbox_failure_is_no_refusal():
     with w._changed:
         w._on_sandbox_event("ADDED", frozen)
     with pytest.raises(kube.WaitTimeout):
-        w.wait_for_pod("p", "ns", "Ready", timeout=0.2, sandbox_failure_ends=True)
+        w.wait_for_pod("p", "ns", "Ready", timeout=0.2, sandbox_failures=1)
 
 
 class _FakeKube:

@@ -1,0 +1,1 @@
+"""The RBAC the suite needs on an existing cluster; installed as `secctx.deploy` (data only)."""
