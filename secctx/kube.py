@@ -385,6 +385,7 @@ class PodWatch:
                     if self._stopped.is_set():
                         break
                 version = w.resource_version
+                self.problem = None  # a request that ran to its bound: the watch is well
             except ApiException as err:
                 version = None  # 410 Gone: list again (every object comes as ADDED)
                 self.problem = f"watch: {err.status} {err.reason}"
