@@ -44,6 +44,9 @@ TIMEOUTS = {
     "cluster_up": 600,
     "cluster_down": 300,
     "suite": 1800,
+    "floor": 900,
+    "e2e_prepare": 3600,  # a cold e2e.test build: minutes on 2 cores
+    "e2e": 3600,
     "probe": 60,
 }
 GRACE_S = 60  # SIGTERM first (pytest then deletes its namespaces), SIGKILL after this
@@ -239,10 +242,28 @@ def cluster_down_cmd(name: str) -> list[str]:
     return secctx_cmd("cluster-down", "--cluster-name", name)
 
 
-def suite_cmd(name: str, version: str, parallel: bool, junit: Path) -> list[str]:
+# How the suite runs: one case after another, the scheduler (the default), or xdist.
+SUITE_KINDS = {"serial": ["--case-concurrency", "1"], "scheduler": [], "parallel": ["-n", "auto"]}
+
+
+def suite_cmd(name: str, version: str, kind: str, junit: Path,
+              alluredir: Path | None = None) -> list[str]:
     return [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
             "--cluster-name", name, "--keep-cluster", "--kubernetes-version", version,
-            "--mode", "offline", f"--junitxml={junit}", *(["-n", "auto"] if parallel else [])]
+            "--mode", "offline", f"--junitxml={junit}",
+            *([f"--alluredir={alluredir}"] if alluredir else []), *SUITE_KINDS[kind]]
+
+
+def floor_cmd(name: str, version: str) -> list[str]:
+    """benchmarks/floor.py: the session set up as the suite's, then the cases' pods only."""
+    return [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "floor.py"), "-q", "-s",
+            "-p", "no:cacheprovider", "--cluster-name", name, "--keep-cluster",
+            "--kubernetes-version", version, "--mode", "offline"]
+
+
+def e2e_prepare_cmd(name: str, version: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.e2e", "--cluster-name", name,
+            "--kubernetes-version", version, "--prepare-only"]
 
 
 def base_env(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -580,27 +601,29 @@ class Bench:
 
     def bench_suite(self, v: str) -> None:
         ver = self.result["versions"][v]
-        parallel = v == self.primary
+        primary = v == self.primary
         if not self.ensure_cluster(v):
-            ver["figures"]["suite_serial"] = analysis.figure(
+            ver["figures"]["suite_scheduler"] = analysis.figure(
                 [_not_run(1, f"cluster {self.name} could not be created; see steps")])
             self.save()
             return
-        serial_runs, parallel_runs, joined = [], [], []
-        for i in range(1, self.args.repeat + 1):  # interleaved: drift hits both alike
-            for kind, runs in (("serial", serial_runs), ("parallel", parallel_runs)):
-                if kind == "parallel" and not parallel:
-                    continue
+        kinds = ["serial", "scheduler"] + (["parallel"] if primary and self.args.xdist else [])
+        runs: dict[str, list] = {k: [] for k in kinds}
+        floor, floor_wall, joined = [], [], []
+        for i in range(1, self.args.repeat + 1):  # interleaved: drift hits every kind alike
+            for kind in kinds:
                 if not self.ensure_cluster(v):  # a run may have lost it
-                    runs.append(_not_run(i, "cluster lost and not recreated"))
+                    runs[kind].append(_not_run(i, "cluster lost and not recreated"))
                     continue
                 raw = self.out / "raw" / v / f"suite_{kind}-{i}"
                 rmtree(raw)
                 raw.mkdir(parents=True)
                 rec = self.measure(f"suite_{kind}", v, i,
-                                   suite_cmd(self.name, v, kind == "parallel", raw / "junit.xml"),
+                                   suite_cmd(self.name, v, kind, raw / "junit.xml", raw / "allure"),
                                    TIMEOUTS["suite"], suite=True, timings=raw)
-                runs.append(rec)
+                rec["checks"] = analysis.count_checks(raw / "allure")
+                rmtree(raw / "allure")
+                runs[kind].append(rec)
                 if kind == "serial" and rec["counted"]:
                     records, bad = analysis.read_timings(raw)
                     if bad:
@@ -608,12 +631,59 @@ class Bench:
                     if not records:
                         ver["timings_problems"].append(f"{raw.name}: no phase timings recorded")
                     joined.append(analysis.join_phases(records))
-                self.figure(v, f"suite_{kind}", runs)
+                self.figure(v, f"suite_{kind}", runs[kind])
+            if primary and not self.args.skip_floor:
+                wall, pods = self.floor(v, i)
+                floor_wall.append(wall)
+                floor.append(pods)
+                self.figure(v, "floor_wall", floor_wall)
+                self.figure(v, "floor", floor)
         ver["cases"] = analysis.aggregate_cases(joined)
-        if parallel:
-            ver["speedup"] = analysis.speedup(ver["figures"].get("suite_serial"),
-                                              ver["figures"].get("suite_parallel"))
+        ver["speedup"] = analysis.speedup(ver["figures"].get("suite_serial"),
+                                          ver["figures"].get("suite_scheduler"))
+        if primary and not self.args.skip_e2e:
+            self.bench_e2e(v)
+        ver["peer"] = analysis.peer(ver)
         self.save()
+
+    def floor(self, v: str, i: int) -> tuple[dict, dict]:
+        """The floor command timed as a whole, and its pods-only seconds as a figure."""
+        out = self.out / "raw" / v / f"floor-{i}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        wall = self.measure("floor_wall", v, i, floor_cmd(self.name, v), TIMEOUTS["floor"],
+                            env={**self.env, "SECCTX_FLOOR_OUT": str(out)})
+        pods = dict(wall, seconds=None, counted=False)
+        if wall["status"] == "ok" and out.exists():
+            data = json.loads(out.read_text())
+            pods.update(seconds=data["seconds"], cases=data["cases"],
+                        timed_out=data.get("timed_out"), counted=True)
+        return wall, pods
+
+    def bench_e2e(self, v: str) -> None:
+        """Upstream e2e.test's Security Context focus on the same cluster: prepared once
+        (built if need be, its stand-in images loaded), then run --e2e-repeat times."""
+        from . import e2e
+        prep = self.measure("e2e_prepare", v, 1, e2e_prepare_cmd(self.name, v),
+                            TIMEOUTS["e2e_prepare"])
+        self.figure(v, "e2e_prepare", [prep])
+        if prep["status"] != "ok":
+            return
+        runs = []
+        from secctx import cache
+        kubeconfig = cache.cluster_state(self.name, self.env) / "kubeconfig"
+        for i in range(1, self.args.e2e_repeat + 1):
+            report_dir = self.out / "raw" / v / f"e2e-{i}"
+            rmtree(report_dir)
+            report_dir.mkdir(parents=True)
+            rec = self.measure("e2e", v, i, e2e.command(e2e.e2e_dir(v), kubeconfig, report_dir),
+                               TIMEOUTS["e2e"])
+            if rec["status"] == "failed":  # specs failed, the run went to the end
+                rec["status"], rec["counted"] = "tests failed", True
+            rec["counts"] = e2e.spec_counts(report_dir)
+            rec["ran"] = e2e.ran_line(tail(self.out / rec["log"], 200))
+            runs.append(rec)
+            self.figure(v, "e2e", runs)
 
     def cold(self, v: str, root: Path, i: int) -> dict:
         """--cold: this version's Kubernetes binaries and components moved aside,
@@ -724,6 +794,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also build with empty GOCACHE, GOMODCACHE and SECCTX_CACHE (~25 min)")
     p.add_argument("--build-missing", action="store_true",
                    help="build node images that are not built yet (else reported as not built)")
+    p.add_argument("--xdist", action="store_true",
+                   help="also the suite with -n auto (each xdist worker schedules its own cases)")
+    p.add_argument("--skip-floor", action="store_true", help="no physical floor figure")
+    p.add_argument("--skip-e2e", action="store_true", help="no upstream e2e.test figure")
+    p.add_argument("--e2e-repeat", type=int, default=1,
+                   help="runs of upstream e2e.test (default 1: it takes minutes)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result directory (default "
                    "reports/benchmark)")
     p.add_argument("--cluster-name", default=DEFAULT_CLUSTER,

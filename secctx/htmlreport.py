@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import cache  # standard library only, like this module
+from .offline import log  # (standard library only too)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL_DIR = ROOT / "tools" / "report"
@@ -102,7 +103,9 @@ def ensure_allure() -> Path:
             return ALLURE_BIN
         print(f"installing allure {want} (npm ci --prefix {_rel(TOOL_DIR)}) ...", file=sys.stderr)
         try:
-            proc = subprocess.run(cmd, cwd=TOOL_DIR, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+            with log.heartbeat("npm ci (allure)"):
+                proc = subprocess.run(cmd, cwd=TOOL_DIR, capture_output=True, text=True,
+                                      timeout=NPM_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise ReportError(f"npm ci in {_rel(TOOL_DIR)} did not finish in {NPM_TIMEOUT}s; check that "
                               "the npm registry is reachable (npm config get registry) or raise "
@@ -183,8 +186,9 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = Fals
                *(str(d.resolve()) for d in dirs)]
         env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
         try:
-            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=GENERATE_TIMEOUT)
+            with log.heartbeat("allure generate"):
+                proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
+                                      timeout=GENERATE_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise ReportError(f"allure generate did not finish in {GENERATE_TIMEOUT}s; check the size of "
                               "the results (large attachments) or raise SECCTX_REPORT_TIMEOUT") from None

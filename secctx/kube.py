@@ -35,6 +35,11 @@ TERMINAL_WAITING = {
 }
 
 
+# A RunContainerError with this message is no refusal of the spec: runc could not freeze
+# the container's cgroup (v1) in time while the node's cores were busy, and the kubelet
+# creates the container again after its back-off. Waits go on, and say so in the report.
+TRANSIENT_RUN_ERRORS = ("unable to freeze",)
+
 # The kubelet's event when it cannot create a pod's sandbox: a RuntimeClass handler that
 # cannot run here, or one that refuses `hostUsers: false`. The pod stays Pending.
 SANDBOX_FAILED = "FailedCreatePodSandBox"
@@ -66,8 +71,8 @@ def _transient(err: BaseException) -> bool:
 
 def _mark_retry(state) -> None:
     """Every retry shows in the report: retries must never hide a flake."""
-    import allure
-    with allure.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
+    from . import report  # recorded like every step (a scheduler thread has no Allure test)
+    with report.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
                      f"API error: {state.outcome.exception()!r}"):
         pass
 
@@ -132,6 +137,11 @@ class Kube:
         return utils.create_from_dict(self.api, obj, namespace=namespace, **kwargs)
 
     # -- pods -------------------------------------------------------------
+    def clone(self) -> Kube:
+        """A client of its own (same configuration): the stream API swaps a client's
+        transport while an exec runs, so threads that exec must not share one."""
+        return Kube(client.ApiClient(self.api.configuration))
+
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
                      timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
@@ -154,8 +164,9 @@ class Kube:
         on the pods and, with `sandbox_failures`, one on the namespace's events."""
         what = what or f"pods {label_selector or field_selector} in {namespace}"
         pods: dict[str, client.V1Pod] = {}
-        sandbox: dict[str, str] = {}  # pod name -> the kubelet's sandbox failure
-        failures: dict[str, dict[str, int]] = {}  # pod name -> {event: its count}
+        reached: dict[str, client.V1Pod] = {}
+        failures = SandboxFailures()
+        noted: set = set()
         sources = {"pod": (self.core.list_namespaced_pod, namespace,
                            {"field_selector": field_selector, "label_selector": label_selector})}
         if sandbox_failures:
@@ -164,24 +175,18 @@ class Kube:
         for source, ev in follow(sources, timeout):
             obj = ev["object"]
             if source == "event":
-                if obj.type == "Warning" and obj.involved_object.kind == "Pod":
-                    # Retries with another sandbox id are other events: count them all.
-                    counts = failures.setdefault(obj.involved_object.name, {})
-                    counts[obj.metadata.name] = obj.count or 1
-                    if sum(counts.values()) >= sandbox_failures:
-                        sandbox.setdefault(obj.involved_object.name, obj.message or "")
-            elif ev["type"] == "DELETED":
-                raise Terminal(f"pod {namespace}/{obj.metadata.name} was deleted", obj, "Deleted")
+                name, event = obj.involved_object.name, "MODIFIED"
+                failures.add(name, obj)
+                if name not in pods:
+                    continue
             else:
-                pods[obj.metadata.name] = obj
-                problem = terminal_problem(obj)
-                if problem:
-                    raise Terminal(f"pod {namespace}/{obj.metadata.name}: {problem[1]}", obj,
-                                   problem[0])
-            for name in sandbox.keys() & pods.keys():
-                raise Terminal(f"pod {namespace}/{name}: {SANDBOX_FAILED}: {sandbox[name]}",
-                               pods[name], SANDBOX_FAILED)
-            reached = {n: p for n, p in pods.items() if _pod_reached(p, until)}
+                name, event = obj.metadata.name, ev["type"]
+                pods[name] = obj
+            if pod_reached(namespace, name, until, event, pods[name], noted,
+                           failures.refusal(name, sandbox_failures)) is not None:
+                reached[name] = pods[name]
+            else:
+                reached.pop(name, None)
             if len(reached) >= count:
                 return reached
         last = "\n".join(describe_pod(p) for p in pods.values()) or describe_pod(None)
@@ -239,22 +244,15 @@ class Kube:
                                 timeout: float = 60) -> client.V1Pod:
         """Wait until `container` has terminated at least once (a crashing workload)."""
         last = None
-        w = watch.Watch()
+        w, noted = watch.Watch(), set()
         for ev in w.stream(self.core.list_namespaced_pod, namespace,
                            field_selector=f"metadata.name={name}", timeout_seconds=int(timeout)):
             last = ev["object"]
-            for cs in last.status.container_statuses or []:
-                if cs.name == container and (cs.restart_count > 0 or
-                                             (cs.state and cs.state.terminated)):
-                    w.stop()
-                    return last
-            problem = terminal_problem(last)
-            if problem and problem[0] != "CrashLoopBackOff":
+            if container_exited(namespace, name, container, ev["type"], last, noted) is not None:
                 w.stop()
-                raise Terminal(f"pod {namespace}/{name}: {problem[1]}", last, problem[0])
-        raise WaitTimeout(f"container {namespace}/{name}/{container} did not exit within "
-                          f"{timeout:.0f}s; last seen: {describe_pod(last)}\nevents:\n"
-                          f"{format_events(self.events(namespace, name))}")
+                return last
+        raise pod_timeout(self, namespace, f"{name}/{container}", "did not exit", timeout, last,
+                          name)
 
     def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90,
                             fail_fast: bool = True) -> client.V1Deployment:
@@ -322,6 +320,166 @@ class Kube:
                 raise
             return f"(no logs: {err.reason})"
 
+
+# -- one wait's reading of one watch event (Kube's own watches and PodWatch share them) --
+
+def pod_reached(namespace: str, name: str, until: str, event: str, pod: client.V1Pod,
+                noted: set | None = None, sandbox_failure: str | None = None
+                ) -> client.V1Pod | None:
+    """The pod once it is `until`, None while it may still get there; Terminal when
+    it cannot by itself (deleted, failed, a container stuck, the kubelet's sandbox
+    failure if one is given). `noted`: the containers whose transient error the report
+    already shows."""
+    note_transient(pod, set() if noted is None else noted)
+    if event == "DELETED":
+        raise Terminal(f"pod {namespace}/{name} was deleted", pod, "Deleted")
+    problem = terminal_problem(pod)
+    if problem:
+        raise Terminal(f"pod {namespace}/{name}: {problem[1]}", pod, problem[0])
+    if sandbox_failure is not None:
+        raise Terminal(f"pod {namespace}/{name}: {SANDBOX_FAILED}: {sandbox_failure}", pod,
+                       SANDBOX_FAILED)
+    return pod if _pod_reached(pod, until) else None
+
+
+def container_exited(namespace: str, name: str, container: str, event: str,
+                     pod: client.V1Pod, noted: set | None = None) -> client.V1Pod | None:
+    """The pod once `container` has terminated at least once, None until then;
+    Terminal when it cannot start (a crash loop is what is awaited, not a problem)."""
+    note_transient(pod, set() if noted is None else noted)
+    if event == "DELETED":
+        raise Terminal(f"pod {namespace}/{name} was deleted", pod, "Deleted")
+    for cs in pod.status.container_statuses or []:
+        if cs.name == container and (cs.restart_count > 0 or (cs.state and cs.state.terminated)):
+            return pod
+    problem = terminal_problem(pod)
+    if problem and problem[0] != "CrashLoopBackOff":
+        raise Terminal(f"pod {namespace}/{name}: {problem[1]}", pod, problem[0])
+    return None
+
+
+def pod_timeout(kube: Kube, namespace: str, what: str, state: str, timeout: float,
+                last: client.V1Pod | None, pod_name: str | None = None) -> WaitTimeout:
+    """What a wait awaited, what it last saw, and the pod's events."""
+    kind = "container" if "/" in what else "pod"
+    return WaitTimeout(f"{kind} {namespace}/{what} {state} after {timeout:.0f}s; "
+                       f"last seen: {describe_pod(last)}\nevents:\n"
+                       f"{format_events(kube.events(namespace, pod_name or what))}")
+
+
+class PodWatch:
+    """One watch over the pods of every namespace (and one over the kubelet's sandbox
+    failures), shared by many waits (the scheduler's cases, each in its own namespace):
+    each wait reads the latest event of its pod, with the rules of Kube's own waits
+    (pod_reached, container_exited), bounded by its timeout. The watches restart
+    (bounded requests, resumed at the last resourceVersion) until `stop`."""
+
+    REQUEST_S = 20  # one watch request's bound; a stop is noticed within it
+
+    def __init__(self, kube: Kube):
+        self.kube = kube
+        self._latest: dict[tuple[str, str], tuple[int, str, client.V1Pod]] = {}
+        self._sandbox = SandboxFailures()  # keyed (namespace, pod)
+        self._seq = 0
+        self._changed = threading.Condition()
+        self._stopped = threading.Event()
+        self.problem: str | None = None  # a watch's last error, for a timeout's message
+        self._threads = [
+            threading.Thread(target=self._follow, args=(kube.core.list_pod_for_all_namespaces,
+                                                        {}, self._on_pod),
+                             name="secctx-pod-watch", daemon=True),
+            threading.Thread(target=self._follow,
+                             args=(kube.core.list_event_for_all_namespaces,
+                                   {"field_selector": f"reason={SANDBOX_FAILED}"},
+                                   self._on_sandbox_event),
+                             name="secctx-sandbox-watch", daemon=True)]
+
+    def start(self) -> PodWatch:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _on_pod(self, event: str, pod: client.V1Pod) -> None:
+        self._seq += 1
+        self._latest[(pod.metadata.namespace, pod.metadata.name)] = (self._seq, event, pod)
+
+    def _on_sandbox_event(self, event: str, ev: client.CoreV1Event) -> None:
+        key = (ev.involved_object.namespace, ev.involved_object.name)
+        if self._sandbox.add(key, ev) and key in self._latest:  # its waits look again
+            self._seq += 1
+            self._latest[key] = (self._seq, "MODIFIED", self._latest[key][2])
+
+    def _follow(self, list_fn, kwargs: dict, on_event) -> None:
+        version = None
+        while not self._stopped.is_set():
+            w = watch.Watch()
+            try:
+                for ev in w.stream(list_fn, timeout_seconds=self.REQUEST_S,
+                                   _request_timeout=self.REQUEST_S + 10,
+                                   **kwargs, **({"resource_version": version} if version else {})):
+                    with self._changed:
+                        on_event(ev["type"], ev["object"])
+                        self._changed.notify_all()
+                    if self._stopped.is_set():
+                        break
+                version = w.resource_version
+                self.problem = None  # a request that ran to its bound: the watch is well
+            except ApiException as err:
+                version = None  # 410 Gone: list again (every object comes as ADDED)
+                self.problem = f"watch: {err.status} {err.reason}"
+            except Exception as err:  # noqa: BLE001 - a dropped connection: watch again
+                self.problem = f"watch: {err!r}"
+                self._stopped.wait(1)
+
+    def _await(self, namespace: str, name: str, reached, timeout: float):
+        deadline = time.monotonic() + timeout
+        seen, last = 0, None
+        with self._changed:
+            while True:
+                seq, event, pod = self._latest.get((namespace, name), (0, "", None))
+                if seq > seen:
+                    seen, last = seq, pod
+                    if reached(event, pod) is not None:
+                        return pod, None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopped.is_set():
+                    return None, last
+                self._changed.wait(remaining)
+
+    def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
+                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
+        noted = set()
+
+        def reached(event, pod):
+            failure = self._sandbox.refusal((namespace, name), sandbox_failures)
+            return pod_reached(namespace, name, until, event, pod, noted, failure)
+        pod, last = self._await(namespace, name, reached, timeout)
+        if pod is None:
+            raise self._timeout(namespace, name, f"not {until}", timeout, last)
+        return pod
+
+    def wait_for_container_exit(self, name: str, namespace: str, container: str,
+                                timeout: float = 60) -> client.V1Pod:
+        noted = set()
+        pod, last = self._await(
+            namespace, name,
+            lambda ev, p: container_exited(namespace, name, container, ev, p, noted), timeout)
+        if pod is None:
+            raise self._timeout(namespace, f"{name}/{container}", "did not exit", timeout, last,
+                                name)
+        return pod
+
+    def _timeout(self, namespace, what, state, timeout, last, pod_name=None) -> WaitTimeout:
+        if self._stopped.is_set():
+            state += " (the run stopped)"
+        elif self.problem:
+            state += f" ({self.problem})"
+        return pod_timeout(self.kube, namespace, what, state, timeout, last, pod_name)
 
 def handshake_refusal(err: ApiException, namespace: str) -> ApiException:
     """The WebSocket client reports a refused exec as status 0 with the server's
@@ -418,7 +576,7 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
         return st.reason or st.phase, st.message or f"pod phase {st.phase}"
     for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
         waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in TERMINAL_WAITING:
+        if waiting and waiting.reason in TERMINAL_WAITING and not transient_run_error(waiting):
             message = f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
             if waiting.reason == "ErrImageNeverPull":
                 message += (f"; image {cs.image} is not on the node: load it (kind load "
@@ -432,6 +590,59 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
                 cond.reason == "Unschedulable" and "preemption is not helpful" in (cond.message or ""):
             return "Unschedulable", cond.message
     return None
+
+
+def transient_run_error(waiting) -> bool:
+    return waiting.reason == "RunContainerError" and _transient(waiting.message)
+
+
+def _transient(message: str | None) -> bool:
+    return any(t in (message or "") for t in TRANSIENT_RUN_ERRORS)
+
+
+class SandboxFailures:
+    """The kubelet's failures to create pods' sandboxes, counted over its retries: a
+    retry with a new sandbox id is an event of its own, one event counts its repeats.
+    A transient failure (sandbox_refusal) is not counted."""
+
+    def __init__(self) -> None:
+        self._counts: dict = {}  # pod key -> {event name: its count}
+        self._message: dict = {}  # pod key -> the latest failure
+
+    def add(self, key, event) -> bool:
+        refusal = sandbox_refusal(event)
+        if refusal is None:
+            return False
+        self._counts.setdefault(key, {})[event.metadata.name] = event.count or 1
+        self._message[key] = refusal
+        return True
+
+    def refusal(self, key, nth: int) -> str | None:
+        """The failure once there were `nth` (0: never)."""
+        if nth and sum(self._counts.get(key, {}).values()) >= nth:
+            return self._message[key]
+        return None
+
+
+def sandbox_refusal(event) -> str | None:
+    """The kubelet's sandbox failure an event reports, None if it reports none (or a
+    transient one, which the kubelet retries: runc's freeze time-out, as for containers)."""
+    if event.type == "Warning" and event.involved_object.kind == "Pod" and \
+            not _transient(event.message):
+        return event.message or ""
+    return None
+
+
+def note_transient(pod: client.V1Pod, noted: set) -> None:
+    """A step in the report, once per container and wait, for a transient RunContainerError
+    the wait went past (a retry must never hide a flake)."""
+    from . import report
+    for cs in pod.status.container_statuses or []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting and transient_run_error(waiting) and cs.name not in noted:
+            noted.add(cs.name)
+            with report.step(f"RETRY by the kubelet: container {cs.name}: {waiting.message}"):
+                pass
 
 
 def describe_pod(pod: client.V1Pod | None) -> str:

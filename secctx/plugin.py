@@ -26,6 +26,7 @@ from .errors import RunStopped, infrastructure, permissions
 from .generated import options as generated_options
 from .nodefacts import DEFAULT_RUNTIME
 from .offline import log
+from .scheduler import DEFAULT_CONCURRENCY, Job, Scheduler
 from .signals import cleanup_first, terminate_like_interrupt
 
 
@@ -61,6 +62,10 @@ def pytest_addoption(parser):
                      "offline kind: crun and runsc)")
     g.addoption("--observations", type=Path, default=None, metavar="FILE",
                 help="write what the run observed, as JSON (default: reports/observations.json)")
+    g.addoption("--case-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                help="every selected recipe case is applied at once; at most N are observed "
+                     f"and judged at once (default {DEFAULT_CONCURRENCY}; 1: one case after "
+                     "another, from apply to verdict)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
                 help="compare this run's observations with FILE (an earlier run's) at the end")
     generated_options.add(g)
@@ -120,6 +125,10 @@ def option_problem(get) -> str | None:
         kindconfig.registry_mirrors(get("registry_mirror") or [])
     except ValueError as err:
         return str(err)
+    concurrency = get("case_concurrency")
+    if concurrency is not None and concurrency < 1:
+        return (f"--case-concurrency {concurrency} is below 1: pass 1 (one case after another) "
+                "or more")
     baseline = recording.baseline_problem(get("compare_to"))
     if baseline:
         return baseline
@@ -371,17 +380,15 @@ def pytest_runtest_makereport(item, call):
         item.session.shouldfail = "run stopped at the first INFRASTRUCTURE error (see above)"
 
 
+def namespace_prefix(node) -> str:
+    """A test's namespace prefix: secctx- and its parameter id (or its name)."""
+    return ("secctx-" + node.name.split("[")[-1].rstrip("]").replace(":", "-")).lower()[:40]
+
+
 @pytest.fixture
 def namespace(request, suite):
     """A fresh namespace per test, deleted afterwards (kept on failure if asked)."""
-    prefix = "secctx-" + request.node.name.split("[")[-1].rstrip("]").replace(":", "-")
-    ns = suite.new_namespace(prefix.lower()[:40])
-    try:
-        suite.kube.wait_for_default_service_account(ns)
-    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or timed out: no teardown will run
-        with cleanup_first(f"deleting namespace {ns}"):
-            suite.kube.delete_namespace(ns)
-        raise
+    ns = suite.open_namespace(namespace_prefix(request.node))
     yield ns
     failed = getattr(request.node, "rep_call", None) and request.node.rep_call.failed
     if failed and request.config.getoption("keep_on_failure"):
@@ -392,3 +399,43 @@ def namespace(request, suite):
     with cleanup_first(f"deleting namespace {ns}"), timing.phase(request.node.nodeid, "cleanup"):
         suite.kube.delete_namespace(ns)
 
+
+# -- the recipe cases, started together -------------------------------------
+
+@pytest.fixture(scope="session")
+def scheduler(request, suite):
+    """Works on every selected recipe case of this process at once (secctx.scheduler);
+    each test_recipe_case reads its own case's result."""
+    s = Scheduler(suite, request.config.getoption("case_concurrency") or DEFAULT_CONCURRENCY,
+                  keep_on_failure=request.config.getoption("keep_on_failure"),
+                  upcoming=lambda: upcoming_jobs(request.session))
+    try:
+        yield s
+    finally:
+        with cleanup_first("stopping the recipe cases"):
+            s.close()
+
+
+@pytest.fixture(autouse=True)
+def _recipe_cases_start_early(request):
+    """The recipe cases start once the cluster is there, while the other tests run
+    (their pods overlap): any test that uses the suite starts what is not started."""
+    if "suite" in request.fixturenames and upcoming_jobs(request.session):
+        request.getfixturevalue("scheduler").start()
+
+
+def recipe_job(item) -> Job:
+    return Job(item.callspec.params["recipe_case"], item.nodeid, namespace_prefix(item))
+
+
+def upcoming_jobs(session) -> list[Job]:
+    """The recipe-case tests this process will run, in order: the selected ones
+    (after -k, -m); on an xdist worker those queued to it so far."""
+    items = session.items
+    queue = next((p.torun for p in session.config.pluginmanager.get_plugins()
+                  if type(p).__name__ == "WorkerInteractor" and hasattr(p, "torun")), None)
+    if queue is not None:
+        with queue.lock() as queued:
+            items = [items[i] for i in list(queued) if isinstance(i, int)]
+    return [recipe_job(i) for i in items
+            if hasattr(i, "callspec") and "recipe_case" in i.callspec.params]

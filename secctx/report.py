@@ -6,9 +6,12 @@ and a step that says how.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import allure
@@ -177,23 +180,129 @@ def plain_parameters(params: dict) -> None:
             allure.dynamic.parameter(name, Plain(value))
 
 
+# --- where steps and attachments go: Allure, or a recording --------------------
+# The scheduler works on cases in background threads, where allure-pytest has no
+# test (a thread without one writes into whatever test the main thread runs). There
+# every step, attachment, tag and label is recorded, and the case's test replays
+# the recording into its own result.
+
+@dataclass
+class _Node:
+    kind: str  # "step", "attach", "dynamic"
+    args: tuple
+    children: list = field(default_factory=list)
+    failure: BaseException | None = None
+
+
+class Recording:
+    """What a case wrote to the report while it ran elsewhere, in order."""
+
+    def __init__(self) -> None:
+        self.root = _Node("step", ("",))
+        self._open = [self.root]
+
+    def add(self, kind: str, *args) -> _Node:
+        node = _Node(kind, args)
+        self._open[-1].children.append(node)
+        return node
+
+    def replay(self) -> None:
+        """Into the current test, as if it had run here."""
+        for node in self.root.children:
+            _replay(node)
+
+
+def _replay(node: _Node) -> None:
+    if node.kind == "attach":
+        allure.attach(*node.args[:2], attachment_type=node.args[2])
+    elif node.kind == "dynamic":
+        getattr(allure.dynamic, node.args[0])(*node.args[1:])
+    else:
+        step_ = allure.step(node.args[0])
+        step_.__enter__()
+        for child in node.children:
+            _replay(child)
+        failure = node.failure
+        step_.__exit__(type(failure) if failure else None, failure, None)
+
+
+_here = threading.local()
+
+
+@contextlib.contextmanager
+def recording(into: Recording):
+    """Within this block (this thread), the report is written into `into`."""
+    before = getattr(_here, "recording", None)
+    _here.recording = into
+    try:
+        yield into
+    finally:
+        _here.recording = before
+
+
+def _recording() -> Recording | None:
+    return getattr(_here, "recording", None)
+
+
+@contextlib.contextmanager
 def step(title: str):
-    return allure.step(title)
+    rec = _recording()
+    if rec is None:
+        with allure.step(title):
+            yield
+        return
+    node = rec.add("step", title)
+    rec._open.append(node)
+    try:
+        yield
+    except BaseException as err:
+        node.failure = err
+        raise
+    finally:
+        rec._open.pop()
+
+
+def _failed_step(title: str, failure: BaseException | None) -> None:
+    """A step that ended with `failure` (None: passed), without raising here."""
+    rec = _recording()
+    if rec is not None:
+        rec.add("step", title).failure = failure
+        return
+    step_ = allure.step(title)
+    step_.__enter__()
+    step_.__exit__(type(failure) if failure else None, failure, None)
+
+
+def _attach(body, name: str, attachment_type) -> None:
+    if body is None:  # allure-pytest cannot write None (an API answer with no body)
+        body = "(nothing)"
+    rec = _recording()
+    if rec is not None:
+        rec.add("attach", body, name, attachment_type)
+    else:
+        allure.attach(body, name=name, attachment_type=attachment_type)
+
+
+def dynamic(what: str, *args) -> None:
+    """allure.dynamic.<what>(*args) for the test this case belongs to."""
+    rec = _recording()
+    if rec is not None:
+        rec.add("dynamic", what, *args)
+    else:
+        getattr(allure.dynamic, what)(*args)
 
 
 def attach_text(name: str, text: str) -> None:
-    allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+    _attach(text, name, allure.attachment_type.TEXT)
 
 
 def attach_yaml(name: str, obj) -> None:
-    allure.attach(yaml.safe_dump_all(obj if isinstance(obj, list) else [obj], sort_keys=False)
-                  if not isinstance(obj, str) else obj,
-                  name=name, attachment_type=allure.attachment_type.YAML)
+    _attach(yaml.safe_dump_all(obj if isinstance(obj, list) else [obj], sort_keys=False)
+            if not isinstance(obj, str) else obj, name, allure.attachment_type.YAML)
 
 
 def attach_json(name: str, data) -> None:
-    allure.attach(json.dumps(data, indent=1, sort_keys=True), name=name,
-                  attachment_type=allure.attachment_type.JSON)
+    _attach(json.dumps(data, indent=1, sort_keys=True), name, allure.attachment_type.JSON)
 
 
 def attach_object(name: str, api_obj, api_client) -> None:
@@ -211,12 +320,10 @@ def record_checks(checks, recipe_claim: str | None = None) -> None:
     """One step per check (verdict.Check), failed steps marked, one table attachment,
     then where the recipe's claim differs."""
     for check in checks:
-        step_ = allure.step(check.line())
-        step_.__enter__()
         # A failed step carries its line alone: an exception raised here would add a
         # Python traceback (this function's frame) to the step in the report.
-        failure = None if check.ok else pytest.fail.Exception(check.line(), pytrace=False)
-        step_.__exit__(type(failure) if failure else None, failure, None)
+        _failed_step(check.line(), None if check.ok else
+                     pytest.fail.Exception(check.line(), pytrace=False))
     attach_text("observed vs expected", "\n".join(c.line() for c in checks))
     note_recipe_claim(recipe_claim)
 
@@ -227,8 +334,8 @@ RECIPE_CLAIM_TAG = "recipe claim differs"
 def note_recipe_claim(case_claim: str | None) -> None:
     """A step and a tag (filterable in the report) where the recipe is wrong."""
     if case_claim:
-        allure.dynamic.tag(RECIPE_CLAIM_TAG)
-        with allure.step("RECIPE CLAIM DIFFERS: " + case_claim[:200]):
+        dynamic("tag", RECIPE_CLAIM_TAG)
+        with step("RECIPE CLAIM DIFFERS: " + case_claim[:200]):
             attach_text("recipe claim vs Kubernetes", case_claim)
 
 

@@ -1,7 +1,8 @@
-"""One case from manifest to observation: apply, await the outcome, collect.
+"""One case from manifest to verdict: apply, await the outcome, collect, judge.
 
-The tests in suites/ call `run` (or `start_pod` and `sh` for pods they write
-themselves); every step is recorded in the report with its inputs and outputs.
+The scheduler (secctx/scheduler.py) calls `judge` for every recipe case; tests
+that write their own pods call `start_pod` and `sh`. Every step is recorded in
+the report with its inputs and outputs.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from . import observe, podspec, report, timing
+from . import expect, observe, podspec, report, timing, verdict
 from .cases import Case, Outcome
 from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_RUNTIME
@@ -28,14 +29,42 @@ class Applied:
     refused: str | None = None  # the API server's answer when it refused the workload
 
 
+def judge(suite: Suite, case: Case, namespace: str, storage: str | None, timing_id: str,
+          runtime: str = DEFAULT_RUNTIME, waits=None, starting=None, observing=None) -> None:
+    """A case from manifest to verdict (what its test asserts): run it under `runtime`,
+    compare what it showed with what Kubernetes promises, record each check, and
+    raise if one fails (with the namespace's diagnostics attached)."""
+    env = suite.env.under(runtime)
+    outcome, _ = expect.outcome_for(case, env)
+    with dump_on_failure(suite, namespace):
+        observed = run(suite, case, namespace, storage, outcome, timing_id, runtime, waits,
+                       starting, observing)
+        expected = expect.for_case(case, env, observed.learned)
+        checks = verdict.compare(expected, observed)
+        report.record_checks(checks, case.recipe_claim)
+        verdict.assert_holds(expected, checks)
+
+
+def not_to_run(suite: Suite, case: Case, runtime: str = DEFAULT_RUNTIME) -> None:
+    """Skip a case this Kubernetes lacks; stop one whose RuntimeClass cannot run here
+    (Suite.require_runtime)."""
+    unavailable = expect.not_available(case, suite.kubernetes_version)
+    if unavailable:
+        pytest.skip(unavailable)
+    suite.require_runtime(runtime)
+
+
 def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
-        timing_id: str, runtime: str = DEFAULT_RUNTIME) -> observe.Observed:
+        timing_id: str, runtime: str = DEFAULT_RUNTIME, waits=None, starting=None,
+        observing=None) -> observe.Observed:
     """Apply the case (its workload under RuntimeClass `runtime`), wait for the outcome
-    it expects (or the one that comes instead), and read everything it shows."""
-    with timing.phase(timing_id, "apply_to_ready"):
+    it expects (or the one that comes instead), and read everything it shows. `waits`
+    follows the pods (default: a watch of their own); `starting` and `observing` bound
+    how many cases start pods and observe at once (the scheduler's semaphores)."""
+    with starting or contextlib.nullcontext(), timing.phase(timing_id, "apply_to_ready"):
         applied = apply(suite, case, namespace, prepare_objects(case, suite, storage, runtime))
-        status, waited = await_outcome(suite, case, applied, outcome)
-    with timing.phase(timing_id, "observation"):
+        status, waited = await_outcome(suite, case, applied, outcome, waits=waits)
+    with observing or contextlib.nullcontext(), timing.phase(timing_id, "observation"):
         observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
                                    suite.image_user)
     report.attach_json("observation (as data)", observe.to_record(observed))
@@ -82,11 +111,13 @@ def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Appl
 
 
 def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
-                  timeout: float = 60) -> tuple[str, object]:
+                  timeout: float = 60, waits=None) -> tuple[str, object]:
     """Wait for what the case expects; returns the outcome reached and the pod (running,
     crashing) or the kubelet's refusal (rejected). A pod expected to be refused that
-    becomes Ready is returned as running, for the verdict to judge."""
+    becomes Ready is returned as running, for the verdict to judge. `waits` follows
+    pods (Kube or a shared kube.PodWatch)."""
     kube = suite.kube
+    watcher = waits or kube
     ns = applied.namespace
     if applied.refused is not None:  # nothing to wait for: the API server said no
         return "invalid", applied.refused
@@ -98,22 +129,22 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
             return "running", pods
     if outcome.status == "running":
         with report.step(f"wait for pod {applied.pod_name} to be Ready (≤{timeout:.0f}s)"):
-            return "running", kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
+            return "running", watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
     if outcome.status == "rejected":
         with report.step(f"wait for pod {applied.pod_name} to be refused: "
                          f"reason {outcome.reason!r}, message containing {outcome.message!r}"):
             try:
                 # A refusal at sandbox creation is the outcome only where the case expects
                 # it; elsewhere a passing sandbox failure must not end the wait.
-                pod = kube.wait_for_pod(applied.pod_name, ns, "Ready", timeout,
-                                        sandbox_failures=int(outcome.reason == SANDBOX_FAILED))
+                pod = watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout,
+                                           sandbox_failures=int(outcome.reason == SANDBOX_FAILED))
             except Terminal as problem:
                 return "rejected", problem
             report.attach_text("pod status (Ready, expected refused)", describe_pod(pod))
             return "running", pod
     # crashing: the container starts and exits; wait until it has done so once.
     with report.step(f"wait for container {case.container} to start and exit (≤{timeout:.0f}s)"):
-        return "crashing", kube.wait_for_container_exit(applied.pod_name, ns, case.container,
+        return "crashing", watcher.wait_for_container_exit(applied.pod_name, ns, case.container,
                                                         timeout)
 
 

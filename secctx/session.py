@@ -22,6 +22,7 @@ from .imagemap import ImageMap
 from .kube import MANAGED_BY, RUN_LABEL, Kube
 from .observations import Collector
 from .offline import log
+from .signals import cleanup_first
 
 WORKER_LABEL = "secctx.io/worker"
 LOCAL_CLASS = "secctx-local"
@@ -86,6 +87,18 @@ class Suite:
         it even if a signal cut its creator short."""
         return self.kube.create_namespace(prefix, self.run_id,
                                           {WORKER_LABEL: self.worker, **(labels or {})})
+
+    def open_namespace(self, prefix: str) -> str:
+        """A new namespace that can take pods (its default ServiceAccount exists);
+        deleted again if that wait fails or is interrupted (nothing else would)."""
+        ns = self.new_namespace(prefix)
+        try:
+            self.kube.wait_for_default_service_account(ns)
+        except BaseException:
+            with cleanup_first(f"deleting namespace {ns}"):
+                self.kube.delete_namespace(ns)
+            raise
+        return ns
 
 
 

@@ -1,12 +1,14 @@
 """Every case in fixtures/cases (and --cases-dir): apply the recipe's manifest,
 wait for the outcome the case expects, look inside the container, and compare
-each observed field with what Kubernetes promises for that spec.
+each observed field with what Kubernetes promises for that spec (runner.judge;
+the scheduler runs every selected case at once).
 """
 from __future__ import annotations
 
 import pytest
 
-from secctx import expect, report, runner, verdict
+from secctx import report
+from secctx.plugin import recipe_job
 
 
 def test_case_file_is_valid(case_file):
@@ -18,18 +20,12 @@ def test_case_file_is_valid(case_file):
 
 
 @pytest.mark.e2e
-def test_recipe_case(recipe_case, suite, namespace):
-    case, storage, runtime = recipe_case.case, recipe_case.storage, recipe_case.runtime
-    report.label_case(case, suite.env, storage, runtime)
-    unavailable = expect.not_available(case, suite.kubernetes_version)
-    if unavailable:
-        pytest.skip(unavailable)
-    suite.require_runtime(runtime)
-    env = suite.env.under(runtime)
-    outcome, _ = expect.outcome_for(case, env)
-    with runner.dump_on_failure(suite, namespace):
-        observed = runner.run(suite, case, namespace, storage, outcome, recipe_case.id, runtime)
-        expected = expect.for_case(case, env, observed.learned)
-        checks = verdict.compare(expected, observed)
-        report.record_checks(checks, case.recipe_claim)
-        verdict.assert_holds(expected, checks)
+def test_recipe_case(recipe_case, suite, scheduler, request):
+    """The case ran with every other selected case (secctx.scheduler): its steps and
+    attachments are replayed here, and what it raised is raised here."""
+    report.label_case(recipe_case.case, suite.env, recipe_case.storage, recipe_case.runtime)
+    result = scheduler.result(recipe_job(request.node))
+    if result.kept:
+        print(f"\nkept namespace {result.namespace} of failed test: "
+              f"KUBECONFIG={suite.cluster.kubeconfig} kubectl -n {result.namespace} get all,events")
+    result.replay()

@@ -76,9 +76,10 @@ class KindCluster(_PytestKindCluster):
         """`kind build node-image --type release VERSION`: kind downloads that
         release's binaries (dl.k8s.io) and builds a node image from them."""
         try:
-            proc = subprocess.run([str(kind_path), "build", "node-image", "--type", "release",
-                                   version, "--image", tag], capture_output=True, text=True,
-                                  timeout=timeout)
+            with log.heartbeat(f"kind build node-image {version}"):
+                proc = subprocess.run([str(kind_path), "build", "node-image", "--type",
+                                       "release", version, "--image", tag],
+                                      capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise ClusterError(f"kind build node-image {version} did not finish within "
                                f"{timeout:.0f}s") from None

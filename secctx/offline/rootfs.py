@@ -54,7 +54,8 @@ def tarball(packages: tuple[str, ...], suite: str = SUITE) -> Path:
 
 
 def _run(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with log.heartbeat(" ".join(cmd[:2])):  # debootstrap takes minutes cold
+        proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 

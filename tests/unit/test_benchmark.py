@@ -179,26 +179,49 @@ def _fig(*seconds, **extra):
     return an.figure([{"seconds": s, "counted": True, "status": "ok", **extra} for s in seconds])
 
 
-def _version(serial=(70.0, 72.0), parallel=(40.0, 41.0)):
+def _version(serial=(70.0, 72.0), scheduler=(15.0, 16.0), e2e=(101.0,)):
     figs = {"node_image_warm": _fig(3.0, 4.0), "cluster_create": _fig(20.0, 22.0),
             "suite_serial": _fig(*serial, counts={"tests": 74, "passed": 70, "skipped": 4},
                                  max_rss_kb=200 * 1024, tree_rss_peak_kb=300 * 1024),
-            "suite_parallel": _fig(*parallel, max_rss_kb=180 * 1024)}
+            "suite_scheduler": _fig(*scheduler, counts={"tests": 74, "passed": 70, "skipped": 4},
+                                    checks=900, max_rss_kb=180 * 1024),
+            "floor_wall": _fig(10.0, 11.0), "floor": _fig(4.0, 5.0),
+            "e2e": _fig(*e2e, counts={"tests": 30, "passed": 30, "failed": 0, "skipped": 0})}
     v = {"node_image": {"state": "built"}, "figures": figs}
-    v["speedup"] = an.speedup(figs["suite_serial"], figs["suite_parallel"])
+    v["speedup"] = an.speedup(figs["suite_serial"], figs["suite_scheduler"])
+    v["peer"] = an.peer(v)
     return v
+
+
+def test_peer_compares_the_suite_with_upstream_e2e_and_the_floor():
+    p = _version()["peer"]
+    assert p["suite_s"] == 15.5 and p["e2e_s"] == 101.0 and p["ratio"] == round(101 / 15.5, 2)
+    assert p["floor_s"] == 4.5 and p["suite_over_floor_wall_s"] == 5.0
+    assert p["suite_checks"] == 900 and p["e2e_specs"]["tests"] == 30
+    assert an.peer({"figures": {}}) is None
+
+
+def test_count_checks_counts_the_lines_of_every_observed_vs_expected_attachment(tmp_path):
+    (tmp_path / "a-attachment.txt").write_text("runAsUser: 1000 == 1000 ok\nfsGroup: ok\n")
+    (tmp_path / "b-attachment.txt").write_text("ignored\n")
+    (tmp_path / "1-result.json").write_text(json.dumps({"attachments": [
+        {"name": "observed vs expected", "source": "a-attachment.txt"},
+        {"name": "node environment", "source": "b-attachment.txt"}],
+        "steps": [{"attachments": [{"name": "observed vs expected",
+                                    "source": "a-attachment.txt"}]}]}))
+    assert an.count_checks(tmp_path) == 4
+    assert an.count_checks(tmp_path / "missing") is None
 
 
 def test_targets():
     t = {x["target"]: x for x in an.targets(_version())}
     assert t["node image build, warm"]["met"] is True
     assert t["cluster creation"]["value"] == 21.0
-    suite = t["suite, best of serial and -n auto"]
-    assert suite["value"] == 40.5 and suite["met"] is True  # parallel is under 60 s
-    assert t["speed-up of -n auto over serial"]["met"] is True
-    slow = {x["target"]: x for x in an.targets(_version(parallel=(60.0, 62.0)))}
-    assert slow["suite, best of serial and -n auto"]["met"] is False
-    assert slow["speed-up of -n auto over serial"]["met"] is False
+    assert t["suite, scheduler"]["value"] == 15.5 and t["suite, scheduler"]["met"] is True
+    assert t["upstream e2e Security Context / suite"]["met"] is True  # 6.5x
+    slow = {x["target"]: x for x in an.targets(_version(scheduler=(30.0, 32.0)))}
+    assert slow["suite, scheduler"]["met"] is False
+    assert slow["upstream e2e Security Context / suite"]["met"] is False  # 3.3x
     empty = an.targets({"figures": {}})
     assert all(x["met"] is None and x["value"] is None for x in empty)
 
@@ -218,14 +241,20 @@ def test_render_table():
     result["targets"] = an.targets(ver)
     table = an.render_table(result)
     assert "| node image build, warm | v1.37.2 | 3.5 s | 3.0 s | 4.0 s | 2 |" in table
-    assert "| suite, serial | v1.37.2 | 71.0 s | 70.0 s | 72.0 s | 2 | 74: 70 passed, 4 skipped |" \
-        in table
+    assert ("| suite, serial (--case-concurrency 1) | v1.37.2 | 71.0 s | 70.0 s | 72.0 s | 2 | "
+            "74: 70 passed, 4 skipped |") in table
+    assert "| suite, scheduler (default) | v1.37.2 | 15.5 s |" in table
     assert "1× timeout" in table  # failures are visible next to the figure
-    assert "| speed-up serial / -n auto | v1.37.2 | 1.75× |" in table
+    assert "| speed-up serial / scheduler | v1.37.2 | 4.58× |" in table
+    assert ("| upstream e2e / suite (scheduler) | v1.37.2 | 6.52× |  |  |  | e2e: 30 specs "
+            "(30 passed) in 101.0 s; suite: 74 tests, 900 field checks in 15.5 s |") in table
+    assert "| suite (scheduler) over the floor | v1.37.2 | 5.0 s |" in table
+    assert "| floor: the cases' pods from first namespace to last outcome | v1.37.2 | 4.5 s |" in table
     assert "peak RSS, serial: largest process | v1.37.2 | 200 MB" in table
     assert "peak RSS, serial: whole process tree | v1.37.2 | 300 MB" in table
     assert "Not measured: v1.34.4: node image not built (missing x)." in table
-    assert "| speed-up of -n auto over serial | ≥ 1.5× | 1.75× | ✓ |" in table
+    assert "| upstream e2e Security Context / suite | ≥ 5× | 6.52× | ✓ |" in table
+    assert "| suite, scheduler | ≤ 20 s | 15.5 s | ✓ |" in table
     assert "| v1.34.4 | not built | – | – | – | – |" in table  # the version matrix
     assert "| slow-case | 11.0 s | 1.0 s | 1.0 s | 12.0 s | > 10 s |" in table
     assert "| ok-case | 2.0 s | 1.0 s | 0.5 s | 3.0 s |  |" in table
@@ -243,12 +272,32 @@ def test_commands():
     assert br.node_image_cmd("v1.37.2")[1:] == ["-m", "secctx", "node-image",
                                                 "--kubernetes-version", "v1.37.2"]
     assert br.node_image_cmd("v1.37.2", rebuild=True)[-1] == "--rebuild"
-    suite = br.suite_cmd("secctx-bench", "v1.36.3", True, Path("/t/j.xml"))
+    suite = br.suite_cmd("secctx-bench", "v1.36.3", "parallel", Path("/t/j.xml"))
     assert suite[1:8] == ["-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
                           "--cluster-name"]
     assert "--keep-cluster" in suite and suite[-2:] == ["-n", "auto"]
     assert suite[suite.index("--kubernetes-version") + 1] == "v1.36.3"
-    assert "-n" not in br.suite_cmd("secctx-bench", "v1.36.3", False, Path("/t/j.xml"))
+    scheduler = br.suite_cmd("secctx-bench", "v1.36.3", "scheduler", Path("/t/j.xml"), Path("/a"))
+    assert "-n" not in scheduler and "--case-concurrency" not in scheduler
+    assert scheduler[-1] == "--alluredir=/a"
+    assert br.suite_cmd("b", "v1.36.3", "serial", Path("/j"))[-2:] == ["--case-concurrency", "1"]
+    floor = br.floor_cmd("secctx-bench", "v1.37.2")
+    assert floor[3].endswith("benchmarks/floor.py") and "--keep-cluster" in floor
+    assert br.e2e_prepare_cmd("b", "v1.37.2")[1:4] == ["-m", "benchmarks.e2e", "--cluster-name"]
+
+
+def test_e2e_reads_ginkgos_summary_and_its_junit_report(tmp_path):
+    from benchmarks import e2e
+    assert e2e.ran_line("...\nRan 30 of 7412 Specs in 101.3 seconds\nSUCCESS!") == {
+        "ran": 30, "of": 7412, "ginkgo_seconds": 101.3}
+    assert e2e.ran_line("no summary") is None
+    (tmp_path / "junit_01.xml").write_text(
+        "<testsuites><testsuite><testcase name='[It] a'/><testcase name='[It] b'><failure/>"
+        "</testcase><testcase name='[It] c'><skipped/></testcase>"
+        "<testcase name='[SynchronizedBeforeSuite]'/></testsuite></testsuites>")
+    assert e2e.spec_counts(tmp_path) == {"tests": 2, "passed": 1, "failed": 1, "skipped": 1}
+    cmd = e2e.command(Path("/e"), Path("/k"), Path("/r"))
+    assert cmd[0] == "/e/e2e.test" and "--ginkgo.focus=Security Context" in cmd
 
 
 def test_base_env_drops_what_would_change_the_commands():
