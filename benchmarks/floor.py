@@ -28,6 +28,7 @@ from secctx.kube import PodWatch, Terminal, WaitTimeout
 from secctx.plugin import case_params
 
 
+@pytest.mark.every_runtime  # it starts every case itself, under each runtime
 def test_floor(suite, request):
     params = []
     for p in case_params(request.config):

@@ -236,9 +236,13 @@ def runtime_names(config) -> list[str]:
     return config._secctx_runtimes
 
 
-def selected_runtimes(items) -> list[str]:
+def selected_runtimes(items, config) -> list[str]:
     """`default` and the RuntimeClasses of the selected recipe cases, in run order: set-up
-    learns (and on kind creates) only those (`-k` without recipe cases: none but default)."""
+    learns (and on kind creates) only those (`-k` without recipe cases: none but default).
+    A test marked `every_runtime` (the benchmark's floor runs every case itself) needs all
+    the run's runtimes."""
+    if any(item.get_closest_marker("every_runtime") for item in items):
+        return runtime_names(config)
     params = (getattr(item, "callspec", None) for item in items)
     chosen = [p.params["recipe_case"].runtime for p in params
               if p is not None and "recipe_case" in p.params]
@@ -326,7 +330,7 @@ def suite(request):
         with infrastructure(results, "suite set-up on the cluster failed"):
             s = session.start(cluster, run_id, profiles, results,
                               context=config.getoption("kube_context"), worker=worker,
-                              runtimes=selected_runtimes(request.session.items))
+                              runtimes=selected_runtimes(request.session.items, config))
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
         with cleanup_first("releasing the cluster"):
             shared.release(keep=config.getoption("keep_cluster") or

@@ -36,10 +36,14 @@ def test_every_case_runs_under_each_runtime_asked_for_and_its_id_says_which():
 
 def test_set_up_learns_only_the_runtimes_of_the_selected_cases():
     params = plugin.case_params(config(["default", "crun", "runsc"]))
-    items = [SimpleNamespace(callspec=SimpleNamespace(params={"recipe_case": p})) for p in params
-             if p.runtime != "crun"] + [SimpleNamespace(name="test_every_node_is_ready")]
-    assert plugin.selected_runtimes(items) == ["default", "runsc"]
-    assert plugin.selected_runtimes(items[-1:]) == ["default"], "no recipe case: default only"
+    def item(marker=None, **params):
+        return SimpleNamespace(callspec=SimpleNamespace(params=params),
+                               get_closest_marker=lambda name: name == marker or None)
+    items = [item(recipe_case=p) for p in params if p.runtime != "crun"] + [item()]
+    cfg = config(["default", "crun", "runsc"])
+    assert plugin.selected_runtimes(items, cfg) == ["default", "runsc"]
+    assert plugin.selected_runtimes(items[-1:], cfg) == ["default"], "no recipe case: default"
+    assert plugin.selected_runtimes([item("every_runtime")], cfg) == ["default", "crun", "runsc"]
 
 
 @pytest.mark.parametrize("options, runtimes", [
