@@ -40,11 +40,8 @@ def test_existing_cluster_runs_creates_no_cluster_and_leaks_no_secret(robust, tm
     secrets = kubeconfig_with_a_token(robust, kubeconfig)
     results = tmp_path / "allure"
     before = robust.counts()
-    # --runtime-class default: the cluster may hold the RuntimeClasses of earlier kind runs
-    # (crun, runsc), which would add their cases; runtimes have tests of their own.
     run = run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
                      "--cluster-name", OTHER, "--mode", robust.mode, "-k", CASES,
-                     "--runtime-class", "default",
                      "--alluredir", str(results), "-rA", "-s", log=tmp_path / "run.log")
     after = robust.counts()
     print(f"\nexisting cluster: exit {run.returncode} in {run.seconds:.1f}s; kind clusters "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .robust_helpers import ROOT, nested_env, write_case
+from .robust_helpers import ONE_RUNTIME, ROOT, nested_env, write_case
 
 TEAM_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "team-app"},
             "spec": {"terminationGracePeriodSeconds": 0,
@@ -48,7 +48,8 @@ def team_repo(tmp_path) -> Path:
 
 def run_in(repo: Path, site: Path, *args: str, timeout: float = 300):
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args,
+                           *ONE_RUNTIME],
                           cwd=repo, capture_output=True, text=True, timeout=timeout,
                           env=nested_env(PYTHONPATH=str(site)))
     return proc, time.monotonic() - t0
