@@ -32,7 +32,7 @@ FIGURES = {  # name -> label, in table order
     "cluster_create": "cluster creation",
     "cluster_delete": "cluster deletion",
     "suite_serial": "suite, serial (--case-concurrency 1)",
-    "suite_scheduler": "suite, scheduler (default)",
+    "suite_scheduler": "suite, scheduler (--case-concurrency 4)",
     "suite_parallel": "suite, scheduler per xdist worker (-n auto)",
     "floor_wall": "floor: session set-up + the cases' pods, nothing observed",
     "floor": "floor: the cases' pods from first namespace to last outcome",

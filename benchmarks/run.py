@@ -28,6 +28,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from secctx.scheduler import SCHEDULED_CONCURRENCY
+
 from . import analysis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,7 +245,9 @@ def cluster_down_cmd(name: str) -> list[str]:
 
 
 # How the suite runs: one case after another, the scheduler (the default), or xdist.
-SUITE_KINDS = {"serial": ["--case-concurrency", "1"], "scheduler": [], "parallel": ["-n", "auto"]}
+SUITE_KINDS = {"serial": ["--case-concurrency", "1"],
+               "scheduler": ["--case-concurrency", str(SCHEDULED_CONCURRENCY)],
+               "parallel": ["-n", "auto"]}
 
 
 def suite_cmd(name: str, version: str, kind: str, junit: Path,
