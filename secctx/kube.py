@@ -24,6 +24,12 @@ from .categories import timeout
 from .errors import Denial, denial
 from .podspec import condition_true
 
+# Every watch.Watch() builds an ApiClient from the default Configuration; without a stored
+# default that reads the proxy settings by iterating os.environ, which pytest's main thread
+# changes (PYTEST_CURRENT_TEST) while case threads start watches: KeyError (seen in CI).
+# A stored default is deep-copied instead, reading nothing from the environment.
+client.Configuration.set_default(client.Configuration())
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "secctx-conformance"}
 RUN_LABEL = "secctx.io/run"
 
