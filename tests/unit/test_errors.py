@@ -254,15 +254,20 @@ def test_offline_rewrite_never_pulls_online_keeps_the_policy():
         "imagePullPolicy"] == "Never"
 
 
-def test_missing_image_waiting_error_says_how_to_load_it():
-    pod = client.V1Pod(
+def waiting_pod(image: str, reason: str, message: str) -> client.V1Pod:
+    """A Pending pod whose one container waits with `reason` for `image`."""
+    return client.V1Pod(
         spec=client.V1PodSpec(containers=[], restart_policy="Always"),
         status=client.V1PodStatus(phase="Pending", container_statuses=[client.V1ContainerStatus(
-            name="app", image="secctx.local/absent:1.0", image_id="", ready=False,
-            restart_count=0, state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
-                reason="ErrImageNeverPull",
-                message='Container image "secctx.local/absent:1.0" is not present with pull '
-                        'policy of Never')))]))
+            name="app", image=image, image_id="", ready=False, restart_count=0,
+            state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
+                reason=reason, message=message)))]))
+
+
+def test_missing_image_waiting_error_says_how_to_load_it():
+    pod = waiting_pod("secctx.local/absent:1.0", "ErrImageNeverPull",
+                      'Container image "secctx.local/absent:1.0" is not present with pull '
+                      'policy of Never')
     reason, message = kube.terminal_problem(pod)
     assert reason == "ErrImageNeverPull"
     assert message.endswith("image secctx.local/absent:1.0 is not on the node: load it (kind load "
@@ -270,12 +275,8 @@ def test_missing_image_waiting_error_says_how_to_load_it():
 
 
 def test_an_image_the_node_could_not_pull_is_not_called_missing_from_the_node():
-    pod = client.V1Pod(
-        spec=client.V1PodSpec(containers=[], restart_policy="Always"),
-        status=client.V1PodStatus(phase="Pending", container_statuses=[client.V1ContainerStatus(
-            name="app", image="docker.io/library/busybox:1.36", image_id="", ready=False,
-            restart_count=0, state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
-                reason="ErrImagePull", message="failed to resolve reference: not found")))]))
+    pod = waiting_pod("docker.io/library/busybox:1.36", "ErrImagePull",
+                      "failed to resolve reference: not found")
     reason, message = kube.terminal_problem(pod)
     assert reason == "ErrImagePull" and "not on the node" not in message
     assert message.endswith("the node could not pull image docker.io/library/busybox:1.36: fix "
