@@ -205,6 +205,7 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
         _cri_base_spec(built["containerd"] / "ctr", product_files_hook=False))
     (root / "etc/cni/net.d").mkdir(parents=True, exist_ok=True)
     shutil.copy2(NODE_FILES / "10-secctx-bridge.conflist", root / "etc/cni/net.d/")
+    shutil.copy2(NODE_FILES / "secctx-pod-masquerade.service", root / "etc/systemd/system/")
     (root / "kind/manifests").mkdir(parents=True, exist_ok=True)
     shutil.copy2(NODE_FILES / "default-cni.yaml", root / "kind/manifests/default-cni.yaml")
     storage = (NODE_FILES / "default-storage.yaml").read_text()
@@ -312,6 +313,7 @@ RUN chmod 755 /kind /kind/bin \\
  && echo "ReadKMsg=no" >> /etc/systemd/journald.conf \\
  && (test -e /sbin/init || ln -s /usr/lib/systemd/systemd /sbin/init) \\
  && systemctl enable kubelet.service containerd.service undo-mount-hacks.service \\
+                   secctx-pod-masquerade.service \\
  && systemctl mask systemd-binfmt.service \\
  && mkdir -p /etc/kubernetes/manifests
 ENV container=docker
