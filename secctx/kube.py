@@ -164,14 +164,15 @@ class Kube:
     def wait_for_pods(self, namespace: str, field_selector: str | None, count: int,
                       until: str = "Ready", timeout: float = 60,
                       sandbox_failures: int = 0, label_selector: str | None = None,
-                      what: str = "") -> dict[str, client.V1Pod]:
+                      what: str = "", final: tuple[str, ...] = ()) -> dict[str, client.V1Pod]:
         """{name: pod} once `count` pods of the selection have reached `until`; Terminal
         at the first that cannot (see wait_for_pod), WaitTimeout at the bound. One watch
-        on the pods and, with `sandbox_failures`, one on the namespace's events."""
+        on the pods and, with `sandbox_failures`, one on the namespace's events; a
+        sandbox failure that says one of `final` ends it at once (no retry mends it)."""
         what = what or f"pods {label_selector or field_selector} in {namespace}"
         pods: dict[str, client.V1Pod] = {}
         reached: dict[str, client.V1Pod] = {}
-        failures = SandboxFailures()
+        failures = SandboxFailures(final)
         noted: set = set()
         sources = {"pod": (self.core.list_namespaced_pod, namespace,
                            {"field_selector": field_selector, "label_selector": label_selector})}
@@ -611,9 +612,10 @@ class SandboxFailures:
     retry with a new sandbox id is an event of its own, one event counts its repeats.
     A transient failure (sandbox_refusal) is not counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, final: tuple[str, ...] = ()) -> None:
         self._counts: dict = {}  # pod key -> {event name: its count}
         self._message: dict = {}  # pod key -> the latest failure
+        self._final = final  # what a failure says that no retry mends: it counts at once
 
     def add(self, key, event) -> bool:
         refusal = sandbox_refusal(event)
@@ -625,7 +627,9 @@ class SandboxFailures:
 
     def refusal(self, key, nth: int) -> str | None:
         """The failure once there were `nth` (0: never)."""
-        if nth and sum(self._counts.get(key, {}).values()) >= nth:
+        if nth and key in self._message and (
+                sum(self._counts[key].values()) >= nth
+                or any(says in self._message[key] for says in self._final)):
             return self._message[key]
         return None
 

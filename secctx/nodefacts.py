@@ -316,7 +316,16 @@ def _seccomp_default(kube: Kube, node: str) -> bool:
 
 
 class RuntimeUnavailable(Exception):
-    """A RuntimeClass whose containers do not run here: one line, with the runtime's error."""
+    """A RuntimeClass whose containers do not run here, with the runtime's own error;
+    `line` says it in one line, explained by the nodes' bounding set where it can be
+    (known only once the node helper ran: the probes run beside it)."""
+
+    def __init__(self, runtime: Runtime, error: str):
+        super().__init__(unavailable_line(runtime, error))
+        self.runtime, self.error = runtime, error
+
+    def line(self, grantable_caps: int = caps.ALL_CAPS) -> str:
+        return unavailable_line(self.runtime, self.error, grantable_caps)
 
 
 # Run in each container of the runtime probe: what the runtime gives a privileged
@@ -356,7 +365,7 @@ def runtime_facts(stdout: str) -> dict:
 
 
 def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
-                   timeout: float = 90, grantable_caps: int = caps.ALL_CAPS) -> Runtime:
+                   timeout: float = 90) -> Runtime:
     """Learn per node what containers of `runtime` get (its probe DaemonSet) and what
     the kubelet reports for its handler; RuntimeUnavailable when they do not run."""
     ds = runtime_probe(image, runtime.name)
@@ -365,8 +374,7 @@ def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
                 for n in kube.core.list_node().items}
     kube.apps.create_namespaced_daemon_set(namespace, ds)
     try:
-        pods = _wait_for_probe(kube, namespace, name, len(statuses), runtime, timeout,
-                               grantable_caps)
+        pods = _wait_for_probe(kube, namespace, name, len(statuses), runtime, timeout)
         for pod, node in pods.items():
             out = "".join(kube.exec(pod, namespace, c, ["sh", "-c", script]).stdout
                           for c, script in (("privileged", _PRIVILEGED_SCRIPT),
@@ -380,26 +388,28 @@ def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
 
 
 def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: Runtime,
-                    timeout: float, grantable_caps: int) -> dict[str, str]:
+                    timeout: float) -> dict[str, str]:
     """{pod: node} once the probe is Ready on every node; else RuntimeUnavailable with the
     runtime's own error, as soon as a pod shows it (a container's waiting state, or the
     kubelet's second sandbox failure: a handler that cannot run here fails there, again)."""
     try:
         pods = kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
                                   sandbox_failures=2, label_selector=f"app={name}",
-                                  what=f"the {runtime.name} probe's pods")
+                                  what=f"the {runtime.name} probe's pods",
+                                  final=tuple(says for says, _, _ in HOST_LIMITS))
     except Terminal as err:
-        raise RuntimeUnavailable(unavailable_line(runtime, str(err), grantable_caps)) from None
+        raise RuntimeUnavailable(runtime, str(err)) from None
     except WaitTimeout:
         warnings = [e for e in kube.events(namespace) if e.type == "Warning"
                     and (e.involved_object.name or "").startswith(name)]
         why = warnings[-1].message if warnings else f"its pods were not Ready within {timeout:.0f}s"
-        raise RuntimeUnavailable(unavailable_line(runtime, why, grantable_caps)) from None
+        raise RuntimeUnavailable(runtime, why) from None
     return {p.metadata.name: p.spec.node_name for p in pods.values()}
 
 
 # A runtime's error that a missing node capability explains: (what the error says, the
-# capability, why the runtime needs it). Checked against the nodes' own bounding set.
+# capability, why the runtime needs it). Checked against the nodes' own bounding set; the
+# probe takes the first such error as final (a permission the kubelet's retry cannot get).
 HOST_LIMITS = (
     ("oom_score_adj: permission denied", "SYS_RESOURCE",
      "gVisor's shim sets its OOM score to -999, and lowering it needs CAP_SYS_RESOURCE"),

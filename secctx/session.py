@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,11 +118,15 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
                  for name, content in seccomp_profiles.items()}
         helper_image = cluster.image_map.resolve("busybox:1.36")
-        env = nodefacts.gather(kube, system_ns, helper_image,
-                               files, prepare, images=cluster.image_map.local_images())
-        problems = learn_runtimes(kube, system_ns, helper_image, env, runtimes,
-                                  create=cluster.kind is not None)
-        problems, host_cannot_run = problems
+        probes = RuntimeProbes(kube, system_ns, helper_image, runtimes,
+                               create=cluster.kind is not None)
+        try:
+            env = nodefacts.gather(kube, system_ns, helper_image,
+                                   files, prepare, images=cluster.image_map.local_images())
+        except BaseException:
+            probes.close()
+            raise
+        problems, host_cannot_run = probes.finish(env)
     finally:
         kube.delete_namespace(system_ns)
     for node, facts in env.per_node.items():
@@ -161,52 +166,77 @@ KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun", "
 OFFLINE_RUNTIME_CLASSES = ("crun", "runsc")
 
 
+class RuntimeProbes:
+    """The run's RuntimeClasses: found (on kind, created) at once, then each probed in a
+    thread with a client of its own while set-up goes on (a runtime that cannot run takes
+    two sandbox failures, ~15 s: it must not add to the node helper's time)."""
+
+    def __init__(self, kube: Kube, namespace: str, image: str, names: list[str], create: bool):
+        node_api = client.NodeV1Api(kube.api)
+        listed = node_api.list_runtime_class().items
+        self.names = list(names)
+        self.classes = {rc.metadata.name: rc.handler for rc in listed}
+        self.ours = {rc.metadata.name for rc in listed
+                     if MANAGED_BY.items() <= (rc.metadata.labels or {}).items()}
+        self.handlers = {n.metadata.name: [h.name or "(default)"
+                                           for h in n.status.runtime_handlers or []]
+                         for n in kube.core.list_node().items}
+        for name in names:
+            handler = KIND_RUNTIME_CLASSES.get(name)
+            if create and handler and name not in self.classes and all(
+                    handler in hs for hs in self.handlers.values()):
+                node_api.create_runtime_class(client.V1RuntimeClass(
+                    metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY), handler=handler))
+                self.classes[name] = handler
+                self.ours.add(name)
+        self.line = runtime_line(self.classes, self.handlers, names)
+        log.step(f"runtimes: {self.line}")
+        probed = [n for n in names if n != nodefacts.DEFAULT_RUNTIME and n in self.classes]
+        self._pool = ThreadPoolExecutor(max(1, len(probed)), thread_name_prefix="secctx-probe")
+        self._probes = {n: self._pool.submit(nodefacts.gather_runtime, kube.clone(), namespace,
+                                             image, nodefacts.Runtime(n, self.classes[n]))
+                        for n in probed}
+
+    def finish(self, env: nodefacts.Environment) -> tuple[dict[str, str], set[str]]:
+        """Wait for the probes (each bounded) and learn them into env.runtimes; ({name:
+        why it cannot run} for those that cannot, the names among them that the suite
+        itself added, now or in an earlier run: this host's limit, not the cluster's)."""
+        env.extra["runtime_classes"] = self.line
+        problems, unrunnable = {}, set()
+        try:
+            for name in self.names:
+                if name == nodefacts.DEFAULT_RUNTIME:
+                    continue
+                if name not in self.classes:
+                    reported = sorted({h for hs in self.handlers.values() for h in hs})
+                    problems[name] = (f"RuntimeClass {name} is not on the cluster (it has: "
+                                      f"{', '.join(sorted(self.classes)) or 'none'}; the nodes' "
+                                      f"handlers: {', '.join(reported) or 'none reported'}): "
+                                      f"create it, or drop --runtime-class {name}")
+                    continue
+                try:
+                    env.runtimes[name] = self._probes[name].result()
+                except nodefacts.RuntimeUnavailable as err:
+                    problems[name] = err.line(env.grantable_caps)
+                    if name in self.ours:
+                        unrunnable.add(name)
+        finally:
+            self.close()
+        for line in problems.values():
+            log.step(line)
+        return problems, unrunnable
+
+    def close(self) -> None:
+        """Without waiting: after a failed set-up, the probes end at their own bound
+        (their namespace is being deleted)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Environment,
                    names: list[str], create: bool) -> tuple[dict[str, str], set[str]]:
-    """Discover the cluster's RuntimeClasses and node runtime handlers (one log line, and
-    the environment), learn each of `names` into env.runtimes; ({name: why it cannot run}
-    for those that cannot, the names among them that the suite itself added, now or in an
-    earlier run, and whose containers do not start: this host's limit, not the cluster's).
-    With `create`, KIND_RUNTIME_CLASSES asked for are created."""
-    node_api = client.NodeV1Api(kube.api)
-    listed = node_api.list_runtime_class().items
-    classes = {rc.metadata.name: rc.handler for rc in listed}
-    ours = {rc.metadata.name for rc in listed
-            if MANAGED_BY.items() <= (rc.metadata.labels or {}).items()}
-    handlers = {n.metadata.name: [h.name or "(default)" for h in n.status.runtime_handlers or []]
-                for n in kube.core.list_node().items}
-    for name in names:
-        handler = KIND_RUNTIME_CLASSES.get(name)
-        if create and handler and name not in classes and all(
-                handler in hs for hs in handlers.values()):
-            node_api.create_runtime_class(client.V1RuntimeClass(
-                metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY), handler=handler))
-            classes[name] = handler
-            ours.add(name)
-    env.extra["runtime_classes"] = runtime_line(classes, handlers, names)
-    log.step(f"runtimes: {env.extra['runtime_classes']}")
-    problems, unrunnable = {}, set()
-    for name in names:
-        if name == nodefacts.DEFAULT_RUNTIME:
-            continue
-        if name not in classes:
-            reported = sorted({h for hs in handlers.values() for h in hs})
-            problems[name] = (f"RuntimeClass {name} is not on the cluster (it has: "
-                              f"{', '.join(sorted(classes)) or 'none'}; the nodes' handlers: "
-                              f"{', '.join(reported) or 'none reported'}): create it, or drop "
-                              f"--runtime-class {name}")
-            continue
-        try:
-            env.runtimes[name] = nodefacts.gather_runtime(
-                kube, namespace, image, nodefacts.Runtime(name, classes[name]),
-                grantable_caps=env.grantable_caps)
-        except nodefacts.RuntimeUnavailable as err:
-            problems[name] = str(err)
-            if name in ours:
-                unrunnable.add(name)
-    for line in problems.values():
-        log.step(line)
-    return problems, unrunnable
+    """RuntimeProbes, started and finished (see there): with `create`, the
+    KIND_RUNTIME_CLASSES asked for are created."""
+    return RuntimeProbes(kube, namespace, image, names, create).finish(env)
 
 
 def runtime_line(classes: dict[str, str], handlers: dict[str, list[str]],

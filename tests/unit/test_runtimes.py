@@ -138,16 +138,18 @@ def fake_cluster(monkeypatch, classes: dict[str, str], handlers: list[str]):
     monkeypatch.setattr(session.client, "NodeV1Api", lambda _: api)
     node = SimpleNamespace(metadata=SimpleNamespace(name="n1"), status=SimpleNamespace(
         runtime_handlers=[SimpleNamespace(name=h) for h in handlers]))
-    return api, SimpleNamespace(api=None, core=SimpleNamespace(
+    kube = SimpleNamespace(api=None, core=SimpleNamespace(
         list_node=lambda: SimpleNamespace(items=[node])))
+    kube.clone = lambda: kube
+    return api, kube
 
 
 def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(monkeypatch):
     api, kube = fake_cluster(monkeypatch, {"crun": "crun", "gvisor": "runsc"}, ["", "test-handler"])
 
-    def gather(kube, ns, image, runtime, grantable_caps):
+    def gather(kube, ns, image, runtime):
         if runtime.handler == "crun":
-            raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "crun: boom"))
+            raise nodefacts.RuntimeUnavailable(runtime, "crun: boom")
         return runtime
     monkeypatch.setattr(nodefacts, "gather_runtime", gather)
     env = Environment()
@@ -194,8 +196,8 @@ def test_what_a_runtime_shows_differently_from_the_default_is_named_field_by_fie
 def test_a_runtime_class_the_suite_added_that_cannot_run_is_the_hosts_limit(monkeypatch):
     api, kube = fake_cluster(monkeypatch, {}, ["", "runsc"])
 
-    def gather(kube, ns, image, runtime, grantable_caps):
-        raise nodefacts.RuntimeUnavailable(nodefacts.unavailable_line(runtime, "shim: boom"))
+    def gather(kube, ns, image, runtime):
+        raise nodefacts.RuntimeUnavailable(runtime, "shim: boom")
     monkeypatch.setattr(nodefacts, "gather_runtime", gather)
     problems, ours = session.learn_runtimes(kube, "ns", "busybox", Environment(), ["runsc"],
                                             create=True)

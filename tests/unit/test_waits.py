@@ -78,6 +78,17 @@ def test_retries_as_events_of_their_own_count_together(fake):
         fake.wait_for_pod("p", "ns", timeout=3, sandbox_failures=2)
 
 
+def test_a_sandbox_failure_no_retry_mends_ends_a_wait_that_allows_two_at_the_first(fake):
+    # The runtime probe: a permission the host cannot give (HOST_LIMITS) does not pass.
+    script([pod("p")], [sandbox_event("p", 1)])
+    started = time.monotonic()
+    with pytest.raises(Terminal, match="handler cannot run"):
+        fake.wait_for_pods("ns", None, 1, timeout=30, sandbox_failures=2, final=("cannot run",))
+    assert time.monotonic() - started < 5
+    script([pod("p"), pod("p", ready=True)], [sandbox_event("p", 1)])  # another error: passes
+    assert fake.wait_for_pods("ns", None, 1, timeout=3, sandbox_failures=2, final=("EPERM",))
+
+
 def test_without_sandbox_failures_asked_for_only_the_pod_is_watched(fake):
     script([pod("p")], [sandbox_event("p", 5)])
     with pytest.raises(WaitTimeout, match="pod ns/p not Ready after 1s"):
