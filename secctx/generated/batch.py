@@ -18,7 +18,7 @@ from kubernetes.utils import FailToCreateError
 
 from .. import expect, observe, podspec, refusals, verdict
 from ..cases import Case
-from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod
+from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod, transient_run_error
 from ..observe import Observed, Refusal
 from ..runner import Applied
 from . import casefile
@@ -77,13 +77,6 @@ def prepare(suite, spec: dict, workdir: Path) -> Example:
     return Example(spec, casefile.load(files))
 
 
-# Runtime errors the kubelet recovers from by starting the container again. runc on
-# cgroup v1 fails to freeze the container's cgroup under load (RunContainerError
-# "error setting cgroup config for procHooks process: unable to freeze"): measured in
-# 46 of 487 generated pods on a loaded 2-core machine (docs/generated-findings.md).
-TRANSIENT = ("unable to freeze",)
-
-
 def container_state(pod, name: str) -> tuple[str, str, str] | None:
     """('running', '', '') once the container is ready, ('rejected', reason, message) in a
     waiting state it will not leave (or a failed pod), None while it may still start."""
@@ -95,7 +88,7 @@ def container_state(pod, name: str) -> tuple[str, str, str] | None:
         if cs.ready:
             return "running", "", ""
         waiting = cs.state.waiting if cs.state else None
-        if waiting and any(t in (waiting.message or "") for t in TRANSIENT):
+        if waiting and transient_run_error(waiting):
             return None  # the kubelet starts it again
         if waiting and waiting.reason in TERMINAL_WAITING:
             return "rejected", waiting.reason, waiting.message or ""

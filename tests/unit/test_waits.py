@@ -106,3 +106,25 @@ def test_a_container_that_cannot_start_ends_the_wait_at_once(fake):
 def test_several_pods_wait_until_count_are_ready(fake):
     script([pod("a", ready=True), pod("b"), pod("b", ready=True)])
     assert set(fake.wait_for_pods("ns", None, 2, label_selector="app=x", timeout=3)) == {"a", "b"}
+
+
+def test_a_batch_follows_again_when_an_overloaded_api_server_ends_its_watch(fake, monkeypatch):
+    from kubernetes.client.rest import ApiException
+    calls = []
+
+    def follow(sources, timeout):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise ApiException(status=503, reason="Service Unavailable")
+        yield "pod", {"type": "MODIFIED", "object": pod("p", ready=True)}
+    monkeypatch.setattr(kube_module, "follow", follow)
+    pods, pending, sandbox = fake.settle_pods("ns", {"p"}, lambda p: True, timeout=5)
+    assert len(calls) == 2 and set(pods) == {"p"} and not pending and not sandbox
+
+
+def test_runcs_freeze_time_out_is_transient_and_other_run_errors_are_not():
+    waiting = client.V1ContainerStateWaiting(reason="RunContainerError", message=(
+        "error setting cgroup config for procHooks process: unable to freeze"))
+    assert kube_module.transient_run_error(waiting)
+    assert not kube_module.transient_run_error(client.V1ContainerStateWaiting(
+        reason="RunContainerError", message="exec: \"nope\": executable file not found"))
