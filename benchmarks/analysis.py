@@ -34,6 +34,7 @@ FIGURES = {  # name -> label, in table order
     "suite_serial": "suite, serial (--case-concurrency 1)",
     "suite_scheduler": "suite, scheduler (--case-concurrency 4)",
     "suite_parallel": "suite, scheduler per xdist worker (-n auto)",
+    "suite_default_runtime": "suite, scheduler, default runtime only (as e2e runs)",
     "floor_wall": "floor: session set-up + the cases' pods, nothing observed",
     "floor": "floor: the cases' pods from first namespace to last outcome",
     "e2e_prepare": "upstream e2e.test: build (cached) and load its images",
@@ -97,8 +98,12 @@ def peer(version: dict) -> dict | None:
             if run.get(key) is not None:
                 return run[key]
         return None
+    alike = _median(version, "suite_default_runtime")  # e2e runs the default handler only
     return {"suite_s": suite, "e2e_s": e2e, "floor_s": floor, "floor_wall_s": floor_wall,
             "ratio": round(e2e / suite, 2) if e2e and suite else None,
+            "default_runtime_s": alike,
+            "ratio_default_runtime": round(e2e / alike, 2) if e2e and alike else None,
+            "default_runtime_tests": last("suite_default_runtime", "counts"),
             "suite_over_floor_wall_s": round(suite - floor_wall, 1) if floor_wall else None,
             "suite_tests": last("suite_scheduler", "counts"),
             "suite_checks": last("suite_scheduler", "checks"),
@@ -381,6 +386,14 @@ def render_table(result: dict, top: int = 10) -> str:
                          f"passed) in {fmt_s(pr['e2e_s'])}; suite: {tests.get('tests', '?')} "
                          f"tests, {pr.get('suite_checks') or '?'} field checks in "
                          f"{fmt_s(pr['suite_s'])}"])
+        if pr and pr.get("ratio_default_runtime"):
+            specs = pr.get("e2e_specs") or {}
+            tests = pr.get("default_runtime_tests") or {}
+            rows.append(["upstream e2e / suite (default runtime only)", v,
+                         f"{pr['ratio_default_runtime']:.2f}×", "", "", "",
+                         f"the same runtime as e2e: {tests.get('tests', '?')} tests in "
+                         f"{fmt_s(pr['default_runtime_s'])}; e2e: {specs.get('tests', '?')} "
+                         f"specs in {fmt_s(pr['e2e_s'])}"])
         if pr and pr.get("suite_over_floor_wall_s") is not None:
             rows.append(["suite (scheduler) over the floor", v,
                          fmt_s(pr["suite_over_floor_wall_s"]), "", "", "",

@@ -247,7 +247,10 @@ def cluster_down_cmd(name: str) -> list[str]:
 # How the suite runs: one case after another, the scheduler (the default), or xdist.
 SUITE_KINDS = {"serial": ["--case-concurrency", "1"],
                "scheduler": ["--case-concurrency", str(SCHEDULED_CONCURRENCY)],
-               "parallel": ["-n", "auto"]}
+               "parallel": ["-n", "auto"],
+               # Like for like with upstream e2e, which runs the default handler only.
+               "default_runtime": ["--case-concurrency", str(SCHEDULED_CONCURRENCY),
+                                   "--runtime-class", "default"]}
 
 
 def suite_cmd(name: str, version: str, kind: str, junit: Path,
@@ -611,7 +614,8 @@ class Bench:
                 [_not_run(1, f"cluster {self.name} could not be created; see steps")])
             self.save()
             return
-        kinds = ["serial", "scheduler"] + (["parallel"] if primary and self.args.xdist else [])
+        kinds = ["serial", "scheduler"] + (["default_runtime"] if primary else []) + (
+            ["parallel"] if primary and self.args.xdist else [])
         runs: dict[str, list] = {k: [] for k in kinds}
         floor, floor_wall, joined = [], [], []
         for i in range(1, self.args.repeat + 1):  # interleaved: drift hits every kind alike

@@ -185,6 +185,7 @@ def _version(serial=(70.0, 72.0), scheduler=(15.0, 16.0), e2e=(101.0,)):
                                  max_rss_kb=200 * 1024, tree_rss_peak_kb=300 * 1024),
             "suite_scheduler": _fig(*scheduler, counts={"tests": 74, "passed": 70, "skipped": 4},
                                     checks=900, max_rss_kb=180 * 1024),
+            "suite_default_runtime": _fig(10.0, 11.0, counts={"tests": 40, "passed": 40}),
             "floor_wall": _fig(10.0, 11.0), "floor": _fig(4.0, 5.0),
             "e2e": _fig(*e2e, counts={"tests": 30, "passed": 30, "failed": 0, "skipped": 0})}
     v = {"node_image": {"state": "built"}, "figures": figs}
@@ -198,6 +199,8 @@ def test_peer_compares_the_suite_with_upstream_e2e_and_the_floor():
     assert p["suite_s"] == 15.5 and p["e2e_s"] == 101.0 and p["ratio"] == round(101 / 15.5, 2)
     assert p["floor_s"] == 4.5 and p["suite_over_floor_wall_s"] == 5.0
     assert p["suite_checks"] == 900 and p["e2e_specs"]["tests"] == 30
+    # Like for like: e2e runs the default handler only, so does this figure.
+    assert p["default_runtime_s"] == 10.5 and p["ratio_default_runtime"] == round(101 / 10.5, 2)
     assert an.peer({"figures": {}}) is None
 
 
