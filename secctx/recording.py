@@ -61,6 +61,10 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None,
         return [f"nothing observed in this run (no end-to-end test reached the cluster): nothing "
                 f"compared with {baseline}"] if baseline else []
     doc = c.document()
+    if not doc["cases"] and not doc["admission"]:  # the floor, a run of cluster tests only
+        return [f"no case observed in this run (only the environment): {path} not written, "
+                "it keeps the last run's observations"
+                + (f"; nothing compared with {baseline}" if baseline else "")]
     lines = [f"observations of {doc['label']} ({len(doc['cases'])} case(s), "
              f"{len(doc['admission'])} manifest(s) under admission) written to {path}"]
     problems = observations.validation_errors(doc)

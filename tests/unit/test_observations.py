@@ -342,6 +342,16 @@ def test_a_session_that_observed_nothing_writes_nothing(tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
+def test_a_session_that_observed_only_the_environment_keeps_the_last_runs_file(tmp_path):
+    last = observations.write(tmp_path / "o.json", build())
+    c = observations.Collector()
+    c.environment = dict(build()["environment"])
+    [line] = recording.finish(c, last, None)
+    assert line.startswith("no case observed in this run (only the environment)"), line
+    assert observations.load(last) == build(), "a run of the floor or cluster tests alone " \
+        "must not overwrite what the last run observed (--compare-to reads it)"
+
+
 def test_compare_to_with_the_same_observations_says_no_change(tmp_path):
     baseline = observations.write(tmp_path / "baseline.json", build())
     lines = recording.finish(collector(), tmp_path / "now.json", baseline)
