@@ -34,7 +34,7 @@ def go_env(**extra: str) -> dict[str, str]:
 def go(args: list[str], cwd: Path, env: dict[str, str] | None = None,
        timeout: float = 3600) -> str:
     """Run the go tool; long steps (a cold Kubernetes build takes ~10 min on 2
-    cores) print a heartbeat every 30 s so that a log shows progress."""
+    cores) print a heartbeat (log.HEARTBEAT) so that a log shows progress."""
     what = "go " + " ".join(args[:3]) + (" ..." if len(args) > 3 else "")
     log.step(what)
     with tempfile.TemporaryFile("w+") as out:
@@ -43,7 +43,7 @@ def go(args: list[str], cwd: Path, env: dict[str, str] | None = None,
         start = time.monotonic()
         while True:
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=log.HEARTBEAT)
                 break
             except subprocess.TimeoutExpired:
                 elapsed = time.monotonic() - start

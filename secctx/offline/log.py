@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 _START = time.monotonic()
 _sink: Callable[[str], None] | None = None
-HEARTBEAT = 30.0  # seconds between "still ..." lines of a long step
+HEARTBEAT = 25.0  # seconds between "still ..." lines of a long step: a line at least every 30 s
 
 
 def set_sink(sink: Callable[[str], None] | None) -> None:
