@@ -122,6 +122,11 @@ root_write() {
 """.replace("__PROBE_FILE__", PROBE_FILE)
 
 
+TRUNCATED = "output ends inside this section (truncated?)"
+# The probe script's last section: a live probe's output without it was cut short.
+LAST_SECTION = "unshare-user"
+
+
 class ObservationError(Exception):
     """The probe output lacks a section the tests need, or a section is malformed."""
 
@@ -199,8 +204,7 @@ def split_sections(output: str) -> dict[str, Section]:
         else:
             body.append(line)
     if current is not None:
-        raise ObservationError(current, "output ends inside this section (truncated?)",
-                               "\n".join(body))
+        raise ObservationError(current, TRUNCATED, "\n".join(body))
     return sections
 
 
@@ -681,10 +685,23 @@ def probe(kube, namespace: str, pod: str, container: dict) -> Observation:
     script = probe_script([m["mountPath"] for m in mounts], [m["mountPath"] for m in mounts])
     with report.step(f"exec probe in {pod}/{container['name']}: "
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
-        result = kube.exec(pod, namespace, container["name"],
-                           ["sh", "-c", script])
-        report.attach_text("exec transcript (probe)", result.transcript())
-        obs = parse(result.stdout)
+        for attempt in (1, 2):
+            result = kube.exec(pod, namespace, container["name"],
+                               ["sh", "-c", script])
+            report.attach_text("exec transcript (probe)", result.transcript())
+            try:
+                obs = parse(result.stdout)
+                if LAST_SECTION not in obs.raw:
+                    raise ObservationError(LAST_SECTION, TRUNCATED, "")
+                break
+            except ObservationError as err:
+                # Seen once in ~500 probes on 2 cores: the exec stream ended before its last
+                # line (an end marker) arrived. Once, visibly; a second cut is a failure.
+                if attempt == 2 or err.problem != TRUNCATED:
+                    raise
+                with report.step(f"RETRY the probe: its output was cut short (section "
+                                 f"{err.section!r}: {err.problem})"):
+                    pass
         report.attach_caps(obs.pid1)
         for name, text in obs.raw.items():
             report.attach_text(f"probe: {name}", text)

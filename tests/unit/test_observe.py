@@ -407,3 +407,40 @@ def test_probe_keeps_a_root_write_file_it_did_not_create(shell, tmp_path):
     obs = observe.parse(run_probe(shell, observe.probe_script([], [], root_write_path=str(existing))))
     assert obs.root_write.ok
     assert existing.read_text() == "keep me"
+
+
+class CuttingExec:
+    """kube.exec whose first output loses its last line (the stream ended early), as seen
+    once in ~500 probes on 2 cores; later calls return `then`."""
+
+    def __init__(self, full: str, then: str | None = None):
+        self.full, self.then, self.calls = full, full if then is None else then, 0
+
+    def exec(self, pod, namespace, container, command):
+        from secctx.kube import ExecResult
+        self.calls += 1
+        out = self.full.rsplit("### secctx:end", 1)[0] if self.calls == 1 else self.then
+        return ExecResult(command, out, "", 0)
+
+
+def test_a_probe_whose_output_was_cut_short_runs_once_more_and_says_so(monkeypatch):
+    from secctx import report
+    steps = []
+    monkeypatch.setattr(report, "attach_text", lambda *a, **k: None)
+    monkeypatch.setattr(report, "attach_caps", lambda *a, **k: None)
+    real_step = report.step
+
+    def step(title):
+        steps.append(title)
+        return real_step(title)
+    monkeypatch.setattr(report, "step", step)
+    full = probe_output(**{"unshare-user": ("unshare: Operation not permitted\n", 1)})
+    kube = CuttingExec(full)
+    obs = observe.probe(kube, "ns", "p", {"name": "app"})
+    assert kube.calls == 2 and obs.unshare_user.ok is False
+    assert any(s.startswith("RETRY the probe: its output was cut short (section "
+                            "'unshare-user'") for s in steps), steps
+    # Cut twice: the observation fails, it is not taken as a probe without that section.
+    with pytest.raises(ObservationError, match="truncated"):
+        observe.probe(CuttingExec(full, then=full.rsplit("### secctx:end", 1)[0]), "ns", "p",
+                      {"name": "app"})
