@@ -88,23 +88,41 @@ real_paths() {
   return 0
 }
 
+cgroups_of() {
+  # The resource-controller lines of $1/cgroup, into _cg. crun's exec joins every
+  # controller of the container but not systemd's named hierarchy (v1 "N:name=systemd:"),
+  # so those lines must not decide whose process it is.
+  _cg=
+  [ -r "$1/cgroup" ] || return 1
+  while IFS= read -r _cg_line; do
+    case "$_cg_line" in *:name=*) ;; *) _cg="$_cg$_cg_line;" ;; esac
+  done < "$1/cgroup"
+}
+
 main_pid() {
-  # The container's own main process: the oldest one in this exec's cgroups. It is
-  # PID 1 unless the pod shares a PID namespace (then PID 1 is the pause process)
-  # or uses the host's (then PID 1 is the node's init). Shell builtins only.
-  _mp_self=$(cat /proc/self/cgroup)
+  # The container's own main process: the oldest one in this exec's cgroups, the lowest
+  # PID among equally old ones (a shell and the child it forks start in the same tick,
+  # and /proc lists "10" before "7"). It is PID 1 unless the pod shares a PID namespace
+  # (then PID 1 is the pause process) or uses the host's (then PID 1 is the node's
+  # init). Shell builtins only. SECCTX_PROC: a test's made-up /proc.
+  _mp_proc=${SECCTX_PROC:-/proc}
+  cgroups_of "$_mp_proc/self"
+  _mp_self=$_cg
   _mp_pid=1
   _mp_start=
-  for _mp_dir in /proc/[0-9]*; do
-    [ "$(cat "$_mp_dir/cgroup" 2>/dev/null)" = "$_mp_self" ] || continue
+  for _mp_dir in "$_mp_proc"/[0-9]*; do
+    cgroups_of "$_mp_dir" 2>/dev/null || continue
+    [ "$_cg" = "$_mp_self" ] || continue
     read -r _mp_line < "$_mp_dir/stat" 2>/dev/null || continue
     # Field 22 of stat is the start time; the fields after "comm)" begin at field 3.
     set -- ${_mp_line##*) }
     _mp_st=${20:-}
     [ -n "$_mp_st" ] || continue
-    if [ -z "$_mp_start" ] || [ "$_mp_st" -lt "$_mp_start" ]; then
+    _mp_n=${_mp_dir##*/}
+    if [ -z "$_mp_start" ] || [ "$_mp_st" -lt "$_mp_start" ] || \
+        { [ "$_mp_st" -eq "$_mp_start" ] && [ "$_mp_n" -lt "$_mp_pid" ]; }; then
       _mp_start=$_mp_st
-      _mp_pid=${_mp_dir#/proc/}
+      _mp_pid=$_mp_n
     fi
   done
   echo "$_mp_pid"

@@ -444,3 +444,48 @@ def test_a_probe_whose_output_was_cut_short_runs_once_more_and_says_so(monkeypat
     with pytest.raises(ObservationError, match="truncated"):
         observe.probe(CuttingExec(full, then=full.rsplit("### secctx:end", 1)[0]), "ns", "p",
                       {"name": "app"})
+
+
+def fake_proc(root: Path, processes: dict[str, tuple[str, int, list[str]]]) -> Path:
+    """A made-up /proc: {pid or "self": (comm, start time, cgroup lines)}."""
+    for pid, (comm, start, cgroup) in processes.items():
+        d = root / pid
+        d.mkdir(parents=True)
+        (d / "cgroup").write_text("".join(f"{line}\n" for line in cgroup))
+        # stat: pid (comm) state, then fields 4..21, then field 22, the start time.
+        (d / "stat").write_text(f"{pid} ({comm}) S {' '.join(['0'] * 18)} {start} 0 0\n")
+    return root
+
+
+def main_pid(shell, proc: Path) -> str:
+    argv, env = shell
+    script = observe._FUNCTIONS + "main_pid\n"
+    out = subprocess.run([*argv, script], capture_output=True, text=True, timeout=20,
+                         env={**(env or os.environ), "SECCTX_PROC": str(proc)})
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    return out.stdout.strip()
+
+
+CONTAINER = ["4:memory:/pod/ctr/container", "1:cpu:/pod/ctr/container", "0::/pod/ctr/container"]
+
+
+def test_main_pid_is_the_containers_oldest_process_though_crun_exec_is_not_in_systemds_cgroup(
+        shell, tmp_path):
+    # crun: the exec (self, 9, 10) shares every controller with the workload (7, 8) but sits
+    # in containerd's name=systemd cgroup; the pause process (1) is another container's.
+    mine = ["9:name=systemd:/system.slice/containerd.service", *CONTAINER]
+    workload = ["9:name=systemd:/pod/ctr", *CONTAINER]
+    proc = fake_proc(tmp_path / "proc", {
+        "self": ("sh", 500, mine), "1": ("pause", 10, ["0::/pod/pause"]),
+        "7": ("sh", 100, workload), "8": ("sleep", 100, workload),
+        "9": ("sh", 500, mine), "10": ("sh", 500, mine)})
+    assert main_pid(shell, proc) == "7", "the workload's shell, not the probe's own (9, 10), " \
+        "nor the sleep it forked in the same tick (8)"
+
+
+def test_main_pid_among_equally_old_processes_is_the_lowest_pid_not_the_first_listed(
+        shell, tmp_path):
+    proc = fake_proc(tmp_path / "proc", {"self": ("sh", 900, CONTAINER),
+                                         "10": ("sleep", 300, CONTAINER),
+                                         "7": ("sh", 300, CONTAINER)})
+    assert main_pid(shell, proc) == "7"
