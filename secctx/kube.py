@@ -584,7 +584,7 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
         return st.reason or st.phase, st.message or f"pod phase {st.phase}"
     for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
         waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in TERMINAL_WAITING and not transient_run_error(waiting):
+        if waiting and waiting.reason in TERMINAL_WAITING and not transient_run_error(cs):
             message = f"container {cs.name}: {waiting.reason}: {waiting.message or ''}"
             if waiting.reason == "ErrImageNeverPull":
                 message += (f"; image {cs.image} is not on the node: load it (kind load "
@@ -600,9 +600,18 @@ def terminal_problem(pod: client.V1Pod) -> tuple[str, str] | None:
     return None
 
 
-def transient_run_error(waiting) -> bool:
-    """A container's waiting state the kubelet recovers from (TRANSIENT_RUN_ERRORS)."""
-    return _transient_message(waiting.message)
+def transient_run_error(cs: client.V1ContainerStatus) -> bool:
+    """A container the kubelet starts again by itself after a transient runtime error
+    (TRANSIENT_RUN_ERRORS): waiting with that error, or backing off after it (after two
+    such starts the kubelet says CrashLoopBackOff; the error is then the last
+    termination's, reason StartError). Waits keep their bound."""
+    waiting = cs.state.waiting if cs.state else None
+    if waiting is None:
+        return False
+    last = cs.last_state.terminated if cs.last_state else None
+    return _transient_message(waiting.message) or (
+        waiting.reason == "CrashLoopBackOff" and last is not None
+        and _transient_message(last.message))
 
 
 def _transient_message(message: str | None) -> bool:
@@ -651,7 +660,7 @@ def note_transient(pod: client.V1Pod, noted: set) -> None:
     from . import report
     for cs in pod.status.container_statuses or []:
         waiting = cs.state.waiting if cs.state else None
-        if waiting and transient_run_error(waiting) and cs.name not in noted:
+        if waiting and transient_run_error(cs) and cs.name not in noted:
             noted.add(cs.name)
             with report.step(f"RETRY by the kubelet: container {cs.name}: {waiting.message}"):
                 pass

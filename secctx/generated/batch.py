@@ -88,7 +88,7 @@ def container_state(pod, name: str) -> tuple[str, str, str] | None:
         if cs.ready:
             return "running", "", ""
         waiting = cs.state.waiting if cs.state else None
-        if waiting and transient_run_error(waiting):
+        if transient_run_error(cs):
             return None  # the kubelet starts it again
         if waiting and waiting.reason in TERMINAL_WAITING:
             return "rejected", waiting.reason, waiting.message or ""

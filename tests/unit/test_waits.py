@@ -122,9 +122,34 @@ def test_a_batch_follows_again_when_an_overloaded_api_server_ends_its_watch(fake
     assert len(calls) == 2 and set(pods) == {"p"} and not pending and not sandbox
 
 
+def container(waiting_reason: str, message: str, last_message: str | None = None):
+    last = client.V1ContainerState(terminated=client.V1ContainerStateTerminated(
+        exit_code=128, reason="StartError", message=last_message)) if last_message else None
+    return client.V1ContainerStatus(
+        name="app", image="busybox", image_id="", ready=False, restart_count=1,
+        state=client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
+            reason=waiting_reason, message=message)), last_state=last)
+
+
+FREEZE = ("failed to create containerd task: ... error setting cgroup config for procHooks "
+          "process: unable to freeze")
+
+
 def test_runcs_freeze_time_out_is_transient_and_other_run_errors_are_not():
-    waiting = client.V1ContainerStateWaiting(reason="RunContainerError", message=(
-        "error setting cgroup config for procHooks process: unable to freeze"))
-    assert kube_module.transient_run_error(waiting)
-    assert not kube_module.transient_run_error(client.V1ContainerStateWaiting(
-        reason="RunContainerError", message="exec: \"nope\": executable file not found"))
+    assert kube_module.transient_run_error(container("RunContainerError", FREEZE))
+    assert not kube_module.transient_run_error(container(
+        "RunContainerError", 'exec: "nope": executable file not found'))
+
+
+def test_the_back_off_after_runcs_freeze_time_out_is_transient_too():
+    # Seen in the soak: two "unable to freeze" starts, then CrashLoopBackOff (a generated
+    # `sleep infinity` pod judged rejected).
+    back_off = "back-off 10s restarting failed container=c0 pod=gen"
+    assert kube_module.transient_run_error(container("CrashLoopBackOff", back_off, FREEZE))
+    assert kube_module.terminal_problem(client.V1Pod(
+        spec=client.V1PodSpec(containers=[]), status=client.V1PodStatus(
+            phase="Running", container_statuses=[container("CrashLoopBackOff", back_off,
+                                                           FREEZE)]))) is None
+    # A workload that crashes by itself backs off for good.
+    assert not kube_module.transient_run_error(container("CrashLoopBackOff", back_off,
+                                                         "exit status 1"))
