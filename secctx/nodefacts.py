@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import caps
 from .expect import NodeFacts
+from .hostlimits import HOST_LIMITS
 from .kube import Kube, Terminal, WaitTimeout, api_retry
 
 HELPER = "secctx-node-helper"
@@ -396,7 +397,7 @@ def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: 
         pods = kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
                                   sandbox_failures=2, label_selector=f"app={name}",
                                   what=f"the {runtime.name} probe's pods",
-                                  final=tuple(says for says, _, _ in HOST_LIMITS))
+                                  final=tuple(limit.says for limit in HOST_LIMITS))
     except Terminal as err:
         raise RuntimeUnavailable(runtime, str(err)) from None
     except WaitTimeout:
@@ -407,21 +408,12 @@ def _wait_for_probe(kube: Kube, namespace: str, name: str, nodes: int, runtime: 
     return {p.metadata.name: p.spec.node_name for p in pods.values()}
 
 
-# A runtime's error that a missing node capability explains: (what the error says, the
-# capability, why the runtime needs it). Checked against the nodes' own bounding set; the
-# probe takes the first such error as final (a permission the kubelet's retry cannot get).
-HOST_LIMITS = (
-    ("oom_score_adj: permission denied", "SYS_RESOURCE",
-     "gVisor's shim sets its OOM score to -999, and lowering it needs CAP_SYS_RESOURCE"),
-)
-
-
 def unavailable_line(runtime: Runtime, error: str, grantable_caps: int = caps.ALL_CAPS) -> str:
     """One line: the runtime's own error and, where a capability the nodes lack explains
     it, which and why."""
     line = (f"RuntimeClass {runtime.name} (handler {runtime.handler}) cannot run containers "
             f"here: {' '.join(error.split())}")
-    for says, cap, why in HOST_LIMITS:
-        if says in error and not grantable_caps & caps.encode([cap]):
-            line += f" ({why}, which the nodes' bounding set lacks: the host cannot grant it)"
+    for limit in HOST_LIMITS:
+        if limit.says in error and not grantable_caps & caps.encode([limit.cap]):
+            line += f" ({limit.why}, which the nodes' bounding set lacks: the host cannot grant it)"
     return line

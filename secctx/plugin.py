@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import cache, imagemap, paths, recording, report, session, timing
+from . import cache, hostlimits, imagemap, paths, recording, report, session, timing
 from . import cases as case_files
 from .categories import infrastructure as infrastructure_line
 from .cluster import existing as existing_cluster
@@ -259,7 +259,9 @@ def _kind_runtime_classes(config) -> tuple[str, ...]:
     from .images import docker
     mode, _ = modes.detect(config.getoption("mode"), engine.docker_info() or {},
                            docker.image_exists)
-    return session.OFFLINE_RUNTIME_CLASSES if mode == modes.OFFLINE else ()
+    if mode != modes.OFFLINE:
+        return ()
+    return tuple(n for n in session.OFFLINE_RUNTIME_CLASSES if n not in hostlimits.left_out())
 
 
 def _existing_runtime_classes(config) -> list[str]:

@@ -16,8 +16,9 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from . import nodefacts, pullcheck, report
+from . import hostlimits, nodefacts, pullcheck, report
 from .categories import cannot_enforce
+from .cluster.mode import OFFLINE
 from .cluster.provision import Cluster
 from .imagemap import ImageMap
 from .kube import MANAGED_BY, RUN_LABEL, Kube
@@ -118,8 +119,10 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         files = {f"{nodefacts.SECCOMP_DIR}/{name}": content
                  for name, content in seccomp_profiles.items()}
         helper_image = cluster.image_map.resolve("busybox:1.36")
+        # The offline node image leaves out what this host cannot run (hostlimits).
+        left_out = hostlimits.left_out() if cluster.kind and cluster.mode == OFFLINE else {}
         probes = RuntimeProbes(kube, system_ns, helper_image, runtimes,
-                               create=cluster.kind is not None)
+                               create=cluster.kind is not None, left_out=left_out)
         try:
             env = nodefacts.gather(kube, system_ns, helper_image,
                                    files, prepare, images=cluster.image_map.local_images())
@@ -171,7 +174,8 @@ class RuntimeProbes:
     thread with a client of its own while set-up goes on (a runtime that cannot run takes
     two sandbox failures, ~15 s: it must not add to the node helper's time)."""
 
-    def __init__(self, kube: Kube, namespace: str, image: str, names: list[str], create: bool):
+    def __init__(self, kube: Kube, namespace: str, image: str, names: list[str], create: bool,
+                 left_out: dict[str, str] | None = None):
         node_api = client.NodeV1Api(kube.api)
         listed = node_api.list_runtime_class().items
         self.names = list(names)
@@ -189,7 +193,8 @@ class RuntimeProbes:
                     metadata=client.V1ObjectMeta(name=name, labels=MANAGED_BY), handler=handler))
                 self.classes[name] = handler
                 self.ours.add(name)
-        self.line = runtime_line(self.classes, self.handlers, names)
+        self.left_out = left_out or {}
+        self.line = runtime_line(self.classes, self.handlers, names, self.left_out)
         log.step(f"runtimes: {self.line}")
         probed = [n for n in names if n != nodefacts.DEFAULT_RUNTIME and n in self.classes]
         self._pool = ThreadPoolExecutor(max(1, len(probed)), thread_name_prefix="secctx-probe")
@@ -206,6 +211,11 @@ class RuntimeProbes:
         try:
             for name in self.names:
                 if name == nodefacts.DEFAULT_RUNTIME:
+                    continue
+                if name not in self.classes and name in self.left_out:
+                    problems[name] = (f"RuntimeClass {name} is not on the cluster: the offline "
+                                      f"node image leaves it out ({self.left_out[name]}): "
+                                      f"run on a host that grants it, or drop --runtime-class {name}")
                     continue
                 if name not in self.classes:
                     reported = sorted({h for hs in self.handlers.values() for h in hs})
@@ -240,7 +250,7 @@ def learn_runtimes(kube: Kube, namespace: str, image: str, env: nodefacts.Enviro
 
 
 def runtime_line(classes: dict[str, str], handlers: dict[str, list[str]],
-                 names: list[str]) -> str:
+                 names: list[str], left_out: dict[str, str] | None = None) -> str:
     """What the run runs under, and every RuntimeClass and handler it does not: none hidden."""
     run = ", ".join(n if n == nodefacts.DEFAULT_RUNTIME else f"{n} (handler {classes.get(n, '?')})"
                     for n in names)
@@ -248,7 +258,9 @@ def runtime_line(classes: dict[str, str], handlers: dict[str, list[str]],
     node_handlers = sorted({h for hs in handlers.values() for h in hs})
     return (f"run under {run}; node handlers: {', '.join(node_handlers) or 'none reported'}"
             + (f"; RuntimeClasses not in this run (--runtime-class NAME): {', '.join(others)}"
-               if others else ""))
+               if others else "")
+            + "".join(f"; left out of the node image: {n} ({why})"
+                      for n, why in sorted((left_out or {}).items())))
 
 
 def check_images(kube: Kube, namespace: str, cluster: Cluster) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache
+from .. import cache, hostlimits
 from ..images import build as images
 from ..images import docker
 from . import capshim, components, log
@@ -67,6 +67,7 @@ def inputs_key(version: KubeVersion) -> str:
     h = hashlib.sha256(f"{RECIPE}|{version}|{components.KIND_VERSION}".encode())
     for c in components.COMPONENTS.values():
         h.update(f"{c.name}={c.version}".encode())
+    h.update(f"left out: {sorted(_left_out())}".encode())  # a host that can run more builds more
     here = Path(__file__).parent
     # secctx/images: the control-plane image recipes and the docker build they use.
     sources = [*sorted(here.glob("*.py")), Path(images.__file__), Path(docker.__file__),
@@ -98,7 +99,12 @@ def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
     t0 = time.monotonic()
     k8s_bin = build_kubernetes(version)
     names = images.ControlPlaneImages.from_kubeadm_list(_kubeadm_images(k8s_bin, version))
-    built = {name: components.build(c) for name, c in components.COMPONENTS.items()}
+    left_out = _left_out()
+    for limit in left_out.values():
+        log.step(f"leaving {limit.component} ({limit.runtime}) out of the node image: "
+                 f"{limit.why}, which this host's bounding set lacks (no node here could run it)")
+    built = {name: components.build(c) for name, c in components.COMPONENTS.items()
+             if name not in left_out}
     built["etcd"] = components.build(components.etcd(images.ControlPlaneImages.tag_of(names.etcd)))
     coredns_bin = _try_coredns(images.ControlPlaneImages.tag_of(names.coredns))
     log.step(f"binaries ready after {time.monotonic() - t0:.0f}s")
@@ -184,7 +190,8 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     _place(root / "usr/bin", k8s_bin, ("kubeadm", "kubelet", "kubectl"))
     _place(root / "usr/local/bin", built["containerd"], ("containerd", "containerd-shim-runc-v2", "ctr"))
     _place(root / "usr/local/bin", built["crictl"], ("crictl",))
-    _place(root / "usr/local/bin", built["gvisor"], ("runsc", "containerd-shim-runsc-v1"))
+    if "gvisor" in built:
+        _place(root / "usr/local/bin", built["gvisor"], ("runsc", "containerd-shim-runsc-v1"))
     _place(root / "opt/cni/bin", built["cni-plugins"], ("bridge", "loopback", "ptp", "host-local", "portmap"))
     sbin = root / "usr/local/sbin"
     sbin.mkdir(parents=True, exist_ok=True)
@@ -198,7 +205,8 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     (sbin / "crun.real").symlink_to(CRUN_BINARY)
     (sbin / "crun.oci-version").write_text(CRUN_OCI_VERSION + "\n")
     config = (root / "etc/containerd/config.toml").read_text()
-    config = with_runtime_handlers(_set_toml_string(config, "sandbox_image", names.pause))
+    config = with_runtime_handlers(_set_toml_string(config, "sandbox_image", names.pause),
+                                   without={n.runtime for n in _left_out().values()})
     (root / "etc/containerd/config.toml").write_text(config)
     (root / "etc/containerd/cri-base.json").write_text(_cri_base_spec(built["containerd"] / "ctr"))
     (root / CRUN_BASE_SPEC.lstrip("/")).write_text(
@@ -215,7 +223,8 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     (root / "kind/version").write_text(str(version) + "\n")
     (root / "kind/secctx-offline.json").write_text(json.dumps({
         "kubernetes": str(version),
-        "components": {n: c.version for n, c in components.COMPONENTS.items()},
+        "components": {n: c.version for n, c in components.COMPONENTS.items() if n in built},
+        "left_out": {limit.runtime: limit.why for limit in _left_out().values()},
         "images": names.all(),
     }, indent=2) + "\n")
     return {"root": root}
@@ -256,12 +265,18 @@ def handler_names() -> set[str]:
     return set(RUNTIME_HANDLERS) | set(SHIM_HANDLERS)
 
 
-def with_runtime_handlers(config: str) -> str:
-    """kind's containerd config with RUNTIME_HANDLERS and SHIM_HANDLERS registered."""
+def with_runtime_handlers(config: str, without: set[str] = frozenset()) -> str:
+    """kind's containerd config with RUNTIME_HANDLERS and SHIM_HANDLERS registered
+    (but those `without`: runtimes left out of the image)."""
     return (config + "".join(_HANDLER.format(name=n, binary=b, spec=spec)
-                             for n, (b, spec) in RUNTIME_HANDLERS.items())
+                             for n, (b, spec) in RUNTIME_HANDLERS.items() if n not in without)
             + "".join(_SHIM_HANDLER.format(name=n, runtime_type=t)
-                      for n, t in SHIM_HANDLERS.items()))
+                      for n, t in SHIM_HANDLERS.items() if n not in without))
+
+
+def _left_out() -> dict[str, hostlimits.HostLimit]:
+    """{component: limit} for the components whose runtime this host cannot run."""
+    return {limit.component: limit for limit in hostlimits.unmet(hostlimits.bounding_set())}
 
 
 def _place(dest: Path, src_dir: Path, names: tuple[str, ...]) -> None:

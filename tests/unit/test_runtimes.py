@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from test_phases import CASE_BY_NAME, ENVIRONMENT, failed, judge
 
-from secctx import caps, nodefacts, plugin, runner, session
+from secctx import caps, hostlimits, nodefacts, plugin, runner, session
 from secctx.imagemap import ImageMap
 from secctx.nodefacts import DEFAULT_RUNTIME, Environment, Runtime
 
@@ -51,8 +51,40 @@ def test_set_up_learns_only_the_runtimes_of_the_selected_cases():
     ({"mode": "online"}, {DEFAULT_RUNTIME}),  # kindest/node: runc only
     ({"mode": "offline", "kind_image": "mine:v1"}, {DEFAULT_RUNTIME}),  # handlers unknown
 ])
-def test_without_runtime_class_a_kind_run_runs_the_runtimes_its_node_image_has(options, runtimes):
+def test_without_runtime_class_a_kind_run_runs_the_runtimes_its_node_image_has(
+        options, runtimes, monkeypatch):
+    monkeypatch.setattr(hostlimits, "bounding_set", lambda: caps.ALL_CAPS)  # a host that grants all
     assert {p.runtime for p in plugin.case_params(config([], **options))} == runtimes
+
+
+def test_an_offline_kind_run_leaves_out_the_runtime_the_host_cannot_run(monkeypatch):
+    # A host whose bounding set lacks SYS_RESOURCE: gVisor's shim cannot lower its OOM
+    # score there, so runsc is neither built nor run (no skip per case: one line says why).
+    monkeypatch.setattr(hostlimits, "bounding_set",
+                        lambda: caps.ALL_CAPS & ~caps.encode(["SYS_RESOURCE"]))
+    assert {p.runtime for p in plugin.case_params(config([], mode="offline"))} == {
+        DEFAULT_RUNTIME, "crun"}
+    assert set(hostlimits.left_out()) == {"runsc"}
+    assert "CAP_SYS_RESOURCE, which the host's bounding set lacks" in hostlimits.left_out()["runsc"]
+    assert hostlimits.left_out(caps.ALL_CAPS) == {}
+
+
+def test_the_host_bounding_set_is_read_from_proc_status(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nCapBnd:\t000001fffeffffff\nCapAmb:\t0\n")
+    assert caps.decode(caps.ALL_CAPS & ~hostlimits.bounding_set(status)) == ["SYS_RESOURCE"]
+
+
+def test_a_runtime_left_out_of_the_node_image_is_said_once_with_its_reason(monkeypatch):
+    api, kube = fake_cluster(monkeypatch, {}, ["", "runc"])
+    env = Environment()
+    problems, ours = session.RuntimeProbes(kube, "ns", "busybox", ["runsc"], create=True,
+                                           left_out={"runsc": "it needs X"}).finish(env)
+    assert api.created == [] and not ours
+    assert problems["runsc"] == ("RuntimeClass runsc is not on the cluster: the offline node "
+                                 "image leaves it out (it needs X): run on a host that grants "
+                                 "it, or drop --runtime-class runsc")
+    assert env.extra["runtime_classes"].endswith("; left out of the node image: runsc (it needs X)")
 
 
 def test_each_pod_of_a_case_gets_the_runtime_class_and_default_sets_none():
@@ -234,6 +266,9 @@ def test_the_offline_node_registers_crun_beside_kinds_handlers_behind_the_capabi
     assert runtimes["crun"]["base_runtime_spec"] == "/etc/containerd/cri-base-crun.json"
     assert runtimes["crun"]["options"] == {"BinaryName": "/usr/local/sbin/crun",
                                            "SystemdCgroup": True}
+    without = tomllib.loads(nodeimage.with_runtime_handlers(kind, without={"runsc"}))["plugins"][
+        "io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert set(without) == {"runc", "crun"}, "a runtime left out has no handler"
     assert set(session.OFFLINE_RUNTIME_CLASSES) <= {
         name for name, handler in session.KIND_RUNTIME_CLASSES.items()
         if handler in nodeimage.handler_names()}, "the offline run's classes are the image's"
