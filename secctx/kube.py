@@ -662,8 +662,19 @@ def note_transient(pod: client.V1Pod, noted: set) -> None:
         waiting = cs.state.waiting if cs.state else None
         if waiting and transient_run_error(cs) and cs.name not in noted:
             noted.add(cs.name)
-            with report.step(f"RETRY by the kubelet: container {cs.name}: {waiting.message}"):
+            with report.step(f"RETRY by the kubelet: container {cs.name}: {transient_message(cs)}"):
                 pass
+
+
+def transient_message(cs: client.V1ContainerStatus) -> str:
+    """The runtime's transient error itself: while backing off, the waiting message is only
+    the back-off (`back-off 10s restarting failed container`); the error is the last
+    termination's."""
+    waiting = cs.state.waiting if cs.state else None
+    if waiting and _transient_message(waiting.message):
+        return waiting.message
+    last = cs.last_state.terminated if cs.last_state else None
+    return f"{waiting.message if waiting else ''} after: {last.message if last else '?'}"
 
 
 def describe_pod(pod: client.V1Pod | None) -> str:

@@ -153,3 +153,12 @@ def test_the_back_off_after_runcs_freeze_time_out_is_transient_too():
     # A workload that crashes by itself backs off for good.
     assert not kube_module.transient_run_error(container("CrashLoopBackOff", back_off,
                                                          "exit status 1"))
+
+
+def test_the_retry_step_names_the_runtimes_error_not_the_back_off():
+    # While backing off, the waiting message says only "back-off 10s ..."; the report's
+    # RETRY step must name what made it transient: the last termination's freeze error.
+    back_off = "back-off 10s restarting failed container=c0 pod=gen"
+    message = kube_module.transient_message(container("CrashLoopBackOff", back_off, FREEZE))
+    assert message.startswith(back_off) and message.endswith("unable to freeze")
+    assert kube_module.transient_message(container("RunContainerError", FREEZE)) == FREEZE
