@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+
+from filelock import FileLock
 
 from .. import cache
 from . import log
@@ -28,29 +31,48 @@ NODE_PACKAGES = (
 
 
 def tarball(packages: tuple[str, ...], suite: str = SUITE) -> Path:
-    """A gzip'ed rootfs with `packages`, built once per (suite, packages)."""
+    """A gzip'ed rootfs with `packages`, built once per (suite, packages). Two runs on one
+    machine (xdist workers, two checkouts) build it once: the second waits for the lock."""
     key = hashlib.sha256(f"{suite}:{','.join(sorted(packages))}".encode()).hexdigest()[:12]
     out = cache.path("rootfs", f"{suite}-{key}.tar.gz")
     if out.exists():
         return out
     if not shutil.which("debootstrap"):
         raise BuildError("debootstrap is missing: apt-get install debootstrap")
-    work = out.with_suffix(".d")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    log.step(f"debootstrap {suite} with {len(packages)} packages (a few minutes, once)")
-    _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite,
-          str(work), MIRROR])
-    # Trim what no container needs: apt lists, caches, docs.
-    for sub in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",
-                "usr/share/locale"):
-        shutil.rmtree(work / sub, ignore_errors=True)
-        (work / sub).mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    _run(["tar", "-C", str(work), "--numeric-owner", "-czf", str(tmp), "."])
-    tmp.rename(out)
-    shutil.rmtree(work, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.with_suffix(".lock"))):
+        if not out.exists():
+            _debootstrap(packages, suite, out)
     return out
+
+
+def _debootstrap(packages: tuple[str, ...], suite: str, out: Path) -> None:
+    # A directory of this build's own: never one that another build is writing.
+    work = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        log.step(f"debootstrap {suite} with {len(packages)} packages (a few minutes, once)")
+        _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite,
+              str(work), MIRROR])
+        # Trim what no container needs: apt lists, caches, docs.
+        for sub in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",
+                    "usr/share/locale"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        tmp = work.with_suffix(".tmp")
+        _run(["tar", "-C", str(work), "--numeric-owner", "-czf", str(tmp), "."])
+        tmp.rename(out)
+    finally:
+        _remove(work)
+
+
+def _remove(work: Path) -> None:
+    """A failed debootstrap leaves the target's /proc (and /sys) mounted: unmount them
+    first, or rmtree walks the host's /proc and the directory stays."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if line.split()[1].startswith(f"{work}/")]
+    for mount in sorted(mounts, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(cmd: list[str]) -> None:
