@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 
 from . import rbac
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("node-image", help="build the offline kind node image")
     p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
     p.add_argument("--rebuild", action="store_true", help="rebuild even if cached")
+
+    p = sub.add_parser("prepare", help="build what a run of this mode needs, before any test "
+                       "(offline: the node image and the workload images; online: nothing)")
+    p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
+    p.add_argument("--mode", choices=("auto", "online", "offline"), default="auto")
 
     p = sub.add_parser("cluster-up", help="create (or reuse) the kind cluster and load images")
     _cluster_args(p)
@@ -96,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "node-image":
         from .offline import nodeimage
         print(nodeimage.build(KubeVersion.parse(args.kubernetes_version), args.rebuild).tag)
+    elif args.command == "prepare":
+        _prepare(args.mode, KubeVersion.parse(args.kubernetes_version))
     elif args.command == "cluster-up":
         cluster = provision.bring_up(provision.Options(
             name=args.cluster_name, kubernetes_version=args.kubernetes_version, mode=args.mode,
@@ -126,3 +134,22 @@ def _run(args: argparse.Namespace) -> int:
         KindCluster(args.cluster_name, kind_path=nodeimage.kind_binary(), kubectl_path=None,
                     image=None, config={}).delete()
     return 0
+
+
+def _prepare(requested: str, version: KubeVersion) -> None:
+    """The cold build as a step of its own: a test's bounded wait (a nested cluster-up)
+    must not be where 20 minutes of compiling happen."""
+    from .cluster import mode as modes
+    from .images import build as images
+    from .images import docker
+    from .offline import nodeimage
+    mode, why = modes.detect(requested, engine.docker_info() or {}, docker.image_exists)
+    if mode != modes.OFFLINE:
+        print(f"mode {mode} ({why}): nothing to build")
+        return
+    started = time.monotonic()
+    nodeimage.build(version)
+    images.build_workload_images(offline=True)
+    print(f"mode offline ({why}): node image {nodeimage.recipe_tag(version)} and the workload "
+          f"images ready in {time.monotonic() - started:.0f}s")
+
