@@ -190,7 +190,8 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     _place(root / "usr/bin", k8s_bin, ("kubeadm", "kubelet", "kubectl"))
     _place(root / "usr/local/bin", built["containerd"], ("containerd", "containerd-shim-runc-v2", "ctr"))
     _place(root / "usr/local/bin", built["crictl"], ("crictl",))
-    if "gvisor" in built:
+    left_out = _left_out()  # what _build did not build (built lacks it)
+    if "gvisor" not in left_out:
         _place(root / "usr/local/bin", built["gvisor"], ("runsc", "containerd-shim-runsc-v1"))
     _place(root / "opt/cni/bin", built["cni-plugins"], ("bridge", "loopback", "ptp", "host-local", "portmap"))
     sbin = root / "usr/local/sbin"
@@ -206,7 +207,7 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     (sbin / "crun.oci-version").write_text(CRUN_OCI_VERSION + "\n")
     config = (root / "etc/containerd/config.toml").read_text()
     config = with_runtime_handlers(_set_toml_string(config, "sandbox_image", names.pause),
-                                   without={n.runtime for n in _left_out().values()})
+                                   without={limit.runtime for limit in left_out.values()})
     (root / "etc/containerd/config.toml").write_text(config)
     (root / "etc/containerd/cri-base.json").write_text(_cri_base_spec(built["containerd"] / "ctr"))
     (root / CRUN_BASE_SPEC.lstrip("/")).write_text(
@@ -224,7 +225,7 @@ def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
     (root / "kind/secctx-offline.json").write_text(json.dumps({
         "kubernetes": str(version),
         "components": {n: c.version for n, c in components.COMPONENTS.items() if n in built},
-        "left_out": {limit.runtime: limit.why for limit in _left_out().values()},
+        "left_out": {limit.runtime: limit.why for limit in left_out.values()},
         "images": names.all(),
     }, indent=2) + "\n")
     return {"root": root}
