@@ -1,33 +1,47 @@
-# Shared set-up for hack/run.sh and hack/test.sh: host packages, the Python
-# environment. Each step is a no-op when already done, so warm runs take seconds.
+# Shared set-up for hack/run.sh and hack/test.sh: the Python environment, then
+# the host packages and the Docker engine the run's mode needs. Each step is a
+# no-op when already done, so warm runs take seconds.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${SECCTX_VENV:-$ROOT/.venv}
 PY=$VENV/bin/python
+APT_TIMEOUT=${SECCTX_APT_TIMEOUT:-900}  # seconds for apt-get update + install (a cold runner)
 
 say() { printf '[secctx] %s\n' "$*" >&2; }
 
-# Debian packages the offline build needs (the Docker engine, debootstrap for
-# root filesystems, busybox for the small images, libseccomp for runc).
+# The Debian packages (and whether a Docker engine) the run of these pytest
+# options needs, as `python -m secctx host-needs` says (secctx/hostneeds.py:
+# the mode is decided there, as set-up decides it). Installs what is missing,
+# with sudo when not root. Sets NEEDS_ENGINE=yes|no.
 ensure_host_packages() {
-  local wanted=(debootstrap busybox-static libseccomp-dev pkg-config gcc "$@")
-  local missing=()
-  command -v dpkg-query >/dev/null || { say "not a Debian host: install Docker, Go, debootstrap yourself"; return 0; }
-  # A running engine (Docker CE on CI runners) is used as it is; else Debian's.
-  if ! [[ -S /var/run/docker.sock ]] || ! command -v docker >/dev/null; then
-    wanted+=(docker.io)
-  fi
-  for p in "${wanted[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
+  local out kind rest name reason missing=() why=() sudo=()
+  out=$("$PY" -m secctx host-needs "$@") || exit 2
+  NEEDS_ENGINE=no
+  while IFS=' ' read -r kind rest; do
+    case $kind in
+      engine) NEEDS_ENGINE=$rest ;;
+      missing) IFS=$'\t' read -r name reason <<<"$rest"; missing+=("$name"); why+=("$name ($reason)") ;;
+    esac
+  done <<<"$out"
   if ((${#missing[@]})); then
-    [[ $(id -u) == 0 ]] || { say "missing packages ${missing[*]}; install them (as root: apt-get install ${missing[*]})"; exit 2; }
-    say "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [[ $(id -u) != 0 ]]; then
+      local fix="install them as root (apt-get install ${missing[*]}), or give this user passwordless sudo"
+      command -v sudo >/dev/null || { say "cannot install ${missing[*]}: not root and sudo is not installed; $fix"; exit 2; }
+      sudo -n true 2>/dev/null || { say "cannot install ${missing[*]}: not root and sudo asks for a password (sudo -n failed); $fix"; exit 2; }
+      sudo=(sudo -n)
+    fi
+    local list; list=$(printf '%s, ' "${why[@]}")
+    say "installing ${list%, }${sudo:+ with sudo}"
+    local apt=(timeout "$APT_TIMEOUT" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive
+               apt-get -o DPkg::Lock::Timeout=300 -qq)
+    "${apt[@]}" update || { say "apt-get update failed or took over ${APT_TIMEOUT}s; install ${missing[*]} by hand"; exit 2; }
+    "${apt[@]}" install -y "${missing[@]}" >/dev/null \
+      || { say "apt-get install ${missing[*]} failed or took over ${APT_TIMEOUT}s; install them by hand"; exit 2; }
   fi
-  command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || say "Go is not installed: the offline build needs it (online mode does not)"
-  [[ -x /usr/local/go/bin/go ]] && export PATH=$PATH:/usr/local/go/bin
+  if [[ $NEEDS_ENGINE == yes ]]; then
+    [[ -x /usr/local/go/bin/go ]] && export PATH=$PATH:/usr/local/go/bin
+    command -v go >/dev/null || say "Go is not installed: kind and the suite's own images are built with it (install Go 1.25+)"
+  fi
   return 0
 }
 
@@ -42,6 +56,13 @@ ensure_venv() {
     "$PY" -m pip install -q -c "$ROOT/constraints.txt" -e "${ROOT}[test]"
     echo "$want" > "$stamp"
   fi
+}
+
+# A Docker engine when the mode needs one (ensure_host_packages decided).
+ensure_engine() {
+  [[ $NEEDS_ENGINE == yes ]] || return 0
+  "$PY" -m secctx engine
+  trap restore_host EXIT
 }
 
 # kubelet in a kind node rewrites a few host sysctls; put them back when the

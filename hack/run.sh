@@ -5,10 +5,9 @@
 #   hack/run.sh --kubernetes-version v1.36.3 --keep-cluster -n auto
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-ensure_host_packages
 ensure_venv
-"$PY" -m secctx engine
-trap restore_host EXIT
+ensure_host_packages "$@"  # only what the mode needs; --existing-cluster: nothing
+ensure_engine
 results=$ROOT/reports/allure-results
 rm -rf "$results"
 rm -f "$ROOT/reports/observations.diff.json"  # only this run's --compare-to diff goes in the report

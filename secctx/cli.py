@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import rbac
+from . import hostneeds, rbac
 from .cluster import engine, provision
 from .cluster.kind import ClusterError
 from .imagemap import ImageMapError
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("engine", help="make a Docker engine available (start dockerd if needed)")
+    sub.add_parser("host-needs", help="what hack/lib.sh installs for a run of these pytest "
+                   "options: `engine yes|no`, then `missing PACKAGE<TAB>WHY` lines",
+                   usage="python -m secctx host-needs [PYTEST OPTIONS]")
     sub.add_parser("host-restore", help="restore host sysctls kubelet changed (if we started dockerd)")
 
     p = sub.add_parser("node-image", help="build the offline kind node image")
@@ -60,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--namespace", default=rbac.NAMESPACE)
     p.add_argument("--service-account", default=rbac.SERVICE_ACCOUNT)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "host-needs":  # the suite's pytest options, read by hostneeds.parse
+        sys.stdout.write(hostneeds.report(rest))
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return _run(args)
     except USER_ERRORS as err:

@@ -144,6 +144,8 @@ def _save_sysctls() -> None:
 def restore_sysctls() -> None:
     """Undo kubelet's host sysctl changes, if we started the engine on this host."""
     state = STATE_DIR / "host-sysctls.json"
+    if os.geteuid() != 0:  # only root writes /proc/sys; root, who started dockerd, restores
+        return
     if state.exists():
         for key, value in json.loads(state.read_text()).items():
             Path("/proc/sys", key).write_text(value)
