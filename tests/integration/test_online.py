@@ -14,8 +14,10 @@ loads nothing (its report says so, and the test counts it).
 from __future__ import annotations
 
 import json
+import pwd
 import re
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
@@ -25,7 +27,7 @@ from secctx.images import build, faithful
 from secctx.offline import nodeimage
 from secctx.offline.gomod import KubeVersion
 
-from . import registry
+from . import hosted_runner, registry
 from .robust_helpers import ROOT, cli, run_pytest
 
 pytestmark = pytest.mark.e2e
@@ -138,3 +140,37 @@ def _manifest_requests() -> set[tuple[str, str | None]]:
                          r'http\.response\.status=200', logs.stdout + logs.stderr):
         out.add((m.group(1), m.group(2)))
     return out
+
+
+def test_workflow_set_up_as_an_unprivileged_user_with_sudo_then_one_case_green(world, tmp_path):
+    """The workflows' steps as GitHub's hosted `runner` user takes them (hosted_runner.py:
+    not root, passwordless sudo, in the docker group, its own checkout and SECCTX_CACHE,
+    a Debian without debootstrap, libseccomp-dev and busybox-static): `hack/run.sh` sets
+    up (venv, host packages through sudo, engine), then runs one case online on a kind
+    cluster of its own. Before lib.sh asked the mode, this ended before pytest with
+    `missing packages debootstrap ...`, exit 2."""
+    with hosted_runner.runner_user() as user:
+        run = user.run("bash", "hack/run.sh", "--mode", "online",
+                       "--cluster-name", hosted_runner.CLUSTER, "--kind-image", NODE_IMAGE,
+                       "--registry-mirror", registry.NODES_URL, "-k", "secure-pod",
+                       "--runtime-class", "default", "-p", "no:cacheprovider", "-rA",
+                       log=tmp_path / "runner.log", timeout=1200)
+        set_up = re.search(r"^collected .*$", run.output, re.M)
+        print(f"\nhack/run.sh as {user.name}: exit {run.returncode} in {run.seconds:.0f}s; "
+              f"{set_up.group(0) if set_up else 'pytest never collected'}")
+        assert run.returncode == 0, run.output[-6000:]
+        # what lib.sh decided and installed, as the hosted runner's mode needs
+        needs = next(ln for ln in run.output.splitlines() if "mode online (" in ln)
+        assert needs.endswith("needs a Docker engine and busybox-static"), needs
+        assert re.search(r"^\[secctx\] installing busybox-static \(.*\) with sudo$", run.output,
+                         re.M), run.output[:3000]
+        assert "missing packages" not in run.output
+        # the case ran, as the user: its JUnit file is the user's, and says green
+        junit = user.checkout / "reports" / "junit.xml"
+        assert junit.stat().st_uid == pwd.getpwnam(user.name).pw_uid
+        suite = ET.parse(junit).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        assert (suite.get("failures"), suite.get("errors")) == ("0", "0"), run.output[-4000:]
+        passed = [c.get("name") for c in suite.iter("testcase")
+                  if not list(c.iterfind("skipped")) and not list(c.iterfind("failure"))]
+        assert any(n.startswith("test_recipe_case[secure-pod") for n in passed), passed
