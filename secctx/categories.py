@@ -10,6 +10,11 @@ ENVIRONMENT_CANNOT_ENFORCE = "ENVIRONMENT CANNOT ENFORCE"  # the node lacks the 
 INFRASTRUCTURE = "INFRASTRUCTURE"  # the cluster, the images or the user's input
 TIMEOUT = "TIMEOUT"  # a bounded wait ran out
 NOT_AVAILABLE = "NOT AVAILABLE"  # the Kubernetes version does not serve the feature (yet)
+# Said by a skip whose RuntimeClass the suite added but this host cannot run (gVisor's
+# runsc without the kernel features it needs): one line per runtime in the report.
+RUNTIME_CANNOT_RUN = "this host cannot run it"
+# Said by a skip of what the node cannot enforce, after every other check held.
+OTHERS_HOLD = "every other field of this case was checked and holds"
 
 
 def not_enforced(message: str) -> str:
@@ -22,6 +27,10 @@ def infrastructure(message: str) -> str:
 
 def cannot_enforce(message: str) -> str:
     return f"{ENVIRONMENT_CANNOT_ENFORCE}: {message}"
+
+
+def runtime_cannot_run(runtime: str, problem: str) -> str:
+    return cannot_enforce(f"{problem} (the suite added RuntimeClass {runtime}; {RUNTIME_CANNOT_RUN})")
 
 
 def timeout(message: str) -> str:
@@ -39,8 +48,12 @@ CATEGORIES = [
     {"name": "Runtime did not enforce", "matchedStatuses": ["failed"],
      "messageRegex": rf"[\s\S]*{NOT_ENFORCED}[\s\S]*",
      "description": "An observed value differs from what Kubernetes promises: a product defect."},
+    {"name": "Runtime cannot run on this host", "matchedStatuses": ["skipped"],
+     "messageRegex": rf"[\s\S]*{RUNTIME_CANNOT_RUN}[\s\S]*",
+     "description": "A RuntimeClass the suite added to the kind nodes cannot start a container "
+                    "on this host; every test under it is skipped with the runtime's own error."},
     {"name": "Environment cannot enforce", "matchedStatuses": ["skipped"],
-     "messageRegex": rf"[\s\S]*{ENVIRONMENT_CANNOT_ENFORCE}[\s\S]*",
+     "messageRegex": rf"(?![\s\S]*{RUNTIME_CANNOT_RUN})[\s\S]*{ENVIRONMENT_CANNOT_ENFORCE}[\s\S]*",
      "description": "The node lacks the kernel feature (SELinux, AppArmor); the reason says which."},
     {"name": "Not available in this version", "matchedStatuses": ["skipped"],
      "messageRegex": rf"[\s\S]*{NOT_AVAILABLE}[\s\S]*",

@@ -1,13 +1,20 @@
 """Offline HTML report from Allure results, with the pinned Allure 3 CLI (npm, no Java).
 
     python -m secctx.htmlreport --results reports/allure-results --out reports/html \
-        [--single-file] [--history reports/history.jsonl] [--name "..."] \
+        [--multi-file] [--history reports/history.jsonl] [--name "..."] \
         [--matrix reports/matrix] [--diff reports/observations.diff.json]
 
 The `allure` npm package is pinned in tools/report/package.json and its
 package-lock.json; the first use installs it with `npm ci`. The report is the
-Awesome plugin's: a directory (index.html + data/, serve it over HTTP) or, with
---single-file, one self-contained index.html that opens from disk or mail.
+Awesome plugin's: one self-contained index.html that opens from disk or mail (the
+default, --single-file), or with --multi-file a directory (index.html + data/) that
+loads only over HTTP (opened from disk, Allure's app shows a spinner).
+
+Its first page is the verdict (secctx.verdictpage): a grid of securityContext field
+by runtime, each cell enforced / NOT ENFORCED / cannot be enforced here / not
+available in this version, opening to the failed checks and links to the tests,
+placed above Allure's own page in index.html. It is plain HTML, so it reads even
+where Allure's app does not start.
 
 History: Allure appends one line per run to the history file (JSON lines) and
 reads it back for trends, new/fixed transitions and flaky marking, so a job that
@@ -43,7 +50,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cache  # standard library only, like this module
+from . import cache, verdictpage  # standard library only, like this module
 from .offline import log  # (standard library only too)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,14 +141,15 @@ def _categories(dirs: list[Path]) -> list[dict]:
     return []
 
 
-def generate(results: Path | Sequence[Path], out: Path, single_file: bool = False,
+def generate(results: Path | Sequence[Path], out: Path, single_file: bool = True,
              history: Path | None = None, name: str = DEFAULT_NAME,
              history_limit: int = DEFAULT_HISTORY_LIMIT, matrix: Path | None = None,
              diff: Path | None = None) -> Path:
     """Make the HTML report of `results` (one or more allure-results directories) in `out`.
 
-    Returns the report's index.html. `out` is replaced whole (only if it is empty or
-    an earlier report). With `history`, that JSON-lines file gives the trend and flaky
+    Returns the report's index.html, the verdict page at its top. `out` is replaced
+    whole (only if it is empty or an earlier report). `single_file`: one index.html
+    that opens from disk; else index.html and data/, to be served over HTTP. With `history`, that JSON-lines file gives the trend and flaky
     marking and gets this run appended, capped to the last `history_limit` runs.
     `matrix` (a `secctx.matrix compare` output directory) and `diff` (an
     observations.diff.json) add their pages, linked from the top of the report.
@@ -201,6 +209,12 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = Fals
                               f"{_last_line(proc.stderr or proc.stdout)}; check the results directory and "
                               "rerun with the same command to see the full output")
         _make_offline(index)
+        try:
+            verdictpage.inject(index, dirs, None if single_file else serve_hint(out))
+        except ValueError as err:
+            raise ReportError(f"cannot put the verdict page into the report ({err}); the pinned "
+                              "allure version changed its template, so update "
+                              "secctx/verdictpage.py") from None
         _add_pages(index, pages)
 
         if out.exists():
@@ -210,6 +224,13 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = Fals
             history.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(work_history, history)
     return out / "index.html"
+
+
+def serve_hint(out: Path) -> str:
+    """How to read a multi-file report (what its verdict page says when opened from disk)."""
+    return (f"The full report below is the multi-file form, which loads only over HTTP: "
+            f"python3 -m http.server -d {_rel(out)} 8080, then open http://127.0.0.1:8080/ "
+            "(or make it with --single-file, the default, to open it from disk).")
 
 
 def _make_offline(index: Path) -> None:
@@ -337,8 +358,12 @@ def main(argv: list[str] | None = None) -> int:
                              "Kubernetes version)")
     parser.add_argument("--out", type=Path, default=Path("reports/html"),
                         help="report directory, replaced whole (default: reports/html)")
-    parser.add_argument("--single-file", action="store_true",
-                        help="one self-contained index.html (for mail or CI artifacts)")
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--single-file", dest="single_file", action="store_true", default=True,
+                      help="one self-contained index.html that opens from disk (the default)")
+    form.add_argument("--multi-file", dest="single_file", action="store_false",
+                      help="index.html and data/, to be served over HTTP (opened from disk, "
+                           "only the verdict at its top shows)")
     parser.add_argument("--history", type=Path, default=None,
                         help="history file (JSON lines) to read and append to, e.g. reports/history.jsonl")
     parser.add_argument("--history-limit", type=int, default=DEFAULT_HISTORY_LIMIT,
@@ -361,12 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         print("secctx.htmlreport: interrupted", file=sys.stderr)
         return 130
     print(f"HTML report: {_rel(index)}")
+    print(f"  verdict: {verdictpage.build(verdictpage.read_tests(args.results)).headline}")
     for page in ("matrix.html", "baseline-diff.html"):
         if (index.parent / page).exists():
             print(f"  linked from its top: {_rel(index.parent / page)}")
     if not args.single_file:
-        print(f"  view it over HTTP: python3 -m http.server -d {_rel(index.parent)} 8080 "
-              "(or use --single-file for a file that opens from disk)")
+        print(f"  {serve_hint(index.parent)}")
     return 0
 
 

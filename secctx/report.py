@@ -20,6 +20,7 @@ import yaml
 
 from . import caps
 from .categories import CATEGORIES
+from .verdictpage import NODE_LABEL, SELF_CHECK_EPIC
 
 SEVERITY = {"blocker": allure.severity_level.BLOCKER, "critical": allure.severity_level.CRITICAL,
             "normal": allure.severity_level.NORMAL, "minor": allure.severity_level.MINOR}
@@ -80,6 +81,20 @@ def label_test(epic: str, feature: str, story: str, kubernetes_version: str,
 def title(text: str) -> None:
     """The test's title in the report (instead of its Python name)."""
     allure.dynamic.title(text)
+
+
+def label_self_check(text: str) -> None:
+    """Title and group of a test of the suite itself (a case file is valid), not of the
+    cluster: the report's verdict page and tree keep them apart."""
+    allure.dynamic.title(text)
+    allure.dynamic.epic(SELF_CHECK_EPIC)
+
+
+def label_node(node: str | None) -> None:
+    """The node the case's pod ran on: the verdict page has a column per node when
+    the cases ran on several."""
+    if node:
+        dynamic("label", NODE_LABEL, node)
 
 
 # --- titles ------------------------------------------------------------------

@@ -68,6 +68,7 @@ def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: 
         observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
                                    suite.image_user)
     report.attach_json("observation (as data)", observe.to_record(observed))
+    report.label_node(observed.learned.node if observed.learned else None)
     # timing_id: the case's id (with the runtime, which the entry also names)
     suite.observations.record_case(timing_id, case.container, observed, runtime)
     return observed

@@ -17,7 +17,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from . import hostlimits, nodefacts, pullcheck, report
-from .categories import cannot_enforce
+from .categories import runtime_cannot_run
 from .cluster.mode import OFFLINE
 from .cluster.provision import Cluster
 from .imagemap import ImageMap
@@ -63,8 +63,7 @@ class Suite:
         cannot run it; failed where the cluster offers a RuntimeClass that does not work."""
         problem = self.runtime_problems.get(runtime)
         if problem and runtime in self.host_cannot_run:
-            pytest.skip(cannot_enforce(f"{problem} (the suite added RuntimeClass {runtime}; "
-                                       "this host cannot run it)"))
+            pytest.skip(runtime_cannot_run(runtime, problem))
         if problem:
             pytest.fail(problem, pytrace=False)
 

@@ -13,7 +13,7 @@ from secctx.plugin import recipe_job
 
 def test_case_file_is_valid(case_file):
     """A bad case file fails here, naming file and line, without asking for a cluster."""
-    report.title(f"case file {case_file.path.name} is valid")
+    report.label_self_check(f"case file {case_file.path.name} is valid")
     if case_file.errors:
         pytest.fail("invalid case file: " + "\ninvalid case file: ".join(map(str, case_file.errors)),
                     pytrace=False)

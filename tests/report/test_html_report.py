@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "reports" / "artifacts" / "report-screenshot.png"
 CASE_SCREENSHOT = SCREENSHOT.with_name("report-case-screenshot.png")
 MATRIX_SCREENSHOT = SCREENSHOT.with_name("report-matrix-screenshot.png")
+VERDICT_SCREENSHOT = SCREENSHOT.with_name("report-verdict-screenshot.png")
 RECORDED = ROOT / "tests" / "unit" / "recorded" / "v1.37.2-offline.json"  # a real run's observations
 REPORT_NAME = "secctx report self-test"
 SUITE = "test_secctx_demo"  # module name = the suite allure-pytest reports
@@ -307,6 +308,37 @@ def test_single_file_report_renders_from_disk(reports, tmp_path):
         assert group in sections, f"{group!r} not rendered as a tree section: {sections}"
     assert re.search(rf'data-testid="report-title"[^>]*>{re.escape(REPORT_NAME)}<', dom)
     assert re.search(r'data-testid="counter"[^>]*status-failed[^>]*>2<', dom), "2 failed counter"
+
+
+def test_single_file_report_opened_from_disk_answers_first_and_one_click_leads_to_the_failure(
+        reports, browser):
+    """The first screen, from file://: the verdict (a NOT ENFORCED field by runtime), its
+    failed checks one click away, and the failed test's page in the report one more."""
+    cdp = browser
+    cdp.call("Page.enable")
+    cdp.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1,
+             mobile=False)
+    cdp.call("Page.navigate", url=reports["single"].as_uri())
+    headline = cdp.wait_for("document.querySelector('#secctx-verdict summary')?.innerText",
+                            "the verdict's headline")
+    # The demo's case fails its fsGroup checks: the field is named, with its runtime.
+    assert "NOT ENFORCED: fsGroup (default)" in headline, headline
+    # Allure's app routes by the URL's hash once it has started: links are followed after that.
+    cdp.wait_for("document.querySelector('[data-testid=tree-leaf]') !== null", "the report's tree")
+    cell = cdp.js("[...document.querySelectorAll('#secctx-verdict td')].map(td => [td.className, "
+                  "td.innerText.split('\\n')[0]])")
+    assert ["failed", "not enforced (1 test)"] in cell, cell
+    cdp.click("#secctx-verdict td.failed summary", "not enforced")
+    cdp.wait_for("[...document.querySelectorAll('#secctx-verdict td.failed table.checks td')]"
+                 ".some(td => td.innerText === '/data group')", "the failed check in the cell")
+    VERDICT_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shot = cdp.call("Page.captureScreenshot", format="png")
+    VERDICT_SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+    # The test's link opens its page in the report below (the verdict folds away).
+    cdp.click("#secctx-verdict td.failed a", "fsgroup-demo")
+    cdp.wait_for(f"document.body.innerText.includes({json.dumps(CASE_VERDICT[1][:40])})",
+                 "the failed test's page with its verdict")
+    assert cdp.js("document.querySelector('#secctx-verdict details').open") is False
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
