@@ -45,6 +45,7 @@ from .matrix import allure_page_id
 # Labels the suite writes for this page (secctx.report).
 NODE_LABEL = "secctx.node"  # the node a case's pod ran on
 SELF_CHECK_EPIC = "Suite self-checks"  # case files valid; not a verdict on the cluster
+MANIFESTS_EPIC = "Manifests"  # the suite's manifests pass the API server's validation (dry run)
 CLUSTER_EPIC = "Cluster"  # nodes ready, system pods, storage: set-up checks (suites/test_cluster.py)
 DEFAULT_RUNTIME = "default"  # nodefacts.DEFAULT_RUNTIME: no runtimeClassName
 
@@ -53,9 +54,9 @@ DEFAULT_RUNTIME = "default"  # nodefacts.DEFAULT_RUNTIME: no runtimeClassName
 FIELDS = ("runAsUser", "runAsGroup", "runAsNonRoot", "supplementalGroups", "supplementalGroupsPolicy",
           "fsGroup", "fsGroupChangePolicy", "capabilities", "privileged", "allowPrivilegeEscalation",
           "readOnlyRootFilesystem", "seccompProfile", "appArmorProfile", "seLinuxOptions", "procMount",
-          "hostUsers", "sysctls")
+          "hostUsers", "sysctls", "recursiveReadOnly")
 # How a case's `field` names a securityContext field without its name.
-ALIASES = {"image USER": "runAsUser",  # no runAsUser: the image's USER is what runAsUser defaults to
+ALIASES = {"image USER": "runAsUser", "generated pod specs": "generated pod specs (Hypothesis)",  # no runAsUser: the image's USER is what runAsUser defaults to
            "apparmor": "appArmorProfile", "AppArmor": "appArmorProfile", "SELinux": "seLinuxOptions"}
 
 # A failed check's field (verdict.Check.field, "twin: " dropped) -> the fields it is about.
@@ -105,6 +106,7 @@ class TestOutcome:
     runtime: str = DEFAULT_RUNTIME
     node: str | None = None
     failed_checks: tuple[FailedCheck, ...] = ()
+    refused: str | None = None  # a passed test whose promised outcome is a refusal: the refusal
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -140,7 +142,22 @@ def _outcome(result: dict) -> TestOutcome:
         status=result.get("status") or "unknown", message=details.get("message") or "",
         epic=labels.get("epic") or "", feature=labels.get("feature") or "",
         runtime=params.get("runtime") or DEFAULT_RUNTIME, node=labels.get(NODE_LABEL),
-        failed_checks=tuple(c for c in map(parse_check, _failed_step_names(result)) if c))
+        failed_checks=tuple(c for c in map(parse_check, _failed_step_names(result)) if c),
+        refused=_refusal(result))
+
+
+def _refusal(node: dict) -> str | None:
+    """The refusal a test was promised and saw (runner's 'refused: ...' step), if any: a
+    field enforced by refusing the pod (fail-closed where the node lacks the feature) reads
+    differently from one applied in a running container."""
+    for step in node.get("steps") or []:
+        name = step.get("name") or ""
+        if name.startswith("refused: ") and step.get("status") == "passed":
+            return name.removeprefix("refused: ")
+        found = _refusal(step)
+        if found:
+            return found
+    return None
 
 
 def _failed_step_names(node: dict) -> Iterable[str]:
@@ -163,7 +180,10 @@ def fields_of(feature: str) -> list[str]:
     "capabilities.drop/capabilities.add", "privileged: true"): securityContext fields
     by name, others as written."""
     found: list[str] = []
-    for part in re.sub(r"\([^)]*\)", "", feature).split("/"):
+    if feature.startswith("enforce="):  # a Pod Security Admission level
+        return [f"Pod Security Admission ({feature.removeprefix('enforce=')})"]
+    # "(...)" qualifies, " /etc/group" is a path: neither separates fields
+    for part in re.sub(r"\([^)]*\)|\s/\S+", "", feature).split("/"):
         part = re.sub(r"^securityContext[. ]", "", part.strip())
         if not part:
             continue
@@ -199,12 +219,13 @@ def is_runtime_cannot_run(test: TestOutcome) -> bool:
 
 
 def is_self_check(test: TestOutcome) -> bool:
-    return test.epic in (SELF_CHECK_EPIC, CLUSTER_EPIC)
+    return test.epic in (SELF_CHECK_EPIC, CLUSTER_EPIC, MANIFESTS_EPIC)
 
 
 def field_verdicts(test: TestOutcome) -> dict[str, str]:
     """{field: verdict} of one test, for each field it is about."""
-    fields = fields_of(test.feature) or [test.epic or test.title.split(":")[0]]
+    fallback = test.epic or test.title.split(":")[0]
+    fields = fields_of(test.feature) or [_known_field(fallback) or fallback]
     message = _category_text(test.message)
     if test.status == "passed":
         return dict.fromkeys(fields, ENFORCED)
@@ -383,7 +404,7 @@ def render(page: Page, serve_hint: str | None = None) -> str:
         for t in page.self_checks:
             counts[t.status] = counts.get(t.status, 0) + 1
         bad = [t for t in page.self_checks if t.status not in ("passed", "skipped")]
-        out.append(f"<h3>Suite self-checks (case files, cluster set-up): "
+        out.append(f"<h3>Suite self-checks (case files, manifests, cluster set-up): "
                    f"{e(', '.join(f'{n} {s}' for s, n in sorted(counts.items())))}</h3>")
         out.append("<details><summary>" + (f"{len(bad)} failed" if bad else "all")
                    + "</summary><ul>" + "".join(_test_item(t, t.status) for t in
@@ -396,8 +417,10 @@ def render(page: Page, serve_hint: str | None = None) -> str:
 def _cell(cell: Cell) -> str:
     n = len(cell.tests)
     tests = sorted(cell.tests, key=lambda vt: (ORDER.index(vt[0]), vt[1].title))
+    refused = sum(1 for v, t in tests if v == ENFORCED and t.refused)
     return (f'<td class="{CSS_CLASS[cell.verdict]}"><details><summary>{html.escape(cell.verdict)} '
-            f'<span class="note">({n} test{"s" * (n != 1)})</span></summary><ul>'
+            f'<span class="note">({n} test{"s" * (n != 1)}'
+            f'{f", {refused} by refusing the pod" if refused else ""})</span></summary><ul>'
             + "".join(_test_item(t, v) for v, t in tests) + "</ul></details></td>")
 
 
@@ -408,6 +431,8 @@ def _test_item(test: TestOutcome, verdict: str) -> str:
         text += ('<table class="checks"><tr><th>check</th><th>expected</th><th>observed</th></tr>'
                  + "".join(f"<tr><td>{e(c.field)}</td><td>{e(c.expected)}</td><td>{e(c.observed)}"
                            "</td></tr>" for c in test.failed_checks) + "</table>")
+    elif test.refused and verdict == ENFORCED:
+        text += f'<div class="note">refused, as promised: {e(test.refused[:300])}</div>'
     elif test.message and verdict not in (ENFORCED, FAILED):
         text += f'<div class="note">{e(_category_text(test.message).splitlines()[0][:300])}</div>'
     return text + "</li>"

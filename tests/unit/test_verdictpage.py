@@ -104,3 +104,29 @@ def test_read_tests_keeps_the_last_result_of_a_retried_test(tmp_path):
     (tmp_path / "broken-result.json").write_text("{not json")
     [t] = vp.read_tests([tmp_path])
     assert (t.status, t.runtime, t.feature) == ("passed", "crun", "runAsUser")
+
+
+def test_feature_texts_name_their_fields_not_their_paths_or_qualifiers():
+    assert vp.fields_of("image USER (root) and /etc/group") == ["runAsUser"]
+    assert vp.fields_of("supplementalGroups/supplementalGroupsPolicy (Strict)") == [
+        "supplementalGroups", "supplementalGroupsPolicy"]
+    assert vp.fields_of("recursiveReadOnly (Enabled) vs readOnly alone") == ["recursiveReadOnly"]
+    assert vp.fields_of("enforce=restricted") == ["Pod Security Admission (restricted)"]
+
+
+def test_a_field_enforced_by_refusing_the_pod_says_so_in_its_cell(tmp_path):
+    (tmp_path / "a-result.json").write_text(json.dumps({
+        "uuid": "a", "name": "apparmor-pod", "status": "passed",
+        "labels": [{"name": "epic", "value": "AppArmor"}, {"name": "feature", "value": "appArmorProfile"}],
+        "steps": [{"name": "wait for pod apparmor-pod to be refused", "status": "passed", "steps": [
+            {"name": "refused: reason 'AppArmor'", "status": "passed"}]}]}))
+    [t] = vp.read_tests([tmp_path])
+    assert t.refused == "reason 'AppArmor'"
+    html = vp.render(vp.build([t]))
+    assert "1 by refusing the pod" in html and "refused, as promised: reason &#x27;AppArmor&#x27;" in html
+
+
+def test_the_manifests_validation_is_a_self_check():
+    page = vp.build([outcome("secure-pod.yaml passes server-side validation", epic="Manifests",
+                             feature="server-side validation")])
+    assert not page.rows and len(page.self_checks) == 1
