@@ -5,6 +5,8 @@ prefixes, so Allure (categories.json) files it where a reader looks first.
 """
 from __future__ import annotations
 
+import re
+
 NOT_ENFORCED = "NOT ENFORCED"  # an observed value differs from what Kubernetes promises
 ENVIRONMENT_CANNOT_ENFORCE = "ENVIRONMENT CANNOT ENFORCE"  # the node lacks the kernel feature
 INFRASTRUCTURE = "INFRASTRUCTURE"  # the cluster, the images or the user's input
@@ -15,6 +17,10 @@ NOT_AVAILABLE = "NOT AVAILABLE"  # the Kubernetes version does not serve the fea
 RUNTIME_CANNOT_RUN = "this host cannot run it"
 # Said by a skip of what the node cannot enforce, after every other check held.
 OTHERS_HOLD = "every other field of this case was checked and holds"
+PREFIXES = (NOT_ENFORCED, ENVIRONMENT_CANNOT_ENFORCE, INFRASTRUCTURE, TIMEOUT, NOT_AVAILABLE)
+# What no prefix and no report category names (secctx.summary files every test under one):
+TEST_FAILURE = "TEST FAILURE"  # an assertion outside the verdict, an error in the suite's code
+SKIPPED = "SKIPPED"  # a skip whose reason names no category
 
 
 def not_enforced(message: str) -> str:
@@ -43,6 +49,13 @@ def not_available(kubernetes_version: str, why: str) -> str:
     return f"{NOT_AVAILABLE}: not available in {minor} ({why})"
 
 
+# The report category (below) each prefix stands for, in CATEGORIES' order.
+_BY_NAME = {"Runtime did not enforce": NOT_ENFORCED,
+            "Runtime cannot run on this host": ENVIRONMENT_CANNOT_ENFORCE,
+            "Environment cannot enforce": ENVIRONMENT_CANNOT_ENFORCE,
+            "Not available in this version": NOT_AVAILABLE, "Timeouts": TIMEOUT,
+            "Infrastructure": INFRASTRUCTURE}
+
 # Regexes work in Allure 2 (Java) and Allure 3 (JavaScript): no inline flags.
 CATEGORIES = [
     {"name": "Runtime did not enforce", "matchedStatuses": ["failed"],
@@ -65,3 +78,25 @@ CATEGORIES = [
      "messageRegex": rf"[\s\S]*({INFRASTRUCTURE}|ClusterError|EngineError|ApiException|"
                      r"ErrImagePull|ImagePullBackOff|ErrImageNeverPull|MaxRetryError)[\s\S]*"},
 ]
+
+# "Failed: NOT ENFORCED: ...", "RunStopped: INFRASTRUCTURE: ...", "Skipped: NOT AVAILABLE: ...".
+_LEADING = re.compile(r"(?:[\w.]+: )?(" + "|".join(map(re.escape, PREFIXES)) + "):")
+
+
+def category(status: str, message: str) -> str | None:
+    """The category of a test's outcome (passed, failed, error, skipped) from its message
+    (the exception as `Type: message`): the prefix it starts with, which the suite wrote;
+    else the first report category whose statuses and message regex match, as Allure
+    files it (an ApiException, a WaitTimeout); else TEST_FAILURE or SKIPPED. None for a
+    passed test. A prefix wins over the regexes: "INFRASTRUCTURE: ... ConnectTimeoutError"
+    is infrastructure, not a timeout."""
+    if status == "passed":
+        return None
+    lead = _LEADING.match(message)
+    if lead:
+        return lead.group(1)
+    statuses = {"skipped"} if status == "skipped" else {"failed", "broken"}
+    for entry in CATEGORIES:
+        if statuses & set(entry["matchedStatuses"]) and re.fullmatch(entry["messageRegex"], message):
+            return _BY_NAME[entry["name"]]
+    return SKIPPED if status == "skipped" else TEST_FAILURE

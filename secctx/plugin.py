@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import cache, hostlimits, imagemap, paths, recording, report, session, timing
+from . import cache, hostlimits, imagemap, paths, recording, report, session, summary, timing
 from . import cases as case_files
 from .categories import infrastructure as infrastructure_line
 from .cluster import existing as existing_cluster
@@ -68,6 +68,12 @@ def pytest_addoption(parser):
                      "another, from apply to verdict)")
     g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
                 help="compare this run's observations with FILE (an earlier run's) at the end")
+    g.addoption("--fail-on-regression", action="store_true",
+                help="with --compare-to: exit 7 when the run regressed against FILE (and no check "
+                     "failed); see docs/summary.md")
+    g.addoption("--summary", type=Path, default=None, metavar="FILE",
+                help="write the per-test verdict as JSON (default: reports/summary.json; written "
+                     "by every run of the suite)")
     generated_options.add(g)
 
 
@@ -78,6 +84,7 @@ def pytest_configure(config):
     if problem:
         raise pytest.UsageError(infrastructure_line(problem))
     config.pluginmanager.register(recording.Recorder(config), "secctx-observations")
+    config.pluginmanager.register(summary.Gate(config), "secctx-summary")
     if config.getoption("cases_dir") and not _collects_the_suite(config):
         config.args.append(str(paths.SUITES))
 
@@ -132,6 +139,12 @@ def option_problem(get) -> str | None:
     baseline = recording.baseline_problem(get("compare_to"))
     if baseline:
         return baseline
+    if get("fail_on_regression") and not get("compare_to"):
+        return ("--fail-on-regression needs --compare-to FILE (the baseline run's observations): "
+                "pass --compare-to, or drop --fail-on-regression")
+    summary_file = summary.path_problem(get("summary"))
+    if summary_file:
+        return summary_file
     kind_bin = get("kind_bin")
     if kind_bin and not get("existing_cluster") and not Path(kind_bin).is_file():
         return (f"kind is missing at {kind_bin} (--kind-bin): install kind >= v0.32 there, pass "

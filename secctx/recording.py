@@ -57,14 +57,21 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None,
            failed: set[str] = frozenset()) -> list[str]:
     """Write the document (and the diff with the baseline); the lines to print. `failed`:
     the case keys whose test failed (a runtime's difference there was not promised)."""
+    return conclude(c, path, baseline, failed)[0]
+
+
+def conclude(c: observations.Collector, path: Path, baseline: Path | None,
+             failed: set[str] = frozenset()) -> tuple[list[str], list | None]:
+    """`finish`, and the changes against the baseline (None: nothing was compared), which
+    --fail-on-regression gates on (secctx.summary)."""
     if not c.observed_anything():
         return [f"nothing observed in this run (no end-to-end test reached the cluster): nothing "
-                f"compared with {baseline}"] if baseline else []
+                f"compared with {baseline}"] if baseline else [], None
     doc = c.document()
     if not doc["cases"] and not doc["admission"]:  # the floor, a run of cluster tests only
         return [f"no case observed in this run (only the environment): {path} not written, "
                 "it keeps the last run's observations"
-                + (f"; nothing compared with {baseline}" if baseline else "")]
+                + (f"; nothing compared with {baseline}" if baseline else "")], None
     lines = [f"observations of {doc['label']} ({len(doc['cases'])} case(s), "
              f"{len(doc['admission'])} manifest(s) under admission) written to {path}"]
     problems = observations.validation_errors(doc)
@@ -77,11 +84,12 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None,
         try:
             old = observations.load(baseline)
         except observations.DocumentError as err:
-            return [*lines, f"INFRASTRUCTURE: --compare-to {err}"]
-        _, text, diff_file = observations.compare(old, doc, path)
+            return [*lines, f"INFRASTRUCTURE: --compare-to {err}"], None
+        changes, text, diff_file = observations.compare(old, doc, path)
         lines += [f"compared with {baseline}:", *text.splitlines(), f"diff written to {diff_file} "
                   f"(summary: {observations.diff_path(path, '.diff.txt').name})"]
-    return lines
+        return lines, changes
+    return lines, None
 
 
 def runtime_lines(runtime: str, changes: list, failed: set[str]) -> list[str]:
@@ -113,6 +121,7 @@ class Recorder:
         self.config = config
         self.lines: list[str] = []
         self.failed: set[str] = set()  # case keys (test parameter ids) whose test failed
+        self.changes: list | None = None  # against --compare-to; None: nothing compared
 
     def pytest_runtest_logreport(self, report):  # also the workers' reports, under xdist
         if report.failed and "[" in report.nodeid:
@@ -130,8 +139,8 @@ class Recorder:
             if c.observed_anything():
                 self.config.workeroutput[WORKER_OUTPUT] = c.own_document()
             return
-        self.lines = finish(c, observations_path(self.config), self.config.getoption("compare_to"),
-                            self.failed)
+        self.lines, self.changes = conclude(c, observations_path(self.config),
+                                            self.config.getoption("compare_to"), self.failed)
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.lines:

@@ -215,6 +215,7 @@ class Recording:
     def __init__(self) -> None:
         self.root = _Node("step", ("",))
         self._open = [self.root]
+        self.checks: list = []  # the verdict's checks (record_checks), for the summary file
 
     def add(self, kind: str, *args) -> _Node:
         node = _Node(kind, args)
@@ -334,6 +335,9 @@ def attach_caps(status) -> None:
 def record_checks(checks, recipe_claim: str | None = None) -> None:
     """One step per check (verdict.Check), failed steps marked, one table attachment,
     then where the recipe's claim differs."""
+    rec = _recording()
+    if rec is not None:
+        rec.checks = list(checks)
     for check in checks:
         # A failed step carries its line alone: an exception raised here would add a
         # Python traceback (this function's frame) to the step in the report.

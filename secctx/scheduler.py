@@ -55,6 +55,11 @@ class Result:
     kept: bool  # the namespace stays (--keep-on-failure)
     seconds: float
 
+    @property
+    def checks(self) -> list:
+        """The verdict's checks (empty if the case ended before its verdict)."""
+        return self.recording.checks
+
     def replay(self) -> None:
         """Into the calling test: its steps and attachments, then its outcome."""
         self.recording.replay()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from secctx import report
+from secctx import report, summary
 from secctx.plugin import recipe_job
 
 
@@ -25,6 +25,7 @@ def test_recipe_case(recipe_case, suite, scheduler, request):
     attachments are replayed here, and what it raised is raised here."""
     report.label_case(recipe_case.case, suite.env, recipe_case.storage, recipe_case.runtime)
     result = scheduler.result(recipe_job(request.node))
+    summary.record_checks(request.node, result.checks)  # failed checks to reports/summary.json
     if result.kept:
         print(f"\nkept namespace {result.namespace} of failed test: "
               f"KUBECONFIG={suite.cluster.kubeconfig} kubectl -n {result.namespace} get all,events")
