@@ -15,6 +15,7 @@ import textwrap
 
 import pytest
 
+from secctx import exitcodes
 from secctx.imagemap import ImageMap
 from secctx.kube import Terminal
 
@@ -42,7 +43,7 @@ def assert_one_clear_line(run, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], f"{needle!r} not in: {lines[0]}"
     assert not traceback_in(run.output), run.output[-3000:]
-    assert run.returncode == 1
+    assert run.returncode == exitcodes.INFRASTRUCTURE_ERROR, run.output[-2000:]  # 6: no check failed
     return lines[0]
 
 
@@ -101,7 +102,7 @@ def assert_ends_at_once(run, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], f"{needle!r} not in: {lines[0]}"
     assert "Traceback" not in run.output and "collected" not in run.output
-    assert run.returncode == 4, run.output[-3000:]  # pytest's usage error
+    assert run.returncode == exitcodes.BAD_INPUT, run.output[-3000:]  # pytest's usage error
     return lines[0]
 
 

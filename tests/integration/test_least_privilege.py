@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
-from secctx import rbac
+from secctx import exitcodes, rbac
 
 from .robust_helpers import ROOT, cli, kubeconfig_secrets, run_pytest, traceback_in
 from .test_existing_cluster import CASES
@@ -119,7 +119,8 @@ def test_one_verb_less_ends_the_run_with_one_line_naming_it(resource, verb, wher
     print(f"\nwithout {verb} {resource}: exit {run.returncode} in {run.seconds:.1f}s: {lines}")
     assert len(lines) == 1, run.output[-4000:]
     assert re.fullmatch(f"INFRASTRUCTURE: {where}; grant it: see deploy/rbac.yaml", lines[0])
-    assert run.returncode == 1 and "run stopped at the first INFRASTRUCTURE error" in run.output
+    assert run.returncode == exitcodes.INFRASTRUCTURE_ERROR, run.output[-2000:]  # 6: no check failed
+    assert "run stopped at the first INFRASTRUCTURE error" in run.output
     assert not traceback_in(run.output)
     # The report: the one refused test carries the line, filed under Infrastructure.
     refused = [r["statusDetails"]["message"] for r in map(json.loads, map(

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from secctx import cli, errors, kube
+from secctx import cli, errors, exitcodes, kube
 from secctx.cluster import engine, existing, provision, versions
 from secctx.cluster.kind import ClusterError, KindCluster
 from secctx.imagemap import ImageMap
@@ -499,7 +499,8 @@ def test_a_refused_permission_stops_the_run_at_its_one_line(pytester):
     result.assert_outcomes(passed=1, failed=1)
     assert "test_never_runs" not in result.stdout.str()
     assert "run stopped at the first INFRASTRUCTURE error" in result.stdout.str()
-    assert result.ret == 1 and "Traceback" not in result.stdout.str()
+    # Only an INFRASTRUCTURE error failed (test_passes passed): exit 6, not 1 (secctx.exitcodes).
+    assert result.ret == exitcodes.INFRASTRUCTURE_ERROR and "Traceback" not in result.stdout.str()
 
 
 def test_a_failed_set_up_stops_the_run_at_its_one_line(pytester):
