@@ -28,6 +28,11 @@ def _infrastructure_errors() -> tuple[type[BaseException], ...]:
     return (*USER_ERRORS, ConfigException, HTTPError, Terminal, WaitTimeout, ImageUnavailable)
 
 
+# What the run says when a RunStopped ended it (session.shouldfail; under pytest-xdist the
+# controller's shouldstop, secctx.summary).
+STOPPED = "run stopped at the first INFRASTRUCTURE error (see above)"
+
+
 class RunStopped(pytest.fail.Exception):
     """An INFRASTRUCTURE line after which every later test would only repeat it
     (set-up failed, a permission is missing): the plugin ends the run at the

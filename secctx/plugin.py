@@ -22,7 +22,7 @@ from .cluster import kindconfig, provision
 from .cluster import mode as modes
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
-from .errors import RunStopped, infrastructure, permissions
+from .errors import STOPPED, RunStopped, infrastructure, permissions
 from .generated import options as generated_options
 from .nodefacts import DEFAULT_RUNTIME
 from .offline import log
@@ -396,7 +396,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
     if call.excinfo and isinstance(call.excinfo.value, RunStopped):
-        item.session.shouldfail = "run stopped at the first INFRASTRUCTURE error (see above)"
+        item.session.shouldfail = STOPPED
 
 
 def namespace_prefix(node) -> str:

@@ -3,9 +3,9 @@
 Per test the file holds its node id, case, runtime (RuntimeClass) and storage
 variant, status, category (secctx.categories), each failed check of the verdict
 with field, expected and observed, and the upstream e2e specs it corresponds to
-(the case file's, and secctx.upstream's for each field it checked); then the
-totals, counted as pytest's JUnit XML counts them, and the exit code
-(secctx.exitcodes) the run ends with. Format: schema/summary.schema.json; see
+(its case file's `upstream:` list, and for each failed check the specs that
+check its field, secctx.upstream); then the totals, counted as pytest's JUnit
+XML counts them, and the exit code (secctx.exitcodes) the run ends with. Format: schema/summary.schema.json; see
 docs/summary.md.
 
 The same case, runtime, storage, category and upstream names are JUnit
@@ -29,6 +29,7 @@ import pytest
 
 from . import exitcodes, observations, paths, upstream
 from .categories import category
+from .errors import STOPPED
 
 DEFAULT_PATH = Path("reports") / "summary.json"
 SCHEMA_VERSION = 1
@@ -43,7 +44,7 @@ class SummaryError(Exception):
 
 def record_checks(item: pytest.Item, checks: list) -> None:
     """The verdict's checks (secctx.verdict.Check) of the test `item` runs: its failed checks
-    and the upstream specs of every field it asserted go to its report."""
+    and the upstream specs of their fields go to its report."""
     item.stash[_CHECKS] = list(checks)
 
 
@@ -162,7 +163,8 @@ class Entry:
     def add(self, when: str, status: str, info: dict, duration: float) -> None:
         self.seen.add(when)
         self.duration += duration
-        self.upstream = info.get("upstream", self.upstream)
+        known = {s["name"] for s in self.upstream}  # each phase's, once (a failure adds some)
+        self.upstream += [s for s in info.get("upstream", []) if s["name"] not in known]
         if status == "passed":
             return
         failure = {"category": info.get("category"), "message": info.get("message")}
@@ -248,18 +250,19 @@ class Gate:
     def pytest_runtest_makereport(self, item, call):
         rep = (yield).get_result()
         info = {"upstream": list(labels(item)["upstream"])}
-        known = {s["name"] for s in info["upstream"]}
-        checks = item.stash.get(_CHECKS, [])
-        for check in checks:
-            for spec in upstream.for_field(check.field) if check.asserted else ():
-                if spec.name not in known:
-                    known.add(spec.name)
-                    info["upstream"].append(_spec(spec))
         status = _status(rep)
         if status != "passed":
             info["message"] = _message(rep, call)
             info["category"] = category(status, info["message"])
-            info["failed_checks"] = [failed_check(c) for c in checks if not c.ok]
+            info["failed_checks"] = [failed_check(c) for c in item.stash.get(_CHECKS, [])
+                                     if not c.ok]
+            # Who filters by an upstream spec finds the tests failing what it checks.
+            known = {s["name"] for s in info["upstream"]}
+            for check in info["failed_checks"]:
+                for spec in check["upstream"]:
+                    if spec["name"] not in known:
+                        known.add(spec["name"])
+                        info["upstream"].append(spec)
         new = [("upstream", s["name"]) for s in info["upstream"]
                if ("upstream", s["name"]) not in item.user_properties]
         if status != "passed" and not any(k == "category" for k, _ in item.user_properties):
@@ -297,10 +300,16 @@ class Gate:
         changes = getattr(recorder, "changes", None)
         entries = list(self.entries.values())
         regressions = sum(c.kind == observations.REGRESSION for c in changes or [])
-        code = exitcodes.decide(int(exitstatus), [c for e in entries for c in e.failing_categories()],
+        pytest_code = int(exitstatus)
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if pytest_code == exitcodes.INTERRUPTED and getattr(dsession, "shouldstop", None) == STOPPED:
+            # pytest-xdist ends a run a worker stopped (our RunStopped, as -x) as interrupted;
+            # without xdist the same run ends 1: decide from that.
+            pytest_code = exitcodes.NOT_ENFORCED
+        code = exitcodes.decide(pytest_code, [c for e in entries for c in e.failing_categories()],
                                 regressions, bool(get("fail_on_regression")))
         session.exitstatus = code  # pytest returns it as the last sessionfinish left it
-        if code != exitstatus:
+        if code != int(exitstatus):
             self.lines.append(f"exit code {code} (not pytest's {int(exitstatus)}): "
                               f"{exitcodes.MEANING[code]}")
         if not (self.suite_run or get("summary")):

@@ -279,3 +279,55 @@ def test_junit_properties_name_case_runtime_category_and_upstream(pytester):
     assert len(upstream_names) == len(set(upstream_names))
     [entry] = json.loads((pytester.path / "s.json").read_text())["tests"]
     assert [s["name"] for s in entry["upstream"]] == upstream_names
+
+
+def test_a_passed_case_names_only_its_case_files_upstream_specs(pytester):
+    """Not every spec of every field its verdict checked: secure-pod does not set
+    hostUsers, so it is not filed under "must create the user namespace if set to false"."""
+    pytester.makepyfile("""
+        from secctx import summary
+        from secctx.verdict import Check
+
+        def test_case(recipe_case, request):
+            summary.record_checks(request.node, [Check("uid_map", "host", "host", "hostUsers")])
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--runtime-class=default",
+                                           "--summary=s.json", "-k", "secure-pod")
+    assert result.ret == 0, result.outlines
+    [entry] = summary.load(pytester.path / "s.json")["tests"]
+    from secctx.cases import load_cases
+    from secctx.paths import CASES
+    [case] = [c for c in load_cases([CASES])[0] if c.name == "secure-pod"]
+    assert [s["name"] for s in entry["upstream"]] == [u.name for u in case.upstream]
+    assert not {s.name for s in upstream.USER_NAMESPACE} & {s["name"] for s in entry["upstream"]}
+
+
+# --- under pytest-xdist: the workers label their reports, the controller decides -------
+
+def test_under_xdist_the_controller_writes_totals_equal_to_junits_and_exits_1(pytester):
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
+                                           "--junitxml=junit.xml", "--summary=s.json")
+    doc = summary.load(pytester.path / "s.json")
+    assert totals_as_junit(doc) == junit_counts(pytester.path / "junit.xml"), result.outlines
+    tests = {t["nodeid"].split("::")[1]: t for t in doc["tests"]}
+    [failed] = tests["test_not_enforced"]["failed_checks"]  # carried from the worker
+    assert (failed["field"], failed["observed"]) == ("uid", [0] * 4)
+    assert result.ret == doc["exit"]["code"] == exitcodes.NOT_ENFORCED
+
+
+def test_under_xdist_only_infrastructure_exits_6(pytester):
+    pytester.makepyfile("""
+        import pytest
+        from secctx.errors import RunStopped
+
+        def test_passes():
+            pass
+
+        def test_unreachable():
+            raise RunStopped("INFRASTRUCTURE: cannot reach the API server", pytrace=False)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--summary=s.json")
+    doc = summary.load(pytester.path / "s.json")
+    assert result.ret == doc["exit"]["code"] == exitcodes.INFRASTRUCTURE_ERROR, result.outlines
+    assert sorted(t["category"] or "" for t in doc["tests"]) == ["", INFRASTRUCTURE]
