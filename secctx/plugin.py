@@ -80,11 +80,14 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     terminate_like_interrupt()
     log.set_sink(_live_lines(config))
+    writes_summary = bool(config.getoption("summary") or config.getoption("cases_dir")
+                          or _collects_the_suite(config))
     problem = option_problem(config.getoption)
     if problem:
+        summary.write_bad_input(config, infrastructure_line(problem), writes_summary)
         raise pytest.UsageError(infrastructure_line(problem))
     config.pluginmanager.register(recording.Recorder(config), "secctx-observations")
-    config.pluginmanager.register(summary.Gate(config), "secctx-summary")
+    config.pluginmanager.register(summary.Gate(config, writes_summary), "secctx-summary")
     if config.getoption("cases_dir") and not _collects_the_suite(config):
         config.args.append(str(paths.SUITES))
 

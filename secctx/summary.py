@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from . import exitcodes, observations, paths, upstream
+from . import exitcodes, observations, upstream
 from .categories import category
 from .errors import STOPPED
 
@@ -201,12 +201,22 @@ def totals(entries: list[Entry]) -> dict[str, int]:
             "skipped": by["skipped"]}
 
 
-def document(entries: list[Entry], code: int, comparison: dict | None) -> dict:
+def document(entries: list[Entry], code: int, comparison: dict | None,
+             problem: str | None = None) -> dict:
     return {"schema_version": SCHEMA_VERSION,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "exit": {"code": code, "meaning": exitcodes.MEANING[code]},
+            "exit": {"code": code, "meaning": exitcodes.MEANING[code]}, "problem": problem,
             "totals": totals(entries), "comparison": comparison,
             "tests": [e.to_dict() for e in entries]}
+
+
+def write_bad_input(config, line: str, writes: bool) -> None:
+    """The file of a run that ends with exit 4 at its options (the line says cause and
+    fix), so that a gate reading it never reads an earlier run's verdict. Not when
+    --summary itself is the problem, nor outside a run of the suite."""
+    path = summary_path(config)
+    if writes and not path_problem(config.getoption("summary")):
+        observations.write(path, document([], exitcodes.BAD_INPUT, None, line))
 
 
 def comparison(baseline: Path | None, changes: list | None, fail_on_regression: bool) -> dict | None:
@@ -223,17 +233,13 @@ def comparison(baseline: Path | None, changes: list | None, fail_on_regression: 
 
 # --- the plugin ------------------------------------------------------------------
 
-def _in_suites(config, location_path: str) -> bool:
-    suites = paths.SUITES.resolve()
-    path = Path(config.rootpath, location_path).resolve()
-    return path == suites or suites in path.parents
-
-
 class Gate:
-    def __init__(self, config):
+    def __init__(self, config, writes: bool):
+        """`writes`: the run writes the file (a run of the suite, or --summary): the unit
+        tests of this checkout write none."""
         self.config = config
+        self.writes = writes
         self.entries: dict[str, Entry] = {}
-        self.suite_run = False  # a test of the suite reported (else: write only with --summary)
         self.lines: list[str] = []
 
     # Labels: at collection (where the items are), and on each report.
@@ -276,7 +282,6 @@ class Gate:
         info = getattr(report, "secctx", None)
         if info is None:
             return
-        self.suite_run = self.suite_run or _in_suites(self.config, report.location[0])
         entry = self.entries.get(report.nodeid)
         if entry is None or (report.when == "setup" and "setup" in entry.seen):  # a rerun
             entry = self.entries[report.nodeid] = Entry(report.nodeid, info)
@@ -312,7 +317,7 @@ class Gate:
         if code != int(exitstatus):
             self.lines.append(f"exit code {code} (not pytest's {int(exitstatus)}): "
                               f"{exitcodes.MEANING[code]}")
-        if not (self.suite_run or get("summary")):
+        if not self.writes:
             return
         doc = document(entries, code, comparison(get("compare_to"), changes,
                                                  bool(get("fail_on_regression"))))

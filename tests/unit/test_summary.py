@@ -208,10 +208,24 @@ def test_a_run_that_only_hit_infrastructure_exits_6(pytester):
 
 
 def test_fail_on_regression_without_compare_to_is_bad_input(pytester):
+    """Exit 4 with its one line, and a summary that says so: a gate reading the file
+    does not read the last run's verdict."""
     pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fail-on-regression")
+    (pytester.path / "s.json").write_text("an earlier run's file")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fail-on-regression",
+                                           "--summary=s.json")
     assert result.ret == exitcodes.BAD_INPUT
-    assert "INFRASTRUCTURE: --fail-on-regression needs --compare-to FILE" in result.stderr.str()
+    line = ("INFRASTRUCTURE: --fail-on-regression needs --compare-to FILE (the baseline run's "
+            "observations): pass --compare-to, or drop --fail-on-regression")
+    assert line in result.stderr.str()
+    doc = summary.load(pytester.path / "s.json")
+    assert (doc["exit"]["code"], doc["problem"], doc["tests"]) == (exitcodes.BAD_INPUT, line, [])
+
+
+def test_a_run_outside_the_suite_without_summary_writes_no_file(pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 0 and not (pytester.path / "reports").exists()
 
 
 def regression_run(pytester, *options):
