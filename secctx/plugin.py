@@ -80,8 +80,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     terminate_like_interrupt()
     log.set_sink(_live_lines(config))
-    writes_summary = bool(config.getoption("summary") or config.getoption("cases_dir")
-                          or _collects_the_suite(config))
+    # A run of the suite writes reports/summary.json (not --collect-only: no verdict).
+    writes_summary = bool(config.getoption("summary") or (
+        not config.getoption("collectonly") and (config.getoption("cases_dir")
+                                                 or _collects_the_suite(config))))
     problem = option_problem(config.getoption)
     if problem:
         summary.write_bad_input(config, infrastructure_line(problem), writes_summary)
