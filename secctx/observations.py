@@ -298,8 +298,14 @@ def schema() -> dict:
 
 def validation_errors(doc: Any) -> list[str]:
     """Each way `doc` breaks the schema, as `path: message`; empty when valid."""
+    return schema_errors(schema(), doc)
+
+
+def schema_errors(json_schema: dict, doc: Any) -> list[str]:
+    """Each way `doc` breaks `json_schema` (draft 2020-12), as `path: message`, in path
+    order; empty when valid (also for secctx.summary's file)."""
     import jsonschema
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = jsonschema.Draft202012Validator(json_schema)
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
             for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
 

@@ -57,10 +57,7 @@ def schema() -> dict:
 
 def validation_errors(doc: Any) -> list[str]:
     """Each way `doc` breaks the schema, as `path: message`; empty when valid."""
-    import jsonschema
-    validator = jsonschema.Draft202012Validator(schema())
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-            for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
+    return observations.schema_errors(schema(), doc)
 
 
 def load(path: Path) -> dict:
