@@ -277,12 +277,16 @@ class Gate:
 
     def pytest_runtest_logreport(self, report):  # the workers' reports too, in the controller
         info = getattr(report, "secctx", None)
-        if info is None:
-            return
+        if info is None:  # a report no item made here (pytest-xdist's of a crashed worker)
+            status = _status(report)
+            message = report.longreprtext[:MESSAGE_LIMIT] if status != "passed" else None
+            info = {"message": message, "category": category(status, message or "")}
         entry = self.entries.get(report.nodeid)
         if entry is None or (report.when == "setup" and "setup" in entry.seen):  # a rerun
             entry = self.entries[report.nodeid] = Entry(report.nodeid, info)
-        entry.add(report.when, _status(report), info, getattr(report, "duration", 0.0))
+        # A crashed xdist worker's report says when="???" (JUnit: an error of the test).
+        when = report.when if report.when in ("setup", "teardown") else "call"
+        entry.add(when, _status(report), info, getattr(report, "duration", 0.0))
 
     def pytest_collectreport(self, report):
         if report.passed:

@@ -269,7 +269,8 @@ def test_a_regression_without_fail_on_regression_is_reported_and_exits_0(pyteste
     assert summary.load(pytester.path / "s.json")["comparison"]["regressions"]
 
 
-def test_junit_properties_name_case_runtime_category_and_upstream(pytester):
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_junit_properties_name_case_runtime_category_and_upstream(pytester, xdist):
     pytester.makepyfile("""
         from secctx import summary, verdict
         from secctx.categories import not_enforced
@@ -281,7 +282,7 @@ def test_junit_properties_name_case_runtime_category_and_upstream(pytester):
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=junit.xml",
                                            "--runtime-class=default", "--summary=s.json",
-                                           "-k", "secure-pod")
+                                           "-k", "secure-pod", *xdist)
     assert result.ret == 1, result.outlines
     [case] = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
@@ -319,7 +320,11 @@ def test_a_passed_case_names_only_its_case_files_upstream_specs(pytester):
 # --- under pytest-xdist: the workers label their reports, the controller decides -------
 
 def test_under_xdist_the_controller_writes_totals_equal_to_junits_and_exits_1(pytester):
-    pytester.makepyfile(MIXED)
+    pytester.makepyfile(MIXED + """
+    def test_crashes_its_worker():
+        import os
+        os._exit(1)
+""")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
                                            "--junitxml=junit.xml", "--summary=s.json")
     doc = summary.load(pytester.path / "s.json")
@@ -327,6 +332,9 @@ def test_under_xdist_the_controller_writes_totals_equal_to_junits_and_exits_1(py
     tests = {t["nodeid"].split("::")[1]: t for t in doc["tests"]}
     [failed] = tests["test_not_enforced"]["failed_checks"]  # carried from the worker
     assert (failed["field"], failed["observed"]) == ("uid", [0] * 4)
+    crashed = tests["test_crashes_its_worker"]  # xdist's own report: an error, as JUnit has it
+    assert (crashed["status"], crashed["category"]) == ("error", TEST_FAILURE)
+    assert "crashed" in crashed["message"]
     assert result.ret == doc["exit"]["code"] == exitcodes.NOT_ENFORCED
 
 
