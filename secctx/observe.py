@@ -128,6 +128,42 @@ main_pid() {
   echo "$_mp_pid"
 }
 
+not_the_probe() {
+  # The PID main_pid found ($1) must be the workload's, never the probe's: not this shell
+  # nor an ancestor of it (a runtime that puts the exec in the container's cgroups could
+  # make the probe's own chain look oldest), and started before this exec (its forks
+  # start after it). Start times are clock ticks: a workload that the pod's readiness
+  # preceded is many ticks older. Fails (rc 1) with the reason.
+  _np_proc=${SECCTX_PROC:-/proc}
+  read -r _np_line < "$_np_proc/self/stat" || { echo "cannot read $_np_proc/self/stat"; return 1; }
+  _np_me=${_np_line%% *}
+  set -- "$1" ${_np_line##*) }
+  _np_up=$3 _np_start=${21:-}
+  _np_at=$_np_me
+  while :; do
+    if [ "$_np_at" = "$1" ]; then
+      echo "PID $1 is the probe's own shell or one of its ancestors (probe shell: PID $_np_me)"
+      return 1
+    fi
+    case "$_np_up" in ''|0) break ;; esac
+    _np_at=$_np_up
+    read -r _np_line < "$_np_proc/$_np_at/stat" 2>/dev/null || break
+    set -- "$1" ${_np_line##*) }
+    _np_up=$3
+  done
+  read -r _np_line < "$_np_proc/$1/stat" 2>/dev/null || { echo "PID $1: no $_np_proc/$1/stat"; return 1; }
+  set -- "$1" ${_np_line##*) }
+  if [ -z "$_np_start" ] || [ -z "${21:-}" ]; then
+    echo "no start time in $_np_proc/self/stat or $_np_proc/$1/stat"
+    return 1
+  fi
+  if [ "${21}" -ge "$_np_start" ]; then
+    echo "PID $1 started at tick ${21}, not before the probe's exec (tick $_np_start)"
+    return 1
+  fi
+  echo "PID $1: not an ancestor of the probe (PID $_np_me), started at tick ${21}, before the exec (tick $_np_start)"
+}
+
 root_write() {
   # Remove the file afterwards only if this probe created it.
   _rw_existed=no
@@ -171,6 +207,7 @@ def probe_script(stat_paths: list[str], write_paths: list[str],
     calls = f"""
 MAIN=$(main_pid)
 section main-pid echo "$MAIN"
+section main-pid-check not_the_probe "$MAIN"
 section pid1-status cat /proc/$MAIN/status
 section self-status cat /proc/self/status
 section id id
@@ -425,6 +462,8 @@ class Observation:
     # None: an older probe.
     uid_map: list[tuple[int, int, int]] | None = None
     gid_map: list[tuple[int, int, int]] | None = None
+    # not_the_probe's verdict on main_pid (ok, and its words); None: an older probe.
+    main_pid_check: WriteResult | None = None
 
     def stat_of_new_file(self, directory: str) -> FileStat | None:
         """Stat of the file the probe created in directory, None if it could not."""
@@ -522,6 +561,7 @@ def parse(output: str) -> Observation:
     writes = _parse_writes(_required(sections, "write").text)
     root_write = _required(sections, "root-write", must_succeed=False)
     main, unshare = sections.get("main-pid"), sections.get("unshare-user")
+    main_check = sections.get("main-pid-check")
 
     return Observation(
         pid1=parse_proc_status(_required(sections, "pid1-status").text, "pid1-status"),
@@ -549,6 +589,8 @@ def parse(output: str) -> Observation:
         group_file=_optional(sections, "etc-group", parse_group),
         uid_map=_optional(sections, "uid-map", parse_id_map),
         gid_map=_optional(sections, "gid-map", lambda text: parse_id_map(text, "gid-map")),
+        main_pid_check=None if main_check is None else
+        WriteResult(ok=main_check.rc == 0, error=main_check.text.strip()),
         unshare_user=None if unshare is None or unshare.rc == 127 else
         WriteResult(ok=unshare.rc == 0, error=unshare.text.strip()),
     )

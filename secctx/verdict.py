@@ -99,6 +99,7 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
     obs = observed.probe
     checks += [_process_check(name, w, obs) for name, w in expected.process.items()]
     checks += _reported_user(expected, observed)
+    checks += main_process_check(obs)
     checks += exec_agrees_with_pid1(obs)
     checks += root_write_check(obs, expected.process["root read-only"].value,
                                expected.process["uid"].value)
@@ -147,7 +148,9 @@ def _twin_checks(expected: Expected, observed: Observed) -> list[Check]:
                       "did not run (no shell in the image?): its process is not observed",
                       asserted=False)]
     return [Check(TWIN + c.field, c.expected, c.observed, c.reason, c.asserted)
-            for c in (_process_check(name, w, observed.probe) for name, w in expected.process.items())]
+            for c in (main_process_check(observed.probe)
+                      + [_process_check(name, w, observed.probe)
+                         for name, w in expected.process.items()])]
 
 
 def _reported_user(expected: Expected, observed: Observed) -> list[Check]:
@@ -158,6 +161,18 @@ def _reported_user(expected: Expected, observed: Observed) -> list[Check]:
     return [Check("kubelet-reported user (uid, gid, groups)", want.value,
                   None if reported is None else (reported[0], reported[1], list(reported[2])),
                   want.reason, asserted=want.asserted and reported is not None)]
+
+
+def main_process_check(obs: Observation) -> list[Check]:
+    """The process every PID 1 check reads is the workload's, not the probe's own shell, one
+    of its ancestors or a process started after the exec (observe.not_the_probe): a runtime
+    that put the exec in other cgroups (crun did) would have the probe observe itself."""
+    seen = obs.main_pid_check
+    if seen is None:
+        return [Check("main process is the workload's", True, None,
+                      "an older probe did not check it", asserted=False)]
+    return [Check("main process is the workload's", True, seen.ok,
+                  f"found by its cgroups, the oldest process there: {seen.error}")]
 
 
 def exec_agrees_with_pid1(obs: Observation) -> list[Check]:

@@ -446,14 +446,18 @@ def test_a_probe_whose_output_was_cut_short_runs_once_more_and_says_so(monkeypat
                       {"name": "app"})
 
 
-def fake_proc(root: Path, processes: dict[str, tuple[str, int, list[str]]]) -> Path:
-    """A made-up /proc: {pid or "self": (comm, start time, cgroup lines)}."""
-    for pid, (comm, start, cgroup) in processes.items():
+def fake_proc(root: Path, processes: dict[str, tuple], self_pid: str | None = None) -> Path:
+    """A made-up /proc: {pid or "self": (comm, start time, cgroup lines[, parent PID])};
+    with self_pid, "self" is a link to that PID's directory, as in the kernel's /proc."""
+    for pid, (comm, start, cgroup, *parent) in processes.items():
         d = root / pid
         d.mkdir(parents=True)
         (d / "cgroup").write_text("".join(f"{line}\n" for line in cgroup))
-        # stat: pid (comm) state, then fields 4..21, then field 22, the start time.
-        (d / "stat").write_text(f"{pid} ({comm}) S {' '.join(['0'] * 18)} {start} 0 0\n")
+        # stat: pid (comm) state, field 4 the parent, fields 5..21, field 22 the start time.
+        ppid = parent[0] if parent else 0
+        (d / "stat").write_text(f"{pid} ({comm}) S {ppid} {' '.join(['0'] * 17)} {start} 0 0\n")
+    if self_pid is not None:
+        (root / "self").symlink_to(self_pid)
     return root
 
 
@@ -489,3 +493,63 @@ def test_main_pid_among_equally_old_processes_is_the_lowest_pid_not_the_first_li
                                          "10": ("sleep", 300, CONTAINER),
                                          "7": ("sh", 300, CONTAINER)})
     assert main_pid(shell, proc) == "7"
+
+
+def main_pid_check(shell, proc: Path, pid: str = "$(main_pid)") -> observe.Section:
+    """What the probe's main-pid-check section says on a made-up /proc, of the PID
+    main_pid finds there (or of `pid`)."""
+    argv, env = shell
+    script = observe._FUNCTIONS + f'MAIN={pid}\nsection main-pid-check not_the_probe "$MAIN"\n'
+    out = subprocess.run([*argv, script], capture_output=True, text=True, timeout=20,
+                         env={**(env or os.environ), "SECCTX_PROC": str(proc)})
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    return observe.split_sections(out.stdout)["main-pid-check"]
+
+
+def test_main_pid_check_fails_when_the_pid_found_is_an_ancestor_of_the_probes_shell(
+        shell, tmp_path):
+    # A runtime that puts the exec in the container's cgroups but starts it under a process
+    # of its own there (20, older than the exec): the oldest process in those cgroups is the
+    # probe's own parent, not the workload (7, in cgroups of its own).
+    mine = ["4:memory:/pod/exec", "0::/pod/exec"]
+    proc = fake_proc(tmp_path / "proc", {
+        "7": ("sleep", 100, CONTAINER), "20": ("runc:[2:INIT]", 400, mine),
+        "21": ("sh", 500, mine, 20), "22": ("sh", 500, mine, 21)}, self_pid="21")
+    check = main_pid_check(shell, proc)
+    assert check.rc == 1, check.text
+    assert "PID 20 is the probe's own shell or one of its ancestors (probe shell: PID 21)" \
+        in check.text
+
+
+def test_main_pid_check_fails_when_the_pid_found_started_after_the_exec(shell, tmp_path):
+    # A process younger than the probe's shell that is no ancestor of it (30: a fork of the
+    # probe's, already reparented) cannot be the workload, whatever found it.
+    proc = fake_proc(tmp_path / "proc", {
+        "7": ("sleep", 100, CONTAINER), "21": ("sh", 500, CONTAINER, 0),
+        "30": ("sh", 501, CONTAINER, 0)}, self_pid="21")
+    check = main_pid_check(shell, proc, pid="30")
+    assert check.rc == 1, check.text
+    assert "PID 30 started at tick 501, not before the probe's exec (tick 500)" in check.text
+
+
+def test_main_pid_check_passes_for_the_containers_workload(shell, tmp_path):
+    proc = fake_proc(tmp_path / "proc", {
+        "1": ("pause", 10, ["0::/pod/pause"]), "7": ("sh", 100, CONTAINER, 0),
+        "8": ("sleep", 100, CONTAINER, 7), "9": ("sh", 500, CONTAINER, 0),
+        "10": ("sh", 500, CONTAINER, 9)}, self_pid="9")
+    check = main_pid_check(shell, proc)
+    assert check.rc == 0, check.text
+    assert check.text.startswith("PID 7: not an ancestor of the probe (PID 9)")
+
+
+def test_a_probe_whose_main_pid_check_failed_fails_the_case():
+    from secctx import verdict
+    out = probe_output(**{"main-pid-check": ("PID 20 is the probe's own shell or one of its "
+                                              "ancestors (probe shell: PID 21)\n", 1)})
+    [check] = verdict.main_process_check(observe.parse(out))
+    assert not check.ok and check.line().startswith(
+        "FAIL main process is the workload's: expected True, observed False")
+    assert "PID 20 is the probe's own shell" in check.reason
+    # Older recordings have no such section: not asserted, and said so.
+    [old] = verdict.main_process_check(observe.parse(probe_output()))
+    assert old.ok and not old.asserted
