@@ -423,6 +423,8 @@ class ExpectedMount:
     group: Want           # group owning the mount's directory
     setgid: Want | None   # None: not checked
     submounts_ro: Want | None = None  # recursiveReadOnly: every mount below it read-only too
+    owner: Want | None = None  # user owning the mount's directory; None: not checked
+    mode: Want | None = None   # its permission bits with setuid/setgid/sticky (stat %a)
 
 
 @dataclass(frozen=True)
@@ -665,18 +667,104 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
         ro_why = ("readOnly: true in volumeMounts" if asked_ro else
                   f"{kind} volumes are always mounted read-only" if read_only else
                   "readOnly unset in volumeMounts")
+        owner, mode = volume_directory(spec, container, mount, volume, wants["uid"].value)
+        group = Want(computed.gid, computed.reason)
+        if group.value is None and owner.asserted and computed.reason.startswith("no fsGroup"):
+            group = Want(0, f"{computed.reason}: the group the kubelet (root) creates it with")
         writable = (Want(False, ro_why) if read_only else
-                    _dac_writable(learned.stats.get(path), wants, ro_why))
+                    _dac_writable(_predicted_stat(learned.stats.get(path), owner, group, mode),
+                                  wants, ro_why))
         mounts.append(ExpectedMount(
             path, read_only, Want(read_only, ro_why),
             writable=_pinned("writable", writable, pin["writable"]) if "writable" in pin
             else writable,
             group=_pinned("group", Want(computed.gid, computed.reason), pin["gid"])
-            if "gid" in pin else Want(computed.gid, computed.reason),
+            if "gid" in pin else group,
             setgid=_pinned("setgid", Want(setgid, computed.reason), pin["setgid"])
             if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason)),
-            submounts_ro=recursive_read_only(mount, rro_supported)))
+            submounts_ro=recursive_read_only(mount, rro_supported), owner=owner, mode=mode))
     return mounts
+
+
+def _predicted_stat(seen, owner: Want, group: Want, mode: Want):
+    """The directory's owner, group and mode as predicted where they are (writability then
+    follows from the kubelet's word, not from what a runtime may have changed), else as seen."""
+    if seen is None or not (owner.asserted and group.asserted and mode.asserted):
+        return seen
+    from dataclasses import replace
+    return replace(seen, uid=owner.value, gid=group.value, mode=mode.value)
+
+
+# The mode of the directory a kubelet-made volume starts with, by kind: kubelet
+# pkg/volume/emptydir/empty_dir.go setupDir makes it 0777 (const perm, chmod past the
+# umask); on medium Memory setupTmpfs mounts a tmpfs over it without a mode= option, and a
+# tmpfs root is 1777 (mm/shmem.c). configMap wraps a disk emptyDir, secret, downwardAPI and
+# projected a Memory one (wrappedVolumeSpec in pkg/volume/{configmap,secret,downwardapi,
+# projected}).
+_WRAPPED_MEDIUM = {"configMap": "", "secret": "Memory", "downwardAPI": "Memory",
+                   "projected": "Memory"}
+_START_MODE = {"": 0o777, "Memory": 0o1777}
+# pkg/volume/volume_linux.go changeFilePermission: with fsGroup every file and directory
+# gets |rwMask (0660), |roMask (0440) where the plugin's attributes are read-only (these
+# four kinds), and a directory also |execMask (0110) and the setgid bit.
+RW_MASK, RO_MASK, EXEC_MASK, SETGID = 0o660, 0o440, 0o110, 0o2000
+
+
+def fsgroup_mode(mode: int, is_dir: bool, read_only_volume: bool) -> int:
+    """A file's or directory's mode once the kubelet applied fsGroup to its volume."""
+    mask = RO_MASK if read_only_volume else RW_MASK
+    return mode | mask | ((EXEC_MASK | SETGID) if is_dir else 0)
+
+
+def volume_directory(spec: dict, container: str, mount: dict, volume: dict,
+                     uid: int | None) -> tuple[Want, Want]:
+    """Owner and mode of a mount's directory as the kubelet makes it, each on its own: a
+    runtime that hands the directory to the process (chown, chmod) to make it writable is
+    caught here, not only by the write. Known for the volumes the kubelet creates itself;
+    `uid` is the process's uid in `container`."""
+    kind = next(k for k in volume if k != "name")
+    if kind == "emptyDir":
+        medium = (volume.get("emptyDir") or {}).get("medium") or ""
+    else:
+        medium = _WRAPPED_MEDIUM.get(kind)
+    if medium not in _START_MODE:
+        why = (f"emptyDir medium {medium}" if kind == "emptyDir" else
+               f"a {kind} volume's directory comes from the node, its provisioner or image")
+        return (Want(None, f"{why}: owner not asserted"), Want(None, f"{why}: mode not asserted"))
+    if mount.get("subPath") or mount.get("subPathExpr"):
+        why = "a subPath's directory is made by whoever wrote the volume"
+        return (Want(None, f"{why}: owner not asserted"), Want(None, f"{why}: mode not asserted"))
+    changer = _may_change(spec, container, volume["name"], uid)
+    if changer:
+        why = f"{changer}: it may have changed the directory's owner and mode"
+        return (Want(None, f"{why}: owner not asserted"), Want(None, f"{why}: mode not asserted"))
+    mode = _START_MODE[medium]
+    what = (f"{kind} volume ({'tmpfs' if medium else 'a directory on the node disk'}): the "
+            f"kubelet creates it with mode {mode:o}")
+    fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+    if fs_group is not None:
+        mode = fsgroup_mode(mode, True, kind in _WRAPPED_MEDIUM)
+        what += f", and fsGroup {fs_group} adds group bits and setgid: {mode:o}"
+    return (Want(0, f"{kind} volume: the kubelet (root) creates its directory; no container "
+                    "of the pod can change it"), Want(mode, what))
+
+
+def _may_change(spec: dict, container: str, volume: str, uid: int | None) -> str | None:
+    """A container of the pod whose process may chown or chmod the volume's root-owned
+    directory: one that mounts it writable as uid 0 (the owner) or as a uid not known."""
+    pod_sc = spec.get("securityContext") or {}
+    for kind in ("initContainers", "containers"):
+        for c in spec.get(kind) or []:
+            mounts = [m for m in c.get("volumeMounts") or []
+                      if m.get("name") == volume and not m.get("readOnly")]
+            if not mounts:
+                continue
+            who = uid if c.get("name") == container else _pick(
+                c.get("securityContext") or {}, pod_sc, "runAsUser")[0]
+            if who is None or int(who) == 0:
+                return (f"container {c.get('name')} mounts it writable as "
+                        f"{'a uid not known' if who is None else 'uid 0'}")
+    return None
 
 
 def _claim_name(spec: dict, volume: dict, learned: Learned) -> str | None:

@@ -207,8 +207,15 @@ def mount_checks(obs: Observation, mount: ExpectedMount) -> list[Check]:
                     mounted.read_only if mounted else None,
                     f"{mount.mounted_ro.reason} (the mount's own flags: "
                     f"{','.join(mounted.options[:4]) if mounted else 'no mount at this path'})")]
+    if mount.owner is not None:
+        checks.append(Check(f"{path} owner", mount.owner.value, stat.uid if stat else None,
+                            mount.owner.reason, asserted=mount.owner.asserted))
     checks.append(Check(f"{path} group", mount.group.value, stat.gid if stat else None,
                         mount.group.reason, asserted=mount.group.asserted))
+    if mount.mode is not None:
+        checks.append(Check(f"{path} mode", None if mount.mode.value is None else
+                            f"{mount.mode.value:o}", f"{stat.mode:o}" if stat else None,
+                            mount.mode.reason, asserted=mount.mode.asserted))
     if mount.setgid is not None:
         checks.append(Check(f"{path} setgid bit", mount.setgid.value, bool(stat and stat.setgid),
                             mount.setgid.reason))

@@ -95,13 +95,84 @@ def test_kubelet_written_volumes_are_read_only_whatever_readOnly_says(kind):
     assert "always mounted read-only" in m.writable.reason
 
 
+HOST_DIR = {"hostPath": {"path": "/srv/data"}}  # the node's directory: owner and mode not predicted
+
+
 def test_a_writable_mount_is_writable_only_where_owner_and_mode_allow():
     root_dir = observe.FileStat("/v", 0, 0, 0o755, "drwxr-xr-x")
-    assert mounts_of({"emptyDir": {}}, root_dir).writable.value is False
-    assert mounts_of({"emptyDir": {}}, root_dir, uid=0, groups=(0,),
+    assert mounts_of(HOST_DIR, root_dir).writable.value is False
+    assert mounts_of(HOST_DIR, root_dir, uid=0, groups=(0,),
                      cap_eff=1 << 1).writable.value is True  # CAP_DAC_OVERRIDE
     group_dir = observe.FileStat("/v", 0, 2000, 0o2775, "drwxrwsr-x")
-    assert mounts_of({"emptyDir": {}}, group_dir, groups=(1000, 2000)).writable.value is True
+    assert mounts_of(HOST_DIR, group_dir, groups=(1000, 2000)).writable.value is True
+
+
+def with_fs_group(volume: dict, fs_group: int | None = None, **kw):
+    from secctx.expect import Learned, Want, _mounts
+    spec = {"securityContext": {"fsGroup": fs_group} if fs_group is not None else {},
+            "containers": [{"name": "app", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+            "volumes": [{"name": "v", **volume}], **kw}
+    wants = {"uid": Want(1000, ""), "groups": Want([1000], ""), "CapEff": Want(0, "")}
+    [m] = _mounts(spec, "app", Learned(spec, None), {}, wants)
+    return m
+
+
+@pytest.mark.parametrize("volume, fs_group, mode", [
+    # kubelet pkg/volume/emptydir setupDir: 0777; a tmpfs root is 1777; fsGroup adds setgid.
+    ({"emptyDir": {}}, None, 0o777), ({"emptyDir": {}}, 2000, 0o2777),
+    ({"emptyDir": {"medium": "Memory"}}, None, 0o1777), ({"emptyDir": {"medium": "Memory"}}, 2000, 0o3777),
+    ({"configMap": {"name": "c"}}, None, 0o777), ({"configMap": {"name": "c"}}, 2000, 0o2777),
+    ({"secret": {"secretName": "s"}}, 2000, 0o3777), ({"projected": {"sources": []}}, None, 0o1777),
+    ({"downwardAPI": {"items": []}}, None, 0o1777),
+])
+def test_a_kubelet_made_volume_directory_has_a_predicted_owner_group_and_mode(volume, fs_group, mode):
+    m = with_fs_group(volume, fs_group)
+    assert (m.owner.value, m.group.value, m.mode.value) == (0, fs_group or 0, mode), m.mode.reason
+
+
+def test_writable_follows_the_predicted_owner_and_mode_not_the_observed_ones():
+    # A runtime that hands an emptyDir to the process (chown 1000, 0700): the mount is still
+    # predicted writable from the kubelet's 0777, and the owner and mode checks fail.
+    from secctx.expect import Learned, Want, _mounts
+    spec = {"containers": [{"name": "app", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}
+    lied = observe.FileStat("/v", 1000, 0, 0o700, "drwx------")
+    wants = {"uid": Want(1000, ""), "groups": Want([1000], ""), "CapEff": Want(0, "")}
+    [m] = _mounts(spec, "app", Learned(spec, None, stats={"/v": lied}), {}, wants)
+    assert m.writable.value is True and "mode 777, owner 0:0" in m.writable.reason
+
+
+@pytest.mark.parametrize("volume, extra, who", [
+    ({"emptyDir": {}}, {"initContainers": [{"name": "fix", "securityContext": {"runAsUser": 0},
+                                            "volumeMounts": [{"name": "v", "mountPath": "/d"}]}]},
+     "container fix mounts it writable as uid 0"),
+    ({"emptyDir": {}}, {"initContainers": [{"name": "fix",
+                                            "volumeMounts": [{"name": "v", "mountPath": "/d"}]}]},
+     "container fix mounts it writable as a uid not known"),
+    ({"persistentVolumeClaim": {"claimName": "c"}}, {}, "a persistentVolumeClaim volume's directory"),
+    ({"emptyDir": {"medium": "HugePages"}}, {}, "emptyDir medium HugePages"),
+])
+def test_owner_and_mode_are_not_asserted_where_the_kubelet_is_not_their_only_author(
+        volume, extra, who):
+    m = with_fs_group(volume, 2000, **extra)
+    assert not m.owner.asserted and not m.mode.asserted and who in m.mode.reason
+
+
+def test_a_volume_directory_given_to_the_process_fails_the_owner_and_mode_checks():
+    from secctx import verdict
+    m = with_fs_group({"emptyDir": {}}, 2000)
+    obs = observe.parse(observe_output())
+    obs.stats["/v"] = observe.FileStat("/v", 1000, 2000, 0o777, "drwxrwxrwx")
+    lines = [c.line() for c in verdict.mount_checks(obs, m) if not c.ok]
+    assert any(ln.startswith("FAIL /v owner: expected 0, observed 1000") for ln in lines), lines
+    assert any(ln.startswith("FAIL /v mode: expected '2777', observed '777'") for ln in lines), lines
+
+
+def test_fsgroup_adds_group_read_to_files_of_read_only_volumes_and_read_write_elsewhere():
+    from secctx.expect import fsgroup_mode
+    assert fsgroup_mode(0o400, False, True) == 0o440   # a configMap key with defaultMode 0400
+    assert fsgroup_mode(0o600, False, False) == 0o660  # a file in an emptyDir
+    assert fsgroup_mode(0o755, True, True) == 0o2755   # a directory: exec and setgid too
 
 
 def test_without_an_image_config_the_user_is_the_one_the_kubelet_reports():
