@@ -370,6 +370,10 @@ def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> 
     kind = next(k for k in volume if k != "name")
     if kind == "nfs":
         return False, "inline nfs volume: the NFS plugin does not manage ownership"
+    if kind == "image":
+        # kubelet pkg/volume/image/image.go: imageMounter.SetUpAt does nothing (the
+        # runtime mounts the image), so no SetVolumeOwnership: its files keep their owners.
+        return False, "image volume: the kubelet does not set it up (pkg/volume/image), so fsGroup is not applied"
     if kind in ("persistentVolumeClaim", "ephemeral"):
         if claim is None:
             return False, f"{kind} volume whose PersistentVolume is not known"

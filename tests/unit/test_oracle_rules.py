@@ -161,11 +161,21 @@ def test_owner_and_mode_are_not_asserted_where_the_kubelet_is_not_their_only_aut
 def test_a_volume_directory_given_to_the_process_fails_the_owner_and_mode_checks():
     from secctx import verdict
     m = with_fs_group({"emptyDir": {}}, 2000)
-    obs = observe.parse(observe_output())
+    obs = observe.parse(observe_output("root:x:0:0::/:/bin/sh\n", "root:x:0:\n"))
     obs.stats["/v"] = observe.FileStat("/v", 1000, 2000, 0o777, "drwxrwxrwx")
     lines = [c.line() for c in verdict.mount_checks(obs, m) if not c.ok]
     assert any(ln.startswith("FAIL /v owner: expected 0, observed 1000") for ln in lines), lines
     assert any(ln.startswith("FAIL /v mode: expected '2777', observed '777'") for ln in lines), lines
+
+
+def test_an_image_volume_is_not_given_the_fsGroup():
+    # kubelet pkg/volume/image: SetUpAt does nothing, so no SetVolumeOwnership; the image's
+    # files keep their group (seen: /image 0:0 755 on v1.37). Predicting group 2000 and
+    # setgid would fail every such pod.
+    m = with_fs_group({"image": {"reference": "x"}}, 2000)
+    assert not m.group.asserted and m.setgid is None, m.group.reason
+    assert "pkg/volume/image" in m.group.reason
+    assert fsgroup_managed({"name": "v", "image": {"reference": "x"}}, None, True)[0] is False
 
 
 def test_fsgroup_adds_group_read_to_files_of_read_only_volumes_and_read_write_elsewhere():
