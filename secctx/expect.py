@@ -646,6 +646,25 @@ def recursive_read_only(mount: dict, supported: bool) -> Want | None:
     return None  # Disabled or unset: submounts keep their own flags
 
 
+def volume_read_only(volume: dict) -> str | None:
+    """Why the volume itself is read-only (its plugin's GetAttributes().ReadOnly), or None.
+
+    kubelet pkg/kubelet/kubelet_pods.go makeMounts mounts read-only when the volumeMount
+    says so or the volume's mounter does. The mounter's flag: the kinds in KUBELET_READ_ONLY
+    always; a claim's `readOnly` for every PV kind (the populator's getPVSpec passes it as
+    volume.Spec.ReadOnly, which csi, local, nfs and hostPath mounters take for a PV; an
+    ephemeral volume's claim is not read-only); an inline source's own `readOnly` (csi
+    NewMounter: `*volSrc.ReadOnly`; nfs getVolumeSource: `NFS.ReadOnly`)."""
+    kind = next(k for k in volume if k != "name")
+    if kind in KUBELET_READ_ONLY:
+        return f"{kind} volumes are always mounted read-only"
+    if kind == "ephemeral":
+        return None
+    if (volume.get(kind) or {}).get("readOnly") is True:
+        return f"readOnly: true in the volume's {kind} source"
+    return None
+
+
 def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
             wants: dict[str, Want], rro_supported: bool = False) -> list[ExpectedMount]:
     """Writability and fsGroup ownership of each mount, case pins laid over the oracle.
@@ -659,7 +678,8 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
         path, asked_ro = mount["mountPath"], bool(mount.get("readOnly"))
         volume = next(v for v in spec.get("volumes") or [] if v["name"] == mount["name"])
         kind = next(k for k in volume if k != "name")
-        read_only = asked_ro or kind in KUBELET_READ_ONLY
+        volume_ro = volume_read_only(volume)
+        read_only = asked_ro or volume_ro is not None
         managed, why = fsgroup_managed(volume, learned.claims.get(_claim_name(spec, volume, learned)),
                                        read_only)
         computed = expect_volume(spec, mount["name"], managed)
@@ -668,9 +688,8 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
             computed = ExpectedVolume(None, False, f"{why}: fsGroup is not applied")
         pin = pinned.get(path, {})
         setgid = computed.setgid if computed.gid is not None else None
-        ro_why = ("readOnly: true in volumeMounts" if asked_ro else
-                  f"{kind} volumes are always mounted read-only" if read_only else
-                  "readOnly unset in volumeMounts")
+        ro_why = ("readOnly: true in volumeMounts" if asked_ro else volume_ro or
+                  "readOnly unset in volumeMounts and in the volume")
         owner, mode = volume_directory(spec, container, mount, volume, wants["uid"].value)
         group = Want(computed.gid, computed.reason)
         if group.value is None and owner.asserted and computed.reason.startswith("no fsGroup"):

@@ -95,6 +95,24 @@ def test_kubelet_written_volumes_are_read_only_whatever_readOnly_says(kind):
     assert "always mounted read-only" in m.writable.reason
 
 
+@pytest.mark.parametrize("volume, why", [
+    ({"persistentVolumeClaim": {"claimName": "c", "readOnly": True}}, "persistentVolumeClaim source"),
+    ({"csi": {"driver": "d", "readOnly": True}}, "csi source"),
+    ({"nfs": {"server": "s", "path": "/", "readOnly": True}}, "nfs source"),
+])
+def test_readOnly_on_the_volume_source_mounts_it_read_only(volume, why):
+    # kubelet makeMounts: ReadOnly = mount.ReadOnly || the mounter's GetAttributes().ReadOnly,
+    # which a claim's readOnly (any PV kind) and an inline csi or nfs readOnly set.
+    m = mounts_of(volume, read_only=False)
+    assert (m.mounted_ro.value, m.writable.value) == (True, False), m.writable.reason
+    assert why in m.mounted_ro.reason
+
+
+def test_an_ephemeral_volumes_claim_is_not_read_only():
+    m = mounts_of({"ephemeral": {"volumeClaimTemplate": {}}})
+    assert m.mounted_ro.value is False
+
+
 HOST_DIR = {"hostPath": {"path": "/srv/data"}}  # the node's directory: owner and mode not predicted
 
 
