@@ -366,7 +366,12 @@ RWO_MODES = {"ReadWriteOnce", "ReadWriteOncePod"}
 
 def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> tuple[bool, str]:
     """Whether the kubelet applies fsGroup to this volume (beyond the kubelet-owned
-    types), and why: the rules of the volume plugins."""
+    types), and why: the rules of the volume plugins.
+
+    read_only: the volume's own (volume_read_only: a claim's readOnly), not a volumeMount's.
+    kubelet pkg/volume/local/local.go localVolumeMounter.SetUpAt changes ownership only
+    `if !m.readOnly` (volume.Spec.ReadOnly); pkg/volume/csi/csi_mounter.go supportsFSGroup
+    returns false when c.readOnly. A read-only volumeMount changes neither."""
     kind = next(k for k in volume if k != "name")
     if kind == "nfs":
         return False, "inline nfs volume: the NFS plugin does not manage ownership"
@@ -378,9 +383,10 @@ def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> 
         if claim is None:
             return False, f"{kind} volume whose PersistentVolume is not known"
         via = f"{kind} bound to a {claim.kind} PV"
+        if read_only and claim.kind in ("local", "csi"):
+            return False, (f"{via} with readOnly: true on the claim: the {claim.kind} plugin "
+                           "changes no ownership")
         if claim.kind == "local":
-            if read_only:
-                return False, f"{via} mounted read-only: the kubelet changes no ownership"
             return True, f"{via}: the local plugin applies fsGroup"
         if claim.kind == "csi":
             policy = claim.fs_group_policy or "ReadWriteOnceWithFSType"
@@ -680,8 +686,9 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
         kind = next(k for k in volume if k != "name")
         volume_ro = volume_read_only(volume)
         read_only = asked_ro or volume_ro is not None
+        # The volume's own readOnly, not the mount's: the plugins skip ownership on it.
         managed, why = fsgroup_managed(volume, learned.claims.get(_claim_name(spec, volume, learned)),
-                                       read_only)
+                                       volume_ro is not None)
         computed = expect_volume(spec, mount["name"], managed)
         if kind not in KUBELET_OWNED_VOLUMES and kind != "hostPath" and computed.gid is None \
                 and (spec.get("securityContext") or {}).get("fsGroup") is not None:

@@ -61,7 +61,8 @@ PVC = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
 
 @pytest.mark.parametrize("volume, claim, read_only, managed", [
     (PVC, ClaimFacts("local"), False, True),
-    (PVC, ClaimFacts("local"), True, False),          # a local PV mounted read-only
+    (PVC, ClaimFacts("local"), True, False),          # a claim with readOnly: true
+    (PVC, ClaimFacts("csi", "File", None, ("ReadWriteMany",)), True, False),
     (PVC, ClaimFacts("hostPath"), False, False),
     (PVC, ClaimFacts("nfs"), False, False),
     (PVC, ClaimFacts("csi", "None", "ext4", ("ReadWriteOnce",)), False, False),
@@ -111,6 +112,24 @@ def test_readOnly_on_the_volume_source_mounts_it_read_only(volume, why):
 def test_an_ephemeral_volumes_claim_is_not_read_only():
     m = mounts_of({"ephemeral": {"volumeClaimTemplate": {}}})
     assert m.mounted_ro.value is False
+
+
+@pytest.mark.parametrize("claim_ro, mount_ro, group", [
+    (False, True, 2000),   # a read-only volumeMount: the local plugin still applies fsGroup
+    (True, False, None),   # readOnly on the claim: it does not
+])
+def test_local_volume_ownership_follows_the_claims_readOnly_not_the_mounts(claim_ro, mount_ro, group):
+    # kubelet pkg/volume/local localVolumeMounter.SetUpAt: SetVolumeOwnership `if !m.readOnly`,
+    # m.readOnly being volume.Spec.ReadOnly (the claim's), set up once for all mounts.
+    from secctx.expect import Learned, Want, _mounts
+    spec = {"securityContext": {"fsGroup": 2000},
+            "containers": [{"name": "app", "volumeMounts": [
+                {"name": "v", "mountPath": "/v", "readOnly": mount_ro}]}],
+            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c",
+                                                                "readOnly": claim_ro}}]}
+    wants = {"uid": Want(1000, ""), "groups": Want([1000, 2000], ""), "CapEff": Want(0, "")}
+    [m] = _mounts(spec, "app", Learned(spec, None, claims={"c": ClaimFacts("local")}), {}, wants)
+    assert m.group.value == group and m.mounted_ro.value is True, m.group.reason
 
 
 HOST_DIR = {"hostPath": {"path": "/srv/data"}}  # the node's directory: owner and mode not predicted
