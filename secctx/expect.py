@@ -378,7 +378,7 @@ def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> 
     if kind == "image":
         # kubelet pkg/volume/image/image.go: imageMounter.SetUpAt does nothing (the
         # runtime mounts the image), so no SetVolumeOwnership: its files keep their owners.
-        return False, "image volume: the kubelet does not set it up (pkg/volume/image), so fsGroup is not applied"
+        return False, "image volume: the kubelet does not set it up (pkg/volume/image)"
     if kind in ("persistentVolumeClaim", "ephemeral"):
         if claim is None:
             return False, f"{kind} volume whose PersistentVolume is not known"
@@ -435,6 +435,9 @@ class ExpectedMount:
     submounts_ro: Want | None = None  # recursiveReadOnly: every mount below it read-only too
     owner: Want | None = None  # user owning the mount's directory; None: not checked
     mode: Want | None = None   # its permission bits with setuid/setgid/sticky (stat %a)
+    # The modes of the files the kubelet writes in it, by name (EVERY_FILE: each file found
+    # that no item names); None: not checked.
+    files: dict[str, Want] | None = None
 
 
 @dataclass(frozen=True)
@@ -712,8 +715,55 @@ def _mounts(spec: dict, container: str, learned: Learned, pins: dict,
             if "gid" in pin else group,
             setgid=_pinned("setgid", Want(setgid, computed.reason), pin["setgid"])
             if "setgid" in pin else (None if setgid is None else Want(setgid, computed.reason)),
-            submounts_ro=recursive_read_only(mount, rro_supported), owner=owner, mode=mode))
+            submounts_ro=recursive_read_only(mount, rro_supported), owner=owner, mode=mode,
+            files=None if mount.get("subPath") or mount.get("subPathExpr") else
+            volume_file_modes(spec, volume)))
     return mounts
+
+
+EVERY_FILE = "*"
+API_DEFAULT_MODE = 0o644  # pkg/apis/core/v1/defaults.go: SetDefaults_{ConfigMap,Secret,DownwardAPI}VolumeSource
+
+
+def volume_file_modes(spec: dict, volume: dict) -> dict[str, Want] | None:
+    """The mode of each file the kubelet writes in a configMap, secret or downwardAPI
+    volume: items[].mode, else defaultMode (MakePayload in pkg/volume/{configmap,secret,
+    downwardapi}; the AtomicWriter chmods each file to it); with fsGroup,
+    pkg/volume/volume_linux.go changeFilePermission adds roMask 0440 (these mounters are
+    read-only). Files below a subdirectory (items[].path with '/') are not checked;
+    projected volumes (the token's mode depends on fsGroup and runAsUser) neither."""
+    kind = next(k for k in volume if k != "name")
+    if kind not in ("configMap", "secret", "downwardAPI"):
+        return None
+    source = volume.get(kind) or {}
+    fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+    default = source.get("defaultMode")
+    default_why = (f"defaultMode {default:04o}" if default is not None else
+                   f"defaultMode unset: the API default {API_DEFAULT_MODE:04o}")
+    default = API_DEFAULT_MODE if default is None else int(default)
+
+    def want(mode: int, why: str) -> Want:
+        if fs_group is not None:
+            mode = fsgroup_mode(mode, False, True)
+            why += f"; fsGroup {fs_group} adds group read (0440): {mode:04o}"
+        return Want(mode, f"{kind} volume: {why}")
+
+    items = source.get("items")
+    if kind == "downwardAPI" or items:
+        optional = source.get("optional") is True
+        files = {}
+        for item in items or []:
+            path = str(item.get("path", ""))
+            if "/" in path or not path:
+                continue
+            mode = item.get("mode")
+            why = (f"items[{path}].mode {int(mode):04o}" if mode is not None
+                   else f"items[{path}] has no mode: {default_why}")
+            files[path] = want(default if mode is None else int(mode), why)
+            if optional:  # an optional source's missing key writes no file
+                files[path] = Want(None, f"{files[path].reason}; optional: only if present")
+        return files
+    return {EVERY_FILE: want(default, f"every key's file gets {default_why}")}
 
 
 def _predicted_stat(seen, owner: Want, group: Want, mode: Want):
@@ -759,7 +809,7 @@ def volume_directory(spec: dict, container: str, mount: dict, volume: dict,
         medium = _WRAPPED_MEDIUM.get(kind)
     if medium not in _START_MODE:
         why = (f"emptyDir medium {medium}" if kind == "emptyDir" else
-               f"a {kind} volume's directory comes from the node, its provisioner or image")
+               f"the directory of a {kind} volume comes from the node, its provisioner or image")
         return (Want(None, f"{why}: owner not asserted"), Want(None, f"{why}: mode not asserted"))
     if mount.get("subPath") or mount.get("subPathExpr"):
         why = "a subPath's directory is made by whoever wrote the volume"
@@ -771,6 +821,9 @@ def volume_directory(spec: dict, container: str, mount: dict, volume: dict,
     mode = _START_MODE[medium]
     what = (f"{kind} volume ({'tmpfs' if medium else 'a directory on the node disk'}): the "
             f"kubelet creates it with mode {mode:o}")
+    if kind == "emptyDir" and (volume.get("emptyDir") or {}).get("stickyBit") is True:
+        mode |= 0o1000  # setupDir: perm |= stickyBitMode (the API server drops it without its gate)
+        what += f", stickyBit: true makes it {mode:o}"
     fs_group = (spec.get("securityContext") or {}).get("fsGroup")
     if fs_group is not None:
         mode = fsgroup_mode(mode, True, kind in _WRAPPED_MEDIUM)

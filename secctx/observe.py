@@ -65,6 +65,23 @@ stat_paths() {
   return 0
 }
 
+file_stats() {
+  # The files the kubelet wrote into each directory (configMap, secret, downwardAPI keys),
+  # through the ..data symlinks they are (stat -L): the modes defaultMode and items[].mode
+  # ask for. The glob leaves out the writer's own ..data and ..<timestamp> entries.
+  for _fs_dir in "$@"; do
+    for _fs_file in "$_fs_dir"/*; do
+      [ -e "$_fs_file" ] || continue
+      if _st_out=$(stat -L -c '%n|%u|%g|%a|%A' "$_fs_file" 2>&1); then
+        printf '%s\n' "$_st_out"
+      else
+        printf '%s|error|%s\n' "$_fs_file" "$_st_out"
+      fi
+    done
+  done
+  return 0
+}
+
 write_paths() {
   for _wr_path in "$@"; do
     if _wr_err=$(touch "$_wr_path/__PROBE_FILE__" 2>&1); then
@@ -200,9 +217,10 @@ def _check_path(path: str) -> str:
 
 
 def probe_script(stat_paths: list[str], write_paths: list[str],
-                 root_write_path: str = "/test.txt") -> str:
+                 root_write_path: str = "/test.txt", file_dirs: tuple[str, ...] = ()) -> str:
     """The POSIX sh script to run with `sh -c` in the container (see module doc)."""
     stats = " ".join(_check_path(p) for p in stat_paths)
+    files = " ".join(_check_path(p) for p in file_dirs)
     writes = " ".join(_check_path(p) for p in write_paths)
     calls = f"""
 MAIN=$(main_pid)
@@ -221,6 +239,7 @@ section etc-passwd cat /etc/passwd
 section etc-group cat /etc/group
 section stat stat_paths {stats}
 section realpaths real_paths {stats}
+section volume-files file_stats {files}
 section write write_paths {writes}
 section root-write root_write {_check_path(root_write_path)}
 section unshare-user unshare -U true
@@ -464,6 +483,8 @@ class Observation:
     gid_map: list[tuple[int, int, int]] | None = None
     # not_the_probe's verdict on main_pid (ok, and its words); None: an older probe.
     main_pid_check: WriteResult | None = None
+    # The files in the kubelet-written volumes (file_stats), by path; None: an older probe.
+    file_stats: dict[str, FileStat] | None = None
 
     def stat_of_new_file(self, directory: str) -> FileStat | None:
         """Stat of the file the probe created in directory, None if it could not."""
@@ -589,6 +610,7 @@ def parse(output: str) -> Observation:
         group_file=_optional(sections, "etc-group", parse_group),
         uid_map=_optional(sections, "uid-map", parse_id_map),
         gid_map=_optional(sections, "gid-map", lambda text: parse_id_map(text, "gid-map")),
+        file_stats=_optional(sections, "volume-files", lambda text: _parse_stats(text)[0]),
         main_pid_check=None if main_check is None else
         WriteResult(ok=main_check.rc == 0, error=main_check.text.strip()),
         unshare_user=None if unshare is None or unshare.rc == 127 else
@@ -670,7 +692,8 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
     # The pod as stored, after admission: defaults and mutating webhooks change specs
     # (the service-account token volume, for one), and that is what the node ran.
     stored = kube.api.sanitize_for_serialization(pod.spec)
-    seen = probe(kube, applied.namespace, applied.pod_name, podspec.container(stored, case.container))
+    seen = probe(kube, applied.namespace, applied.pod_name, podspec.container(stored, case.container),
+                 stored)
     learned = learn(stored, config_user, seen,
                     claims(kube, applied.namespace, applied.pod_name, stored),
                     kubelet_user(pod, case.container), applied.pod_name, pod.spec.node_name)
@@ -724,7 +747,7 @@ def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observatio
         except (Terminal, WaitTimeout) as problem:
             report.attach_text("twin did not run", str(problem))
             return None
-    return probe(kube, applied.namespace, name, podspec.container(spec, container))
+    return probe(kube, applied.namespace, name, podspec.container(spec, container), spec)
 
 
 def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
@@ -737,12 +760,26 @@ def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
     return None
 
 
-def probe(kube, namespace: str, pod: str, container: dict) -> Observation:
+# Volume kinds whose files the kubelet writes with defaultMode / items[].mode.
+FILE_VOLUMES = ("configMap", "secret", "downwardAPI")
+
+
+def file_dirs(spec: dict, container: dict) -> tuple[str, ...]:
+    """The container's mounts of FILE_VOLUMES (whole volumes, not subPaths)."""
+    kinds = {v.get("name"): next((k for k in v if k != "name"), None)
+             for v in spec.get("volumes") or []}
+    return tuple(m["mountPath"] for m in container.get("volumeMounts") or []
+                 if kinds.get(m.get("name")) in FILE_VOLUMES
+                 and not m.get("subPath") and not m.get("subPathExpr"))
+
+
+def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = None) -> Observation:
     """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
     from . import report
     mounts = container.get("volumeMounts") or []
     # Every mount gets a write attempt: a read-only one must refuse it.
-    script = probe_script([m["mountPath"] for m in mounts], [m["mountPath"] for m in mounts])
+    script = probe_script([m["mountPath"] for m in mounts], [m["mountPath"] for m in mounts],
+                          file_dirs=file_dirs(spec or {}, container))
     with report.step(f"exec probe in {pod}/{container['name']}: "
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
         for attempt in (1, 2):

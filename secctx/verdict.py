@@ -221,10 +221,30 @@ def mount_checks(obs: Observation, mount: ExpectedMount) -> list[Check]:
                             mount.setgid.reason))
     if mount.submounts_ro is not None:
         checks.append(submounts_check(obs, path, mount.submounts_ro))
+    if mount.files is not None and obs.file_stats is not None:  # None: an older probe
+        checks.extend(file_mode_checks(obs.file_stats, path, mount.files))
     new_file = obs.stat_of_new_file(path)
     if mount.setgid and mount.setgid.value and mount.group.asserted and new_file:
         checks.append(Check(f"{path} new file's group", mount.group.value, new_file.gid,
                             "the setgid bit makes a new file inherit the directory's group"))
+    return checks
+
+
+def file_mode_checks(file_stats: dict, path: str, files: dict) -> list[Check]:
+    """The mode of each file the kubelet wrote in the volume at `path`: each one named,
+    and each other regular file found where every file gets the same mode."""
+    from .expect import EVERY_FILE
+    found = {p.rpartition("/")[2]: st for p, st in file_stats.items()
+             if p.rpartition("/")[0] == path.rstrip("/")}
+    checks = [Check(f"{path}/{name} mode", None if want.value is None else f"{want.value:o}",
+                    f"{found[name].mode:o}" if name in found else None, want.reason,
+                    asserted=want.asserted)
+              for name, want in files.items() if name != EVERY_FILE]
+    every = files.get(EVERY_FILE)
+    if every is not None:
+        checks += [Check(f"{path}/{name} mode", f"{every.value:o}", f"{st.mode:o}", every.reason)
+                   for name, st in sorted(found.items())
+                   if name not in files and not st.mode_text.startswith("d")]
     return checks
 
 

@@ -44,6 +44,7 @@ def test_real_cases_load_without_errors():
         "supplemental-groups-strict", "escalation-denied", "escalation-allowed",
         "userns-root", "userns-host-network", "userns-host-pid", "procmount-unmasked",
         "procmount-default", "recursive-read-only", "image-volume", "seccomp-unconfined",
+        "volume-file-modes", "image-volume-fsgroup", "pvc-read-only",
     }
     for case in cases.values():
         assert case.objects, case.name

@@ -317,7 +317,7 @@ def test_probe_script_rejects_unsafe_paths(path):
 def test_probe_script_has_every_section():
     script = observe.probe_script(["/data"], ["/tmp"])
     for name in ["pid1-status", "self-status", "id", "id-G", "mounts", "attr-current",
-                 "attr-apparmor", "stat", "write", "root-write"]:
+                 "attr-apparmor", "stat", "volume-files", "write", "root-write"]:
         assert f"section {name} " in script
     assert "set -e" not in script
     assert "/test.txt" in script
@@ -390,6 +390,23 @@ def test_probe_runs_end_to_end(shell, tmp_path):
     # The probe cleans up after itself.
     assert list(writable.iterdir()) == [] and list(shared.iterdir()) == []
     assert not root_file.exists()
+
+
+def test_probe_stats_the_files_of_a_kubelet_written_volume_through_their_symlinks(shell, tmp_path):
+    # The AtomicWriter's layout: <key> -> ..data/<key>, ..data -> ..<timestamp>/.
+    vol = tmp_path / "cfg"
+    (vol / "..2026_12_07").mkdir(parents=True)
+    (vol / "..2026_12_07" / "a.conf").write_text("a")
+    os.chmod(vol / "..2026_12_07" / "a.conf", 0o440)
+    (vol / "..data").symlink_to("..2026_12_07")
+    (vol / "a.conf").symlink_to("..data/a.conf")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    script = observe.probe_script([], [], root_write_path=str(tmp_path / "t"),
+                                  file_dirs=(str(vol), str(empty)))
+    obs = observe.parse(run_probe(shell, script))
+    assert set(obs.file_stats) == {f"{vol}/a.conf"}  # no ..data, nothing for an empty one
+    assert obs.file_stats[f"{vol}/a.conf"].mode == 0o440  # the file's, not the symlink's 777
 
 
 def test_probe_reports_failed_root_write(shell, tmp_path):

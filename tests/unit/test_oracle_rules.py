@@ -161,6 +161,7 @@ def with_fs_group(volume: dict, fs_group: int | None = None, **kw):
     ({"configMap": {"name": "c"}}, None, 0o777), ({"configMap": {"name": "c"}}, 2000, 0o2777),
     ({"secret": {"secretName": "s"}}, 2000, 0o3777), ({"projected": {"sources": []}}, None, 0o1777),
     ({"downwardAPI": {"items": []}}, None, 0o1777),
+    ({"emptyDir": {"stickyBit": True}}, None, 0o1777), ({"emptyDir": {"stickyBit": True}}, 2000, 0o3777),
 ])
 def test_a_kubelet_made_volume_directory_has_a_predicted_owner_group_and_mode(volume, fs_group, mode):
     m = with_fs_group(volume, fs_group)
@@ -186,7 +187,7 @@ def test_writable_follows_the_predicted_owner_and_mode_not_the_observed_ones():
     ({"emptyDir": {}}, {"initContainers": [{"name": "fix",
                                             "volumeMounts": [{"name": "v", "mountPath": "/d"}]}]},
      "container fix mounts it writable as a uid not known"),
-    ({"persistentVolumeClaim": {"claimName": "c"}}, {}, "a persistentVolumeClaim volume's directory"),
+    ({"persistentVolumeClaim": {"claimName": "c"}}, {}, "a persistentVolumeClaim volume comes"),
     ({"emptyDir": {"medium": "HugePages"}}, {}, "emptyDir medium HugePages"),
 ])
 def test_owner_and_mode_are_not_asserted_where_the_kubelet_is_not_their_only_author(
@@ -289,3 +290,25 @@ def test_runtime_default_opens_unshare_by_the_bounding_set_not_by_what_the_proce
     assert unshare(["ALL"], caps.ALL_CAPS) is False
     assert unshare([], caps.RUNTIME_DEFAULT) is True
     assert not caps.RUNTIME_DEFAULT & sys_admin
+
+
+@pytest.mark.parametrize("volume, fs_group, files", [
+    # MakePayload: items[].mode, else defaultMode (the API defaults it to 0644).
+    ({"configMap": {"name": "c"}}, None, {"*": 0o644}),
+    ({"secret": {"secretName": "s", "defaultMode": 0o400}}, 2000, {"*": 0o440}),
+    ({"secret": {"secretName": "s", "defaultMode": 0o400,
+                 "items": [{"key": "k", "path": "k", "mode": 0o600}, {"key": "j", "path": "d/j"}]}},
+     None, {"k": 0o600}),  # a file below a subdirectory is not checked
+    ({"downwardAPI": {"items": [{"path": "labels"}]}}, 2000, {"labels": 0o644}),
+])
+def test_the_kubelet_writes_each_file_with_its_mode_and_group_read_under_fsGroup(volume, fs_group, files):
+    from secctx.expect import volume_file_modes
+    spec = {"securityContext": {"fsGroup": fs_group} if fs_group else {}}
+    got = volume_file_modes(spec, {"name": "v", **volume})
+    assert {k: w.value for k, w in got.items()} == files
+
+
+def test_no_file_modes_for_volumes_whose_files_the_kubelet_does_not_write():
+    from secctx.expect import volume_file_modes
+    assert volume_file_modes({}, {"name": "v", "emptyDir": {}}) is None
+    assert volume_file_modes({}, {"name": "v", "projected": {"sources": []}}) is None

@@ -25,6 +25,12 @@ NEW_FIELDS = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-n
                         .read_text())
 assert not NEW_FIELDS["cases"].keys() & RECORDED["cases"].keys()
 RECORDED["cases"].update(NEW_FIELDS["cases"])
+# Its cases of file modes, readOnly claims and image volumes under fsGroup (issue 23), with
+# the probe's volume-files section.
+VOLUMES = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-volumes.json")
+                     .read_text())
+assert not VOLUMES["cases"].keys() & RECORDED["cases"].keys()
+RECORDED["cases"].update(VOLUMES["cases"])
 ENV = RECORDED["environment"]
 ENVIRONMENT = Environment(kubernetes_version=ENV["kubernetes_version"],
                           seccomp_default=ENV["seccomp_default"] == "True",
@@ -400,3 +406,44 @@ def test_a_runtime_that_filters_an_Unconfined_pod_under_seccompDefault_fails_Sec
     _, checks = judge_seccomp_default("seccomp-unconfined", filtered)
     assert {"Seccomp", "Seccomp_filters"} <= set(failed(checks))
     assert "Unconfined" in failed(checks)["Seccomp"].reason
+
+
+def test_a_kubelet_or_runtime_that_ignores_defaultMode_fails_the_file_mode_checks():
+    # volume-file-modes: configMap defaultMode 0400 under fsGroup 3000: 0440, recorded. A
+    # kubelet that writes 0644 whatever defaultMode says (or a runtime that chmods it back).
+    _, checks = judge("volume-file-modes", probe_edit("/cfg/a.conf|0|3000|440|-r--r-----",
+                                                      "/cfg/a.conf|0|3000|644|-rw-r--r--"))
+    bad = failed(checks)
+    assert set(bad) == {"/cfg/a.conf mode"}, verdict.table(checks)
+    assert (bad["/cfg/a.conf mode"].expected, bad["/cfg/a.conf mode"].observed) == ("440", "644")
+    assert "defaultMode 0400" in bad["/cfg/a.conf mode"].reason
+
+
+def test_an_items_mode_that_is_not_applied_fails_that_files_mode():
+    _, checks = judge("volume-file-modes", probe_edit("/sec/key|0|3000|640|", "/sec/key|0|3000|540|"))
+    assert set(failed(checks)) == {"/sec/key mode"}
+    assert "items[key].mode 0600" in failed(checks)["/sec/key mode"].reason
+
+
+def test_a_file_the_kubelet_should_have_written_and_did_not_fails():
+    def no_labels(record):
+        out = record["probe_output"]
+        record["probe_output"] = "".join(ln for ln in out.splitlines(keepends=True)
+                                         if not ln.startswith("/info/labels|"))
+    _, checks = judge("volume-file-modes", no_labels)
+    assert set(failed(checks)) == {"/info/labels mode"}
+
+
+def test_a_runtime_that_hands_an_emptyDir_to_the_process_fails_owner_and_mode():
+    # hardened-pod: /tmp an emptyDir under fsGroup 1000, 0:1000 2777 as the kubelet makes it.
+    # A runtime that chowns it to the process and makes it 0700 keeps it writable: only the
+    # owner and mode checks see it.
+    _, checks = judge("hardened-pod", probe_edit("/tmp|0|1000|2777|drwxrwsrwx",
+                                                 "/tmp|1000|1000|2700|drwx--S---"))
+    assert set(failed(checks)) == {"/tmp owner", "/tmp mode"}, verdict.table(checks)
+
+
+def test_a_runtime_that_drops_the_sticky_bit_of_a_tmpfs_volume_fails_its_mode():
+    # volume-file-modes: /sec, a secret, is a tmpfs (root 1777) with setgid under fsGroup: 3777.
+    _, checks = judge("volume-file-modes", probe_edit("/sec|0|3000|3777|", "/sec|0|3000|2777|"))
+    assert set(failed(checks)) == {"/sec mode"}
