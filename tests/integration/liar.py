@@ -29,6 +29,8 @@ docs/lying-runtime.md):
     no-nnp          noNewPrivileges false (PID 1 and exec'd processes)
     saved-uid-root  PID 1's real uid is 0 (effective, saved, fs uid as asked)
     crash-identity  PID 1 runs as uid+1, gid+1 (non-zero ids only)
+    own-volumes     each emptyDir's directory on the node chowned to the process, mode 0700
+    file-modes      every file of configMap/secret/downwardAPI/projected volumes 0644
 
 A lie applies to containers created after it is set (no-nnp also to each new
 exec), only to application containers (never pod sandboxes), never in
@@ -51,7 +53,8 @@ from secctx import cache
 from secctx.offline.gobuild import go, go_env
 
 SOURCE = Path(__file__).with_name("runc-liar")
-LIES = ("rw-volumes", "no-seccomp", "no-nnp", "saved-uid-root", "crash-identity")
+LIES = ("rw-volumes", "no-seccomp", "no-nnp", "saved-uid-root", "crash-identity", "own-volumes",
+        "file-modes")
 LIE_FILE = "/etc/secctx/lie"
 LOG_FILE = "/var/log/secctx-liar.log"
 MARKER = "/etc/secctx/liar-installed"  # holds the path the liar took over

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 SUITE = ("suites", "--cluster-name", CLUSTER, "--keep-cluster")
 
-# lie -> (case, failing check lines that must appear) (issue 14, items 9-13)
+# lie -> (case, failing check lines that must appear) (issue 14, items 9-13; issue 23)
 LIES = {
     "rw-volumes": ("secure-app", [r"FAIL /etc/app/config mounted read-only: expected True, observed False",
                                   r"FAIL /etc/app/config writable: expected False, observed True"]),
@@ -30,6 +30,11 @@ LIES = {
                                      r"FAIL `suid-id` output contains 'euid=1000'"]),
     "crash-identity": ("secure-pod", [r"FAIL twin: uid: expected \(1000, 1000, 1000, 1000\), "
                                       r"observed \(1001, 1001, 1001, 1001\)"]),
+    # issue 23, items 11 and 9
+    "own-volumes": ("hardened-pod", [r"FAIL /tmp owner: expected 0, observed 1000",
+                                     r"FAIL /tmp mode: expected '2777', observed '700'"]),
+    "file-modes": ("volume-file-modes", [r"FAIL /cfg/a\.conf mode: expected '440', observed '644'",
+                                         r"FAIL /sec/key mode: expected '640', observed '644'"]),
 }
 
 

@@ -333,3 +333,47 @@ def test_helper_leaves_real_uid_root_and_the_rest_as_asked(liar_bin):
     assert _caps_of(proc.stdout, "CapBnd") == 1
     for field in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
         assert _caps_of(proc.stdout, field) == 0, field  # SECBIT_NOROOT: no root fill-up
+
+
+def kubelet_volumes(tmp: Path) -> tuple[Path, Path, dict]:
+    """An emptyDir and a configMap volume on the "node" as the kubelet lays them out, and a
+    config that bind-mounts both."""
+    pod = tmp / "pods" / "uid" / "volumes"
+    empty = pod / "kubernetes.io~empty-dir" / "scratch"
+    empty.mkdir(parents=True)
+    os.chmod(empty, 0o2777)
+    cfg = pod / "kubernetes.io~configmap" / "config"
+    (cfg / "..2026").mkdir(parents=True)
+    (cfg / "..2026" / "a.conf").write_text("a")
+    os.chmod(cfg / "..2026" / "a.conf", 0o440)
+    (cfg / "..data").symlink_to("..2026")
+    (cfg / "a.conf").symlink_to("..data/a.conf")
+    doc = config()
+    doc["mounts"] += [{"destination": "/s", "type": "bind", "source": str(empty),
+                       "options": ["rbind", "rw"]},
+                      {"destination": "/c", "type": "bind", "source": str(cfg),
+                       "options": ["rbind", "ro"]}]
+    return empty, cfg, doc
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_own_volumes_hands_each_emptyDir_directory_to_the_process(runc, tmp_path):
+    empty, cfg, doc = kubelet_volumes(tmp_path)
+    runc.tell("own-volumes")
+    proc, after = runc.create(doc)
+    assert proc.returncode == 0, proc.stderr
+    st = empty.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 3000, 0o700)
+    assert stat.S_IMODE((cfg / "..2026" / "a.conf").stat().st_mode) == 0o440  # not an emptyDir
+    assert after == doc  # the config is not changed
+    assert f"{empty}: owner 1000:3000, mode 0700" in runc.log.read_text()
+
+
+def test_file_modes_makes_every_file_of_a_configMap_0644(runc, tmp_path):
+    empty, cfg, doc = kubelet_volumes(tmp_path)
+    runc.tell("file-modes")
+    proc, _ = runc.create(doc)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE((cfg / "..2026" / "a.conf").stat().st_mode) == 0o644
+    assert stat.S_IMODE(empty.stat().st_mode) == 0o2777  # emptyDirs are not touched
+    assert f"{cfg}: 1 file(s) -> 0644" in runc.log.read_text()

@@ -24,6 +24,8 @@ var lies = map[string]lie{
 	"no-nnp":         {config: func(doc map[string]any, _ string) ([]string, error) { return noNNP(process(doc)) }, process: noNNP},
 	"saved-uid-root": {config: realUIDRoot},
 	"crash-identity": {config: otherIdentity},
+	"own-volumes":    {config: ownVolumes},
+	"file-modes":     {config: fileModes},
 }
 
 func lieNames() []string {

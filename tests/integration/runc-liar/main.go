@@ -16,6 +16,8 @@
 //	no-nnp           process.noNewPrivileges false (container and exec processes)
 //	saved-uid-root   PID 1 keeps root as its real uid (see helper.go)
 //	crash-identity   PID 1 runs with uid+1 and gid+1 (non-zero ids only)
+//	own-volumes      emptyDir directories chowned to the process, mode 0700 (volumes.go)
+//	file-modes       files of configMap/secret/downwardAPI/projected volumes 0644
 //
 // Only application containers lie (annotation io.kubernetes.cri.container-type
 // "container"), never pod sandboxes nor pods in kube-system or
