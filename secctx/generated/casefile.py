@@ -3,7 +3,7 @@
 Layout (the same as fixtures/, so a finding is copied in as is):
 
     ROOT/cases/<pod>-<container>.yaml         one case per container
-    ROOT/manifests/generated/<pod>.yaml       the Pod (and the ConfigMap it mounts)
+    ROOT/manifests/generated/<pod>.yaml       the Pod (and the ConfigMap, Secret it mounts)
     ROOT/manifests/allowlist-probe-profile.json  the Localhost profile, when used
 """
 from __future__ import annotations
@@ -22,6 +22,9 @@ from .strategy import LOCALHOST_PROFILE
 PROFILE_FILE = paths.FIXTURES / "manifests" / "allowlist-probe-profile.json"
 CONFIG_MAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "generated-config"},
               "data": {"greeting": "hello"}}
+SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "generated-secret"},
+          "stringData": {"token": "t0ken"}}
+IMAGE_VOLUMES = {"since": "v1.35", "why": "ImageVolume is beta and off by default before v1.35"}
 # The section a generated case is filed under: its most telling field.
 SECTION_BY_FIELD = (("procMount", "User namespaces"), ("seccompProfile", "Seccomp"),
                     ("capabilities", "Capabilities"), ("privileged", "Capabilities"),
@@ -39,15 +42,16 @@ def pod_name(spec: dict) -> str:
 
 
 def manifest(spec: dict) -> list[dict]:
-    """The objects to apply: the Pod, and the ConfigMap a configMap volume names."""
+    """The objects to apply: the Pod, and the ConfigMap and Secret its volumes name."""
     name = pod_name(spec)
     # A host directory of the pod's own: probes of other pods write into it too.
     volumes = [{**v, "hostPath": {**v["hostPath"], "path": f"{v['hostPath']['path']}/{name}"}}
                if "hostPath" in v else v for v in spec.get("volumes") or []]
     spec = {**spec, "volumes": volumes} if volumes else spec
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-    needs_config = any("configMap" in v for v in spec.get("volumes") or [])
-    return ([CONFIG_MAP] if needs_config else []) + [pod]
+    kinds = {k for v in spec.get("volumes") or [] for k in v}
+    return ([CONFIG_MAP] if "configMap" in kinds else []) + \
+        ([SECRET] if "secret" in kinds else []) + [pod]
 
 
 def _section(spec: dict, container: dict) -> str:
@@ -74,6 +78,8 @@ def case_document(spec: dict, container: str, outcome: Outcome) -> dict:
         document["outcome"] = _outcome_field(outcome)
     if LOCALHOST_PROFILE in json.dumps(spec):
         document["seccomp_profiles"] = {LOCALHOST_PROFILE: "../manifests/allowlist-probe-profile.json"}
+    if any("image" in v for v in spec.get("volumes") or []):
+        document["kubernetes"] = dict(IMAGE_VOLUMES)
     return document
 
 

@@ -93,15 +93,37 @@ def pod_security_context(draw) -> dict:
     })
 
 
-# Volume kinds the oracle knows: kubelet-owned (fsGroup applied, some always read-only)
-# and hostPath (fsGroup never applied).
+# Volume kinds the oracle knows: kubelet-owned (fsGroup applied, some always read-only),
+# hostPath (fsGroup never applied) and image volumes (never set up by the kubelet: no
+# fsGroup either; casefile makes their cases need v1.35).
 VOLUME_SOURCES = {
     "emptydir": {"emptyDir": {}},
     "configmap": {"configMap": {"name": "generated-config"}},
+    "secret": {"secret": {"secretName": "generated-secret"}},
     "downward": {"downwardAPI": {"items": [{"path": "labels",
                                            "fieldRef": {"fieldPath": "metadata.labels"}}]}},
     "hostpath": {"hostPath": {"path": HOST_PATH, "type": "DirectoryOrCreate"}},
+    "image": {"image": {"reference": "secctx/identity:named-user", "pullPolicy": "IfNotPresent"}},
 }
+# File modes to draw for defaultMode and items[].mode: with and without group and other
+# bits (fsGroup adds group read to each).
+FILE_MODES = (0o400, 0o440, 0o600, 0o644, 0o755, 0o500)
+
+
+@st.composite
+def volume_source(draw, name: str) -> dict:
+    """The named volume, with a drawn defaultMode and items[].mode where it has files."""
+    volume = json.loads(json.dumps(VOLUME_SOURCES[name]))
+    kind = next(iter(volume))
+    if kind in ("configMap", "secret", "downwardAPI"):
+        volume[kind] = _compact({**volume[kind], "defaultMode": draw(maybe(st.sampled_from(FILE_MODES)))})
+    if kind == "secret" and draw(st.booleans()):
+        volume[kind]["items"] = [_compact({"key": "token", "path": "token",
+                                           "mode": draw(maybe(st.sampled_from(FILE_MODES)))})]
+    if kind == "downwardAPI":
+        volume[kind]["items"] = [_compact({**item, "mode": draw(maybe(st.sampled_from(FILE_MODES)))})
+                                 for item in volume[kind]["items"]]
+    return volume
 
 
 @st.composite
@@ -131,7 +153,7 @@ def pod_specs(draw) -> dict:
     spec = {"terminationGracePeriodSeconds": 0,
             "securityContext": draw(pod_security_context()),
             "containers": draw(containers(volumes, host_users)),
-            "volumes": [{"name": name, **VOLUME_SOURCES[name]} for name in volumes]}
+            "volumes": [{"name": name, **draw(volume_source(name))} for name in volumes]}
     if not host_users:
         spec["hostUsers"] = False
     # A copy of its own: sampled_from hands out shared dicts (YAML would write them
