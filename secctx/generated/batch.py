@@ -105,14 +105,14 @@ def run(suite, namespace: str, examples: list[Example], timeout: float = 60,
     kube = suite.kube
     refused: dict[str, str] = {}
     applied: dict[str, list[dict]] = {}
-    config_applied = False
+    shared_applied: set[str] = set()  # the ConfigMap and Secret every example names alike
     for example in examples:
         objects = [suite.image_map.rewrite(o) for o in example.cases[0].objects]
         for obj in objects:
-            if obj["kind"] == "ConfigMap":
-                if not config_applied:
+            if obj["kind"] in ("ConfigMap", "Secret"):
+                if obj["kind"] not in shared_applied:
                     kube.apply(obj, namespace)
-                    config_applied = True
+                    shared_applied.add(obj["kind"])
                 continue
             try:
                 kube.apply(obj, namespace)
