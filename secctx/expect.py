@@ -375,6 +375,9 @@ def fsgroup_managed(volume: dict, claim: ClaimFacts | None, read_only: bool) -> 
     kind = next(k for k in volume if k != "name")
     if kind == "nfs":
         return False, "inline nfs volume: the NFS plugin does not manage ownership"
+    if kind == "csi" and read_only:
+        return False, ("inline csi volume with readOnly: true: the csi plugin changes no "
+                       "ownership (csi_mounter supportsFSGroup)")
     if kind == "image":
         # kubelet pkg/volume/image/image.go: imageMounter.SetUpAt does nothing (the
         # runtime mounts the image), so no SetVolumeOwnership: its files keep their owners.

@@ -56,6 +56,17 @@ def test_rendering_gives_each_pod_its_own_host_directory_and_the_objects_it_need
     assert casefile.manifest({"containers": spec["containers"]})[0]["kind"] == "Pod"
 
 
+def test_a_secret_and_an_image_volume_get_their_secret_and_a_since_v1_35(tmp_path):
+    # Image volumes are beta and off by default before v1.35: their cases say so.
+    spec = {"securityContext": {"fsGroup": 2000},
+            "containers": [{"name": "c0", "image": "busybox:1.36", "command": ["sleep", "infinity"]}],
+            "volumes": [{"name": "secret", **strategy.VOLUME_SOURCES["secret"]},
+                        {"name": "image", **strategy.VOLUME_SOURCES["image"]}]}
+    assert [o["kind"] for o in casefile.manifest(spec)] == ["Secret", "Pod"]
+    [case] = casefile.load(casefile.write(tmp_path, spec, outcomes(spec)))
+    assert case.available and case.available.lacks("v1.34.4") and not case.available.lacks("v1.35.0")
+
+
 def test_a_finding_is_written_as_case_files_that_load_with_the_values_beside(tmp_path):
     spec = {"securityContext": {"runAsGroup": 2000},
             "containers": [{"name": "c0", "image": "busybox:1.36"}]}

@@ -63,6 +63,7 @@ PVC = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
     (PVC, ClaimFacts("local"), False, True),
     (PVC, ClaimFacts("local"), True, False),          # a claim with readOnly: true
     (PVC, ClaimFacts("csi", "File", None, ("ReadWriteMany",)), True, False),
+    ({"name": "data", "csi": {"driver": "d", "readOnly": True}}, None, True, False),
     (PVC, ClaimFacts("hostPath"), False, False),
     (PVC, ClaimFacts("nfs"), False, False),
     (PVC, ClaimFacts("csi", "None", "ext4", ("ReadWriteOnce",)), False, False),
