@@ -100,3 +100,8 @@ def category(status: str, message: str) -> str | None:
         if statuses & set(entry["matchedStatuses"]) and re.fullmatch(entry["messageRegex"], message):
             return _BY_NAME[entry["name"]]
     return SKIPPED if status == "skipped" else TEST_FAILURE
+
+
+# Labels the suite writes (secctx.report) for the report's verdict page (secctx.verdictpage).
+NODE_LABEL = "secctx.node"  # the node a case's pod ran on
+SELF_CHECK_EPIC = "Suite self-checks"  # case files valid; not a verdict on the cluster

@@ -1,5 +1,9 @@
 """Errors of the environment or of the user's input: one line with cause and fix.
 
+The error types and the refused-permission parser live here, below every module
+that raises them; the boundary that turns them into the INFRASTRUCTURE line is
+secctx.boundary, above them (so no import circle).
+
 They end set-up with that line, prefixed INFRASTRUCTURE (the report's
 category), and no traceback. A permission the API server refuses (RBAC) ends
 the whole run with that line, wherever it is refused: set-up, a test, tear-down.
@@ -10,23 +14,11 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from . import paths, report
+from . import paths
 from .categories import infrastructure as infrastructure_line
-
-
-def _infrastructure_errors() -> tuple[type[BaseException], ...]:
-    from kubernetes.config.config_exception import ConfigException
-    from urllib3.exceptions import HTTPError
-
-    from .cli import USER_ERRORS
-    from .kube import Terminal, WaitTimeout
-    from .pullcheck import ImageUnavailable
-    return (*USER_ERRORS, ConfigException, HTTPError, Terminal, WaitTimeout, ImageUnavailable)
-
 
 # What the run says when a RunStopped ended it (session.shouldfail; under pytest-xdist the
 # controller's shouldstop, secctx.summary).
@@ -39,45 +31,6 @@ class RunStopped(pytest.fail.Exception):
     first one, as -x would."""
     # As pytest does for Failed: reports say "RunStopped: ...", no module path.
     __module__ = "builtins"
-
-
-@contextlib.contextmanager
-def infrastructure(results: Path | None, what: str = ""):
-    """Turn a user-fixable error into `INFRASTRUCTURE: <cause and fix>`, raised as
-    RunStopped (a refused permission as PermissionMissing).
-
-    Raised from the session fixture, the first test that needs the cluster
-    errors with that line and the run ends there (Allure files it under
-    "Infrastructure"; categories.json is written here too: set-up, which
-    writes it, did not get that far)."""
-    from kubernetes.client.rest import ApiException
-
-    from .cluster import existing
-    prefix = infrastructure_line(f"{what}{': ' if what else ''}")
-    failure = RunStopped
-    try:
-        yield
-        return
-    except _infrastructure_errors() as err:
-        if type(err).__module__.startswith("urllib3"):  # the cluster went away mid-set-up
-            message = (f"cannot reach the API server ({existing.short_reason(err)}); check "
-                       "--kubeconfig/--kube-context and that the cluster is up")
-        else:
-            message = str(err)
-    except Exception as err:
-        refused = denial(err)
-        if refused:
-            message, failure = refused.message(), PermissionMissing
-        elif isinstance(err, ApiException) and err.status in (401, 403):
-            message = (f"the API server refused a request ({err.status} {err.reason}: "
-                       f"{api_message(err)}); check the credentials of --kubeconfig and the "
-                       f"RBAC the suite needs ({RBAC_MANIFEST})")
-        else:
-            raise
-    if results:
-        report.write_results_files(results, {"set-up": "failed (category Infrastructure)"})
-    # `from None`: the message says it all; no chained traceback.
-    raise failure(prefix + message, pytrace=False) from None
 
 
 def api_message(err) -> str:

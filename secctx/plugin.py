@@ -16,13 +16,14 @@ import pytest
 
 from . import cache, hostlimits, imagemap, paths, recording, report, session, summary, timing
 from . import cases as case_files
+from .boundary import infrastructure
 from .categories import infrastructure as infrastructure_line
 from .cluster import existing as existing_cluster
 from .cluster import kindconfig, provision
 from .cluster import mode as modes
 from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
-from .errors import STOPPED, RunStopped, infrastructure, permissions
+from .errors import STOPPED, RunStopped, permissions
 from .generated import options as generated_options
 from .nodefacts import DEFAULT_RUNTIME
 from .offline import log

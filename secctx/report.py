@@ -19,8 +19,7 @@ import pytest
 import yaml
 
 from . import caps
-from .categories import CATEGORIES
-from .verdictpage import NODE_LABEL, SELF_CHECK_EPIC
+from .categories import CATEGORIES, NODE_LABEL, SELF_CHECK_EPIC
 
 SEVERITY = {"blocker": allure.severity_level.BLOCKER, "critical": allure.severity_level.CRITICAL,
             "normal": allure.severity_level.NORMAL, "minor": allure.severity_level.MINOR}

@@ -24,6 +24,7 @@ Standard library only, like secctx.htmlreport.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -34,17 +35,16 @@ from pathlib import Path
 from .categories import (
     ENVIRONMENT_CANNOT_ENFORCE,
     INFRASTRUCTURE,
+    NODE_LABEL,
     NOT_AVAILABLE,
     NOT_ENFORCED,
     OTHERS_HOLD,
     RUNTIME_CANNOT_RUN,
+    SELF_CHECK_EPIC,
     TIMEOUT,
 )
-from .matrix import allure_page_id
 
-# Labels the suite writes for this page (secctx.report).
-NODE_LABEL = "secctx.node"  # the node a case's pod ran on
-SELF_CHECK_EPIC = "Suite self-checks"  # case files valid; not a verdict on the cluster
+# Labels the suite writes for this page (secctx.report): NODE_LABEL, SELF_CHECK_EPIC.
 MANIFESTS_EPIC = "Manifests"  # the suite's manifests pass the API server's validation (dry run)
 CLUSTER_EPIC = "Cluster"  # nodes ready, system pods, storage: set-up checks (suites/test_cluster.py)
 DEFAULT_RUNTIME = "default"  # nodefacts.DEFAULT_RUNTIME: no runtimeClassName
@@ -107,6 +107,11 @@ class TestOutcome:
     node: str | None = None
     failed_checks: tuple[FailedCheck, ...] = ()
     refused: str | None = None  # a passed test whose promised outcome is a refusal: the refusal
+
+
+def allure_page_id(uuid: str) -> str:
+    """The id Allure 3 gives a test result's page: md5 of the result file's uuid."""
+    return hashlib.md5(uuid.encode()).hexdigest()
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from secctx import cli, errors, exitcodes, kube
+from secctx import boundary, cli, errors, exitcodes, kube
 from secctx.cluster import engine, existing, provision, versions
 from secctx.cluster.kind import ClusterError, KindCluster
 from secctx.imagemap import ImageMap
@@ -458,7 +458,7 @@ def test_permissions_turns_a_refusal_into_one_line_and_lets_the_rest_through():
 
 def test_set_up_refused_a_permission_ends_with_the_same_line(tmp_path):
     with pytest.raises(errors.PermissionMissing) as stopped:
-        with errors.infrastructure(tmp_path, "suite set-up on the cluster failed"):
+        with boundary.infrastructure(tmp_path, "suite set-up on the cluster failed"):
             raise _refused(PROXY_BODY)
     assert str(stopped.value) == ("INFRASTRUCTURE: suite set-up on the cluster failed: permission "
                                   f"missing: {USER} cannot get nodes/proxy at the cluster scope; "
@@ -466,7 +466,7 @@ def test_set_up_refused_a_permission_ends_with_the_same_line(tmp_path):
     assert (tmp_path / "categories.json").is_file()  # the report files it under Infrastructure
     # A 403 that is no authorizer's refusal keeps the general message.
     with pytest.raises(pytest.fail.Exception) as other:
-        with errors.infrastructure(None):
+        with boundary.infrastructure(None):
             raise _refused(PSA_BODY)
     assert not isinstance(other.value, errors.PermissionMissing)
     assert "the API server refused a request (403 Forbidden" in str(other.value)
@@ -507,7 +507,7 @@ def test_a_failed_set_up_stops_the_run_at_its_one_line(pytester):
     """A session fixture's INFRASTRUCTURE error: one error, not one per test."""
     pytester.makepyfile("""
         import pytest
-        from secctx.errors import infrastructure
+        from secctx.boundary import infrastructure
         from secctx.cluster.kind import ClusterError
 
         @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from secctx import caps, matrix, observations, observe, recording
 from secctx.expect import ClaimFacts, ImageUser, Learned
+from secctx.matrix import commands as matrix_commands
 from secctx.observations import Change, classify, diff
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -628,15 +629,15 @@ def test_results_without_the_label_are_matched_by_parameters(tmp_path):
 
 
 def test_compare_cli_fails_with_one_line_on_a_bad_file(tmp_path, capsys):
-    assert matrix.main(["compare", str(tmp_path / "missing.json"), "--out", str(tmp_path / "m")]) == 2
+    assert matrix_commands.main(["compare", str(tmp_path / "missing.json"), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
 
 
 def test_compare_cli_can_fail_on_regression(tmp_path, capsys):
     files = [str(f) for f in write_runs(tmp_path)]
-    assert matrix.main(["compare", *files, "--out", str(tmp_path / "m")]) == 0
-    assert matrix.main(["compare", *files, "--out", str(tmp_path / "m"), "--fail-on-regression"]) == 3
+    assert matrix_commands.main(["compare", *files, "--out", str(tmp_path / "m")]) == 0
+    assert matrix_commands.main(["compare", *files, "--out", str(tmp_path / "m"), "--fail-on-regression"]) == 3
     assert "1 change(s) across" in capsys.readouterr().out
 
 
@@ -653,7 +654,7 @@ def test_run_builds_one_suite_command_per_version_then_compares(tmp_path):
             observations.write(Path(cmd[cmd.index("--observations") + 1]), build(version))
         return 0 if version != "v1.35.4" else 3
 
-    done = matrix.run_versions(VERSIONS, out, ["-n", "2", "-k", "fsgroup"], execute)
+    done = matrix_commands.run_versions(VERSIONS, out, ["-n", "2", "-k", "fsgroup"], execute)
     assert [r.version for r in done] == VERSIONS
     assert [r.observations is not None for r in done] == [True, False, True, True]
     cmd = seen[0]
@@ -667,9 +668,9 @@ def test_run_builds_one_suite_command_per_version_then_compares(tmp_path):
 
 def test_run_passes_unknown_options_and_what_follows_double_dash_to_pytest(tmp_path, monkeypatch):
     got = {}
-    monkeypatch.setattr(matrix, "_run_command", lambda args, extra: got.update(
+    monkeypatch.setattr(matrix_commands, "_run_command", lambda args, extra: got.update(
         versions=args.versions, extra=extra, no_report=args.no_report) or 0)
-    assert matrix.main(["run", "--versions", "v1.36.3", "v1.37.2", "--no-report", "-n", "2", "--",
+    assert matrix_commands.main(["run", "--versions", "v1.36.3", "v1.37.2", "--no-report", "-n", "2", "--",
                         "-k", "fsgroup"]) == 0
     assert got == {"versions": ["v1.36.3", "v1.37.2"], "extra": ["-n", "2", "-k", "fsgroup"],
                    "no_report": True}
@@ -753,9 +754,9 @@ def test_run_command_compares_what_the_runs_wrote(tmp_path, monkeypatch, capsys)
         observations.write(Path(cmd[cmd.index("--observations") + 1]),
                            plant_net_raw(doc) if version == "v1.37.2" else doc)
         return SimpleNamespace(returncode=1 if version == "v1.37.2" else 0)
-    monkeypatch.setattr(matrix.subprocess, "run", fake_run)
+    monkeypatch.setattr(matrix_commands.subprocess, "run", fake_run)
     out = tmp_path / "m"
-    code = matrix.main(["run", "--versions", "v1.36.3", "v1.37.2", "--out", str(out), "--no-report"])
+    code = matrix_commands.main(["run", "--versions", "v1.36.3", "v1.37.2", "--out", str(out), "--no-report"])
     assert code == 1  # one suite run failed; the matrix is still written
     summary = (out / "summary.txt").read_text()
     assert summary.startswith("1 change(s) across v1.36.3 → v1.37.2")

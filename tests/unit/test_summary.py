@@ -185,7 +185,7 @@ def test_a_run_that_only_hit_infrastructure_exits_6(pytester):
     """As an unreachable cluster does: the session fixture's one INFRASTRUCTURE line."""
     pytester.makepyfile("""
         import pytest
-        from secctx.errors import infrastructure
+        from secctx.boundary import infrastructure
         from secctx.cluster.kind import ClusterError
 
         @pytest.fixture(scope="session")
