@@ -36,7 +36,8 @@ rm -rf rootfs; mkdir rootfs
 cid=$(docker create "$IMAGE"); trap 'docker rm -f "$cid" >/dev/null' EXIT
 docker export "$cid" | tar -C rootfs -xf - --numeric-owner
 mkdir -p rootfs/lib/modules; cp -a "kernel/lib/modules/$KVER" rootfs/lib/modules/
-for p in apparmor libapparmor1; do dpkg-deb -x debs/${p}_*.deb rootfs; done
+# --keep-directory-symlink: the debs ship ./sbin and ./lib, which are usrmerge symlinks here
+for p in apparmor libapparmor1; do dpkg-deb --fsys-tarfile debs/${p}_*.deb | tar -C rootfs -x --keep-directory-symlink; done
 # Files docker provides at run time, a VM must have itself.
 rm -f rootfs/.dockerenv
 echo "$VM_NAME" > rootfs/etc/hostname
