@@ -48,6 +48,16 @@ printf 'nameserver 127.0.0.1\n' > rootfs/etc/resolv.conf   # no DNS: nothing res
 install -m 755 "$HERE/guest-agent.sh" rootfs/usr/local/bin/vm-spike-agent
 cp "$HERE/vm-spike-agent.service" rootfs/etc/systemd/system/
 ln -sf /etc/systemd/system/vm-spike-agent.service rootfs/etc/systemd/system/multi-user.target.wants/
+# kind's kubelet drop-in makes the /kubelet cgroup for a node in a container (cgroup
+# namespace root); in a VM systemd owns the tree: kubelet.slice needs every controller
+# (kind's cgroupRoot /kubelet; systemd 252 enables hugetlb and misc nowhere), and the
+# product files kind's entrypoint writes for containerd's mount-product-files hook.
+rm -f rootfs/etc/systemd/system/kubelet.service.d/11-kind.conf
+cat > rootfs/etc/systemd/system/kubelet.service.d/20-vm-node.conf <<'UNIT'
+[Service]
+ExecStartPre=/bin/sh -ec 'for c in $$(cat /sys/fs/cgroup/cgroup.controllers); do echo +$$c > /sys/fs/cgroup/cgroup.subtree_control; done; mkdir -p /sys/fs/cgroup/kubelet.slice; for c in $$(cat /sys/fs/cgroup/cgroup.controllers); do echo +$$c > /sys/fs/cgroup/kubelet.slice/cgroup.subtree_control || true; done'
+ExecStartPre=/bin/sh -ec 'cp /sys/class/dmi/id/product_name /kind/product_name; cp /sys/class/dmi/id/product_uuid /kind/product_uuid'
+UNIT
 # Emulation tuning that changes no security behaviour: a serial console only.
 ln -sf /dev/null rootfs/etc/systemd/system/getty@tty1.service
 size=$(( $(du -sm rootfs | cut -f1) + 3072 ))

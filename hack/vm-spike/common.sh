@@ -20,7 +20,7 @@ log() { printf '%s [%5.1fs load %s] %s\n' "$(date -u +%T)" "$SECONDS" \
 die() { echo "vm-spike: $*" >&2; exit 1; }
 
 cp_container() { echo "$CLUSTER-control-plane"; }
-kctl() { docker exec "$(cp_container)" kubectl --kubeconfig /etc/kubernetes/admin.conf "$@"; }
+kctl() { docker exec -i "$(cp_container)" kubectl --kubeconfig /etc/kubernetes/admin.conf "$@"; }
 
 kind_bridge() {  # the Linux bridge of docker's "kind" network
   local id; id=$(docker network inspect kind -f '{{.Id}}') || die "no docker network 'kind': create the cluster first"

@@ -21,7 +21,7 @@ up() {
   ip link set "$TAP" master "$br" up
   log "qemu: $VM_CPUS vCPU, $VM_MEM MiB, TCG; $ip on $br via $TAP"
   date +%s.%N > "$RUN/qemu.start"
-  qemu-system-x86_64 -name "$VM_NAME" -accel tcg,thread=multi -cpu max -smp "$VM_CPUS" -m "$VM_MEM" \
+  qemu-system-x86_64 -name "$VM_NAME" -accel tcg,thread=multi -cpu max -smp "$VM_CPUS" -m "$VM_MEM" -uuid "$(cat /proc/sys/kernel/random/uuid)" \
     -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.img" \
     -append "console=ttyS0 loglevel=4 vm.ip=$ip/16 vm.gw=$gw ${VM_APPEND:-}" \
     -drive file="$CACHE/disk.img",if=virtio,format=raw,cache=unsafe -snapshot \
