@@ -70,13 +70,17 @@ class ImageFiles:
         return entry.gid if entry else 0
 
     def memberships(self, uid: int) -> list[int] | None:
-        """The groups /etc/group lists the uid's user name in (the runtime adds these)."""
+        """The groups /etc/group lists the uid's user name in (the runtime adds these),
+        but a group named like the user: containerd pkg/oci/spec_opts.go WithAdditionalGIDs
+        takes "only supplemental groups" (g.Name == username is skipped), so Alpine's
+        root:x:0:root does not give root gid 0 under a runAsGroup."""
         if self.passwd is None:
             return None
         entry = self.passwd.get(uid)
         if entry is None or self.groups is None:
             return []
-        return sorted({g.gid for g in self.groups if entry.name in g.members})
+        return sorted({g.gid for g in self.groups
+                       if entry.name in g.members and g.name != entry.name})
 
 
 @dataclass

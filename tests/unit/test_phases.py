@@ -447,3 +447,46 @@ def test_a_runtime_that_drops_the_sticky_bit_of_a_tmpfs_volume_fails_its_mode():
     # volume-file-modes: /sec, a secret, is a tmpfs (root 1777) with setgid under fsGroup: 3777.
     _, checks = judge("volume-file-modes", probe_edit("/sec|0|3000|3777|", "/sec|0|3000|2777|"))
     assert set(failed(checks)) == {"/sec mode"}
+
+
+# --- the image's /etc/group as containerd reads it ------------------------------------------
+
+# nicolaka/netshoot's (Alpine's) /etc/group, as secctx.local/faithful/netshoot has it: root
+# is listed in the group named root.
+ALPINE_GROUP = ("root:x:0:root\nbin:x:1:root,bin,daemon\ndaemon:x:2:root,bin,daemon\n"
+                "sys:x:3:root,bin\nadm:x:4:root,daemon\ntty:x:5:\ndisk:x:6:root\nwheel:x:10:root\n"
+                "floppy:x:11:root\ndialout:x:20:root\ntape:x:26:root\nvideo:x:27:root\n"
+                "users:x:100:games\n")
+ALPINE_ROOT_GROUPS = [1, 2, 3, 4, 6, 10, 11, 20, 26, 27]  # root's, but the group named root
+
+
+def alpine_root_under_run_as_group(groups: list[int]):
+    """network-debug-pod (root) with runAsGroup 3000 on an Alpine /etc/group, the process
+    holding `groups`."""
+    def edit(record):
+        record["pod_spec"]["securityContext"]["runAsGroup"] = 3000
+        out = record["probe_output"]
+        start = out.index("### secctx:begin etc-group\n") + len("### secctx:begin etc-group\n")
+        out = out[:start] + ALPINE_GROUP + out[out.index("### secctx:end etc-group"):]
+        line = " ".join(map(str, groups))
+        out = (out.replace("Gid:\t0\t0\t0\t0", "Gid:\t3000\t3000\t3000\t3000")
+               .replace("Groups:\t0 ", f"Groups:\t{line} ")
+               .replace("uid=0(root) gid=0(root) groups=0(root)",
+                        f"uid=0(root) gid=3000 groups={','.join(map(str, groups))}")
+               .replace("### secctx:begin id-G\n0\n", f"### secctx:begin id-G\n{line}\n"))
+        record["probe_output"] = out
+        record["kubelet_user"] = [0, 3000, groups]
+    return edit
+
+
+def test_a_group_named_like_the_user_is_not_added_alpine_root_under_runAsGroup():
+    # containerd's WithAdditionalGIDs skips root:x:0:root: the process has runAsGroup 3000
+    # and root's other groups, not gid 0 (expecting 0 was a false fail online).
+    expected, checks = judge("network-debug-pod",
+                             alpine_root_under_run_as_group(ALPINE_ROOT_GROUPS + [3000]))
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+    assert expected.process["groups"].value == ALPINE_ROOT_GROUPS + [3000]
+    # A runtime that adds the group named root too is caught.
+    _, checks = judge("network-debug-pod",
+                      alpine_root_under_run_as_group([0] + ALPINE_ROOT_GROUPS + [3000]))
+    assert "groups" in failed(checks), verdict.table(checks)
