@@ -22,6 +22,7 @@ class NodeFacts:
     runtime_default_caps: int = caps.RUNTIME_DEFAULT
     # The node's bounding set: a container can never hold more than this.
     grantable_caps: int = caps.ALL_CAPS
+    userns_ids_per_pod: int = 65536  # kubelet userNamespaces.idsPerPod (USERNS_UNIT)
 
 
 @dataclass
@@ -535,7 +536,7 @@ def for_case(case, env, learned: Learned | None) -> Expected:
                                f"pv.beta.kubernetes.io/gid adds {volume_gids}")
     reported = _reported_user(wants, learned)
     wants.update(_behaviour(spec, case.container, env, wants))
-    wants.update(id_maps(spec))
+    wants.update(id_maps(spec, env.node_facts().userns_ids_per_pod))
     if outcome.status == "crashing":  # the process is gone: its twin's, and the kubelet's report
         return Expected(outcome, process=wants, cannot_enforce=cannot_enforce,
                         reported_user=reported)
@@ -594,26 +595,43 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
 
 # /proc/<pid>/uid_map and gid_map, as classify_id_map names them.
 HOST_IDS = "the host's own ids (0 0 4294967295)"
-POD_RANGE = "a range of its own: container ids 0-65535 at a host id >= 65536, a multiple of 65536"
+# kubelet pkg/kubelet/userns/userns_manager.go MakeUserNsManager: each pod gets
+# userNamespaces.idsPerPod ids (KubeletConfiguration, v1.33+), a multiple of 65536
+# (userNsUnitLength), 65536 by default; createUserNs maps container id 0 at a host id
+# that is a nonzero multiple of that length.
+USERNS_UNIT = 65536
+
+
+def pod_range(ids: int) -> str:
+    """A pod's own range of `ids` ids, as the kubelet allocates it."""
+    return f"a range of its own: container ids 0-{ids - 1} at a host id >= {ids}, a multiple of {ids}"
+
+
+POD_RANGE = pod_range(USERNS_UNIT)
 
 
 def classify_id_map(entries: list[tuple[int, int, int]]) -> str:
-    """What an id map is: the host's, a pod range as the kubelet allocates it, or the
-    map itself (anything else)."""
+    """What an id map is: the host's, a pod range as the kubelet allocates it (of its
+    length), or the map itself (anything else)."""
     if entries == [(0, 0, 4294967295)]:
         return HOST_IDS
-    if len(entries) == 1 and entries[0][0] == 0 and entries[0][2] == 65536 \
-            and entries[0][1] >= 65536 and entries[0][1] % 65536 == 0:
-        return POD_RANGE
+    if len(entries) == 1:
+        inside, outside, count = entries[0]
+        if inside == 0 and count and count % USERNS_UNIT == 0 and outside >= count \
+                and outside % count == 0:
+            return pod_range(count)
     return "; ".join(" ".join(map(str, e)) for e in entries) or "empty"
 
 
-def id_maps(spec: dict) -> dict[str, Want]:
-    """hostUsers: false gives the pod a user namespace of its own: 65536 ids the kubelet
-    allocates (KEP-127); otherwise the process is in the host's user namespace."""
+def id_maps(spec: dict, ids_per_pod: int = USERNS_UNIT) -> dict[str, Want]:
+    """hostUsers: false gives the pod a user namespace of its own: the `ids_per_pod` ids
+    (the node's kubelet userNamespaces.idsPerPod) the kubelet allocates (KEP-127);
+    otherwise the process is in the host's user namespace."""
     if spec.get("hostUsers") is False:
-        want = Want(POD_RANGE, "hostUsers: false: the kubelet maps the pod's ids 0-65535 to "
-                               "65536 host ids of its own, never the host's root")
+        want = Want(pod_range(ids_per_pod),
+                    f"hostUsers: false: the kubelet maps the pod's ids 0-{ids_per_pod - 1} to "
+                    f"{ids_per_pod} host ids of its own (its userNamespaces.idsPerPod), never "
+                    "the host's root")
     else:
         want = Want(HOST_IDS, "hostUsers unset or true: the pod shares the host's user namespace")
     return {"uid_map": want, "gid_map": want}

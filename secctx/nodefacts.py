@@ -15,7 +15,7 @@ import operator
 from dataclasses import asdict, dataclass, field
 
 from . import caps
-from .expect import NodeFacts
+from .expect import USERNS_UNIT, NodeFacts
 from .hostlimits import HOST_LIMITS
 from .kube import Kube, Terminal, WaitTimeout, api_retry
 
@@ -48,6 +48,7 @@ class Environment:
     apparmor: bool = False
     selinux: bool = False
     seccomp_default: bool = False
+    userns_ids_per_pod: int = USERNS_UNIT  # kubelet userNamespaces.idsPerPod (configz)
     grantable_caps: int = caps.ALL_CAPS  # the nodes' own bounding set (their init's)
     kernel_caps: int = caps.ALL_CAPS     # every capability the kernel has (cap_last_cap)
     runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
@@ -89,7 +90,8 @@ class Environment:
 
     def node_facts(self) -> NodeFacts:
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
-                         runtime_default_caps=self.runtime_default_caps)
+                         runtime_default_caps=self.runtime_default_caps,
+                         userns_ids_per_pod=self.userns_ids_per_pod)
 
     def supports(self, feature: str) -> bool:
         """A node feature a case may need (a `skip_unless` of the case schema)."""
@@ -194,8 +196,10 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
             _merge_node_script(env, out.stdout + "\n" + plain.stdout, node)
             env.per_node[node]["image_users"] = _image_users(kube, namespace, pod, images)
         for n in env.nodes:
-            env.per_node.setdefault(n, {})["seccomp_default"] = _seccomp_default(kube, n)
+            env.per_node.setdefault(n, {}).update(kubelet_config_facts(_configz(kube, n)))
         env.seccomp_default = any(f["seccomp_default"] for f in env.per_node.values())
+        # One length for every node, or the smallest (a pod is judged by its own node's).
+        env.userns_ids_per_pod = min(f["userns_ids_per_pod"] for f in env.per_node.values())
         return env
     finally:
         kube.apps.delete_namespaced_daemon_set(HELPER, namespace, grace_period_seconds=0,
@@ -308,12 +312,20 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
 
 
 @api_retry
-def _seccomp_default(kube: Kube, node: str) -> bool:
-    """kubelet's seccompDefault, from its live configuration (/configz, through the
-    API server's node proxy: `get nodes/proxy`)."""
+def _configz(kube: Kube, node: str) -> dict:
+    """The kubelet's live configuration (/configz, through the API server's node proxy:
+    `get nodes/proxy`)."""
     resp = kube.core.connect_get_node_proxy_with_path(node, "configz", _preload_content=False)
-    config = json.loads(resp.data)
-    return bool(config.get("kubeletconfig", {}).get("seccompDefault", False))
+    return json.loads(resp.data).get("kubeletconfig", {})
+
+
+def kubelet_config_facts(config: dict) -> dict:
+    """What the oracle takes from a kubelet's configuration (KubeletConfiguration v1beta1,
+    as configz serves it): seccompDefault, and userNamespaces.idsPerPod (default 65536,
+    staging/src/k8s.io/kubelet/config/v1beta1/types.go UserNamespaces)."""
+    userns = config.get("userNamespaces") or {}
+    return {"seccomp_default": bool(config.get("seccompDefault", False)),
+            "userns_ids_per_pod": int(userns.get("idsPerPod") or USERNS_UNIT)}
 
 
 class RuntimeUnavailable(Exception):

@@ -126,9 +126,11 @@ def process_entry(status, lsm_label: str | None, apparmor_label: str | None,
 
 def id_map_entry(entries: list[tuple[int, int, int]]) -> str:
     """`host`, `pod-range` or the map itself (the host base of a pod range changes every run)."""
-    from .expect import HOST_IDS, POD_RANGE, classify_id_map
+    from .expect import HOST_IDS, classify_id_map, pod_range
     kind = classify_id_map(entries)
-    return {HOST_IDS: "host", POD_RANGE: "pod-range"}.get(kind, kind)
+    if kind == HOST_IDS:
+        return "host"
+    return "pod-range" if len(entries) == 1 and kind == pod_range(entries[0][2]) else kind
 
 
 def image_entry(image: str | None, learned, uid: int) -> dict:

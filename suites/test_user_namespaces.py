@@ -1,6 +1,6 @@
 """User namespaces beyond one pod: two pods with hostUsers: false get disjoint host id
-ranges (the kubelet allocates each pod 65536 ids of its own, KEP-127), and the API
-fields a version does not serve are said so.
+ranges (the kubelet allocates each pod its userNamespaces.idsPerPod ids, 65536 by
+default, KEP-127), and the API fields a version does not serve are said so.
 """
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def id_map(suite, namespace: str, pod: str, which: str) -> list[tuple[int, int, 
     return parse_id_map(out.stdout, which)
 
 
+def node_of(suite, namespace: str, pod: str) -> str:
+    return suite.kube.core.read_namespaced_pod(pod, namespace).spec.node_name
+
+
 def host_ranges(maps: list[list[tuple[int, int, int]]]) -> list[range]:
     return [range(outside, outside + count) for m in maps for _, outside, count in m]
 
@@ -47,7 +51,7 @@ def test_two_pods_with_hostUsers_false_get_disjoint_host_ids(suite, namespace):
                           "namespace when hostUsers is false should mount all volumes with proper "
                           "permissions with hostUsers=false [LinuxOnly]",
                           UPSTREAM + "common/node/security_context.go")],
-                      title="two pods with hostUsers: false: each its own 65536 host ids, "
+                      title="two pods with hostUsers: false: each its own idsPerPod host ids, "
                             "the two ranges disjoint")
     require(suite.env.supports("user_namespaces"), "the node reports no user namespace support")
     for name in ("userns-a", "userns-b"):
@@ -56,7 +60,9 @@ def test_two_pods_with_hostUsers_false_get_disjoint_host_ids(suite, namespace):
         maps = [id_map(suite, namespace, p, which) for p in ("userns-a", "userns-b")]
         report.attach_text(which, "\n".join(f"{p}: {m}" for p, m in zip(("a", "b"), maps)))
         kinds = [expect.classify_id_map(m) for m in maps]
-        require(kinds == [expect.POD_RANGE] * 2, not_enforced(f"{which}: {maps} ({kinds})"))
+        wanted = [expect.pod_range(suite.env.on(node_of(suite, namespace, p)).userns_ids_per_pod)
+                  for p in ("userns-a", "userns-b")]
+        require(kinds == wanted, not_enforced(f"{which}: {maps} ({kinds})"))
         clash = overlapping(host_ranges(maps))
         require(not clash, not_enforced(f"{which}: the pods share host ids {clash}"))
 

@@ -286,6 +286,27 @@ def test_a_pod_in_a_user_namespace_where_none_was_asked_fails_uid_map():
     assert failed(checks)["uid_map"].observed == expect.POD_RANGE
 
 
+def test_on_a_kubelet_with_idsPerPod_131072_a_pod_gets_131072_ids_and_65536_is_a_lie():
+    # userns-root was recorded on a default kubelet (65536 ids). A kubelet configured with
+    # userNamespaces.idsPerPod 131072 maps 131072 ids at a multiple of 131072.
+    node = dataclasses.replace(ENVIRONMENT, userns_ids_per_pod=131072)
+    wide = probe_edit("         0 1823145984      65536", "         0 1823080448     131072")
+    _, checks = judge("userns-root", wide, env=node)
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+    # 65536 ids on that node, or 131072 on a default one, fail both maps.
+    for bad_checks in (judge("userns-root", env=node)[1],
+                       judge("userns-root", wide)[1]):
+        assert set(failed(bad_checks)) == {"uid_map", "gid_map"}, verdict.table(bad_checks)
+    assert "0-131071" in failed(judge("userns-root", env=node)[1])["uid_map"].expected
+
+
+def test_idsPerPod_comes_from_the_kubelets_configuration():
+    from secctx.nodefacts import kubelet_config_facts
+    assert kubelet_config_facts({"seccompDefault": True, "userNamespaces": {"idsPerPod": 131072}}) \
+        == {"seccomp_default": True, "userns_ids_per_pod": 131072}
+    assert kubelet_config_facts({}) == {"seccomp_default": False, "userns_ids_per_pod": 65536}
+
+
 def test_runtime_that_leaves_a_submount_writable_fails_the_recursive_read_only_check():
     _, checks = judge("recursive-read-only", probe_edit(
         "shm /rro/shm tmpfs ro,", "shm /rro/shm tmpfs rw,"))
