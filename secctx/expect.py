@@ -20,7 +20,8 @@ from . import caps, podspec
 class NodeFacts:
     seccomp_default: bool = False  # kubelet --seccomp-default / seccompDefault
     runtime_default_caps: int = caps.RUNTIME_DEFAULT
-    # The node's bounding set: a container can never hold more than this.
+    # containerd's own effective set: what it grants a privileged container and "add ALL"
+    # (a container can never hold more).
     grantable_caps: int = caps.ALL_CAPS
     userns_ids_per_pod: int = 65536  # kubelet userNamespaces.idsPerPod (USERNS_UNIT)
 
@@ -277,8 +278,9 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
 
     if privileged:
         cap_bnd = node.grantable_caps
-        reasons["cap_bnd"] = ("privileged: every capability the node can grant; "
-                              "capabilities add/drop are ignored")
+        reasons["cap_bnd"] = ("privileged: containerd's own capabilities (WithPrivileged), as "
+                              "far as the handler's kernel has them; capabilities add/drop "
+                              "are ignored")
     else:
         cap_bnd, reasons["cap_bnd"] = _bounding(container_sc.get("capabilities") or {}, node)
 

@@ -49,7 +49,7 @@ class Environment:
     selinux: bool = False
     seccomp_default: bool = False
     userns_ids_per_pod: int = USERNS_UNIT  # kubelet userNamespaces.idsPerPod (configz)
-    grantable_caps: int = caps.ALL_CAPS  # the nodes' own bounding set (their init's)
+    grantable_caps: int = caps.ALL_CAPS  # what containerd grants a privileged container
     kernel_caps: int = caps.ALL_CAPS     # every capability the kernel has (cap_last_cap)
     runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
     userns_unconfined: bool | None = None  # a plain container without seccomp can unshare -U
@@ -80,8 +80,16 @@ class Environment:
         if runtime == DEFAULT_RUNTIME:
             return self
         rt = self.runtimes[runtime]
-        per_node = {n: {**f, **rt.per_node.get(n, {})} for n, f in self.per_node.items()}
-        facts = list(rt.per_node.values())
+
+        def merged(node: str, f: dict) -> dict:
+            # containerd asks every handler for its own set; the handler's kernel (a VM's
+            # own) keeps the capabilities it has.
+            mine = rt.per_node.get(node, {})
+            grantable = f.get("grantable_caps", self.grantable_caps) & mine.get("kernel_caps",
+                                                                                  caps.ALL_CAPS)
+            return {**f, **mine, "grantable_caps": grantable}
+        per_node = {n: merged(n, f) for n, f in self.per_node.items()}
+        facts = [merged(n, self.per_node.get(n, {})) for n in rt.per_node]
         aggregate = {k: all(f[k] for f in facts) for k in (*REPORTED_FEATURES, "userns_unconfined")}
         for key in ("runtime_default_caps", "grantable_caps"):
             aggregate[key] = functools.reduce(operator.and_, (f[key] for f in facts),
@@ -124,7 +132,9 @@ echo "lsm=$(cat /host/securityfs/lsm 2>/dev/null)"
 echo "apparmor=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 echo "label=$(cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
 echo "capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
-echo "init_capbnd=$(grep CapBnd /proc/1/status | cut -f2)"
+for p in /proc/[0-9]*; do
+  [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && echo "containerd_capeff=$(grep CapEff "$p/status" | cut -f2)"
+done
 echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
 """
@@ -154,7 +164,7 @@ def helper_daemonset(image: str) -> dict:
                     "tolerations": [{"operator": "Exists"}],
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 0,
-                    # The node's init (PID 1 here) holds the node's own bounding set.
+                    # The node's processes: containerd's own capabilities, crictl.
                     "hostPID": True,
                     "containers": [{
                         "name": "helper", "image": image, "command": sleeper,
@@ -295,11 +305,20 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     # SELinux, a process label in SELinux form (user_u:role_r:type_t:level).
     env.apparmor = env.apparmor or facts.get("apparmor") == "Y"
     env.selinux = env.selinux or "selinux" in env.lsms or facts.get("label", "").count(":") >= 3
-    # What a privileged container can get: the node's own bounding set (its init's,
-    # read through hostPID), within the capabilities this kernel has. The smallest
-    # among nodes is what every case can count on.
+    # What a privileged container (and capabilities.add ALL) gets: containerd's own
+    # effective set (containerd pkg/oci/spec_opts.go WithPrivileged ->
+    # spec_opts_linux.go WithAllCurrentCapabilities -> pkg/cap Current, CapEff of
+    # /proc/self; internal/cri/server/service_linux.go allCaps = cap.Current() for "ALL"),
+    # read through hostPID from the containerd process itself, not from a container its
+    # runtime made (a runtime that withheld one would set the expectation too) and not
+    # from the node's init (containerd may run with less). No containerd process seen:
+    # the privileged helper's own bounding set. The smallest among nodes is what every
+    # case can count on.
     kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
-    node_caps = int(facts["init_capbnd"], 16) & kernel_caps
+    own = [int(line.split("=", 1)[1], 16) for line in stdout.splitlines()
+           if line.startswith("containerd_capeff=")]
+    node_caps = functools.reduce(operator.and_, own, caps.ALL_CAPS) if own else int(facts["capbnd"], 16)
+    node_caps &= kernel_caps
     env.grantable_caps &= node_caps
     env.kernel_caps = kernel_caps
     default_caps = int(facts["default_capbnd"], 16)
@@ -307,7 +326,8 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     userns = facts.get("userns_unconfined") == "yes"
     env.userns_unconfined = env.userns_unconfined is not False and userns
     env.per_node.setdefault(node, {}).update(
-        grantable_caps=node_caps, runtime_default_caps=default_caps, userns_unconfined=userns)
+        grantable_caps=node_caps, kernel_caps=kernel_caps, runtime_default_caps=default_caps,
+        userns_unconfined=userns)
     env.cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
 
 
@@ -341,11 +361,10 @@ class RuntimeUnavailable(Exception):
         return unavailable_line(self.runtime, self.error, grantable_caps)
 
 
-# Run in each container of the runtime probe: what the runtime gives a privileged
-# container (its bounding set) and a plain one (as _DEFAULT_SCRIPT, in the default
-# container).
+# Run in each container of the runtime probe: the capabilities the handler's kernel has
+# (a privileged container runs) and what a plain one gets (as _DEFAULT_SCRIPT, in the
+# default container).
 _PRIVILEGED_SCRIPT = r"""
-echo "privileged_capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
 echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 """
 
@@ -372,7 +391,7 @@ def runtime_facts(stdout: str) -> dict:
     """The probe's output -> the Environment fields it measures for one node."""
     facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
     kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
-    return {"grantable_caps": int(facts["privileged_capbnd"], 16) & kernel_caps,
+    return {"kernel_caps": kernel_caps,
             "runtime_default_caps": int(facts["default_capbnd"], 16),
             "userns_unconfined": facts.get("userns_unconfined") == "yes"}
 

@@ -242,16 +242,39 @@ def test_the_runtime_default_set_is_the_measured_one():
     assert "the runtime default set" in exp.reasons["cap_bnd"]
 
 
-def test_node_facts_come_from_the_node_not_from_a_privileged_container():
+NODE_SCRIPT = ("capbnd={helper}\ninit_capbnd=000001ffffffffff\n{containerd}cap_last_cap=40\n"
+               "default_capbnd=00000000a80425fb\nuserns_unconfined=yes\ncgroupfs=tmpfs\n")
+
+
+def test_a_privileged_container_gets_containerds_own_capabilities_not_the_node_inits():
+    # containerd's WithPrivileged grants cap.Current(), containerd's own CapEff: here it
+    # lacks SYS_RESOURCE and 38-40 while the node's init holds all 41.
     from secctx.nodefacts import Environment, _merge_node_script
     env = Environment(runtime_default_caps=(1 << 64) - 1)
-    _merge_node_script(env, "capbnd=000001ffffffffff\ninit_capbnd=0000003ffeffffff\n"
-                            "cap_last_cap=40\ndefault_capbnd=00000000a80425fb\n"
-                            "userns_unconfined=yes\ncgroupfs=tmpfs\n", "node-a")
-    # The node's init lacks SYS_RESOURCE and 38-40: a privileged container cannot get them.
+    _merge_node_script(env, NODE_SCRIPT.format(helper="0000003ffeffffff",
+                                               containerd="containerd_capeff=0000003ffeffffff\n"),
+                       "node-a")
     assert env.grantable_caps == 0x3ffeffffff and env.kernel_caps == (1 << 41) - 1
     assert env.properties()["host_cannot_grant"] == "SYS_RESOURCE,PERFMON,BPF,CHECKPOINT_RESTORE"
     assert env.on("node-a").runtime_default_caps == 0xA80425FB and env.on("node-a").userns_unconfined
+    exp = expect_process(pod(container_sc={"privileged": True}), "app", env.node_facts(),
+                         ImageUser(0, 0, []))
+    assert exp.cap_bnd == exp.cap_eff == 0x3ffeffffff
+
+
+def test_a_runtime_that_withholds_a_capability_from_privileged_containers_does_not_set_the_expectation():
+    # The lie: the privileged helper itself lacks NET_ADMIN. containerd asked for it, so a
+    # privileged container without it must still fail; only without a containerd process
+    # in sight is the helper's own set taken.
+    from secctx.nodefacts import Environment, _merge_node_script
+    net_admin = 1 << 12
+    lying = Environment()
+    _merge_node_script(lying, NODE_SCRIPT.format(helper=f"{0x3ffeffffff & ~net_admin:016x}",
+                                                 containerd="containerd_capeff=0000003ffeffffff\n"))
+    assert lying.grantable_caps & net_admin
+    other_cri = Environment()
+    _merge_node_script(other_cri, NODE_SCRIPT.format(helper="0000003ffeffffff", containerd=""))
+    assert other_cri.grantable_caps == 0x3ffeffffff
 
 
 def observe_output(passwd: str, group: str) -> str:

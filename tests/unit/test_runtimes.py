@@ -112,10 +112,22 @@ def test_the_runtime_probe_runs_under_the_class_and_reads_privileged_and_plain()
     ds = nodefacts.runtime_probe("busybox:1.36", "crun")
     spec = ds["spec"]["template"]["spec"]
     assert spec["runtimeClassName"] == "crun" and "hostPID" not in spec
-    facts = nodefacts.runtime_facts("privileged_capbnd=000001ffffffffff\ncap_last_cap=40\n"
+    facts = nodefacts.runtime_facts("cap_last_cap=40\n"
                                     "default_capbnd=00000000a80425fb\nuserns_unconfined=no\n")
-    assert facts == {"grantable_caps": (1 << 41) - 1, "runtime_default_caps": 0xa80425fb,
+    assert facts == {"kernel_caps": (1 << 41) - 1, "runtime_default_caps": 0xa80425fb,
                      "userns_unconfined": False}
+
+
+def test_a_handler_grants_what_containerd_asks_for_as_far_as_its_kernel_has_it():
+    # containerd asks every handler for its own CapEff; a VM handler's kernel without
+    # capabilities 38-40 cannot hold them, and a runc-like one keeps the node's set.
+    env = with_runtime(dataclasses.replace(ENVIRONMENT, per_node={"n1": {
+        "grantable_caps": caps.ALL_CAPS}}), kernel_caps=(1 << 38) - 1)
+    assert env.under("crun").on("n1").grantable_caps == (1 << 38) - 1
+    assert env.under("crun").grantable_caps == (1 << 38) - 1
+    same = with_runtime(dataclasses.replace(ENVIRONMENT, per_node={"n1": {
+        "grantable_caps": 0x3ffeffffff}}), kernel_caps=(1 << 41) - 1)
+    assert same.under("crun").on("n1").grantable_caps == 0x3ffeffffff
 
 
 NARROW = caps.RUNTIME_DEFAULT & ~(1 << caps.CAPABILITIES.index("NET_RAW"))
