@@ -15,6 +15,14 @@ from typing import Any
 
 from . import caps, podspec
 
+CONTAINERD = "containerd"
+
+
+def cri_name(container_runtime_version: str) -> str:
+    """The CRI implementation a node reports (status.nodeInfo.containerRuntimeVersion,
+    "containerd://2.3.4"): containerd, cri-o, ..."""
+    return container_runtime_version.partition("://")[0] or "not known"
+
 
 @dataclass
 class NodeFacts:
@@ -24,6 +32,14 @@ class NodeFacts:
     # (a container can never hold more).
     grantable_caps: int = caps.ALL_CAPS
     userns_ids_per_pod: int = 65536  # kubelet userNamespaces.idsPerPod (USERNS_UNIT)
+    cri: str = CONTAINERD  # the CRI implementation the node reports (cri_name)
+
+    def not_containerd(self, rule: str) -> str | None:
+        """None on a containerd node; else why `rule` (one of containerd's CRI plugin,
+        whose source its comment cites) is not asserted."""
+        if self.cri == CONTAINERD:
+            return None
+        return f"{rule} is containerd's rule and the node's CRI is {self.cri}: not asserted"
 
 
 @dataclass
@@ -187,8 +203,13 @@ def seccomp_profile(container_sc: dict, pod_sc: dict, privileged: bool,
     return "Unconfined", "seccompProfile unset and kubelet seccompDefault is off: Unconfined"
 
 
-def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool, node: NodeFacts) -> tuple[int, str]:
+def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool,
+             node: NodeFacts) -> tuple[int | None, str]:
     kind, why = seccomp_profile(container_sc, pod_sc, privileged, node)
+    # containerd internal/cri/sputil/seccomp_linux.go GenerateSeccompSpecOpts: "Do not set
+    # seccomp profile when container is privileged".
+    if kind == "privileged" and node.not_containerd("no seccomp filter when privileged"):
+        return None, node.not_containerd("no seccomp filter when privileged")
     if kind in ("RuntimeDefault", "Localhost"):
         return 2, why if "seccompDefault" in why else f"{why}: a filter is installed"
     return 0, why
@@ -224,9 +245,14 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
     known_files = files is not None and files.passwd is not None and uid is not None
 
     run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
+    # runAsGroup unset is the "runtime default" (the API); containerd's is the uid's
+    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUIDGID).
+    other_cri = node.not_containerd("the primary group from the image's /etc/passwd")
     if run_as_group is not None:
         gid = int(run_as_group)
         reasons["gid"] = f"runAsGroup {gid} from {where}"
+    elif other_cri:
+        gid, reasons["gid"] = None, f"runAsGroup unset: {other_cri}"
     elif known_files:
         gid = files.primary_gid(uid)
         reasons["gid"] = (f"runAsGroup unset: primary group {gid} of uid {uid} in the image's "
@@ -255,8 +281,11 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         if supplemental:
             members.update(supplemental)
             parts.append(f"supplementalGroups {supplemental}")
+        other_cri = node.not_containerd("the memberships from the image's /etc/group")
         if pod_sc.get("supplementalGroupsPolicy") == "Strict":
             parts.append("image /etc/group ignored (supplementalGroupsPolicy Strict)")
+        elif other_cri:
+            members, parts = None, [other_cri]
         elif known_files:
             extra = files.memberships(uid)
             members.update(extra)
@@ -269,24 +298,33 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         else:
             who = "the user" if uid is None else f"uid {uid}"
             parts.append(f"assumes {who} belongs to no group in the image's /etc/group")
-        groups = sorted(members)
+        groups = None if members is None else sorted(members)
         reasons["groups"] = "; ".join(parts)
 
     privileged = bool(container_sc.get("privileged"))
     reasons["privileged"] = ("privileged: true in container securityContext" if privileged
                              else "privileged unset or false")
 
+    capabilities = container_sc.get("capabilities") or {}
+    other_cri = node.not_containerd("the order of capabilities add and drop")
     if privileged:
         cap_bnd = node.grantable_caps
-        reasons["cap_bnd"] = ("privileged: containerd's own capabilities (WithPrivileged), as "
-                              "far as the handler's kernel has them; capabilities add/drop "
-                              "are ignored")
+        reasons["cap_bnd"] = (("privileged: containerd's own capabilities (WithPrivileged)"
+                               if node.cri == CONTAINERD else
+                               "privileged: what the node helper's privileged container holds")
+                              + ", as far as the handler's kernel has them; capabilities "
+                                "add/drop are ignored")
+    elif other_cri and (capabilities.get("add") or capabilities.get("drop")):
+        cap_bnd, reasons["cap_bnd"] = None, other_cri
     else:
-        cap_bnd, reasons["cap_bnd"] = _bounding(container_sc.get("capabilities") or {}, node)
+        cap_bnd, reasons["cap_bnd"] = _bounding(capabilities, node)
 
     if uid is None:
         cap_eff = cap_prm = None
         reasons["cap_eff"] = reasons["cap_prm"] = "uid unknown: not asserted"
+    elif uid == 0 and cap_bnd is None:
+        cap_eff = cap_prm = None
+        reasons["cap_eff"] = reasons["cap_prm"] = f"uid 0, bounding set: {reasons['cap_bnd']}"
     elif uid == 0:
         cap_eff = cap_prm = cap_bnd
         reasons["cap_eff"] = reasons["cap_prm"] = "uid 0: equal to the bounding set"
@@ -295,7 +333,11 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         reasons["cap_eff"] = reasons["cap_prm"] = (
             f"uid {uid} is not root: execve clears permitted and effective (no file "
             "capabilities, no ambient set), whatever capabilities.add says")
+    # containerd pkg/oci/spec_opts.go WithCapabilities sets bounding, effective and
+    # permitted only (the default spec's inheritable set is empty).
     cap_inh, reasons["cap_inh"] = 0, "containerd sets no inheritable capabilities"
+    if node.not_containerd("an empty inheritable set"):
+        cap_inh, reasons["cap_inh"] = None, node.not_containerd("an empty inheritable set")
     cap_amb, reasons["cap_amb"] = 0, "Kubernetes has no field for ambient capabilities"
 
     allow_escalation = container_sc.get("allowPrivilegeEscalation")
@@ -572,12 +614,16 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
     kind, why = seccomp_profile(container_sc, spec.get("securityContext") or {}, privileged,
                                 env.node_facts())
     seccomp = wants["Seccomp"].value
-    filters = Want("none" if seccomp == 0 else "at least 1", f"Seccomp {seccomp}: {why}")
+    filters = Want(None if seccomp is None else "none" if seccomp == 0 else "at least 1",
+                   f"Seccomp {seccomp}: {why}")
+    other_cri = env.node_facts().not_containerd("what containerd's default profile allows")
     # containerd writes its default profile from the container's bounding set, not from
     # what the process holds: CAP_SYS_ADMIN there opens unshare(CLONE_NEWUSER) even to a
     # non-root process with an empty CapEff (found by secctx.generated).
     cap_bnd = wants["CapBnd"].value
-    if kind == "RuntimeDefault" and cap_bnd is not None and not cap_bnd & SYS_ADMIN:
+    if other_cri and kind in ("RuntimeDefault", "privileged"):
+        unshare = Want(None, other_cri)
+    elif kind == "RuntimeDefault" and cap_bnd is not None and not cap_bnd & SYS_ADMIN:
         unshare = Want(True, f"{why}: containerd's default profile allows unshare(CLONE_NEWUSER) "
                              "only when CAP_SYS_ADMIN is in the bounding set, which lacks it")
     elif kind == "RuntimeDefault" and cap_bnd is not None and env.userns_unconfined:

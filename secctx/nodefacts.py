@@ -15,7 +15,7 @@ import operator
 from dataclasses import asdict, dataclass, field
 
 from . import caps
-from .expect import USERNS_UNIT, NodeFacts
+from .expect import USERNS_UNIT, NodeFacts, cri_name
 from .hostlimits import HOST_LIMITS
 from .kube import Kube, Terminal, WaitTimeout, api_retry
 
@@ -99,7 +99,8 @@ class Environment:
     def node_facts(self) -> NodeFacts:
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
                          runtime_default_caps=self.runtime_default_caps,
-                         userns_ids_per_pod=self.userns_ids_per_pod)
+                         userns_ids_per_pod=self.userns_ids_per_pod,
+                         cri=cri_name(self.container_runtime))
 
     def supports(self, feature: str) -> bool:
         """A node feature a case may need (a `skip_unless` of the case schema)."""
@@ -277,6 +278,8 @@ def _from_node_objects(kube: Kube) -> Environment:
                 for n in nodes}
     for name, facts in reported.items():
         env.per_node.setdefault(name, {}).update(facts)
+    for n in nodes:  # the CRI implementation each node runs (keys the oracle's containerd rules)
+        env.per_node[n.metadata.name]["container_runtime"] = n.status.node_info.container_runtime_version
     for feature in REPORTED_FEATURES:  # what every node has
         setattr(env, feature, all(f[feature] for f in reported.values()))
     return env

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import podspec
 from .cases import Outcome
+from .expect import CONTAINERD, NodeFacts
 
 RUNNING = Outcome()
 USERNS_MAX_ID = 65535  # a pod with hostUsers false maps ids 0-65535
@@ -36,16 +37,19 @@ def api_refusal(spec: dict) -> Outcome | None:
     return None
 
 
-def sandbox_refusal(spec: dict) -> Outcome | None:
-    """The runtime's refusal to create the pod's sandbox, or None.
+def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
+    """The runtime's refusal to create the pod's sandbox on `node`, or None.
 
     containerd gives the sandbox (pause) container the pod securityContext's user and
     group and has no image user to fall back on: a pod runAsGroup without a pod runAsUser
-    is "user group is specified without user" (the API server accepts the pod; the
-    kubelet retries for ever). Measured with containerd 2.3 (secctx.generated, finding 1)."""
+    is "user group is specified without user" (internal/cri/util/util.go
+    GenerateUserString, called by internal/cri/server/podsandbox/sandbox_run_linux.go; the
+    API server accepts the pod; the kubelet retries for ever). Measured with containerd 2.3
+    (secctx.generated, finding 1). Another CRI's sandbox is not predicted to refuse it."""
     spec = podspec.pod_spec(spec)
     pod_sc = spec.get("securityContext") or {}
-    if pod_sc.get("runAsGroup") is not None and pod_sc.get("runAsUser") is None:
+    if node.cri == CONTAINERD and pod_sc.get("runAsGroup") is not None \
+            and pod_sc.get("runAsUser") is None:
         return Outcome("rejected", "FailedCreatePodSandBox", "is specified without user")
     if spec.get("hostUsers") is False and any(
             (c.get("securityContext") or {}).get("privileged") for c in podspec.containers(spec)):
@@ -92,9 +96,10 @@ def kubelet_refusal(spec: dict, container_name: str, config_user: str | None) ->
     return None
 
 
-def outcome_of(spec: dict, container_name: str, config_user: str | None) -> Outcome:
-    """What Kubernetes promises for one container of the spec: refused by the API server,
-    its pod's sandbox refused by the runtime, the container refused by the kubelet, or
-    running."""
-    return (api_refusal(spec) or sandbox_refusal(spec)
+def outcome_of(spec: dict, container_name: str, config_user: str | None,
+               node: NodeFacts) -> Outcome:
+    """What Kubernetes promises for one container of the spec on `node` (the facts of
+    the node and handler it runs on): refused by the API server, its pod's sandbox
+    refused by the runtime, the container refused by the kubelet, or running."""
+    return (api_refusal(spec) or sandbox_refusal(spec, node)
             or kubelet_refusal(spec, container_name, config_user) or RUNNING)

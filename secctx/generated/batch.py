@@ -61,12 +61,14 @@ class Judged:
 
 
 def predicted_outcomes(suite, spec: dict) -> dict:
-    """container -> the outcome the oracle predicts (the image's USER as the nodes have it)."""
+    """container -> the outcome the oracle predicts (the image's USER as the nodes have it,
+    the facts every node has: the pod may run on any)."""
     outcomes = {}
+    node = suite.env.node_facts()
     for container in podspec.containers(spec):
         image = suite.image_map.resolve(container["image"])
         outcomes[container["name"]] = refusals.outcome_of(spec, container["name"],
-                                                          suite.image_user(image, None))
+                                                          suite.image_user(image, None), node)
     return outcomes
 
 

@@ -10,6 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from secctx import cases, podspec, refusals, verdict
+from secctx.expect import NodeFacts
 from secctx.generated import batch, casefile, search, strategy
 
 # The config USER of the suite's test images (images/README.md).
@@ -18,8 +19,15 @@ CONFIG_USERS = {"busybox:1.36": "", "secctx/identity:named-user": "app",
                 "secctx/identity:root-in-wheel": "", "secctx/escalation:1": ""}
 
 
+NODE = NodeFacts()  # a containerd node that reports every feature
+
+
+def outcome_of(spec: dict, container: str, config_user: str | None, node: NodeFacts = NODE):
+    return refusals.outcome_of(spec, container, config_user, node)
+
+
 def outcomes(spec: dict) -> dict:
-    return {c["name"]: refusals.outcome_of(spec, c["name"], CONFIG_USERS[c["image"]])
+    return {c["name"]: outcome_of(spec, c["name"], CONFIG_USERS[c["image"]])
             for c in podspec.containers(spec)}
 
 
@@ -91,51 +99,54 @@ def _spec(pod_sc=None, sc=None, **pod):
 
 
 def test_the_api_server_refuses_privileged_or_literal_CAP_SYS_ADMIN_without_escalation():
-    assert refusals.outcome_of(_spec(sc={"privileged": True, "allowPrivilegeEscalation": False}),
+    assert outcome_of(_spec(sc={"privileged": True, "allowPrivilegeEscalation": False}),
                                "c0", "").status == "invalid"
     literal = _spec(sc={"allowPrivilegeEscalation": False, "capabilities": {"add": ["CAP_SYS_ADMIN"]}})
-    assert "CAP_SYS_ADMIN" in refusals.outcome_of(literal, "c0", "").message
+    assert "CAP_SYS_ADMIN" in outcome_of(literal, "c0", "").message
     # The API compares the string: SYS_ADMIN (what containerd understands) passes.
     plain = _spec(sc={"allowPrivilegeEscalation": False, "capabilities": {"add": ["SYS_ADMIN"]}})
-    assert refusals.outcome_of(plain, "c0", "") == refusals.RUNNING
-    assert refusals.outcome_of(_spec(sc={"procMount": "Unmasked"}), "c0", "").status == "invalid"
-    assert refusals.outcome_of(_spec(sc={"procMount": "Unmasked"}, hostUsers=False), "c0", "") \
+    assert outcome_of(plain, "c0", "") == refusals.RUNNING
+    assert outcome_of(_spec(sc={"procMount": "Unmasked"}), "c0", "").status == "invalid"
+    assert outcome_of(_spec(sc={"procMount": "Unmasked"}, hostUsers=False), "c0", "") \
         == refusals.RUNNING
 
 
 def test_a_pod_runAsGroup_without_runAsUser_has_no_sandbox_but_a_container_one_runs():
-    refused = refusals.outcome_of(_spec({"runAsGroup": 2000}), "c0", "1000")
+    refused = outcome_of(_spec({"runAsGroup": 2000}), "c0", "1000")
     assert (refused.status, refused.reason) == ("rejected", "FailedCreatePodSandBox")
-    assert refusals.outcome_of(_spec({"runAsGroup": 2000, "runAsUser": 1}), "c0", "") == refusals.RUNNING
-    assert refusals.outcome_of(_spec(sc={"runAsGroup": 2000}), "c0", "") == refusals.RUNNING
+    assert outcome_of(_spec({"runAsGroup": 2000, "runAsUser": 1}), "c0", "") == refusals.RUNNING
+    assert outcome_of(_spec(sc={"runAsGroup": 2000}), "c0", "") == refusals.RUNNING
+    # containerd's sandbox rule (GenerateUserString): not predicted on another CRI.
+    assert outcome_of(_spec({"runAsGroup": 2000}), "c0", "1000", NodeFacts(cri="cri-o")) \
+        == refusals.RUNNING
 
 
 def test_a_privileged_container_in_a_user_namespace_pod_has_no_sandbox_and_that_comes_first():
     privileged = _spec(sc={"privileged": True}, hostUsers=False)
-    assert "sysfs" in refusals.outcome_of(privileged, "c0", "").message
-    assert refusals.outcome_of(_spec(sc={"privileged": True}), "c0", "") == refusals.RUNNING
+    assert "sysfs" in outcome_of(privileged, "c0", "").message
+    assert outcome_of(_spec(sc={"privileged": True}), "c0", "") == refusals.RUNNING
     wide = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}]}
     both = _spec(wide, {"privileged": True}, hostUsers=False)
-    assert "sysfs" in refusals.outcome_of(both, "c0", "").message  # runc mounts before sysctls
+    assert "sysfs" in outcome_of(both, "c0", "").message  # runc mounts before sysctls
 
 
 def test_ping_group_range_beyond_the_pods_user_namespace_is_refused_only_there():
     wide = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}]}
-    assert refusals.outcome_of(_spec(wide, hostUsers=False), "c0", "").reason == "FailedCreatePodSandBox"
-    assert refusals.outcome_of(_spec(wide), "c0", "") == refusals.RUNNING
+    assert outcome_of(_spec(wide, hostUsers=False), "c0", "").reason == "FailedCreatePodSandBox"
+    assert outcome_of(_spec(wide), "c0", "") == refusals.RUNNING
     narrow = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "1 0"}]}
-    assert refusals.outcome_of(_spec(narrow, hostUsers=False), "c0", "") == refusals.RUNNING
+    assert outcome_of(_spec(narrow, hostUsers=False), "c0", "") == refusals.RUNNING
 
 
 def test_runAsNonRoot_is_refused_by_the_kubelet_for_root_and_named_users():
     nonroot = {"runAsNonRoot": True}
-    assert "image will run as root" in refusals.outcome_of(_spec(nonroot), "c0", "").message
-    assert "non-numeric user (app)" in refusals.outcome_of(_spec(nonroot), "c0", "app").message
-    assert refusals.outcome_of(_spec(nonroot), "c0", "1000:2000") == refusals.RUNNING
-    assert "breaks non-root policy" in refusals.outcome_of(
+    assert "image will run as root" in outcome_of(_spec(nonroot), "c0", "").message
+    assert "non-numeric user (app)" in outcome_of(_spec(nonroot), "c0", "app").message
+    assert outcome_of(_spec(nonroot), "c0", "1000:2000") == refusals.RUNNING
+    assert "breaks non-root policy" in outcome_of(
         _spec({**nonroot, "runAsUser": 0}), "c0", "1000").message
-    assert refusals.outcome_of(_spec(nonroot, {"runAsNonRoot": False}), "c0", "") == refusals.RUNNING
-    assert refusals.outcome_of(_spec(nonroot), "c0", None) == refusals.RUNNING  # user not known
+    assert outcome_of(_spec(nonroot, {"runAsNonRoot": False}), "c0", "") == refusals.RUNNING
+    assert outcome_of(_spec(nonroot), "c0", None) == refusals.RUNNING  # user not known
 
 
 # --- generation and shrinking, on a fake cluster ------------------------------------

@@ -303,7 +303,7 @@ def test_runtime_default_opens_unshare_by_the_bounding_set_not_by_what_the_proce
     from secctx import caps
     from secctx.expect import Want, _behaviour
     from secctx.nodefacts import Environment
-    env = Environment(userns_unconfined=True)
+    env = Environment(userns_unconfined=True, container_runtime="containerd://2.3.4")
 
     def unshare(add: list[str], cap_bnd: int):
         spec = {"containers": [{"name": "app", "securityContext": {

@@ -33,6 +33,7 @@ assert not VOLUMES["cases"].keys() & RECORDED["cases"].keys()
 RECORDED["cases"].update(VOLUMES["cases"])
 ENV = RECORDED["environment"]
 ENVIRONMENT = Environment(kubernetes_version=ENV["kubernetes_version"],
+                          container_runtime=ENV["container_runtime"],
                           seccomp_default=ENV["seccomp_default"] == "True",
                           grantable_caps=int(ENV["grantable_caps"], 16),
                           kernel_caps=int(ENV["kernel_caps"], 16),
@@ -260,6 +261,33 @@ def test_a_pv_gid_annotation_adds_its_group():
     _, checks = judge("fsgroup-demo[local-storage]", annotated)
     bad = failed(checks)["groups"]
     assert bad.expected == [1000, 2000, 5555] and "pv.beta.kubernetes.io/gid" in bad.reason
+
+
+# --- the CRI implementation the node reports ------------------------------------------
+
+def test_containerd_rules_are_keyed_on_the_cri_the_node_reports():
+    # hardened-pod recorded on containerd: drop ALL, add NET_BIND_SERVICE, an image group.
+    # On a node reporting CRI-O, containerd's rules (add/drop order, memberships from
+    # /etc/group, no inheritable set, its default profile) are not asserted, with why;
+    # Kubernetes' own (uid, runAsGroup, CapEff of a non-root uid, NoNewPrivs) still are.
+    crio = dataclasses.replace(ENVIRONMENT, container_runtime="cri-o://1.34.1")
+    expected, checks = judge("hardened-pod", env=crio)
+    by_field = {c.field: c for c in checks}
+    for name in ("CapBnd", "CapInh", "groups", "unshare(CLONE_NEWUSER) refused"):
+        assert not by_field[name].asserted, name
+        assert "containerd's rule and the node's CRI is cri-o" in expected.process[name].reason
+    assert all(by_field[n].asserted for n in ("uid", "gid", "CapEff", "NoNewPrivs", "Seccomp"))
+    # On the containerd node the recording came from, a kept NET_RAW is caught.
+    lie = probe_edit("CapBnd:\t0000000000000400", "CapBnd:\t0000000000002400")
+    assert "CapBnd" in failed(judge("hardened-pod", lie)[1])
+    assert "CapBnd" not in failed(judge("hardened-pod", lie, env=crio)[1])
+
+
+def test_each_node_is_judged_by_its_own_cri():
+    env = dataclasses.replace(ENVIRONMENT, per_node={
+        "a": {"container_runtime": "containerd://2.3.4"}, "b": {"container_runtime": "cri-o://1.34.1"}})
+    assert (env.on("a").node_facts().cri, env.on("b").node_facts().cri) == ("containerd", "cri-o")
+    assert Environment().node_facts().cri == "not known"
 
 
 # --- user namespaces, procMount, recursive read-only mounts, image volumes ---------------
