@@ -246,7 +246,7 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
 
     run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
     # runAsGroup unset is the "runtime default" (the API); containerd's is the uid's
-    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUIDGID).
+    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID).
     other_cri = node.not_containerd("the primary group from the image's /etc/passwd")
     if run_as_group is not None:
         gid = int(run_as_group)
