@@ -33,6 +33,11 @@ class NodeFacts:
     grantable_caps: int = caps.ALL_CAPS
     userns_ids_per_pod: int = 65536  # kubelet userNamespaces.idsPerPod (USERNS_UNIT)
     cri: str = CONTAINERD  # the CRI implementation the node reports (cri_name)
+    # What the node reports for the pod's runtime handler (status.runtimeHandlers[].features)
+    # and for itself (status.features); the kubelet refuses pods by these.
+    user_namespaces: bool = True
+    recursive_read_only_mounts: bool = True
+    supplemental_groups_policy: bool = True
 
     def not_containerd(self, rule: str) -> str | None:
         """None on a containerd node; else why `rule` (one of containerd's CRI plugin,
@@ -541,15 +546,24 @@ def not_available(case, kubernetes_version: str) -> str | None:
 
 
 def outcome_for(case, env) -> tuple[Any, str | None]:
-    """The outcome Kubernetes promises for the case on this environment, and, where the
-    node lacks the case's feature and the case promises nothing else, why its label
-    checks cannot be made."""
+    """The outcome Kubernetes promises for the case on this environment (the facts of the
+    node and handler its pod runs on), and, where the node lacks the case's feature and
+    the case promises nothing else, why its label checks cannot be made.
+
+    A case that would run is refused where the node's facts make the kubelet refuse its
+    spec (refusals.node_refusal: hostUsers false under a handler without user namespaces,
+    say), whether or not the case declares `skip_unless`."""
     from .cases import SKIP_FEATURES
+    from .refusals import node_refusal
     feature = case.skip_unless
     if feature and not env.supports(feature):
         if case.when_unsupported:
             return case.when_unsupported, None
         return case.outcome, SKIP_FEATURES[feature]
+    if case.outcome.status in ("running", "crashing"):
+        refused = node_refusal(case.pod_spec(), case.container, env.node_facts())
+        if refused:
+            return refused, None
     return case.outcome, None
 
 

@@ -100,7 +100,8 @@ class Environment:
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
                          runtime_default_caps=self.runtime_default_caps,
                          userns_ids_per_pod=self.userns_ids_per_pod,
-                         cri=cri_name(self.container_runtime))
+                         cri=cri_name(self.container_runtime),
+                         **{f: getattr(self, f) for f in REPORTED_FEATURES})
 
     def supports(self, feature: str) -> bool:
         """A node feature a case may need (a `skip_unless` of the case schema)."""

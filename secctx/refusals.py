@@ -11,7 +11,6 @@ from .cases import Outcome
 from .expect import CONTAINERD, NodeFacts
 
 RUNNING = Outcome()
-USERNS_MAX_ID = 65535  # a pod with hostUsers false maps ids 0-65535
 
 
 def _effective(container_sc: dict, pod_sc: dict, key: str):
@@ -37,6 +36,49 @@ def api_refusal(spec: dict) -> Outcome | None:
     return None
 
 
+def admission_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
+    """The kubelet's admission refusal (the pod Failed) by what the node reports, or None:
+    supplementalGroupsPolicy Strict on a node without the feature (kubelet
+    pkg/kubelet/lifecycle/predicate.go, the SupplementalGroupsPolicy admission check)."""
+    spec = podspec.pod_spec(spec)
+    if (spec.get("securityContext") or {}).get("supplementalGroupsPolicy") == "Strict" \
+            and not node.supplemental_groups_policy:
+        return Outcome("rejected", "SupplementalGroupsPolicyNotSupported",
+                       "SupplementalGroupsPolicy=Strict is not supported in this node")
+    return None
+
+
+def userns_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
+    """hostUsers false under a handler that reports no user namespaces: the kubelet makes
+    no sandbox config (pkg/kubelet/userns/userns_manager.go
+    GetOrCreateUserNamespaceMappings: "can't set `spec.hostUsers: false`, ... does not
+    support user namespaces"; kuberuntime_manager.go SyncPod records it as
+    FailedCreatePodSandBox), and retries for ever."""
+    if podspec.pod_spec(spec).get("hostUsers") is False and not node.user_namespaces:
+        return Outcome("rejected", "FailedCreatePodSandBox", "does not support user namespaces")
+    return None
+
+
+def recursive_read_only_refusal(spec: dict, container_name: str,
+                                node: NodeFacts) -> Outcome | None:
+    """recursiveReadOnly: Enabled on a handler without recursive read-only mounts: the
+    kubelet makes no container config (pkg/kubelet/kubelet_pods.go resolveRecursiveReadOnly,
+    from makeMounts)."""
+    container = podspec.container(podspec.pod_spec(spec), container_name)
+    if not node.recursive_read_only_mounts and any(
+            m.get("recursiveReadOnly") == "Enabled" for m in container.get("volumeMounts") or []):
+        return Outcome("rejected", "CreateContainerConfigError",
+                       "requested recursive read-only mode, but it is not supported by the runtime")
+    return None
+
+
+def node_refusal(spec: dict, container_name: str, node: NodeFacts) -> Outcome | None:
+    """What the kubelet refuses because of what the node and the pod's handler report
+    (not of the spec alone), in the kubelet's order: admission, sandbox, container."""
+    return (admission_refusal(spec, node) or userns_refusal(spec, node)
+            or recursive_read_only_refusal(spec, container_name, node))
+
+
 def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     """The runtime's refusal to create the pod's sandbox on `node`, or None.
 
@@ -56,20 +98,22 @@ def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
         # A privileged container makes the kubelet ask for a privileged sandbox, whose
         # read-write sysfs runc cannot mount in a user namespace (finding 3).
         return Outcome("rejected", "FailedCreatePodSandBox", 'error mounting "sysfs"')
-    # In the pod's own user namespace (hostUsers false) only gids 0-65535 exist, and the
-    # kernel refuses a ping_group_range naming others (EINVAL): the API server lets any
-    # range through as a safe sysctl, runc fails to write it (finding 2).
+    # In the pod's own user namespace (hostUsers false) only gids 0 to idsPerPod-1 exist
+    # (65535 by default), and the kernel refuses a ping_group_range naming others
+    # (EINVAL): the API server lets any range through as a safe sysctl, runc fails to
+    # write it (finding 2).
     if spec.get("hostUsers") is False:
         for sysctl in pod_sc.get("sysctls") or []:
             if sysctl["name"] == "net.ipv4.ping_group_range" and \
-                    any(int(g) > USERNS_MAX_ID for g in sysctl["value"].split()):
+                    any(int(g) >= node.userns_ids_per_pod for g in sysctl["value"].split()):
                 return Outcome("rejected", "FailedCreatePodSandBox",
                                "failed to write sysctl net.ipv4.ping_group_range")
     return None
 
 
-def kubelet_refusal(spec: dict, container_name: str, config_user: str | None) -> Outcome | None:
-    """The kubelet's refusal to create the container (CreateContainerConfigError), or None.
+def run_as_non_root_refusal(spec: dict, container_name: str,
+                            config_user: str | None) -> Outcome | None:
+    """The kubelet's runAsNonRoot refusal of the container (CreateContainerConfigError), or None.
 
     config_user: the image config's USER ("" for root), None if not known; runAsNonRoot
     with an image user that is not known is not predicted (None)."""
@@ -100,6 +144,12 @@ def outcome_of(spec: dict, container_name: str, config_user: str | None,
                node: NodeFacts) -> Outcome:
     """What Kubernetes promises for one container of the spec on `node` (the facts of
     the node and handler it runs on): refused by the API server, its pod's sandbox
-    refused by the runtime, the container refused by the kubelet, or running."""
-    return (api_refusal(spec) or sandbox_refusal(spec, node)
-            or kubelet_refusal(spec, container_name, config_user) or RUNNING)
+    refused by the runtime, the container refused by the kubelet, or running. The
+    kubelet's own order: admission, the sandbox config (user namespaces), the runtime's
+    sandbox, then the container config (kuberuntime_container.go generateContainerConfig:
+    GenerateRunContainerOptions, whose makeMounts checks recursiveReadOnly, before
+    verifyRunAsNonRoot)."""
+    return (api_refusal(spec) or admission_refusal(spec, node) or userns_refusal(spec, node)
+            or sandbox_refusal(spec, node)
+            or recursive_read_only_refusal(spec, container_name, node)
+            or run_as_non_root_refusal(spec, container_name, config_user) or RUNNING)

@@ -138,6 +138,32 @@ def test_ping_group_range_beyond_the_pods_user_namespace_is_refused_only_there()
     assert outcome_of(_spec(narrow, hostUsers=False), "c0", "") == refusals.RUNNING
 
 
+def test_what_the_node_and_handler_report_decides_the_outcome():
+    # The generator produces hostUsers: false and supplementalGroupsPolicy: Strict; the
+    # node's view (NodeFacts) says whether the kubelet refuses them.
+    userns = _spec(hostUsers=False)
+    assert outcome_of(userns, "c0", "") == refusals.RUNNING
+    refused = outcome_of(userns, "c0", "", NodeFacts(user_namespaces=False))
+    assert (refused.reason, refused.message) == ("FailedCreatePodSandBox",
+                                                 "does not support user namespaces")
+    strict = _spec({"supplementalGroupsPolicy": "Strict"})
+    assert outcome_of(strict, "c0", "") == refusals.RUNNING
+    assert outcome_of(strict, "c0", "", NodeFacts(supplemental_groups_policy=False)).reason \
+        == "SupplementalGroupsPolicyNotSupported"
+    # The kubelet's admission comes before the sandbox, the sandbox config before the runtime.
+    both = _spec({"supplementalGroupsPolicy": "Strict", "runAsGroup": 1}, hostUsers=False)
+    assert outcome_of(both, "c0", "", NodeFacts(user_namespaces=False, supplemental_groups_policy=False)) \
+        .reason == "SupplementalGroupsPolicyNotSupported"
+    assert "user namespaces" in outcome_of(both, "c0", "", NodeFacts(user_namespaces=False)).message
+
+
+def test_ping_group_range_fits_the_pods_range_of_the_nodes_idsPerPod():
+    wide = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 100000"}]}
+    assert outcome_of(_spec(wide, hostUsers=False), "c0", "").reason == "FailedCreatePodSandBox"
+    assert outcome_of(_spec(wide, hostUsers=False), "c0", "",
+                      NodeFacts(userns_ids_per_pod=131072)) == refusals.RUNNING
+
+
 def test_runAsNonRoot_is_refused_by_the_kubelet_for_root_and_named_users():
     nonroot = {"runAsNonRoot": True}
     assert "image will run as root" in outcome_of(_spec(nonroot), "c0", "").message

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from secctx import caps, expect, observe, verdict
+from secctx import caps, cases, expect, observe, refusals, verdict
 from secctx.cases import load_cases
 from secctx.nodefacts import REPORTED_FEATURES, Environment
 from secctx.paths import CASES
@@ -398,6 +398,29 @@ def test_a_user_namespace_case_on_a_handler_without_them_expects_the_kubelets_re
     # A handler that says it has none and runs the pod anyway is caught.
     _, checks = judge("userns-root", env=node)
     assert "outcome" in failed(checks)
+
+
+def test_a_case_that_declares_nothing_is_refused_where_the_handler_has_no_user_namespaces(
+        monkeypatch):
+    # A team's case with hostUsers: false and no skip_unless/when_unsupported, under crun
+    # (no user namespaces here): a promised refusal, not a 60 s wait for Ready.
+    bare = dataclasses.replace(case_of("userns-root"), skip_unless=None, when_unsupported=None)
+    monkeypatch.setitem(CASE_BY_NAME, "userns-root", bare)
+    crun = dataclasses.replace(ENVIRONMENT, user_namespaces=False)
+    assert expect.outcome_for(bare, crun) == (cases.Outcome(
+        "rejected", "FailedCreatePodSandBox", "does not support user namespaces"), None)
+    assert expect.outcome_for(bare, ENVIRONMENT)[0].status == "running"
+    _, checks = judge("userns-root", env=crun)
+    assert [c.field for c in verdict.failures(checks)] == ["outcome"]  # it ran: red
+
+
+@pytest.mark.parametrize("case_id", sorted(c.name for c in CASE_BY_NAME.values()
+                                           if c.when_unsupported and c.skip_unless in REPORTED_FEATURES))
+def test_what_a_case_declares_without_its_feature_is_what_the_oracle_derives(case_id):
+    # One home: refusals.node_refusal says what the case files say by hand.
+    case = case_of(case_id)
+    node = dataclasses.replace(ENVIRONMENT, **{case.skip_unless: False}).node_facts()
+    assert refusals.node_refusal(case.pod_spec(), case.container, node) == case.when_unsupported
 
 
 @pytest.mark.parametrize("case_id, version, available", [
