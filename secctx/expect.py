@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import caps, podspec
+from .refusals import node_refusal
 
 CONTAINERD = "containerd"
 
@@ -554,7 +555,6 @@ def outcome_for(case, env) -> tuple[Any, str | None]:
     spec (refusals.node_refusal: hostUsers false under a handler without user namespaces,
     say), whether or not the case declares `skip_unless`."""
     from .cases import SKIP_FEATURES
-    from .refusals import node_refusal
     feature = case.skip_unless
     if feature and not env.supports(feature):
         if case.when_unsupported:

@@ -1,6 +1,7 @@
 """The library's import graph has no circles: a module reached from its own imports
 cannot be read, tested or moved on its own (issue 24). Every `import` counts, also
-those inside functions: a circle hidden in a function is still a circle."""
+those inside functions: a circle hidden in a function is still a circle. Only imports
+under `if TYPE_CHECKING:` are left out: they never run."""
 from __future__ import annotations
 
 import ast
@@ -21,7 +22,13 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The modules of `known` that module `name` imports (relative and absolute)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
