@@ -49,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cluster-down", help="delete the kind cluster")
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
 
+    p = sub.add_parser("vm-node", help="a worker node with its own kernel (qemu; cgroup v2, "
+                       "AppArmor) joined to an offline kind cluster: up or down")
+    p.add_argument("action", choices=("up", "down"))
+    p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
+    p.add_argument("--lsm", default="apparmor", help="the node's LSM (apparmor)")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--memory-mib", type=int, default=3072)
+
     sub.add_parser("rbac-manifest", help="print deploy/rbac.yaml, the RBAC the suite needs on "
                    "an existing cluster (for kubectl apply -f -)")
     p = sub.add_parser("rbac-kubeconfig",
@@ -136,6 +144,16 @@ def _run(args: argparse.Namespace) -> int:
                                                   args.duration)
         print(f"wrote {args.out} (ServiceAccount {args.namespace}/{args.service_account}, "
               f"token valid until {expires:%Y-%m-%d %H:%M %Z})")
+    elif args.command == "vm-node":
+        from .cluster import vmnode
+        node = vmnode.VMNode(args.cluster_name, lsm=args.lsm, cpus=args.cpus,
+                             memory_mib=args.memory_mib)
+        if args.action == "up":
+            vmnode.up(node)
+            print(f"node {node.name} Ready at {node.ip} ({node.lsm}); "
+                  + ", ".join(f"{k} {v}s" for k, v in node.timings.items()))
+        else:
+            print("removed: " + (", ".join(vmnode.down(node)) or "nothing (no VM node)"))
     elif args.command == "cluster-down":
         from .cluster.kind import KindCluster
         from .offline import nodeimage

@@ -1,0 +1,54 @@
+#!/bin/bash
+# Build the VM node's kernel, initramfs and root disk (secctx/cluster/vmnode.py, action
+# build-image) from the offline kind node image and Debian's kernel and apparmor debs.
+# Inputs (environment): NODE_IMAGE, KVER, DEBS (dir with the debs), OUT (an empty dir),
+# MODULES (the initramfs's modules). Writes OUT/{vmlinuz,initrd.img,disk.img}.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${NODE_IMAGE:?}" "${KVER:?}" "${DEBS:?}" "${OUT:?}" "${MODULES:?}"
+cd "$OUT"
+echo "extracting linux-image-$KVER"
+mkdir kernel; dpkg-deb -x "$DEBS"/linux-image-"$KVER"_*.deb kernel
+depmod -b "$OUT/kernel" "$KVER"
+cp "kernel/boot/vmlinuz-$KVER" vmlinuz
+
+echo "initramfs (busybox + $MODULES)"
+mkdir -p initrd.d/{bin,dev,proc,sys,modules,newroot}
+cp "$(command -v busybox)" initrd.d/bin/busybox; install -m 755 "$HERE/init" initrd.d/init
+: > initrd.d/modules.order
+for m in $MODULES; do
+  modprobe -d "$OUT/kernel" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+  b=$(basename "$ko" .ko); cp "$ko" "initrd.d/modules/$b.ko"; echo "$b" >> initrd.d/modules.order
+done
+(cd initrd.d && find . | cpio -o -H newc --quiet | gzip -1) > initrd.img
+
+echo "root filesystem from $NODE_IMAGE"
+mkdir rootfs
+cid=$(docker create "$NODE_IMAGE"); trap 'docker rm -f "$cid" >/dev/null' EXIT
+docker export "$cid" | tar -C rootfs -xf - --numeric-owner
+mkdir -p rootfs/lib/modules; cp -a "kernel/lib/modules/$KVER" rootfs/lib/modules/
+# --keep-directory-symlink: the debs ship ./sbin and ./lib, usrmerge symlinks here
+# (without it /sbin/init is gone: switch_root fails).
+for p in apparmor libapparmor1; do
+  dpkg-deb --fsys-tarfile "$DEBS"/${p}_*.deb | tar -C rootfs -x --keep-directory-symlink
+done
+# What docker provides a container at run time, a VM has itself. The hostname comes
+# from the kernel command line (systemd.hostname=), so one image serves every cluster.
+rm -f rootfs/.dockerenv rootfs/etc/hostname
+: > rootfs/etc/machine-id
+printf '/dev/vda / ext4 rw,noatime 0 1\n' > rootfs/etc/fstab
+printf 'nameserver 127.0.0.1\n' > rootfs/etc/resolv.conf   # no DNS: only /etc/hosts resolves
+install -m 755 "$HERE/guest-agent.sh" rootfs/usr/local/bin/secctx-vm-agent
+install -m 644 "$HERE/secctx-vm-agent.service" rootfs/etc/systemd/system/
+ln -sf /etc/systemd/system/secctx-vm-agent.service rootfs/etc/systemd/system/multi-user.target.wants/
+rm -f rootfs/etc/systemd/system/kubelet.service.d/11-kind.conf
+install -m 644 "$HERE/20-vm-node.conf" rootfs/etc/systemd/system/kubelet.service.d/
+# Emulation tuning that changes no security behaviour: a serial console only.
+ln -sf /dev/null rootfs/etc/systemd/system/getty@tty1.service
+size=$(( $(du -sm rootfs | cut -f1) + 3072 ))
+echo "mkfs.ext4 -d rootfs (${size} MiB)"
+truncate -s "${size}M" disk.img
+mkfs.ext4 -q -F -L vmroot -d rootfs disk.img
+rm -rf rootfs initrd.d kernel
