@@ -48,7 +48,7 @@ ensure_host_packages() {
 # The virtual environment, pinned by constraints.txt; rebuilt when either file changes.
 ensure_venv() {
   local stamp=$VENV/.secctx-stamp want
-  want=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)
   if [[ ! -x $PY || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     say "creating the Python environment in $VENV"
     python3 -m venv "$VENV"

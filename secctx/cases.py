@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
-from . import podspec
+from . import paths, podspec
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case.schema.json"
+SCHEMA_PATH = paths.CASE_SCHEMA
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
 _VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 

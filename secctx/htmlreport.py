@@ -4,9 +4,11 @@
         [--multi-file] [--history reports/history.jsonl] [--name "..."] \
         [--matrix reports/matrix] [--diff reports/observations.diff.json]
 
-The `allure` npm package is pinned in tools/report/package.json and its
-package-lock.json; the first use installs it with `npm ci`. The report is the
-Awesome plugin's: one self-contained index.html that opens from disk or mail (the
+The `allure` npm package is pinned in secctx/allure/package.json and its
+package-lock.json (package data, found with importlib.resources); the first use
+installs it with `npm ci` into the cache ($SECCTX_CACHE/tools/allure-<lock digest>,
+outside the package, which may be read-only), where every checkout and venv finds
+it. The report is the Awesome plugin's: one self-contained index.html that opens from disk or mail (the
 default, --single-file), or with --multi-file a directory (index.html + data/) that
 loads only over HTTP (opened from disk, Allure's app shows a spinner).
 
@@ -40,6 +42,7 @@ Errors a user can fix end with one line (cause and fix) and exit code 2.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -50,12 +53,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cache, verdictpage  # standard library only, like this module
+from . import cache, paths, verdictpage  # standard library only, like this module
 from .offline import log  # (standard library only too)
 
-ROOT = Path(__file__).resolve().parent.parent
-TOOL_DIR = ROOT / "tools" / "report"
-ALLURE_BIN = TOOL_DIR / "node_modules" / ".bin" / "allure"
+PINS = paths.ALLURE_PINS  # package.json, package-lock.json
 DEFAULT_NAME = "Pod Security Context conformance"
 DEFAULT_HISTORY_LIMIT = 30
 NPM_TIMEOUT = int(os.environ.get("SECCTX_NPM_TIMEOUT", "600"))
@@ -78,18 +79,28 @@ class ReportError(Exception):
 
 
 def pinned_version() -> str:
-    """The exact `allure` version pinned in tools/report/package.json."""
+    """The exact `allure` version pinned in secctx/allure/package.json."""
     try:
-        spec = json.loads((TOOL_DIR / "package.json").read_text())["dependencies"]["allure"]
+        spec = json.loads((PINS / "package.json").read_text())["dependencies"]["allure"]
     except (OSError, ValueError, KeyError) as err:
-        raise ReportError(f"cannot read the pinned allure version from {TOOL_DIR / 'package.json'} "
-                          f"({err}); restore the file from git") from None
+        raise ReportError(f"cannot read the pinned allure version from {PINS / 'package.json'} "
+                          f"({err}); reinstall the package (or restore the file from git)") from None
     return spec
 
 
-def installed_version() -> str | None:
+def tool_dir() -> Path:
+    """Where `npm ci` installs the pinned CLI: one directory per package-lock.json."""
     try:
-        return json.loads((TOOL_DIR / "node_modules" / "allure" / "package.json").read_text())["version"]
+        lock = (PINS / "package-lock.json").read_bytes()
+    except OSError as err:
+        raise ReportError(f"cannot read {PINS / 'package-lock.json'} ({err.strerror}); reinstall "
+                          "the package (or restore the file from git)") from None
+    return cache.path("tools", f"allure-{hashlib.sha256(lock).hexdigest()[:12]}")
+
+
+def installed_version(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / "node_modules" / "allure" / "package.json").read_text())["version"]
     except (OSError, ValueError, KeyError):
         return None
 
@@ -97,33 +108,38 @@ def installed_version() -> str | None:
 def ensure_allure() -> Path:
     """Install the pinned Allure 3 CLI with `npm ci` unless it is already there."""
     want = pinned_version()
-    if ALLURE_BIN.exists() and installed_version() == want:
-        return ALLURE_BIN
+    tool = tool_dir()
+    allure = tool / "node_modules" / ".bin" / "allure"
+    if allure.exists() and installed_version(tool) == want:
+        return allure
     _check_node()
     npm = shutil.which("npm")
     if npm is None:
         raise ReportError("npm is not installed; install Node.js 20+ with npm "
                           "(Debian: apt-get install -y nodejs npm) and retry")
-    cmd = [npm, "ci", "--prefix", str(TOOL_DIR), "--no-audit", "--no-fund", "--loglevel=error"]
+    cmd = [npm, "ci", "--prefix", str(tool), "--no-audit", "--no-fund", "--loglevel=error"]
     with _install_lock():
-        if ALLURE_BIN.exists() and installed_version() == want:  # another process did it
-            return ALLURE_BIN
-        print(f"installing allure {want} (npm ci --prefix {_rel(TOOL_DIR)}) ...", file=sys.stderr)
+        if allure.exists() and installed_version(tool) == want:  # another process did it
+            return allure
+        tool.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(PINS / name, tool / name)
+        print(f"installing allure {want} (npm ci --prefix {tool}) ...", file=sys.stderr)
         try:
             with log.heartbeat("npm ci (allure)"):
-                proc = subprocess.run(cmd, cwd=TOOL_DIR, capture_output=True, text=True,
+                proc = subprocess.run(cmd, cwd=tool, capture_output=True, text=True,
                                       timeout=NPM_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise ReportError(f"npm ci in {_rel(TOOL_DIR)} did not finish in {NPM_TIMEOUT}s; check that "
+            raise ReportError(f"npm ci in {tool} did not finish in {NPM_TIMEOUT}s; check that "
                               "the npm registry is reachable (npm config get registry) or raise "
                               "SECCTX_NPM_TIMEOUT") from None
     if proc.returncode != 0:
-        raise ReportError(f"npm ci in {_rel(TOOL_DIR)} failed: {_last_line(proc.stderr or proc.stdout)}; "
+        raise ReportError(f"npm ci in {tool} failed: {_last_line(proc.stderr or proc.stdout)}; "
                           "check the npm registry access and that package-lock.json matches package.json")
-    if not ALLURE_BIN.exists() or installed_version() != want:
-        raise ReportError(f"npm ci did not install allure {want} into {_rel(TOOL_DIR / 'node_modules')}; "
+    if not allure.exists() or installed_version(tool) != want:
+        raise ReportError(f"npm ci did not install allure {want} into {tool / 'node_modules'}; "
                           f"remove that directory and retry")
-    return ALLURE_BIN
+    return allure
 
 
 def _categories(dirs: list[Path]) -> list[dict]:
@@ -201,7 +217,7 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = True
             raise ReportError(f"allure generate did not finish in {GENERATE_TIMEOUT}s; check the size of "
                               "the results (large attachments) or raise SECCTX_REPORT_TIMEOUT") from None
         except OSError as err:
-            raise ReportError(f"cannot run {_rel(allure)} ({err}); remove {_rel(TOOL_DIR / 'node_modules')} "
+            raise ReportError(f"cannot run {_rel(allure)} ({err}); remove {allure.parents[1]} "
                               "so it is installed again") from None
         index = staging / "index.html"
         if proc.returncode != 0 or not index.exists():

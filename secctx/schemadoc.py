@@ -14,9 +14,10 @@ import re
 import sys
 from pathlib import Path
 
+from . import paths
 from .cases import SCHEMA, options, resolve
 
-README = Path(__file__).resolve().parents[1] / "fixtures" / "cases" / "README.md"
+README = paths.CASES_README
 BEGIN = "<!-- schema:begin -->"
 END = "<!-- schema:end -->"
 WRITE_COMMAND = "python -m secctx.schemadoc --write"

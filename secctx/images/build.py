@@ -19,13 +19,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache
+from .. import cache, paths
 from ..offline import rootfs
 from ..offline.gobuild import BuildError, go, go_env
 from . import docker
 
-PROJECT = Path(__file__).resolve().parents[2]
-IMAGE_SOURCES = PROJECT / "images"
+IMAGE_SOURCES = paths.IMAGE_SOURCES  # images/ in the repository
 NODE_ROOTFS = "secctx.local/rootfs/node:bookworm"
 WORKLOAD_ROOTFS = "secctx.local/rootfs/workload:bookworm"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import cache
+from .. import cache, paths
 from .gobuild import go, go_env
 
-SOURCE = Path(__file__).with_name("capshim")
+SOURCE = paths.CAPSHIM_SOURCE
 
 
 def source_digest() -> str:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache, hostlimits
+from .. import cache, hostlimits, paths
 from ..images import build as images
 from ..images import docker
 from . import capshim, components, log
 from .gobuild import BuildError, build_kubernetes
 from .gomod import KubeVersion, check_offline_buildable
 
-NODE_FILES = Path(__file__).with_name("node")
+NODE_FILES = paths.NODE_FILES
 REPOSITORY = "secctx.local/kind-node"
 LOCAL_PATH_PROVISIONER = "secctx.local/local-path-provisioner:{version}"
 LOCAL_PATH_HELPER = images.BUSYBOX

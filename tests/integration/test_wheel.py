@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ NO_DOCKER_PATH = os.pathsep.join(d for d in ("/usr/bin", "/bin")
 @dataclass
 class Venv:
     root: Path
+    wheel: Path
     seconds: float  # building the wheel and installing it
 
     @property
@@ -59,9 +61,15 @@ class Venv:
 def wheel_venv(tmp_path_factory) -> Venv:
     """The wheel of this checkout in a new venv (once per session)."""
     t0 = time.monotonic()
+    # Built from a copy of what git has (tracked and new files, as committed or not):
+    # a build directory left in the checkout would put files back that are gone.
+    source = tmp_path_factory.mktemp("source")
+    for name in tracked_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
     dist = tmp_path_factory.mktemp("dist")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                            "-w", str(dist), str(ROOT)],
+                            "-w", str(dist), str(source)],
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     wheels = sorted(dist.glob("secctx_conformance-*.whl"))
@@ -72,9 +80,16 @@ def wheel_venv(tmp_path_factory) -> Venv:
                               "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt"),
                               str(wheels[0])], capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
-    venv = Venv(root, time.monotonic() - t0)
+    venv = Venv(root, wheels[0], time.monotonic() - t0)
     print(f"\nwheel built and installed into a new venv in {venv.seconds:.1f}s")
     return venv
+
+
+def tracked_files() -> list[str]:
+    """The checkout's files as git sees them (tracked and untracked, not ignored), existing."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return [n for n in out.splitlines() if (ROOT / n).is_file()]
 
 
 @pytest.fixture
@@ -103,6 +118,21 @@ def test_the_installed_suite_is_the_wheels_own_copy(wheel_venv, empty_dir):
     assert out.returncode == 0, out.stderr[-3000:]
     assert Path(out.stdout.strip()).is_relative_to(site_packages(wheel_venv)), out.stdout
     assert not list(site_packages(wheel_venv).glob("__editable__*")), "an editable install"
+
+
+# Where the repository's directories are in the installed package (setup.py).
+SHIPPED = {"secctx/": "secctx/", "suites/": "secctx/suites/", "fixtures/": "secctx/fixtures/",
+           "deploy/": "secctx/deploy/", "images/": "secctx/image_sources/"}
+
+
+def test_every_file_of_the_shipped_directories_is_in_the_wheel(wheel_venv):
+    with zipfile.ZipFile(wheel_venv.wheel) as whl:
+        names = set(whl.namelist())
+    expected = {SHIPPED[d] + n[len(d):] for n in tracked_files() for d in SHIPPED
+                if n.startswith(d)}
+    assert len(expected) > 150
+    assert sorted(expected - names) == []
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_pytest_help_works_where_the_plugin_is_installed(wheel_venv, empty_dir):

@@ -1,14 +1,16 @@
 """The GitHub workflows: actionlint-clean, and shaped as the nightly/PR jobs need."""
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
 from secctx import lint
 
-NIGHTLY = lint.WORKFLOWS / "nightly.yml"
-PR = lint.WORKFLOWS / "pr.yml"
+ROOT = Path(__file__).resolve().parents[2]
+NIGHTLY = ROOT / lint.WORKFLOWS / "nightly.yml"
+PR = ROOT / lint.WORKFLOWS / "pr.yml"
 
 
 def _load(path):
@@ -21,7 +23,7 @@ def test_actionlint_is_clean():
     if shutil.which("go") is None:
         pytest.skip(f"Go is not installed (no go on PATH): actionlint {lint.ACTIONLINT_VERSION} "
                     "is built from its Go module; install Go 1.25+")
-    files = lint.workflow_files()
+    files = lint.workflow_files(ROOT)
     assert {f.name for f in files} >= {"nightly.yml", "pr.yml"}
     proc = lint.run(files)
     assert proc.returncode == 0, f"actionlint {lint.ACTIONLINT_VERSION}:\n{proc.stdout}{proc.stderr}"
