@@ -32,7 +32,8 @@ from secctx.scheduler import START_SLOTS
 
 
 @pytest.mark.every_runtime  # it starts every case itself, under each runtime
-def test_floor(suite, request):
+def test_floor(secctx_suite, request):
+    suite = secctx_suite
     params = []
     for p in case_params(request.config):
         try:

@@ -1,6 +1,12 @@
 """The suite as a pytest plugin (entry point `pytest11: secctx`): options, the
 session cluster, one namespace per test, and the case files as parameters.
 
+It is loaded in every pytest run of an environment where the package is installed,
+beside other plugins and a team's own tests: its fixtures and parameters carry the
+`secctx_` prefix, it registers its own markers (no copy of our pyproject.toml
+needed), and only a run that collects the suite gets its SIGTERM handling and its
+per-test timeout backstop.
+
 In this checkout `pytest suites` uses it; in a platform team's repository that
 holds only case files, `pytest --cases-dir cases/` runs the packaged suite with
 them (the plugin adds the packaged `suites` to what pytest collects).
@@ -78,8 +84,20 @@ def pytest_addoption(parser):
     generated_options.add(g)
 
 
+MARKERS = (
+    "e2e: needs a real cluster (the session cluster fixture creates or finds one)",
+    "kind_only: needs docker access to kind nodes; skipped against an existing non-kind cluster",
+    "every_runtime: set-up learns every runtime of the run, not only the selected cases' ones",
+)
+# A backstop per suite test where the run sets no timeout of its own (--timeout,
+# PYTEST_TIMEOUT, an ini `timeout`); fixtures (cluster creation, image builds) have
+# their own bounds, so it counts the test function only.
+SUITE_TEST_TIMEOUT = 300
+
+
 def pytest_configure(config):
-    terminate_like_interrupt()
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
     log.set_sink(_live_lines(config))
     # A run of the suite writes reports/summary.json (not --collect-only: no verdict).
     writes_summary = bool(config.getoption("summary") or (
@@ -93,6 +111,33 @@ def pytest_configure(config):
     config.pluginmanager.register(summary.Gate(config, writes_summary), "secctx-summary")
     if config.getoption("cases_dir") and not _collects_the_suite(config):
         config.args.append(str(paths.SUITES))
+    if _collects_the_suite(config):  # (an xdist controller collects nothing itself)
+        terminate_like_interrupt()
+
+
+def pytest_collection_modifyitems(config, items):
+    # SIGTERM unwinds like Ctrl-C only where tests use the suite's cluster (its clean-up
+    # must run); every other run of the environment keeps pytest's own handling.
+    if any("secctx_suite" in getattr(item, "fixturenames", ()) for item in items):
+        terminate_like_interrupt()
+    if _run_sets_a_timeout(config):
+        return
+    backstop = pytest.mark.timeout(SUITE_TEST_TIMEOUT, func_only=True)
+    for item in items:
+        if is_suite_item(item) and item.get_closest_marker("timeout") is None:
+            item.add_marker(backstop)
+
+
+def _run_sets_a_timeout(config) -> bool:
+    """The run's own pytest-timeout setting (or no pytest-timeout: -p no:timeout)."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return True
+    return bool(config.getoption("timeout", None) is not None or os.environ.get("PYTEST_TIMEOUT")
+                or config.getini("timeout"))
+
+
+def is_suite_item(item) -> bool:
+    return paths.SUITES.resolve() in Path(item.path).resolve().parents
 
 
 def _live_lines(config):
@@ -263,8 +308,8 @@ def selected_runtimes(items, config) -> list[str]:
     if any(item.get_closest_marker("every_runtime") for item in items):
         return runtime_names(config)
     params = (getattr(item, "callspec", None) for item in items)
-    chosen = [p.params["recipe_case"].runtime for p in params
-              if p is not None and "recipe_case" in p.params]
+    chosen = [p.params[RECIPE_CASE].runtime for p in params
+              if p is not None and RECIPE_CASE in p.params]
     return list(dict.fromkeys([DEFAULT_RUNTIME, *chosen]))
 
 
@@ -304,13 +349,19 @@ def case_file_params(config) -> list[CaseFile]:
     return [CaseFile(p, tuple(errs)) for p, errs in sorted(by_file.items())]
 
 
+# The parameters a test asks for by name: prefixed, so the plugin parametrizes no
+# other plugin's or team's test that happens to take a `case_file` argument.
+RECIPE_CASE = "secctx_recipe_case"
+CASE_FILE = "secctx_case_file"
+
+
 def pytest_generate_tests(metafunc):
-    if "recipe_case" in metafunc.fixturenames:
+    if RECIPE_CASE in metafunc.fixturenames:
         params = case_params(metafunc.config)
-        metafunc.parametrize("recipe_case", params, ids=[p.id for p in params])
-    if "case_file" in metafunc.fixturenames:
+        metafunc.parametrize(RECIPE_CASE, params, ids=[p.id for p in params])
+    if CASE_FILE in metafunc.fixturenames:
         files = case_file_params(metafunc.config)
-        metafunc.parametrize("case_file", files, ids=[f.path.name for f in files])
+        metafunc.parametrize(CASE_FILE, files, ids=[f.path.name for f in files])
 
 
 # -- the session cluster and suite ---------------------------------------
@@ -321,7 +372,7 @@ def _run_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def suite(request):
+def secctx_suite(request):
     """The cluster (created, reused or existing) and what tests share about it."""
     config = request.config
     existing = config.getoption("existing_cluster")
@@ -411,27 +462,27 @@ def namespace_prefix(node) -> str:
 
 
 @pytest.fixture
-def namespace(request, suite):
+def secctx_namespace(request, secctx_suite):
     """A fresh namespace per test, deleted afterwards (kept on failure if asked)."""
-    ns = suite.open_namespace(namespace_prefix(request.node))
+    ns = secctx_suite.open_namespace(namespace_prefix(request.node))
     yield ns
     failed = getattr(request.node, "rep_call", None) and request.node.rep_call.failed
     if failed and request.config.getoption("keep_on_failure"):
-        suite.kept_namespaces.add(ns)
+        secctx_suite.kept_namespaces.add(ns)
         print(f"\nkept namespace {ns} of failed test: "
-              f"KUBECONFIG={suite.cluster.kubeconfig} kubectl -n {ns} get all,events")
+              f"KUBECONFIG={secctx_suite.cluster.kubeconfig} kubectl -n {ns} get all,events")
         return
     with cleanup_first(f"deleting namespace {ns}"), timing.phase(request.node.nodeid, "cleanup"):
-        suite.kube.delete_namespace(ns)
+        secctx_suite.kube.delete_namespace(ns)
 
 
 # -- the recipe cases, started together -------------------------------------
 
 @pytest.fixture(scope="session")
-def scheduler(request, suite):
+def secctx_scheduler(request, secctx_suite):
     """Works on every selected recipe case of this process at once (secctx.scheduler);
     each test_recipe_case reads its own case's result."""
-    s = Scheduler(suite, request.config.getoption("case_concurrency") or DEFAULT_CONCURRENCY,
+    s = Scheduler(secctx_suite, request.config.getoption("case_concurrency") or DEFAULT_CONCURRENCY,
                   keep_on_failure=request.config.getoption("keep_on_failure"),
                   upcoming=lambda: upcoming_jobs(request.session))
     try:
@@ -442,15 +493,15 @@ def scheduler(request, suite):
 
 
 @pytest.fixture(autouse=True)
-def _recipe_cases_start_early(request):
+def _secctx_recipe_cases_start_early(request):
     """The recipe cases start once the cluster is there, while the other tests run
     (their pods overlap): any test that uses the suite starts what is not started."""
-    if "suite" in request.fixturenames and upcoming_jobs(request.session):
-        request.getfixturevalue("scheduler").start()
+    if "secctx_suite" in request.fixturenames and upcoming_jobs(request.session):
+        request.getfixturevalue("secctx_scheduler").start()
 
 
 def recipe_job(item) -> Job:
-    return Job(item.callspec.params["recipe_case"], item.nodeid, namespace_prefix(item))
+    return Job(item.callspec.params[RECIPE_CASE], item.nodeid, namespace_prefix(item))
 
 
 def upcoming_jobs(session) -> list[Job]:
@@ -463,4 +514,4 @@ def upcoming_jobs(session) -> list[Job]:
         with queue.lock() as queued:
             items = [items[i] for i in list(queued) if isinstance(i, int)]
     return [recipe_job(i) for i in items
-            if hasattr(i, "callspec") and "recipe_case" in i.callspec.params]
+            if hasattr(i, "callspec") and RECIPE_CASE in i.callspec.params]

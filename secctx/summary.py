@@ -115,7 +115,8 @@ def labels(item: pytest.Item) -> dict:
     """What the test is about, known at collection: the case, runtime and storage of a
     recipe-case test (plugin.CaseParam) and its case file's upstream specs."""
     if _LABELS not in item.stash:
-        param = getattr(getattr(item, "callspec", None), "params", {}).get("recipe_case")
+        # plugin.RECIPE_CASE (the plugin imports this module, not the other way round)
+        param = getattr(getattr(item, "callspec", None), "params", {}).get("secctx_recipe_case")
         item.stash[_LABELS] = {"case": None, "runtime": None, "storage": None, "upstream": []} \
             if param is None else {"case": param.case.name, "runtime": param.runtime,
                                    "storage": param.storage,

@@ -27,18 +27,18 @@ UPSTREAM = [("[sig-storage] ... fsgroupchangepolicy", "https://github.com/kubern
      "Always changes the whole volume on every mount"),
 ])
 def test_fsGroupChangePolicy_on_a_local_volume(policy, volume, preexisting_gid, why,
-                                               suite, namespace):
+                                               secctx_suite, secctx_namespace):
     report.label_test("fsGroup", "fsGroupChangePolicy", f"{policy} ({volume})",
-                      suite.kubernetes_version, "critical", UPSTREAM,
+                      secctx_suite.kubernetes_version, "critical", UPSTREAM,
                       title=f"fsGroupChangePolicy {policy} on a local volume ({volume}): /data gets "
                             f"group {PREPARED_FSGROUP} with setgid, the file in it group {preexisting_gid}")
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": PREPARED_CLASS,
-                      "volumeName": suite.prepared_pvs[volume],
+                      "volumeName": secctx_suite.prepared_pvs[volume],
                       "resources": {"requests": {"storage": "1Gi"}}}}
-    with report.step(f"claim PV {suite.prepared_pvs[volume]} (root {volume}, holds a file of group 0)"):
-        suite.kube.apply(claim, namespace)
-    runner.start_pod(suite, namespace, {
+    with report.step(f"claim PV {secctx_suite.prepared_pvs[volume]} (root {volume}, holds a file of group 0)"):
+        secctx_suite.kube.apply(claim, secctx_namespace)
+    runner.start_pod(secctx_suite, secctx_namespace, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "policy"},
         "spec": {"terminationGracePeriodSeconds": 0,
                  "securityContext": {"runAsUser": 1000, "runAsGroup": 1000,
@@ -46,7 +46,7 @@ def test_fsGroupChangePolicy_on_a_local_volume(policy, volume, preexisting_gid, 
                  "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
                  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}})
-    out = runner.sh(suite, namespace, "policy", "stat -c '%g %A' /data /data/preexisting")
+    out = runner.sh(secctx_suite, secctx_namespace, "policy", "stat -c '%g %A' /data /data/preexisting")
     (root_gid, root_mode), (file_gid, _) = (line.split() for line in out.stdout.splitlines())
     require(int(root_gid) == PREPARED_FSGROUP and root_mode[6] == "s",
             not_enforced(f"/data is group {root_gid} {root_mode}, expected {PREPARED_FSGROUP} with setgid"))

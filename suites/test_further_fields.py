@@ -26,32 +26,32 @@ def pod(name: str, pod_sc: dict | None = None, container_sc: dict | None = None)
                                      "securityContext": container_sc or {}}]}}
 
 
-def pid1_status(suite, namespace, name):
-    out = runner.sh(suite, namespace, name, "cat /proc/1/status")
+def pid1_status(secctx_suite, secctx_namespace, name):
+    out = runner.sh(secctx_suite, secctx_namespace, name, "cat /proc/1/status")
     require(out.returncode == 0, out.transcript())
     return parse_proc_status(out.stdout)
 
 
-def test_safe_sysctl_is_set_in_the_pods_namespace(suite, namespace):
+def test_safe_sysctl_is_set_in_the_pods_namespace(secctx_suite, secctx_namespace):
     report.label_test("Sysctls", "securityContext.sysctls (safe)", "kernel.shm_rmid_forced=1",
-                      suite.kubernetes_version, upstream=[(
+                      secctx_suite.kubernetes_version, upstream=[(
                           "[sig-node] Sysctls [LinuxOnly] should support sysctls",
                           UPSTREAM + "common/node/sysctl.go")],
                       title="safe sysctl kernel.shm_rmid_forced=1 is set in the pod: it reads 1")
-    runner.start_pod(suite, namespace, pod("safe-sysctl", {"sysctls": [
+    runner.start_pod(secctx_suite, secctx_namespace, pod("safe-sysctl", {"sysctls": [
         {"name": "kernel.shm_rmid_forced", "value": "1"}]}))
-    out = runner.sh(suite, namespace, "safe-sysctl", "cat /proc/sys/kernel/shm_rmid_forced")
+    out = runner.sh(secctx_suite, secctx_namespace, "safe-sysctl", "cat /proc/sys/kernel/shm_rmid_forced")
     require(out.stdout.strip() == "1", not_enforced(f"kernel.shm_rmid_forced is {out.stdout!r}"))
 
 
-def test_unsafe_sysctl_is_refused_with_SysctlForbidden(suite, namespace):
+def test_unsafe_sysctl_is_refused_with_SysctlForbidden(secctx_suite, secctx_namespace):
     report.label_test("Sysctls", "securityContext.sysctls (unsafe)", "kernel.msgmax",
-                      suite.kubernetes_version, upstream=[(
+                      secctx_suite.kubernetes_version, upstream=[(
                           "[sig-node] Sysctls [LinuxOnly] should not launch unsafe, but not "
                           "explicitly enabled sysctls on the node", UPSTREAM + "common/node/sysctl.go")],
                       title="unsafe sysctl kernel.msgmax is refused: reason SysctlForbidden")
     with pytest.raises(Terminal) as refused:
-        runner.start_pod(suite, namespace, pod("unsafe-sysctl", {"sysctls": [
+        runner.start_pod(secctx_suite, secctx_namespace, pod("unsafe-sysctl", {"sysctls": [
             {"name": "kernel.msgmax", "value": "65536"}]}))
     report.attach_text("refusal", str(refused.value))
     require(refused.value.reason == "SysctlForbidden", not_enforced(f"{refused.value}"))
@@ -59,34 +59,34 @@ def test_unsafe_sysctl_is_refused_with_SysctlForbidden(suite, namespace):
             not_enforced(f"the refusal does not name kernel.msgmax: {refused.value}"))
 
 
-def test_container_runAsUser_overrides_pod_runAsUser(suite, namespace):
+def test_container_runAsUser_overrides_pod_runAsUser(secctx_suite, secctx_namespace):
     report.label_test("Run as non-root", "runAsUser (container over pod)", "precedence",
-                      suite.kubernetes_version, "critical", [(
+                      secctx_suite.kubernetes_version, "critical", [(
                           "[sig-node] Security Context should support container.SecurityContext."
                           "RunAsUser [LinuxOnly]", UPSTREAM + "node/security_context.go")],
                       title="runAsUser 2000 of the container overrides the pod's 1000: "
                             "the process runs as 2000:3000")
-    runner.start_pod(suite, namespace, pod("override", {"runAsUser": 1000, "runAsGroup": 3000},
+    runner.start_pod(secctx_suite, secctx_namespace, pod("override", {"runAsUser": 1000, "runAsGroup": 3000},
                                            {"runAsUser": 2000}))
-    status = pid1_status(suite, namespace, "override")
+    status = pid1_status(secctx_suite, secctx_namespace, "override")
     require((status.euid, status.egid) == (2000, 3000),
             not_enforced(f"PID 1 runs as {status.euid}:{status.egid}, expected 2000:3000"))
-    out = runner.sh(suite, namespace, "override", "id -u")
+    out = runner.sh(secctx_suite, secctx_namespace, "override", "id -u")
     require(out.stdout.strip() == "2000", not_enforced(f"exec'd id -u is {out.stdout!r}"))
 
 
-def test_privileged_container_gets_every_grantable_capability_and_no_seccomp(suite, namespace):
+def test_privileged_container_gets_every_grantable_capability_and_no_seccomp(secctx_suite, secctx_namespace):
     report.label_test("Privileged", "privileged: true", "privileged container",
-                      suite.kubernetes_version, "critical", [(
+                      secctx_suite.kubernetes_version, "critical", [(
                           "[sig-node] PrivilegedPod [NodeConformance] should enable privileged "
                           "commands [LinuxOnly]", UPSTREAM + "common/node/privileged.go")],
                       title="privileged: true gives every capability the node grants "
                             "(CapEff = CapBnd) and no seccomp filter")
     # A pod-level RuntimeDefault profile does not confine a privileged container.
-    runner.start_pod(suite, namespace, pod("privileged", {"seccompProfile": {"type": "RuntimeDefault"}},
-                                           {"privileged": True}))
-    status = pid1_status(suite, namespace, "privileged")
-    grantable = suite.env.grantable_caps
+    runner.start_pod(secctx_suite, secctx_namespace,
+                     pod("privileged", {"seccompProfile": {"type": "RuntimeDefault"}}, {"privileged": True}))
+    status = pid1_status(secctx_suite, secctx_namespace, "privileged")
+    grantable = secctx_suite.env.grantable_caps
     report.attach_text("capabilities", caps.table({"CapEff": status.cap_eff, "CapBnd": status.cap_bnd,
                                                    "node can grant": grantable}))
     require(status.cap_bnd == grantable,
@@ -131,14 +131,14 @@ def _content(out: str) -> dict[str, int]:
                                           if line.startswith("content="))}
 
 
-def test_default_procMount_masks_kernel_paths_and_makes_proc_sys_read_only(suite, namespace):
+def test_default_procMount_masks_kernel_paths_and_makes_proc_sys_read_only(secctx_suite, secctx_namespace):
     report.label_test("Masked paths", "procMount: Default", "masked and read-only paths",
-                      suite.kubernetes_version, "critical",
+                      secctx_suite.kubernetes_version, "critical",
                       title="procMount Default masks every default masked path the kernel has "
                             "(/proc/kcore, /proc/timer_list, /sys/firmware, ...) and makes /proc/sys "
                             "read-only")
-    runner.start_pod(suite, namespace, pod("masked", container_sc={"runAsUser": 0}))
-    out = runner.sh(suite, namespace, "masked", MASK_PROBE).stdout
+    runner.start_pod(secctx_suite, secctx_namespace, pod("masked", container_sc={"runAsUser": 0}))
+    out = runner.sh(secctx_suite, secctx_namespace, "masked", MASK_PROBE).stdout
     facts, (existing, covered) = _mask_facts(out), _masked(out)
     require(existing, not_enforced("none of the default masked paths exists: nothing to check"))
     require(covered == existing, not_enforced(
@@ -149,12 +149,12 @@ def test_default_procMount_masks_kernel_paths_and_makes_proc_sys_read_only(suite
     require("Read-only file system" in facts["proc_sys"], not_enforced(f"/proc/sys: {facts}"))
 
 
-def test_privileged_container_has_no_masked_or_read_only_proc_paths(suite, namespace):
+def test_privileged_container_has_no_masked_or_read_only_proc_paths(secctx_suite, secctx_namespace):
     report.label_test("Masked paths", "privileged: true", "no masked paths when privileged",
-                      suite.kubernetes_version, "normal",
+                      secctx_suite.kubernetes_version, "normal",
                       title="privileged: true leaves /proc/timer_list readable and /proc/sys writable")
-    runner.start_pod(suite, namespace, pod("unmasked", container_sc={"privileged": True}))
-    out = runner.sh(suite, namespace, "unmasked", MASK_PROBE).stdout
+    runner.start_pod(secctx_suite, secctx_namespace, pod("unmasked", container_sc={"privileged": True}))
+    out = runner.sh(secctx_suite, secctx_namespace, "unmasked", MASK_PROBE).stdout
     facts, (_, covered) = _mask_facts(out), _masked(out)
     require(not covered, f"masked although privileged: {covered}")
     require(int(facts["timer_list_bytes"]) > 0, f"/proc/timer_list still masked: {facts}")

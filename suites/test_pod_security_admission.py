@@ -38,43 +38,43 @@ def _pod_under_admission(obj: dict) -> dict:
 
 
 @pytest.mark.parametrize("manifest", sorted(p.name for p in MANIFESTS.glob("*.yaml")))
-def test_manifest_is_accepted_by_server_side_dry_run(manifest, suite, namespace):
-    report.label_test("Manifests", "server-side validation", manifest, suite.kubernetes_version,
+def test_manifest_is_accepted_by_server_side_dry_run(manifest, secctx_suite, secctx_namespace):
+    report.label_test("Manifests", "server-side validation", manifest, secctx_suite.kubernetes_version,
                       "critical", title=f"{manifest} is accepted by the API server (server-side dry-run)")
     for obj in _objects(manifest):
         with report.step(f"dry-run create {obj['kind']}/{obj['metadata']['name']}"):
-            suite.kube.apply(suite.image_map.rewrite(obj), namespace, dry_run=True)
+            secctx_suite.kube.apply(secctx_suite.image_map.rewrite(obj), secctx_namespace, dry_run=True)
 
 
 @pytest.fixture(scope="module")
-def psa_namespaces(suite):
-    names = {level: suite.new_namespace(f"secctx-psa-{level}", {
+def psa_namespaces(secctx_suite):
+    names = {level: secctx_suite.new_namespace(f"secctx-psa-{level}", {
         "pod-security.kubernetes.io/enforce": level,
         "pod-security.kubernetes.io/enforce-version": "latest"}) for level in ("baseline", "restricted")}
     yield names
     for ns in names.values():
-        suite.kube.delete_namespace(ns)
+        secctx_suite.kube.delete_namespace(ns)
 
 
 @pytest.mark.parametrize("level", ["baseline", "restricted"])
 @pytest.mark.parametrize("manifest", sorted(VERDICTS))
-def test_pod_security_admission_verdict(manifest, level, suite, psa_namespaces):
-    expected = verdict_for(VERDICTS[manifest][level], suite.kubernetes_version)
+def test_pod_security_admission_verdict(manifest, level, secctx_suite, psa_namespaces):
+    expected = verdict_for(VERDICTS[manifest][level], secctx_suite.kubernetes_version)
     report.label_test("Pod Security Admission", f"enforce={level}", manifest,
-                      suite.kubernetes_version, "critical", PSA_UPSTREAM,
+                      secctx_suite.kubernetes_version, "critical", PSA_UPSTREAM,
                       title=f"{manifest} under enforce={level}: " + (
                           "admitted" if expected == "admitted" else f"refused for {', '.join(expected)}"))
-    namespace = psa_namespaces[level]
+    secctx_namespace = psa_namespaces[level]
     for obj in _objects(manifest):
         if obj["kind"] in ("ServiceAccount", "ConfigMap"):  # what the pods refer to
-            _create_once(suite, obj, namespace)
+            _create_once(secctx_suite, obj, secctx_namespace)
     pods = [_pod_under_admission(o) for o in _objects(manifest) if o["kind"] in ("Pod", "Deployment")]
     for pod in pods:
         with report.step(f"dry-run Pod/{pod['metadata']['name']} into a namespace enforcing {level}; "
                          f"expected: {expected}"):
-            message = _admission_error(suite, pod, namespace)
+            message = _admission_error(secctx_suite, pod, secctx_namespace)
             report.attach_text("admission response", message or "admitted")
-        suite.observations.record_admission(manifest, level, message)
+        secctx_suite.observations.record_admission(manifest, level, message)
         if expected == "admitted":
             require(message is None, not_enforced(f"expected admission at {level}, got: {message}"))
         else:
@@ -93,9 +93,9 @@ def verdict_for(verdict, kubernetes_version: str):
                key=lambda pair: pair[0])[1]
 
 
-def _admission_error(suite, pod: dict, namespace: str) -> str | None:
+def _admission_error(secctx_suite, pod: dict, secctx_namespace: str) -> str | None:
     try:
-        suite.kube.apply(suite.image_map.rewrite(pod), namespace, dry_run=True)
+        secctx_suite.kube.apply(secctx_suite.image_map.rewrite(pod), secctx_namespace, dry_run=True)
     except FailToCreateError as err:
         if denial(err):  # RBAC refused the request: no admission took place
             raise
@@ -103,9 +103,9 @@ def _admission_error(suite, pod: dict, namespace: str) -> str | None:
     return None
 
 
-def _create_once(suite, obj: dict, namespace: str) -> None:
+def _create_once(secctx_suite, obj: dict, secctx_namespace: str) -> None:
     try:
-        suite.kube.apply(obj, namespace)
+        secctx_suite.kube.apply(obj, secctx_namespace)
     except FailToCreateError as err:
         if not all(isinstance(e, ApiException) and e.status == 409 for e in err.api_exceptions):
             raise

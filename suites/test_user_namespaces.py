@@ -25,8 +25,8 @@ def userns_pod(name: str) -> dict:
                      "containers": [{"name": "main", "image": "busybox:1.36", "command": SLEEPER}]}}
 
 
-def id_map(suite, namespace: str, pod: str, which: str) -> list[tuple[int, int, int]]:
-    out = runner.sh(suite, namespace, pod, f"cat /proc/1/{which}")
+def id_map(secctx_suite, secctx_namespace: str, pod: str, which: str) -> list[tuple[int, int, int]]:
+    out = runner.sh(secctx_suite, secctx_namespace, pod, f"cat /proc/1/{which}")
     require(out.returncode == 0, out.transcript())
     return parse_id_map(out.stdout, which)
 
@@ -44,20 +44,20 @@ def overlapping(ranges: list[range]) -> list[tuple[range, range]]:
             if a.start < b.stop and b.start < a.stop]
 
 
-def test_two_pods_with_hostUsers_false_get_disjoint_host_ids(suite, namespace):
+def test_two_pods_with_hostUsers_false_get_disjoint_host_ids(secctx_suite, secctx_namespace):
     report.label_test("User namespaces", "hostUsers: false", "two pods",
-                      suite.kubernetes_version, "critical", [(
+                      secctx_suite.kubernetes_version, "critical", [(
                           "[sig-node] Security Context When creating a pod in the host user "
                           "namespace when hostUsers is false should mount all volumes with proper "
                           "permissions with hostUsers=false [LinuxOnly]",
                           UPSTREAM + "common/node/security_context.go")],
                       title="two pods with hostUsers: false: each its own idsPerPod host ids, "
                             "the two ranges disjoint")
-    require(suite.env.supports("user_namespaces"), "the node reports no user namespace support")
+    require(secctx_suite.env.supports("user_namespaces"), "the node reports no user namespace support")
     for name in ("userns-a", "userns-b"):
-        runner.start_pod(suite, namespace, userns_pod(name))
+        runner.start_pod(secctx_suite, secctx_namespace, userns_pod(name))
     for which in ("uid_map", "gid_map"):
-        maps = [id_map(suite, namespace, p, which) for p in ("userns-a", "userns-b")]
+        maps = [id_map(secctx_suite, secctx_namespace, p, which) for p in ("userns-a", "userns-b")]
         report.attach_text(which, "\n".join(f"{p}: {m}" for p, m in zip(("a", "b"), maps)))
         kinds = [expect.classify_id_map(m) for m in maps]
         wanted = [expect.pod_range(suite.env.on(node_of(suite, namespace, p)).userns_ids_per_pod)
@@ -67,13 +67,13 @@ def test_two_pods_with_hostUsers_false_get_disjoint_host_ids(suite, namespace):
         require(not clash, not_enforced(f"{which}: the pods share host ids {clash}"))
 
 
-def test_container_ulimits_is_served_or_said_not_available(suite):
+def test_container_ulimits_is_served_or_said_not_available(secctx_suite):
     """Upstream has no ContainerUlimits feature gate in v1.34-v1.37 (pkg/features): the
     API serves no ulimits field. Should a version serve one, this fails: write its case."""
     report.label_test("Ulimits", "securityContext ulimits (ContainerUlimits)", "API field",
-                      suite.kubernetes_version,
+                      secctx_suite.kubernetes_version,
                       title="the ulimits field: served by the API server, or not available")
-    api = suite.kube.api
+    api = secctx_suite.kube.api
     method, url, headers, _, _ = api.param_serialize("GET", "/openapi/v3/api/v1",
                                                      auth_settings=["BearerToken"])
     response = api.call_api(method, url, headers)
@@ -82,7 +82,7 @@ def test_container_ulimits_is_served_or_said_not_available(suite):
     served = [name for name in ("io.k8s.api.core.v1.SecurityContext", "io.k8s.api.core.v1.Container")
               if "ulimits" in schema["components"]["schemas"][name]["properties"]]
     if not served:
-        pytest.skip(not_available(suite.kubernetes_version, "the API serves no ulimits field in "
+        pytest.skip(not_available(secctx_suite.kubernetes_version, "the API serves no ulimits field in "
                                   "Container or SecurityContext: ContainerUlimits is no feature gate "
                                   "of this version"))
     pytest.fail(f"{served} serve ulimits: the suite has no case for them yet", pytrace=False)

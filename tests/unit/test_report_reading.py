@@ -68,7 +68,7 @@ def test_plain_parameters_re_sets_only_str_values(monkeypatch):
     monkeypatch.setattr(report.allure.dynamic, "parameter", lambda name, value: seen.append(
         (name, represent(value))))
     report.plain_parameters({"manifest": "secure-pod.yaml", "preexisting_gid": 0,
-                             "recipe_case": SimpleNamespace()})
+                             "secctx_recipe_case": SimpleNamespace()})
     assert seen == [("manifest", "secure-pod.yaml")]
 
 

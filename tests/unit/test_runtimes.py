@@ -39,7 +39,7 @@ def test_set_up_learns_only_the_runtimes_of_the_selected_cases():
     def item(marker=None, **params):
         return SimpleNamespace(callspec=SimpleNamespace(params=params),
                                get_closest_marker=lambda name: name == marker or None)
-    items = [item(recipe_case=p) for p in params if p.runtime != "crun"] + [item()]
+    items = [item(secctx_recipe_case=p) for p in params if p.runtime != "crun"] + [item()]
     cfg = config(["default", "crun", "runsc"])
     assert plugin.selected_runtimes(items, cfg) == ["default", "runsc"]
     assert plugin.selected_runtimes(items[-1:], cfg) == ["default"], "no recipe case: default"

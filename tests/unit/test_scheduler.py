@@ -129,7 +129,7 @@ def test_a_shared_wait_that_times_out_names_what_it_waited_for_and_what_it_saw()
 def item(name, recipe=True):
     param = SimpleNamespace(id=name)
     return SimpleNamespace(nodeid=f"suites/t.py::test[{name}]", name=f"test[{name}]",
-                           callspec=SimpleNamespace(params={"recipe_case" if recipe else "x": param}))
+                           callspec=SimpleNamespace(params={plugin.RECIPE_CASE if recipe else "x": param}))
 
 
 def test_upcoming_jobs_are_the_selected_recipe_cases_or_those_queued_to_an_xdist_worker():

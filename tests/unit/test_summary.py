@@ -276,7 +276,7 @@ def test_junit_properties_name_case_runtime_category_and_upstream(pytester, xdis
         from secctx.categories import not_enforced
         from secctx.verdict import Check
 
-        def test_case(recipe_case, request):
+        def test_case(secctx_recipe_case, request):
             summary.record_checks(request.node, [Check("NoNewPrivs", 1, 0, "apE false")])
             verdict.fail(not_enforced("NoNewPrivs differs"))
     """)
@@ -303,7 +303,7 @@ def test_a_passed_case_names_only_its_case_files_upstream_specs(pytester):
         from secctx import summary
         from secctx.verdict import Check
 
-        def test_case(recipe_case, request):
+        def test_case(secctx_recipe_case, request):
             summary.record_checks(request.node, [Check("uid_map", "host", "host", "hostUsers")])
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--runtime-class=default",

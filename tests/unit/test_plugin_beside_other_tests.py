@@ -1,0 +1,97 @@
+"""The plugin is loaded in every pytest run of an environment where it is installed:
+a team's own tests and other plugins must not notice it, and its own tests must not
+depend on a configuration file of ours."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from secctx import paths, plugin
+
+
+def test_a_foreign_run_keeps_its_fixtures_parameters_and_sigterm(pytester):
+    """A team's test that takes `case_file` and a conftest `namespace` fixture: the plugin
+    parametrizes nothing of theirs (its parameters are secctx_-prefixed), and SIGTERM
+    keeps pytest's own handling (the suite's handler only where the suite runs)."""
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def namespace():
+            return "theirs"
+    """)
+    pytester.makepyfile("""
+        import signal
+        import pytest
+
+        @pytest.mark.parametrize("case_file", ["a.txt"])
+        def test_theirs(case_file, namespace):
+            assert (case_file, namespace) == ("a.txt", "theirs")
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=1)
+
+
+def test_the_plugins_markers_need_no_configuration_file(pytester):
+    """--strict-markers in a directory without pytest configuration: e2e is known."""
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.e2e
+        @pytest.mark.kind_only
+        @pytest.mark.every_runtime
+        def test_marked():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--strict-markers")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=1)
+
+
+class _Item:
+    def __init__(self, path: Path, marker=None):
+        self.path, self.markers = path, [marker] if marker else []
+
+    def get_closest_marker(self, name):
+        return next((m for m in self.markers if m.name == name), None)
+
+    def add_marker(self, marker):
+        self.markers.append(marker.mark)
+
+
+def _config(timeout_option=None, ini="", timeout_plugin=True):
+    return SimpleNamespace(
+        pluginmanager=SimpleNamespace(hasplugin=lambda name: timeout_plugin and name == "timeout"),
+        getoption=lambda name, default=None: timeout_option if name == "timeout" else default,
+        getini=lambda name: ini)
+
+
+def _timeouts(items):
+    return [[(m.args, m.kwargs) for m in i.markers if m.name == "timeout"] for i in items]
+
+
+def test_suite_tests_get_the_timeout_backstop_when_the_run_sets_none(monkeypatch):
+    monkeypatch.delenv("PYTEST_TIMEOUT", raising=False)
+    own = pytest.mark.timeout(900).mark
+    items = [_Item(paths.SUITES / "test_cluster.py"), _Item(paths.SUITES / "test_x.py", own),
+             _Item(Path("/team/tests/test_theirs.py"))]
+    plugin.pytest_collection_modifyitems(_config(), items)
+    assert _timeouts(items) == [[((plugin.SUITE_TEST_TIMEOUT,), {"func_only": True})],
+                                [((900,), {})],  # the test's own marker stands
+                                []]  # a team's test: not the suite's to bound
+
+
+@pytest.mark.parametrize("config, env", [
+    (_config(timeout_option=60), {}), (_config(ini="120"), {}), (_config(), {"PYTEST_TIMEOUT": "30"}),
+    (_config(timeout_plugin=False), {})], ids=["--timeout", "ini", "PYTEST_TIMEOUT", "no:timeout"])
+def test_a_run_that_sets_its_own_timeout_keeps_it_for_suite_tests(config, env, monkeypatch):
+    monkeypatch.delenv("PYTEST_TIMEOUT", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    items = [_Item(paths.SUITES / "test_cluster.py")]
+    plugin.pytest_collection_modifyitems(config, items)
+    assert _timeouts(items) == [[]]
