@@ -5,7 +5,8 @@ PYTHONPATH, no user site, no current directory on sys.path), so nothing of this
 checkout can stand in for what the wheel leaves out. The team's repository holds
 only case files and manifests: no conftest, no pytest configuration of its own.
 
-The run on a cluster has no docker on PATH: an existing cluster needs only Python.
+The run on a cluster has no docker on PATH and is not root (an unprivileged user
+with a home of its own): an existing cluster needs only Python.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -37,6 +39,17 @@ NO_DOCKER_PATH = os.pathsep.join(d for d in ("/usr/bin", "/bin")
 
 
 @dataclass
+class User:
+    """An unprivileged user (nobody) with a home and a working directory of its own."""
+    uid: int
+    gid: int
+    home: Path
+
+    def prefix(self) -> list[str]:
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
+
+
+@dataclass
 class Venv:
     root: Path
     wheel: Path
@@ -46,20 +59,26 @@ class Venv:
     def python(self) -> Path:
         return self.root / "bin" / "python"
 
-    def run(self, *args: str, cwd: Path, timeout: float = 300,
-            path: str | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, cwd: Path, timeout: float = 300, path: str | None = None,
+            user: User | None = None) -> subprocess.CompletedProcess:
         """`python -I ARGS` of this venv in `cwd`; PATH is the venv's bin and `path`
-        (default: this process's PATH)."""
+        (default: this process's PATH); as `user` with only its own home and cache."""
         env = {k: v for k, v in nested_env().items()
                if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
         env["PATH"] = os.pathsep.join([str(self.root / "bin"), path or os.environ["PATH"]])
-        return subprocess.run([str(self.python), "-I", *args], cwd=cwd, env=env,
+        prefix = []
+        if user is not None:
+            env = {k: v for k, v in env.items() if not k.startswith(("SECCTX_", "XDG_"))}
+            env.update(HOME=str(user.home), USER="nobody", LOGNAME="nobody")
+            prefix = user.prefix()
+        return subprocess.run([*prefix, str(self.python), "-I", *args], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def wheel_venv(tmp_path_factory) -> Venv:
-    """The wheel of this checkout in a new venv (once per session)."""
+    """The wheel of this checkout in a new venv (once per session), in a directory
+    every user can read (pytest's own tmp directories are root's alone)."""
     t0 = time.monotonic()
     # Built from a copy of what git has (tracked and new files, as committed or not):
     # a build directory left in the checkout would put files back that are gone.
@@ -74,7 +93,9 @@ def wheel_venv(tmp_path_factory) -> Venv:
     assert build.returncode == 0, build.stderr[-3000:]
     wheels = sorted(dist.glob("secctx_conformance-*.whl"))
     assert len(wheels) == 1, wheels
-    root = tmp_path_factory.mktemp("venv")
+    readable = Path(tempfile.mkdtemp(prefix="secctx-wheel-venv-"))
+    readable.chmod(0o755)
+    root = readable / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=300)
     install = subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
                               "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt"),
@@ -82,7 +103,25 @@ def wheel_venv(tmp_path_factory) -> Venv:
     assert install.returncode == 0, install.stderr[-3000:]
     venv = Venv(root, wheels[0], time.monotonic() - t0)
     print(f"\nwheel built and installed into a new venv in {venv.seconds:.1f}s")
-    return venv
+    yield venv
+    shutil.rmtree(readable, ignore_errors=True)
+
+
+@pytest.fixture
+def nobody(team_repo):
+    """`nobody`, owning a home and a copy of the team's repository, in a directory it can
+    reach; removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a command as another user (setpriv)")
+    base = Path(tempfile.mkdtemp(prefix="secctx-wheel-nobody-"))
+    base.chmod(0o755)
+    user = User(65534, 65534, base / "home")
+    user.home.mkdir()
+    shutil.copytree(team_repo, base / "team")
+    for p in [user.home, *(base / "team").rglob("*"), base / "team"]:
+        os.chown(p, user.uid, user.gid)
+    yield user
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def tracked_files() -> list[str]:
@@ -178,18 +217,25 @@ def test_packaged_commands_find_their_data(wheel_venv, empty_dir):
 
 
 @pytest.mark.e2e
-def test_a_team_case_runs_on_an_existing_cluster_with_only_python(wheel_venv, team_repo, clean,
-                                                                  tmp_path):
-    """No docker on PATH: `pip install` and `pytest --secctx-existing-cluster --kubeconfig K`
-    are all a team with a managed cluster needs. Then a small HTML report of that run."""
+def test_a_team_case_runs_on_an_existing_cluster_with_only_python(wheel_venv, nobody, clean):
+    """No docker on PATH, not root: `pip install` and `pytest --secctx-existing-cluster
+    --kubeconfig K` are all a team with a managed cluster needs. Then a small HTML
+    report of that run."""
     assert shutil.which("docker", path=NO_DOCKER_PATH) is None
-    results = tmp_path / "allure"
+    team = nobody.home.parent / "team"
+    kubeconfig = nobody.home / "kubeconfig"
+    shutil.copyfile(clean.kubeconfig, kubeconfig)
+    os.chown(kubeconfig, nobody.uid, nobody.gid)
+    kubeconfig.chmod(0o600)
+    whoami = wheel_venv.run("-c", "import os; print(os.geteuid())", cwd=team, user=nobody)
+    assert whoami.stdout.strip() == str(nobody.uid), whoami.stderr
+    results = team / "reports" / "allure"
     t0 = time.monotonic()
     run = wheel_venv.run("-m", "pytest", "-p", "no:cacheprovider", "--secctx-cases-dir", "cases",
-                         "--secctx-existing-cluster", "--secctx-kubeconfig", str(clean.kubeconfig),
+                         "--secctx-existing-cluster", "--kubeconfig", str(kubeconfig),
                          "--secctx-mode", clean.mode, "-k", "team-app or test_every_node_is_ready",
                          "--alluredir", str(results), "-rA", *ONE_RUNTIME,
-                         cwd=team_repo, path=NO_DOCKER_PATH, timeout=600)
+                         cwd=team, path=NO_DOCKER_PATH, timeout=600, user=nobody)
     seconds = time.monotonic() - t0
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
@@ -201,8 +247,8 @@ def test_a_team_case_runs_on_an_existing_cluster_with_only_python(wheel_venv, te
 
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed: the HTML report needs Node.js 20+ with npm")
-    html = tmp_path / "html"
+    html = nobody.home.parent / "html"
     report = wheel_venv.run("-m", "secctx.htmlreport", "--results", str(results), "--out",
-                            str(html), "--single-file", cwd=team_repo, timeout=900)
+                            str(html), "--single-file", cwd=team, timeout=900)
     assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-3000:]
     assert "team-app" in (html / "index.html").read_text()
