@@ -60,7 +60,7 @@ def test_two_pods_with_hostUsers_false_get_disjoint_host_ids(secctx_suite, secct
         maps = [id_map(secctx_suite, secctx_namespace, p, which) for p in ("userns-a", "userns-b")]
         report.attach_text(which, "\n".join(f"{p}: {m}" for p, m in zip(("a", "b"), maps)))
         kinds = [expect.classify_id_map(m) for m in maps]
-        wanted = [expect.pod_range(suite.env.on(node_of(suite, namespace, p)).userns_ids_per_pod)
+        wanted = [expect.pod_range(secctx_suite.env.on(node_of(secctx_suite, secctx_namespace, p)).userns_ids_per_pod)
                   for p in ("userns-a", "userns-b")]
         require(kinds == wanted, not_enforced(f"{which}: {maps} ({kinds})"))
         clash = overlapping(host_ranges(maps))
