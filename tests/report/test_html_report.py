@@ -705,7 +705,9 @@ def test_baseline_diff_in_browser_one_click_from_the_report(matrix_report, brows
     with _serving(matrix_report["index"].parent) as url:
         _tree(cdp, url)
         cdp.click("#secctx-pages a", "Changes since the baseline")
-        cdp.wait_for("location.pathname.endsWith('/baseline-diff.html')", "the baseline diff page")
+        # The path changes when the new document commits, before it is parsed (CI saw no cells).
+        cdp.wait_for("location.pathname.endsWith('/baseline-diff.html') && document.readyState === 'complete'",
+                     "the baseline diff page")
         [cell] = _changed_cells(cdp)
         assert (cell["case"], cell["field"]) == (CASE_ID, CAP_EFF)
         assert (cell["left_column"], cell["column"]) == (f"{NEW} (baseline)", f"{NEW} (this run)")
