@@ -286,7 +286,8 @@ class Kube:
                                    f"{problem[1]}", pod, problem[0])
         raise WaitTimeout(f"deployment {namespace}/{name} not ready after {timeout:.0f}s; "
                           f"status: {last.status if last else None}\nevents:\n"
-                          f"{format_events(self.events(namespace))}")
+                          f"{format_events(self.events(namespace))}\n"
+                          f"{self.unwell_logs(namespace)}")
 
     def exec(self, pod: str, namespace: str, container: str, command: list[str],
              timeout: float = 30) -> ExecResult:
@@ -318,6 +319,22 @@ class Kube:
         items = self.core.list_namespaced_event(namespace, field_selector=selector).items
         return sorted(items, key=lambda e: (e.last_timestamp or e.event_time or
                                             e.metadata.creation_timestamp))
+
+    def unwell_logs(self, namespace: str, lines: int = 20) -> str:
+        """The log tail of every container in the namespace that restarted or is not
+        ready (the previous run's when it restarted): a wait's dump shows why, not
+        only that (a crash-looping kube-proxy is why coredns never becomes ready)."""
+        parts = []
+        for pod in self.core.list_namespaced_pod(namespace).items:
+            for st in pod.status.container_statuses or []:
+                if st.ready and not st.restart_count:
+                    continue
+                previous = bool(st.restart_count)
+                tail = self.logs(pod.metadata.name, namespace, st.name, previous=previous)
+                parts.append(f"logs of {pod.metadata.name}/{st.name} "
+                             f"({'previous run, ' if previous else ''}{st.restart_count} restarts):\n"
+                             + "\n".join(tail.splitlines()[-lines:]))
+        return "\n".join(parts) or "(every container ready, none restarted)"
 
     def logs(self, pod: str, namespace: str, container: str, previous: bool = False) -> str:
         try:

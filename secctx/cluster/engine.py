@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..offline import capshim, log
+from . import inotify
 
 SHIM_DIR = Path("/usr/local/lib/secctx")
 SHIM_RUNTIME = "secctx-runc"
@@ -146,6 +147,7 @@ def restore_sysctls() -> None:
     state = STATE_DIR / "host-sysctls.json"
     if os.geteuid() != 0:  # only root writes /proc/sys; root, who started dockerd, restores
         return
+    inotify.restore(STATE_DIR)
     if state.exists():
         for key, value in json.loads(state.read_text()).items():
             Path("/proc/sys", key).write_text(value)

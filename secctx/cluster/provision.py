@@ -18,7 +18,7 @@ from ..images import docker
 from ..images import load as images
 from ..offline import capshim, log, nodeimage
 from ..podspec import condition_true
-from . import engine, existing, kindconfig, versions
+from . import engine, existing, inotify, kindconfig, versions
 from . import mode as modes
 from .kind import ClusterError, KindCluster
 
@@ -126,8 +126,8 @@ def bring_up(opts: Options) -> Cluster:
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
                        image=node_image, config=config)
     created = _create_or_reuse(kind)
-    _wait_for_system_deployments(Path(kind.kubeconfig_path))
     try:
+        _wait_for_system_deployments(Path(kind.kubeconfig_path))
         images.load_onto_nodes(kind, to_load)
     except BaseException:  # a half-set-up cluster this run created is not kept
         if created:
@@ -156,6 +156,7 @@ def _create_or_reuse(kind: KindCluster) -> bool:
             return False
         log.step(f"kept cluster {kind.name} is stopped or unhealthy; recreating it")
         kind.delete()
+    inotify.ensure(engine.STATE_DIR)
     log.step(f"creating kind cluster {kind.name} from {kind.image}")
     kind.create()
     stamp.write_text(identity())  # an image kind pulled is there now, and has an identity
@@ -176,11 +177,15 @@ def _wait_for_system_deployments(kubeconfig: Path, timeout: float = 180) -> None
     provisioner may still be starting. A complete cluster has them available.
     local-path-provisioner often restarts once while the kubernetes Service is
     not yet routed, so a crash loop here is waited out, within the bound."""
-    from ..kube import Kube
+    from ..kube import Kube, WaitTimeout
     kube = Kube.from_kubeconfig(kubeconfig)
     for namespace in ("kube-system", "local-path-storage"):
         for dep in kube.apps.list_namespaced_deployment(namespace).items:
-            kube.wait_for_deployment(dep.metadata.name, namespace, timeout, fail_fast=False)
+            try:
+                kube.wait_for_deployment(dep.metadata.name, namespace, timeout, fail_fast=False)
+            except WaitTimeout as err:  # the dump (events, unwell containers' logs) says why
+                raise ClusterError(f"the new cluster's system pods did not become ready: {err}") \
+                    from None
     log.step("system deployments are available")
 
 
