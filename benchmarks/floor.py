@@ -3,7 +3,7 @@ selected recipe cases, as fast as it can, with nothing observed or judged.
 
 Run by benchmarks.run on the ready cluster, like the suite:
 
-    python -m pytest benchmarks/floor.py -q --mode offline --cluster-name C --keep-cluster
+    python -m pytest benchmarks/floor.py -q --secctx-mode offline --cluster-name C --keep-cluster
 
 It sets the session up as the suite does (secctx.session), then creates a
 namespace for every case and applies its objects there, START_SLOTS cases starting at

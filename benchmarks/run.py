@@ -245,19 +245,19 @@ def cluster_down_cmd(name: str) -> list[str]:
 
 
 # How the suite runs: one case after another, the scheduler (the default), or xdist.
-SUITE_KINDS = {"serial": ["--case-concurrency", "1"],
-               "scheduler": ["--case-concurrency", str(SCHEDULED_CONCURRENCY)],
+SUITE_KINDS = {"serial": ["--secctx-case-concurrency", "1"],
+               "scheduler": ["--secctx-case-concurrency", str(SCHEDULED_CONCURRENCY)],
                "parallel": ["-n", "auto"],
                # Like for like with upstream e2e, which runs the default handler only.
-               "default_runtime": ["--case-concurrency", str(SCHEDULED_CONCURRENCY),
-                                   "--runtime-class", "default"]}
+               "default_runtime": ["--secctx-case-concurrency", str(SCHEDULED_CONCURRENCY),
+                                   "--secctx-runtime-class", "default"]}
 
 
 def suite_cmd(name: str, version: str, kind: str, junit: Path,
               alluredir: Path | None = None) -> list[str]:
     return [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
-            "--cluster-name", name, "--keep-cluster", "--kubernetes-version", version,
-            "--mode", "offline", f"--junitxml={junit}",
+            "--cluster-name", name, "--keep-cluster", "--secctx-kubernetes-version", version,
+            "--secctx-mode", "offline", f"--junitxml={junit}",
             *([f"--alluredir={alluredir}"] if alluredir else []), *SUITE_KINDS[kind]]
 
 
@@ -265,7 +265,7 @@ def floor_cmd(name: str, version: str) -> list[str]:
     """benchmarks/floor.py: the session set up as the suite's, then the cases' pods only."""
     return [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "floor.py"), "-q", "-s",
             "-p", "no:cacheprovider", "--cluster-name", name, "--keep-cluster",
-            "--kubernetes-version", version, "--mode", "offline"]
+            "--secctx-kubernetes-version", version, "--secctx-mode", "offline"]
 
 
 def e2e_prepare_cmd(name: str, version: str) -> list[str]:

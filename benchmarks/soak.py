@@ -58,7 +58,7 @@ def main() -> int:
     p.add_argument("--cluster-name", default="secctx-soak")
     p.add_argument("--timeout", type=float, default=900, help="bound of one run, seconds")
     p.add_argument("--mode", choices=("auto", "online", "offline"), default="offline",
-                   help="the suite's --mode (default offline: nothing is pulled)")
+                   help="the suite's --secctx-mode (default offline: nothing is pulled)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     args = p.parse_args()
     out = ROOT / "reports" / "soak"
@@ -68,7 +68,7 @@ def main() -> int:
     for i in range(args.runs):
         junit = out / f"{args.cluster_name}-run{i}.xml"
         cmd = [PY, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
-               f"--cluster-name={args.cluster_name}", f"--mode={args.mode}", f"--junitxml={junit}",
+               f"--cluster-name={args.cluster_name}", f"--secctx-mode={args.mode}", f"--junitxml={junit}",
                *args.pytest_args]
         if not args.fresh_cluster:
             cmd.append("--keep-cluster")

@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
-from . import report
+from . import optionnames, report
 from .categories import infrastructure as infrastructure_line
 from .cli import USER_ERRORS
 from .cluster import existing
@@ -60,4 +60,4 @@ def infrastructure(results: Path | None, what: str = ""):
     if results:
         report.write_results_files(results, {"set-up": "failed (category Infrastructure)"})
     # `from None`: the message says it all; no chained traceback.
-    raise failure(prefix + message, pytrace=False) from None
+    raise failure(prefix + optionnames.for_pytest(message), pytrace=False) from None

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cluster-up", help="create (or reuse) the kind cluster and load images")
     _cluster_args(p)
     p = sub.add_parser("images-publish", help="build the suite's own test images and push them "
-                       "to a registry (for --image-registry)")
+                       "to a registry (for --secctx-image-registry)")
     p.add_argument("registry", metavar="HOST[/PREFIX]")
 
     p = sub.add_parser("cluster-down", help="delete the kind cluster")

@@ -18,10 +18,10 @@ INTERNAL_ERROR = 3
 BAD_INPUT = 4  # an option or its value is wrong (pytest.UsageError)
 NO_TESTS = 5
 INFRASTRUCTURE_ERROR = 6  # the cluster or environment could not be used, and no check failed
-REGRESSION = 7  # --fail-on-regression: regressed against --compare-to, and no check failed
+REGRESSION = 7  # --secctx-fail-on-regression: regressed against --secctx-compare-to, and no check failed
 
 MEANING = {
-    OK: "green: every check passed (skips only with their reason) and, with --fail-on-regression, "
+    OK: "green: every check passed (skips only with their reason) and, with --secctx-fail-on-regression, "
         "no regression",
     NOT_ENFORCED: "NOT ENFORCED / test failure: at least one check failed (an enforcement failure, "
                   "a timeout, any failing test)",
@@ -33,7 +33,7 @@ MEANING = {
     INFRASTRUCTURE_ERROR: "INFRASTRUCTURE: the cluster or environment could not be used "
                           "(unreachable API server, no engine, an image no node can get, a "
                           "refused permission), and no check failed",
-    REGRESSION: "REGRESSION: --fail-on-regression with --compare-to, the run regressed against "
+    REGRESSION: "REGRESSION: --secctx-fail-on-regression with --secctx-compare-to, the run regressed against "
                 "the baseline, and no check failed",
 }
 
@@ -41,7 +41,7 @@ MEANING = {
 def decide(pytest_code: int, failing_categories: Iterable[str], regressions: int,
            fail_on_regression: bool) -> int:
     """The run's exit code. `failing_categories`: the category of each failed or erroring
-    test (secctx.categories); `regressions`: how many changes against --compare-to are
+    test (secctx.categories); `regressions`: how many changes against --secctx-compare-to are
     regressions. Precedence 1 > 6 > 7: a failed check is never hidden behind an
     infrastructure error, and an infrastructure error not behind a regression."""
     if pytest_code not in (OK, NOT_ENFORCED):  # interrupted, internal error, bad input, nothing

@@ -5,7 +5,7 @@ hack/lib.sh asks `python -m secctx host-needs [PYTEST ARGS]` and installs only
 what this prints; the mode is decided by secctx.cluster.mode, as set-up will
 decide it (no second copy of that rule in bash).
 
-- `--existing-cluster`: nothing. The suite builds nothing and talks only to the
+- `--secctx-existing-cluster`: nothing. The suite builds nothing and talks only to the
   cluster's API server (no engine, no packages, no root).
 - online kind: a Docker engine and busybox-static. The suite's own test images
   (myapp, identity, escalation) are built here from Debian's static busybox
@@ -58,8 +58,10 @@ class Needs:
 def parse(args: list[str]) -> argparse.Namespace:
     """The few pytest options that decide the host's needs; the rest are pytest's."""
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    p.add_argument("--existing-cluster", action="store_true")
-    p.add_argument("--mode", default="auto")
+    # Both spellings of the plugin's options (secctx.optionnames), the old one for a release.
+    p.add_argument("--secctx-existing-cluster", "--existing-cluster", dest="existing_cluster",
+                   action="store_true")
+    p.add_argument("--secctx-mode", "--mode", dest="mode", default="auto")
     p.add_argument("--report-test", action="store_true")
     return p.parse_known_args(args)[0]
 
@@ -71,7 +73,7 @@ def needs(args: list[str], docker_info: dict | None, image_present,
     opts = parse(args)
     extra = ["chromium"] if opts.report_test else []
     if opts.existing_cluster:
-        return Needs("existing", "--existing-cluster: the suite builds nothing", False, extra)
+        return Needs("existing", "--secctx-existing-cluster: the suite builds nothing", False, extra)
     if docker_info is None:  # no engine answers yet: nothing local to look at
         image_present = _nothing_present
     mode, why = modes.detect(opts.mode, docker_info or {}, image_present)

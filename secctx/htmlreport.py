@@ -24,7 +24,7 @@ carries the file between runs (CI cache) gets a report with history. The file is
 updated only when the report is made, and keeps the last --history-limit runs.
 
 Observations: --matrix DIR (what `python -m secctx.matrix compare` wrote) and --diff
-FILE (what --compare-to wrote) become pages beside index.html (matrix.html,
+FILE (what --secctx-compare-to wrote) become pages beside index.html (matrix.html,
 baseline-diff.html) whose cells link to the report's tests, and a line of links above
 the report's page leads to them, saying what changed ("1 regression"); with
 --single-file they are the files beside the one index.html. Allure 3 (3.18)
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                              "secctx.matrix compare (its matrix.json), e.g. reports/matrix")
     parser.add_argument("--diff", type=Path, default=None, metavar="FILE",
                         help="baseline diff to include: observations.diff.json, written by a run "
-                             "with --compare-to")
+                             "with --secctx-compare-to")
     args = parser.parse_args(argv)
     try:
         index = generate(args.results, args.out, args.single_file, args.history, args.name,

@@ -1,6 +1,6 @@
 """The image map: recipe image reference -> image the suite runs, per mode.
 
-Read from fixtures/images.yaml (+ --image-map), then, with --image-registry
+Read from fixtures/images.yaml (+ --secctx-image-map), then, with --secctx-image-registry
 HOST[/PREFIX], every image is pulled from that registry under its repository
 path and tag, as a mirror keeps them (`docker.io/library/busybox:1.36` ->
 `HOST/PREFIX/library/busybox:1.36`). Where the images come from and how they
@@ -33,11 +33,11 @@ def split_reference(reference: str) -> tuple[str, str]:
 
 
 def registry_problem(value: str) -> str | None:
-    """What is wrong with an --image-registry value, or None."""
+    """What is wrong with an --secctx-image-registry value, or None."""
     host = value.split("/", 1)[0]
     if not value or "://" in value or value.endswith("/") or not host or \
             ("." not in host and ":" not in host and host != "localhost"):
-        return (f"--image-registry {value!r} is not HOST[:PORT][/PREFIX] (a registry host has a "
+        return (f"--secctx-image-registry {value!r} is not HOST[:PORT][/PREFIX] (a registry host has a "
                 "dot or a port, no scheme; e.g. registry.example.com/mirror or localhost:5000)")
     return None
 
@@ -50,7 +50,7 @@ class ImageMapError(ValueError):
 class ImageMap:
     mode: str
     entries: dict[str, str]  # recipe reference -> local reference
-    registry: str | None = None  # --image-registry HOST[/PREFIX]
+    registry: str | None = None  # --secctx-image-registry HOST[/PREFIX]
 
     @classmethod
     def load(cls, mode: str, extra: Path | None = None, registry: str | None = None) -> ImageMap:

@@ -318,12 +318,12 @@ def load(path: Path) -> dict:
     if not path.is_file():
         raise DocumentError(f"{path} is not a file" + (" (it is a directory)" if path.exists() else
                                                        " (it does not exist)")
-                            + ": pass an observation file a run wrote with --observations")
+                            + ": pass an observation file a run wrote with --secctx-observations")
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise DocumentError(f"{path} is not JSON ({err}): pass an observation file a run wrote "
-                            "with --observations") from None
+                            "with --secctx-observations") from None
     if isinstance(doc, dict) and doc.get("schema_version") not in (None, SCHEMA_VERSION):
         raise DocumentError(f"{path} has schema_version {doc.get('schema_version')!r}; this suite "
                             f"reads version {SCHEMA_VERSION}: make the file again with this suite")
@@ -357,7 +357,7 @@ def _without_generated_names(doc: dict) -> dict:
 
 
 def diff_path(observations: Path, suffix: str = ".diff.json") -> Path:
-    """Where --compare-to writes the diff (`.diff.json`) and its summary (`.diff.txt`):
+    """Where --secctx-compare-to writes the diff (`.diff.json`) and its summary (`.diff.txt`):
     next to the observation file."""
     observations = Path(observations)
     stem = observations.name[:-len(".json")] if observations.name.endswith(".json") else observations.name
@@ -651,7 +651,7 @@ def summary(changes: list[Change], old: dict, new: dict) -> str:
 
 
 def diff_document(changes: list[Change], old: dict, new: dict) -> dict:
-    """The diff as data (what --compare-to and the matrix write)."""
+    """The diff as data (what --secctx-compare-to and the matrix write)."""
     return {"schema_version": SCHEMA_VERSION,
             "old": {"label": run_label(old), "created": old.get("created"),
                     "environment": old.get("environment")},
@@ -663,7 +663,7 @@ def diff_document(changes: list[Change], old: dict, new: dict) -> dict:
 
 
 def compare(baseline: dict, current: dict, observations_path: Path) -> tuple[list[Change], str, Path]:
-    """What --compare-to does at the end of a session: diff, the summary, the diff file
+    """What --secctx-compare-to does at the end of a session: diff, the summary, the diff file
     (the summary goes beside it, for CI job summaries)."""
     changes = diff(baseline, current)
     path = write(diff_path(observations_path), diff_document(changes, baseline, current))

@@ -8,19 +8,20 @@ needed), and only a run that collects the suite gets its SIGTERM handling and it
 per-test timeout backstop.
 
 In this checkout `pytest suites` uses it; in a platform team's repository that
-holds only case files, `pytest --cases-dir cases/` runs the packaged suite with
+holds only case files, `pytest --secctx-cases-dir cases/` runs the packaged suite with
 them (the plugin adds the packaged `suites` to what pytest collects).
 """
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from . import cache, hostlimits, imagemap, paths, recording, report, session, summary, timing
+from . import cache, hostlimits, imagemap, optionnames, paths, recording, report, session, summary, timing
 from . import cases as case_files
 from .boundary import infrastructure
 from .categories import infrastructure as infrastructure_line
@@ -39,49 +40,53 @@ from .signals import cleanup_first, terminate_like_interrupt
 
 def pytest_addoption(parser):
     g = parser.getgroup("secctx", "secctx-conformance")
-    g.addoption("--kubernetes-version", default=None,
-                help="Kubernetes version of the kind cluster (default: offline "
-                     f"{provision.DEFAULT_KUBERNETES_VERSION}; online: kind's default node image)")
-    g.addoption("--mode", choices=("auto", "online", "offline"), default="auto",
-                help="where node and workload images come from (default: detect)")
-    g.addoption("--image-map", type=Path, default=None,
-                help="YAML image map merged over fixtures/images.yaml")
-    g.addoption("--image-registry", default=None, metavar="HOST[/PREFIX]",
-                help="pull every image from this registry, under its repository path and tag "
-                     "(a private mirror)")
-    g.addoption("--registry-mirror", action="append", default=[], metavar="[REGISTRY=]URL",
-                help="the kind nodes pull REGISTRY's images from URL (without REGISTRY: "
-                     "docker.io, registry.k8s.io, ghcr.io and URL's own host); repeatable")
-    g.addoption("--cases-dir", type=Path, action="append", default=[],
-                help="extra directory of case files (repeatable)")
-    g.addoption("--existing-cluster", action="store_true",
-                help="run against the cluster of --kubeconfig; create and delete nothing")
-    g.addoption("--kube-context", default=None, help="context in --kubeconfig")
-    g.addoption("--keep-on-failure", action="store_true",
-                help="keep a failing test's namespace (and the cluster) for inspection")
-    g.addoption("--rebuild", action="store_true", help="rebuild offline images")
-    g.addoption("--kubelet-seccomp-default", action="store_true",
-                help="create the kind cluster with kubelet seccompDefault: true (pods without a "
-                     "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
-    g.addoption("--runtime-class", action="append", default=[], metavar="NAME",
-                help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
-                     "repeatable (default: `default` and the RuntimeClasses of the cluster; "
-                     "offline kind: crun and runsc)")
-    g.addoption("--observations", type=Path, default=None, metavar="FILE",
-                help="write what the run observed, as JSON (default: reports/observations.json)")
-    g.addoption("--case-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
-                help="every selected recipe case is applied at once; at most N are observed "
-                     f"and judged at once (default {DEFAULT_CONCURRENCY}; 1: one case after "
-                     "another, from apply to verdict)")
-    g.addoption("--compare-to", type=Path, default=None, metavar="FILE",
-                help="compare this run's observations with FILE (an earlier run's) at the end")
-    g.addoption("--fail-on-regression", action="store_true",
-                help="with --compare-to: exit 7 when the run regressed against FILE (and no check "
-                     "failed); see docs/summary.md")
-    g.addoption("--summary", type=Path, default=None, metavar="FILE",
-                help="write the per-test verdict as JSON (default: reports/summary.json; written "
-                     "by every run of the suite)")
-    generated_options.add(g)
+
+    def add(name, **kwargs):  # --secctx-NAME (and the old --NAME, hidden, for a release)
+        optionnames.add(g, name, **kwargs)
+
+    add("kubernetes-version", default=None,
+        help="Kubernetes version of the kind cluster (default: offline "
+             f"{provision.DEFAULT_KUBERNETES_VERSION}; online: kind's default node image)")
+    add("mode", choices=("auto", "online", "offline"), default="auto",
+        help="where node and workload images come from (default: detect)")
+    add("image-map", type=Path, default=None,
+        help="YAML image map merged over fixtures/images.yaml")
+    add("image-registry", default=None, metavar="HOST[/PREFIX]",
+        help="pull every image from this registry, under its repository path and tag "
+             "(a private mirror)")
+    add("registry-mirror", action="append", default=[], metavar="[REGISTRY=]URL",
+        help="the kind nodes pull REGISTRY's images from URL (without REGISTRY: "
+             "docker.io, registry.k8s.io, ghcr.io and URL's own host); repeatable")
+    add("cases-dir", type=Path, action="append", default=[],
+        help="extra directory of case files (repeatable)")
+    add("existing-cluster", action="store_true",
+        help="run against the cluster of --kubeconfig; create and delete nothing")
+    add("kube-context", default=None, help="context in --kubeconfig")
+    add("keep-on-failure", action="store_true",
+        help="keep a failing test's namespace (and the cluster) for inspection")
+    add("rebuild", action="store_true", help="rebuild offline images")
+    add("kubelet-seccomp-default", action="store_true",
+        help="create the kind cluster with kubelet seccompDefault: true (pods without a "
+             "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
+    add("runtime-class", action="append", default=[], metavar="NAME",
+        help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
+             "repeatable (default: `default` and the RuntimeClasses of the cluster; "
+             "offline kind: crun and runsc)")
+    add("observations", type=Path, default=None, metavar="FILE",
+        help="write what the run observed, as JSON (default: reports/observations.json)")
+    add("case-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+        help="every selected recipe case is applied at once; at most N are observed "
+             f"and judged at once (default {DEFAULT_CONCURRENCY}; 1: one case after "
+             "another, from apply to verdict)")
+    add("compare-to", type=Path, default=None, metavar="FILE",
+        help="compare this run's observations with FILE (an earlier run's) at the end")
+    add("fail-on-regression", action="store_true",
+        help="with --secctx-compare-to: exit 7 when the run regressed against FILE (and no check "
+             "failed); see docs/summary.md")
+    add("summary", type=Path, default=None, metavar="FILE",
+        help="write the per-test verdict as JSON (default: reports/summary.json; written "
+             "by every run of the suite)")
+    generated_options.add(add)
 
 
 MARKERS = (
@@ -98,6 +103,9 @@ SUITE_TEST_TIMEOUT = 300
 def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    for line in optionnames.old_spellings_used(config.option):
+        if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller says it once
+            print(line, file=sys.stderr)
     log.set_sink(_live_lines(config))
     # A run of the suite writes reports/summary.json (not --collect-only: no verdict).
     writes_summary = bool(config.getoption("summary") or (
@@ -105,6 +113,7 @@ def pytest_configure(config):
                                                  or _collects_the_suite(config))))
     problem = option_problem(config.getoption)
     if problem:
+        problem = optionnames.for_pytest(problem)
         summary.write_bad_input(config, infrastructure_line(problem), writes_summary)
         raise pytest.UsageError(infrastructure_line(problem))
     config.pluginmanager.register(recording.Recorder(config), "secctx-observations")
@@ -164,19 +173,19 @@ def option_problem(get) -> str | None:
     pytest's config.getoption."""
     for d in get("cases_dir"):
         if not d.is_dir():
-            return (f"--cases-dir {d} is not a directory"
+            return (f"--secctx-cases-dir {d} is not a directory"
                     + (" (it is a file)" if d.exists() else " (it does not exist)")
                     + ": pass a directory that holds case files (*.yaml)")
         if not any(d.glob("*.yaml")):
-            return (f"--cases-dir {d} holds no case files (*.yaml): add cases (see "
+            return (f"--secctx-cases-dir {d} holds no case files (*.yaml): add cases (see "
                     "fixtures/cases/README.md) or drop the option")
     image_map = get("image_map")
     if image_map is not None and not image_map.is_file():
-        return f"--image-map {image_map} is not a file: pass the path of a YAML image map"
+        return f"--secctx-image-map {image_map} is not a file: pass the path of a YAML image map"
     registry = get("image_registry")
     if registry is not None and imagemap.registry_problem(registry):
         return imagemap.registry_problem(registry)
-    conflict = modes.registry_problem(registry, get("mode"), "chosen with --mode/SECCTX_MODE")
+    conflict = modes.registry_problem(registry, get("mode"), "chosen with --secctx-mode/SECCTX_MODE")
     if conflict:
         return conflict
     try:
@@ -185,14 +194,14 @@ def option_problem(get) -> str | None:
         return str(err)
     concurrency = get("case_concurrency")
     if concurrency is not None and concurrency < 1:
-        return (f"--case-concurrency {concurrency} is below 1: pass 1 (one case after another) "
+        return (f"--secctx-case-concurrency {concurrency} is below 1: pass 1 (one case after another) "
                 "or more")
     baseline = recording.baseline_problem(get("compare_to"))
     if baseline:
         return baseline
     if get("fail_on_regression") and not get("compare_to"):
-        return ("--fail-on-regression needs --compare-to FILE (the baseline run's observations): "
-                "pass --compare-to, or drop --fail-on-regression")
+        return ("--secctx-fail-on-regression needs --secctx-compare-to FILE (the baseline run's observations): "
+                "pass --secctx-compare-to, or drop --secctx-fail-on-regression")
     summary_file = summary.path_problem(get("summary"))
     if summary_file:
         return summary_file
@@ -203,25 +212,25 @@ def option_problem(get) -> str | None:
                 "its Go module")
     existing = get("existing_cluster")
     if existing:
-        for option, value in (("--kubernetes-version", get("kubernetes_version")),
+        for option, value in (("--secctx-kubernetes-version", get("kubernetes_version")),
                               ("--kind-image", get("kind_image")), ("--kind-bin", kind_bin),
                               ("--keep-cluster", get("keep_cluster")),
-                              ("--rebuild", get("rebuild")),
-                              ("--registry-mirror", get("registry_mirror")),
-                              ("--kubelet-seccomp-default", get("kubelet_seccomp_default"))):
+                              ("--secctx-rebuild", get("rebuild")),
+                              ("--secctx-registry-mirror", get("registry_mirror")),
+                              ("--secctx-kubelet-seccomp-default", get("kubelet_seccomp_default"))):
             if value:
-                return (f"{option} cannot go with --existing-cluster: the suite creates no "
-                        f"cluster there; drop {option}, or drop --existing-cluster to test a kind "
+                return (f"{option} cannot go with --secctx-existing-cluster: the suite creates no "
+                        f"cluster there; drop {option}, or drop --secctx-existing-cluster to test a kind "
                         "cluster")
         if not get("kubeconfig"):
-            return ("--existing-cluster needs --kubeconfig PATH (the kubeconfig of the cluster "
+            return ("--secctx-existing-cluster needs --kubeconfig PATH (the kubeconfig of the cluster "
                     "to test)")
         try:  # the file and its context, not the network: that is the session's preflight
             existing_cluster.check_kubeconfig(Path(get("kubeconfig")), get("kube_context"))
         except ClusterError as err:
             return str(err)
     elif get("kube_context"):
-        return ("--kube-context needs --existing-cluster and --kubeconfig: a kind cluster the "
+        return ("--secctx-kube-context needs --secctx-existing-cluster and --kubeconfig: a kind cluster the "
                 "suite creates has one context")
     return None
 

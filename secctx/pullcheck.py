@@ -22,7 +22,7 @@ from .kube import IMAGE_MISSING, Kube, WaitTimeout, format_events
 NAME = "secctx-pull-check"
 SUITE_IMAGES_HINT = (f"{SUITE_REGISTRY}: for a cluster without access, push them to your "
                      "registry with `python -m secctx images-publish HOST[/PREFIX]` and pass "
-                     "--image-registry HOST[/PREFIX]")
+                     "--secctx-image-registry HOST[/PREFIX]")
 FAILED = IMAGE_MISSING | {"InvalidImageName"}
 
 
@@ -118,9 +118,9 @@ def one_line(missing: list[Unavailable], owned_note: str = "") -> str:
     also = f" (also: {', '.join(more)})" if more else ""
     if first.reason == "ErrImageNeverPull":
         fix = ("the images must already be on the nodes under these names (offline map): load "
-               "them there, or drop --mode offline to pull them")
+               "them there, or drop --secctx-mode offline to pull them")
     else:
         fix = (f"make {registry} (or the mirror the nodes pull it through) serve it, point "
-               "--image-registry at a registry that has it, or use --mode offline")
+               "--secctx-image-registry at a registry that has it, or use --secctx-mode offline")
     return (f"node {first.node} cannot get image {first.image} from {registry}: {first.reason}: "
             f"{first.message.strip()}{also}; {fix}{owned_note}")

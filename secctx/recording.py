@@ -7,9 +7,9 @@ fixture hands it to the `Suite` (`attach`), and tests record into
 - a pytest-xdist worker (its config has `workerinput`) sends its partial document
   to the controller in `workeroutput` (execnet carries plain data);
 - the controller (or a run without xdist) merges what it received
-  (`pytest_testnodedown`) with its own, writes `--observations FILE` (default
+  (`pytest_testnodedown`) with its own, writes `--secctx-observations FILE` (default
   `reports/observations.json` under the invocation directory), and with
-  `--compare-to FILE` writes the diff next to it and prints a summary.
+  `--secctx-compare-to FILE` writes the diff next to it and prints a summary.
 
 A session that observed nothing (unit tests, a run that failed before the
 cluster) writes nothing.
@@ -43,13 +43,13 @@ def observations_path(config) -> Path:
 
 
 def baseline_problem(path: Path | None) -> str | None:
-    """Why --compare-to FILE cannot be used (cause and fix), or None."""
+    """Why --secctx-compare-to FILE cannot be used (cause and fix), or None."""
     if path is None:
         return None
     try:
         observations.load(path)
     except observations.DocumentError as err:
-        return f"--compare-to {err}"
+        return f"--secctx-compare-to {err}"
     return None
 
 
@@ -63,7 +63,7 @@ def finish(c: observations.Collector, path: Path, baseline: Path | None,
 def conclude(c: observations.Collector, path: Path, baseline: Path | None,
              failed: set[str] = frozenset()) -> tuple[list[str], list | None]:
     """`finish`, and the changes against the baseline (None: nothing was compared), which
-    --fail-on-regression gates on (secctx.summary)."""
+    --secctx-fail-on-regression gates on (secctx.summary)."""
     if not c.observed_anything():
         return [f"nothing observed in this run (no end-to-end test reached the cluster): nothing "
                 f"compared with {baseline}"] if baseline else [], None
@@ -84,7 +84,7 @@ def conclude(c: observations.Collector, path: Path, baseline: Path | None,
         try:
             old = observations.load(baseline)
         except observations.DocumentError as err:
-            return [*lines, f"INFRASTRUCTURE: --compare-to {err}"], None
+            return [*lines, f"INFRASTRUCTURE: --secctx-compare-to {err}"], None
         changes, text, diff_file = observations.compare(old, doc, path)
         lines += [f"compared with {baseline}:", *text.splitlines(), f"diff written to {diff_file} "
                   f"(summary: {observations.diff_path(path, '.diff.txt').name})"]
@@ -121,7 +121,7 @@ class Recorder:
         self.config = config
         self.lines: list[str] = []
         self.failed: set[str] = set()  # case keys (test parameter ids) whose test failed
-        self.changes: list | None = None  # against --compare-to; None: nothing compared
+        self.changes: list | None = None  # against --secctx-compare-to; None: nothing compared
 
     def pytest_runtest_logreport(self, report):  # also the workers' reports, under xdist
         if report.failed and "[" in report.nodeid:

@@ -52,7 +52,7 @@ class Result:
     recording: report.Recording
     error: BaseException | None  # what the test raises: a failed check, a timeout, a skip
     namespace: str | None
-    kept: bool  # the namespace stays (--keep-on-failure)
+    kept: bool  # the namespace stays (--secctx-keep-on-failure)
     seconds: float
 
     @property

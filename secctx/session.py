@@ -45,7 +45,7 @@ class Suite:
     env: nodefacts.Environment
     worker: str = "main"
     local_pvs: list[str] = field(default_factory=list)
-    kept_namespaces: set[str] = field(default_factory=set)  # --keep-on-failure
+    kept_namespaces: set[str] = field(default_factory=set)  # --secctx-keep-on-failure
     prepared_pvs: dict[str, str] = field(default_factory=dict)  # PREPARED_VOLUMES name -> PV
     # What this process observed (tests record into it); the plugin writes it at session end.
     observations: Collector = field(default_factory=Collector)
@@ -214,14 +214,14 @@ class RuntimeProbes:
                 if name not in self.classes and name in self.left_out:
                     problems[name] = (f"RuntimeClass {name} is not on the cluster: the offline "
                                       f"node image leaves it out ({self.left_out[name]}): "
-                                      f"run on a host that grants it, or drop --runtime-class {name}")
+                                      f"run on a host that grants it, or drop --secctx-runtime-class {name}")
                     continue
                 if name not in self.classes:
                     reported = sorted({h for hs in self.handlers.values() for h in hs})
                     problems[name] = (f"RuntimeClass {name} is not on the cluster (it has: "
                                       f"{', '.join(sorted(self.classes)) or 'none'}; the nodes' "
                                       f"handlers: {', '.join(reported) or 'none reported'}): "
-                                      f"create it, or drop --runtime-class {name}")
+                                      f"create it, or drop --secctx-runtime-class {name}")
                     continue
                 try:
                     env.runtimes[name] = self._probes[name].result()
@@ -256,7 +256,7 @@ def runtime_line(classes: dict[str, str], handlers: dict[str, list[str]],
     others = sorted(set(classes) - set(names))
     node_handlers = sorted({h for hs in handlers.values() for h in hs})
     return (f"run under {run}; node handlers: {', '.join(node_handlers) or 'none reported'}"
-            + (f"; RuntimeClasses not in this run (--runtime-class NAME): {', '.join(others)}"
+            + (f"; RuntimeClasses not in this run (--secctx-runtime-class NAME): {', '.join(others)}"
                if others else "")
             + "".join(f"; left out of the node image: {n} ({why})"
                       for n, why in sorted((left_out or {}).items())))
@@ -277,7 +277,7 @@ def check_images(kube: Kube, namespace: str, cluster: Cluster) -> None:
     cluster.tally.pulled_by_nodes = got
     owned = image_map.suite_owned()
     unpublished = sorted({m.image for m in missing if m.image in owned})
-    # Only from their own registry: --image-registry says "everything from there".
+    # Only from their own registry: --secctx-image-registry says "everything from there".
     if unpublished and cluster.kind and not image_map.registry:
         first = next(m for m in missing if m.image in owned)
         log.step(f"{len(unpublished)} of the suite's own test images are not served to the "

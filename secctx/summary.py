@@ -80,9 +80,9 @@ def summary_path(config) -> Path:
 
 
 def path_problem(path: Path | None) -> str | None:
-    """Why --summary FILE cannot be written (cause and fix), or None."""
+    """Why --secctx-summary FILE cannot be written (cause and fix), or None."""
     if path is not None and Path(path).is_dir():
-        return f"--summary {path} is a directory: pass the path of a file (e.g. {path}/summary.json)"
+        return f"--secctx-summary {path} is a directory: pass the path of a file (e.g. {path}/summary.json)"
     return None
 
 
@@ -211,14 +211,14 @@ def document(entries: list[Entry], code: int, comparison: dict | None,
 def write_bad_input(config, line: str, writes: bool) -> None:
     """The file of a run that ends with exit 4 at its options (the line says cause and
     fix), so that a gate reading it never reads an earlier run's verdict. Not when
-    --summary itself is the problem, nor outside a run of the suite."""
+    --secctx-summary itself is the problem, nor outside a run of the suite."""
     path = summary_path(config)
     if writes and not path_problem(config.getoption("summary")):
         observations.write(path, document([], exitcodes.BAD_INPUT, None, line))
 
 
 def comparison(baseline: Path | None, changes: list | None, fail_on_regression: bool) -> dict | None:
-    """What --compare-to found (None without it); `changes` None: nothing was compared."""
+    """What --secctx-compare-to found (None without it); `changes` None: nothing was compared."""
     if baseline is None:
         return None
     regressed = [c for c in changes or [] if c.kind == observations.REGRESSION]
@@ -233,7 +233,7 @@ def comparison(baseline: Path | None, changes: list | None, fail_on_regression: 
 
 class Gate:
     def __init__(self, config, writes: bool):
-        """`writes`: the run writes the file (a run of the suite, or --summary): the unit
+        """`writes`: the run writes the file (a run of the suite, or --secctx-summary): the unit
         tests of this checkout write none."""
         self.config = config
         self.writes = writes

@@ -1,4 +1,4 @@
-"""Every case in fixtures/cases (and --cases-dir): apply the recipe's manifest,
+"""Every case in fixtures/cases (and --secctx-cases-dir): apply the recipe's manifest,
 wait for the outcome the case expects, look inside the container, and compare
 each observed field with what Kubernetes promises for that spec (runner.judge;
 the scheduler runs every selected case at once).

@@ -20,12 +20,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to shrink each disagreement (default 300)")
     known, rest = parser.parse_known_args(argv)
     args = [str(paths.SUITES / "test_generated.py"), "-p", "no:cacheprovider",
-            "--generated-examples", str(known.examples),
-            "--generated-shrink-budget", str(known.shrink_budget),
+            "--secctx-generated-examples", str(known.examples),
+            "--secctx-generated-shrink-budget", str(known.shrink_budget),
             # pytest-timeout's backstop, for this run's size (every wait has its own bound)
             f"--timeout={600 + 10 * known.examples + 7 * known.shrink_budget:.0f}", *rest]
     if known.seed is not None:
-        args += ["--generated-seed", str(known.seed)]
+        args += ["--secctx-generated-seed", str(known.seed)]
     return pytest.main(args)
 
 

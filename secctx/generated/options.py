@@ -8,14 +8,14 @@ CI_EXAMPLES = 12
 CI_SEED = 20261201
 
 
-def add(group) -> None:
-    group.addoption("--generated-examples", type=int, default=CI_EXAMPLES, metavar="N",
-                    help=f"generated pod specs to run (default {CI_EXAMPLES}, the CI budget; "
-                         "nightly: 500)")
-    group.addoption("--generated-seed", type=int, default=CI_SEED, metavar="SEED",
-                    help=f"Hypothesis seed of the generated specs (default {CI_SEED})")
-    group.addoption("--generated-shrink-budget", type=float, default=60, metavar="SECONDS",
-                    help="time to shrink each disagreement on the cluster (default 60)")
-    group.addoption("--generated-out", type=Path, default=Path("reports/generated"),
-                    metavar="DIR", help="where findings are written as case files "
-                                        "(default reports/generated)")
+def add(add_option) -> None:
+    """`add_option(NAME, ...)` adds --secctx-NAME (secctx.optionnames)."""
+    add_option("generated-examples", type=int, default=CI_EXAMPLES, metavar="N",
+               help=f"generated pod specs to run (default {CI_EXAMPLES}, the CI budget; "
+                    "nightly: 500)")
+    add_option("generated-seed", type=int, default=CI_SEED, metavar="SEED",
+               help=f"Hypothesis seed of the generated specs (default {CI_SEED})")
+    add_option("generated-shrink-budget", type=float, default=60, metavar="SECONDS",
+               help="time to shrink each disagreement on the cluster (default 60)")
+    add_option("generated-out", type=Path, default=Path("reports/generated"), metavar="DIR",
+               help="where findings are written as case files (default reports/generated)")

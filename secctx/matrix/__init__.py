@@ -4,7 +4,7 @@
                                     [--results DIR ...] [--fail-on-regression]
     python -m secctx.matrix run --versions V [V ...] [--out DIR] [--no-report] [-- PYTEST ARGS]
 
-`compare` reads observation files (written by `pytest --observations`), in the
+`compare` reads observation files (written by `pytest --secctx-observations`), in the
 order given (oldest first, e.g. by Kubernetes version), and writes into `--out`
 (default reports/matrix):
 
@@ -23,7 +23,7 @@ of matrix.html (`#obs-...`).
 
 `run` runs the suite once per version, one kind cluster at a time (each run
 creates and deletes its own; the offline build caches are reused):
-`python -m pytest suites --kubernetes-version V --observations OUT/V.json
+`python -m pytest suites --secctx-kubernetes-version V --secctx-observations OUT/V.json
 --alluredir OUT/allure-results/V --clean-alluredir [PYTEST ARGS]`, then builds
 one Allure report of all versions into OUT/html (unless --no-report) and does
 `compare` with the observation files it got, linking to OUT/html/index.html.
@@ -406,14 +406,14 @@ def matrix_page(matrix_dir: Path, results: Sequence[Path],
 
 def diff_page(diff_file: Path, results: Sequence[Path],
               report_url: str = DEFAULT_REPORT_URL) -> ReportPage:
-    """The diff that --compare-to wrote (observations.diff.json) as a two-column matrix
+    """The diff that --secctx-compare-to wrote (observations.diff.json) as a two-column matrix
     page for a report: one row per change, cells linked to the tests among `results`."""
     data = _json_object(diff_file)
     try:
         changes = [obs.Change(**c) for c in data["changes"]]
         old, new = data["old"]["label"], data["new"]["label"]
     except (TypeError, KeyError) as err:
-        raise obs.DocumentError(f"{diff_file} is missing or not a diff that --compare-to wrote "
+        raise obs.DocumentError(f"{diff_file} is missing or not a diff that --secctx-compare-to wrote "
                                 f"(observations.diff.json next to the observation file; {err!r})"
                                 ) from None
     versions = f"{old} → {new}"

@@ -33,8 +33,8 @@ def pytest_command(version: str, out: Path, pytest_args: Sequence[str] = (),
                    python: str = sys.executable) -> list[str]:
     """The suite's command line for one version of `run`."""
     out = Path(out)
-    return [python, "-m", "pytest", suite_arg(), "--kubernetes-version", version,
-            "--observations", str(out / f"{version}.json"),
+    return [python, "-m", "pytest", suite_arg(), "--secctx-kubernetes-version", version,
+            "--secctx-observations", str(out / f"{version}.json"),
             "--alluredir", str(out / "allure-results" / version), "--clean-alluredir",
             *pytest_args]
 

@@ -46,13 +46,13 @@ def _default_sigint() -> None:
 # Nested runs test cleanup, options, errors and reports, not runtimes: under the default
 # runtime only, their counts do not depend on which RuntimeClasses a reused cluster holds
 # (an offline kind run would also run crun and runsc). The main suite run covers those.
-ONE_RUNTIME = ("--runtime-class", "default")
+ONE_RUNTIME = ("--secctx-runtime-class", "default")
 
 
 def start_pytest(*args: str, log: Path, env: dict | None = None) -> subprocess.Popen:
     """`python -m pytest ARGS` in the checkout, output to `log` (no pipe to fill); under
     the default runtime unless ARGS choose."""
-    runtime = () if "--runtime-class" in args else ONE_RUNTIME
+    runtime = () if "--secctx-runtime-class" in args else ONE_RUNTIME
     with log.open("w") as out:  # the child keeps its own copy
         return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args,
                                  *runtime],

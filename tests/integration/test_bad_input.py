@@ -50,7 +50,7 @@ def assert_one_clear_line(run, *needles: str) -> str:
 def test_unreachable_api_server_one_line_and_the_report_shows_it(tmp_path):
     kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
     results = tmp_path / "allure"
-    run = run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
+    run = run_pytest("suites", "--secctx-existing-cluster", "--kubeconfig", str(kubeconfig),
                      "-k", E2E_TESTS, "--alluredir", str(results), log=tmp_path / "run.log")
     line = assert_one_clear_line(run, "cannot reach the API server at https://127.0.0.1:1 (",
                                  "check --kubeconfig/--kube-context")
@@ -78,12 +78,12 @@ def test_invalid_kubeconfig_one_line(tmp_path, problem):
         needles = ["has no contexts list: it is not a kubeconfig", str(path)]
     elif problem == "missing-context":
         unreachable_kubeconfig(path)
-        args = ["--kube-context", "no-such-context"]
+        args = ["--secctx-kube-context", "no-such-context"]
         needles = ["context 'no-such-context' is not in kubeconfig", "contexts in it: nowhere"]
     else:
         path = tmp_path / "absent"
         needles = ["cannot read kubeconfig", "No such file or directory"]
-    run = run_pytest("suites", "--existing-cluster", "--kubeconfig", str(path), *args,
+    run = run_pytest("suites", "--secctx-existing-cluster", "--kubeconfig", str(path), *args,
                      "-k", E2E_TESTS, log=tmp_path / "run.log")
     assert_ends_at_once(run, *needles, "--kube")
 
@@ -129,7 +129,7 @@ def test_no_docker_engine_one_line(tmp_path):
 @pytest.mark.e2e
 def test_node_image_that_does_not_exist_fails_before_kind_pulls(tmp_path):
     before = kind_clusters()
-    run = run_pytest("suites", "--mode", "offline", "--cluster-name", OTHER,
+    run = run_pytest("suites", "--secctx-mode", "offline", "--cluster-name", OTHER,
                      "--kind-image", "secctx.local/kind-node:does-not-exist", "-k", E2E_TESTS,
                      log=tmp_path / "run.log")
     assert_one_clear_line(run, "node image secctx.local/kind-node:does-not-exist does not exist",
@@ -140,8 +140,8 @@ def test_node_image_that_does_not_exist_fails_before_kind_pulls(tmp_path):
 
 @pytest.mark.e2e
 def test_kubernetes_version_the_offline_builder_cannot_build(tmp_path):
-    run = run_pytest("suites", "--mode", "offline", "--cluster-name", OTHER,
-                     "--kubernetes-version", "v1.99.0", "-k", E2E_TESTS, log=tmp_path / "run.log")
+    run = run_pytest("suites", "--secctx-mode", "offline", "--cluster-name", OTHER,
+                     "--secctx-kubernetes-version", "v1.99.0", "-k", E2E_TESTS, log=tmp_path / "run.log")
     assert_one_clear_line(run, "offline builds support v1.34-v1.37; v1.99.0 is not one",
                           "--kubernetes-version")
     assert run.seconds < 60, "checked before any build step"
@@ -163,11 +163,11 @@ def bad_cases(directory):
 
 def test_bad_case_files_are_reported_without_a_cluster(tmp_path):
     """Each bad file fails its own test with file:line, before any cluster is asked
-    for (an unreachable --existing-cluster would print INFRASTRUCTURE otherwise),
+    for (an unreachable --secctx-existing-cluster would print INFRASTRUCTURE otherwise),
     and the other cases are still collected."""
     cases = bad_cases(tmp_path / "cases")
     kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
-    common = ("suites", "--cases-dir", str(cases), "--existing-cluster",
+    common = ("suites", "--secctx-cases-dir", str(cases), "--secctx-existing-cluster",
               "--kubeconfig", str(kubeconfig))
     run = run_pytest(*common, "-k", "test_case_file_is_valid", log=tmp_path / "run.log")
     assert run.returncode == 1

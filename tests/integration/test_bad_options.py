@@ -19,30 +19,30 @@ def bad_options(tmp_path, kubeconfig):
     empty.mkdir()
     a_file = tmp_path / "a-file.yaml"
     a_file.write_text("x: 1\n")
-    existing = ("--existing-cluster", "--kubeconfig", str(kubeconfig))
+    existing = ("--secctx-existing-cluster", "--kubeconfig", str(kubeconfig))
     return {
-        "cases-dir missing": (("--cases-dir", "/no/such/dir"),
-                              "--cases-dir /no/such/dir is not a directory (it does not exist)"),
-        "cases-dir is a file": (("--cases-dir", str(a_file)), "(it is a file)"),
-        "cases-dir empty": (("--cases-dir", str(empty)),
-                            f"--cases-dir {empty} holds no case files (*.yaml)"),
-        "image-map missing": (("--image-map", "/no/such/map.yaml"),
-                              "--image-map /no/such/map.yaml is not a file"),
-        "existing without kubeconfig": (("--existing-cluster",),
-                                        "--existing-cluster needs --kubeconfig PATH"),
-        "existing with version": ((*existing, "--kubernetes-version", "v1.36.3"),
-                                  "--kubernetes-version cannot go with --existing-cluster"),
+        "cases-dir missing": (("--secctx-cases-dir", "/no/such/dir"),
+                              "--secctx-cases-dir /no/such/dir is not a directory (it does not exist)"),
+        "cases-dir is a file": (("--secctx-cases-dir", str(a_file)), "(it is a file)"),
+        "cases-dir empty": (("--secctx-cases-dir", str(empty)),
+                            f"--secctx-cases-dir {empty} holds no case files (*.yaml)"),
+        "image-map missing": (("--secctx-image-map", "/no/such/map.yaml"),
+                              "--secctx-image-map /no/such/map.yaml is not a file"),
+        "existing without kubeconfig": (("--secctx-existing-cluster",),
+                                        "--secctx-existing-cluster needs --kubeconfig PATH"),
+        "existing with version": ((*existing, "--secctx-kubernetes-version", "v1.36.3"),
+                                  "--secctx-kubernetes-version cannot go with --secctx-existing-cluster"),
         "existing with kind image": ((*existing, "--kind-image", "kindest/node:v1.37.0"),
-                                     "--kind-image cannot go with --existing-cluster"),
+                                     "--kind-image cannot go with --secctx-existing-cluster"),
         "existing with keep-cluster": ((*existing, "--keep-cluster"),
-                                       "--keep-cluster cannot go with --existing-cluster"),
-        "existing with rebuild": ((*existing, "--rebuild"),
-                                  "--rebuild cannot go with --existing-cluster"),
-        "kube-context without existing": (("--kube-context", "prod"),
-                                          "--kube-context needs --existing-cluster"),
-        "compare-to missing": (("--compare-to", "/no/such/observations.json"),
-                               "--compare-to /no/such/observations.json"),
-        "compare-to not observations": (("--compare-to", str(a_file)), f"--compare-to {a_file}"),
+                                       "--keep-cluster cannot go with --secctx-existing-cluster"),
+        "existing with rebuild": ((*existing, "--secctx-rebuild"),
+                                  "--secctx-rebuild cannot go with --secctx-existing-cluster"),
+        "kube-context without existing": (("--secctx-kube-context", "prod"),
+                                          "--secctx-kube-context needs --secctx-existing-cluster"),
+        "compare-to missing": (("--secctx-compare-to", "/no/such/observations.json"),
+                               "--secctx-compare-to /no/such/observations.json"),
+        "compare-to not observations": (("--secctx-compare-to", str(a_file)), f"--secctx-compare-to {a_file}"),
     }
 
 

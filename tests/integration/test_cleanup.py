@@ -1,6 +1,6 @@
 """Clean up, always: a run deletes everything it made, whether a test fails,
 the run is interrupted (SIGINT, SIGTERM) or killed (then the next run removes
-the leftovers by label); --keep-on-failure keeps only what it promises.
+the leftovers by label); --secctx-keep-on-failure keeps only what it promises.
 
 Every test counts what suite runs leave on `secctx-robust` before and after:
 namespaces labelled app.kubernetes.io/managed-by=secctx-conformance (in any
@@ -70,10 +70,10 @@ def without_clusters(counts: dict) -> dict:
 
 def test_keep_on_failure_keeps_the_namespace_and_says_how_to_inspect_it(clean, tmp_path):
     before = clean.counts()
-    run = run_pytest(*SUITE, "--cases-dir", str(wrong_case(tmp_path / "cases").parent),
-                     "-k", "deliberately-wrong", "--keep-on-failure", log=tmp_path / "run.log")
+    run = run_pytest(*SUITE, "--secctx-cases-dir", str(wrong_case(tmp_path / "cases").parent),
+                     "-k", "deliberately-wrong", "--secctx-keep-on-failure", log=tmp_path / "run.log")
     after = clean.counts()
-    show("--keep-on-failure", before, after, exit=run.returncode, seconds=f"{run.seconds:.1f}")
+    show("--secctx-keep-on-failure", before, after, exit=run.returncode, seconds=f"{run.seconds:.1f}")
     assert run.returncode == 1, run.output[-3000:]
     # The pinned uid, and the user the kubelet reports, differ from the process's.
     assert "NOT ENFORCED: 2 of" in run.output
@@ -113,7 +113,7 @@ def test_a_run_with_a_failing_test_after_a_killed_run_cleans_up_both(clean, tmp_
     cases = tmp_path / "cases"
     wrong_case(cases)
     results = tmp_path / "allure"
-    run = run_pytest(*SUITE, "--cases-dir", str(cases), "-k", "deliberately-wrong or secure-pod",
+    run = run_pytest(*SUITE, "--secctx-cases-dir", str(cases), "-k", "deliberately-wrong or secure-pod",
                      "-rA", "--alluredir", str(results), log=tmp_path / "next.log")
     after = clean.counts()
     show("SIGKILL, then a run with a failing test", before, after,

@@ -1,6 +1,6 @@
 """Existing-cluster mode, and no secret in the report or the logs.
 
-`pytest suites --existing-cluster --kubeconfig K --mode M` runs against the cluster of K
+`pytest suites --secctx-existing-cluster --kubeconfig K --secctx-mode M` runs against the cluster of K
 (here `secctx-robust`, treated as any cluster: no kind steps; M is the mode
 cluster-up chose, so offline the images are the offline names already on its
 nodes, with no hand-written image map), creates no kind
@@ -40,8 +40,8 @@ def test_existing_cluster_runs_creates_no_cluster_and_leaks_no_secret(robust, tm
     secrets = kubeconfig_with_a_token(robust, kubeconfig)
     results = tmp_path / "allure"
     before = robust.counts()
-    run = run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
-                     "--cluster-name", OTHER, "--mode", robust.mode, "-k", CASES,
+    run = run_pytest("suites", "--secctx-existing-cluster", "--kubeconfig", str(kubeconfig),
+                     "--cluster-name", OTHER, "--secctx-mode", robust.mode, "-k", CASES,
                      "--alluredir", str(results), "-rA", "-s", log=tmp_path / "run.log")
     after = robust.counts()
     print(f"\nexisting cluster: exit {run.returncode} in {run.seconds:.1f}s; kind clusters "

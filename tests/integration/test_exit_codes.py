@@ -33,8 +33,8 @@ def run_suite(out, *args):
     """The suite with its three files in `out`; the run, its summary (validated against
     the schema by summary.load) and its JUnit test cases."""
     out.mkdir()
-    run = run_pytest(*args, "--junitxml", str(out / "junit.xml"), "--summary",
-                     str(out / "summary.json"), "--observations", str(out / "observations.json"),
+    run = run_pytest(*args, "--junitxml", str(out / "junit.xml"), "--secctx-summary",
+                     str(out / "summary.json"), "--secctx-observations", str(out / "observations.json"),
                      log=out / "run.log")
     print(f"\n{out.name}: exit {run.returncode} in {run.seconds:.1f}s")
     doc = summary.load(out / "summary.json")
@@ -92,13 +92,13 @@ def test_a_planted_enforcement_failure_exits_1_naming_the_failed_check(robust, g
                                                                        tmp_path):
     """PID 1 runs with real uid 0: NOT ENFORCED, the uid check in the summary with field,
     expected and observed. The same run also regressed against the baseline (a uid
-    became root) with --fail-on-regression: 1 wins over 7."""
+    became root) with --secctx-fail-on-regression: 1 wins over 7."""
     baseline = green[1].parent / "observations.json"
     liar.install(robust.name)
     try:
         liar.lie(robust.name, "saved-uid-root", namespace="secctx-")
-        run, doc, junit_xml = run_suite(tmp_path / "lie", *ON_ROBUST, *SELECT, "--compare-to",
-                                        str(baseline), "--fail-on-regression")
+        run, doc, junit_xml = run_suite(tmp_path / "lie", *ON_ROBUST, *SELECT, "--secctx-compare-to",
+                                        str(baseline), "--secctx-fail-on-regression")
     finally:
         liar.honest(robust.name)
         liar.uninstall(robust.name)
@@ -123,8 +123,8 @@ def test_a_regression_against_the_baseline_exits_7(green, clean, tmp_path):
     process["groups"] = process["groups"][:-1]
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(stricter))
-    run, doc, junit_xml = run_suite(tmp_path / "regressed", *ON_ROBUST, *SELECT, "--compare-to",
-                                    str(baseline), "--fail-on-regression")
+    run, doc, junit_xml = run_suite(tmp_path / "regressed", *ON_ROBUST, *SELECT, "--secctx-compare-to",
+                                    str(baseline), "--secctx-fail-on-regression")
     assert run.returncode == exitcodes.REGRESSION, run.output[-3000:]
     assert_totals_are_junits(doc, junit_xml)
     assert entry(doc)["status"] == "passed"
@@ -134,15 +134,15 @@ def test_a_regression_against_the_baseline_exits_7(green, clean, tmp_path):
 
 
 def test_a_bad_option_exits_4_with_one_line(tmp_path):
-    """--fail-on-regression without --compare-to: nothing runs; the file says why."""
+    """--secctx-fail-on-regression without --secctx-compare-to: nothing runs; the file says why."""
     out = tmp_path / "bad"
     out.mkdir()
-    run = run_pytest("suites", "--fail-on-regression", *SELECT, "--summary",
+    run = run_pytest("suites", "--secctx-fail-on-regression", *SELECT, "--secctx-summary",
                      str(out / "summary.json"), log=out / "run.log")
     print(f"\nbad option: exit {run.returncode} in {run.seconds:.1f}s")
     lines = [ln for ln in run.output.splitlines() if "INFRASTRUCTURE: " in ln]
     assert run.returncode == exitcodes.BAD_INPUT, run.output[-3000:]
-    assert len(lines) == 1 and "--fail-on-regression needs --compare-to FILE" in lines[0]
+    assert len(lines) == 1 and "--secctx-fail-on-regression needs --secctx-compare-to FILE" in lines[0]
     doc = summary.load(out / "summary.json")
     assert doc["exit"]["code"] == exitcodes.BAD_INPUT and doc["tests"] == []
     assert lines[0].endswith(doc["problem"])  # pytest prints it after "ERROR: "
@@ -152,7 +152,7 @@ def test_an_unreachable_cluster_exits_6_filed_as_infrastructure(tmp_path):
     """The case file's own test passes (it needs no cluster); the case errors with the
     one INFRASTRUCTURE line; no check failed: 6."""
     kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
-    run, doc, junit_xml = run_suite(tmp_path / "unreachable", "suites", "--existing-cluster",
+    run, doc, junit_xml = run_suite(tmp_path / "unreachable", "suites", "--secctx-existing-cluster",
                                     "--kubeconfig", str(kubeconfig),
                                     "-k", f"test_recipe_cases and {CASE}")
     assert run.returncode == exitcodes.INFRASTRUCTURE_ERROR, run.output[-3000:]

@@ -74,8 +74,8 @@ def remove_verb(rules: list[dict], resource: str, verb: str) -> list[dict]:
 
 
 def suite_as_the_service_account(kubeconfig, clean, tmp_path, *extra: str):
-    return run_pytest("suites", "--existing-cluster", "--kubeconfig", str(kubeconfig),
-                      "--mode", clean.mode, "-k", SELECTION, *extra,
+    return run_pytest("suites", "--secctx-existing-cluster", "--kubeconfig", str(kubeconfig),
+                      "--secctx-mode", clean.mode, "-k", SELECTION, *extra,
                       log=tmp_path / "run.log")
 
 

@@ -5,7 +5,7 @@ image (`kindest/node:v1.37.2`, this repository's offline build of it), the
 faithful stand-ins of the recipe's images (`library/busybox:1.36`,
 `library/nginx:1.25`, `nicolaka/netshoot:latest`: secctx.images.faithful) and
 the suite's own test images (`secctx-conformance/...`, as ghcr.io would).
-It is the engine's Docker Hub mirror and, through --registry-mirror, the kind
+It is the engine's Docker Hub mirror and, through --secctx-registry-mirror, the kind
 nodes' mirror for docker.io, registry.k8s.io and ghcr.io. The suite then runs
 as any online user runs it: kind pulls the node image, the nodes pull every
 workload image with the manifests' own pull policy, and the suite builds and
@@ -37,7 +37,7 @@ VERSION = "v1.37.2"
 NODE_IMAGE = f"kindest/node:{VERSION}"
 PORT = 5001
 ONLINE = ("--cluster-name", CLUSTER, "--kind-image", NODE_IMAGE,
-          "--registry-mirror", registry.NODES_URL, "-p", "no:cacheprovider", "-s", "-rA")
+          "--secctx-registry-mirror", registry.NODES_URL, "-p", "no:cacheprovider", "-s", "-rA")
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,8 @@ def world(tmp_path_factory):
 
 def test_online_auto_run_pulls_everything_and_builds_nothing(world, tmp_path):
     observations = ROOT / "reports" / "online" / "observations.json"
-    run = run_pytest("suites", "--mode", "auto", "--keep-cluster", *ONLINE,
-                     "--observations", str(observations), "--alluredir", str(tmp_path / "allure"),
+    run = run_pytest("suites", "--secctx-mode", "auto", "--keep-cluster", *ONLINE,
+                     "--secctx-observations", str(observations), "--alluredir", str(tmp_path / "allure"),
                      log=tmp_path / "run.log", timeout=1200)
     summary = run.output.strip().splitlines()[-1]
     # Kept with the run's observations: what a reader of the CI artifacts asks first.
@@ -96,10 +96,10 @@ def test_online_auto_run_pulls_everything_and_builds_nothing(world, tmp_path):
 
 
 def test_image_registry_pulls_every_reference_from_that_registry(world, tmp_path):
-    """--image-registry HOST: the manifests' and the node helper's images, rewritten
+    """--secctx-image-registry HOST: the manifests' and the node helper's images, rewritten
     to HOST/<path>, asked for from HOST itself (no mirror namespace)."""
     host = registry.NODES_URL.split("://")[1]
-    run = run_pytest("suites", "--mode", "online", "--keep-cluster", "--image-registry", host,
+    run = run_pytest("suites", "--secctx-mode", "online", "--keep-cluster", "--secctx-image-registry", host,
                      *ONLINE, "-k", "(secure-pod or supplemental-groups-merge) and not test_case_file_is_valid",
                      log=tmp_path / "run.log", timeout=600)
     assert run.returncode == 0, run.output[-4000:]
@@ -115,7 +115,7 @@ def test_a_registry_without_an_image_ends_the_run_once_with_one_line(world, tmp_
     image_map = tmp_path / "map.yaml"
     image_map.write_text(yaml.safe_dump({"nicolaka/netshoot:latest": {
         "online": "docker.io/nicolaka/netshoot:not-in-the-registry"}}))
-    run = run_pytest("suites", "--mode", "online", "--image-map", str(image_map), *ONLINE,
+    run = run_pytest("suites", "--secctx-mode", "online", "--secctx-image-map", str(image_map), *ONLINE,
                      log=tmp_path / "run.log", timeout=600)
     print(f"\nmissing image: exit {run.returncode} in {run.seconds:.0f}s")
     assert run.returncode != 0
@@ -126,7 +126,7 @@ def test_a_registry_without_an_image_ends_the_run_once_with_one_line(world, tmp_
                            "secctx-online-control-plane cannot get image "
                            "docker.io/nicolaka/netshoot:not-in-the-registry from docker.io: "
                            "ErrImagePull: "), line
-    assert "not found" in line and "--image-registry" in line, line
+    assert "not found" in line and "--secctx-image-registry" in line, line
     assert re.search(r"=+ 1 error in ", run.output.strip().splitlines()[-1]), run.output[-2000:]
 
 
@@ -150,10 +150,10 @@ def test_workflow_set_up_as_an_unprivileged_user_with_sudo_then_one_case_green(w
     cluster of its own. Before lib.sh asked the mode, this ended before pytest with
     `missing packages debootstrap ...`, exit 2."""
     with hosted_runner.runner_user() as user:
-        run = user.run("bash", "hack/run.sh", "--mode", "online",
+        run = user.run("bash", "hack/run.sh", "--secctx-mode", "online",
                        "--cluster-name", hosted_runner.CLUSTER, "--kind-image", NODE_IMAGE,
-                       "--registry-mirror", registry.NODES_URL, "-k", "secure-pod",
-                       "--runtime-class", "default", "-p", "no:cacheprovider", "-rA",
+                       "--secctx-registry-mirror", registry.NODES_URL, "-k", "secure-pod",
+                       "--secctx-runtime-class", "default", "-p", "no:cacheprovider", "-rA",
                        log=tmp_path / "runner.log", timeout=1200)
         set_up = re.search(r"^collected .*$", run.output, re.M)
         print(f"\nhack/run.sh as {user.name}: exit {run.returncode} in {run.seconds:.0f}s; "

@@ -10,7 +10,7 @@ A third demo test fails the way the suite's recipe cases fail (secctx's title,
 parameters and verdict): its page shows the human title and the verdict, and no
 object repr or Python traceback.
 Observations: two documents of the recorded run's cases, NET_RAW planted in the newer one's
-CapEff, go through `python -m secctx.matrix compare` and --compare-to's diff into a report
+CapEff, go through `python -m secctx.matrix compare` and --secctx-compare-to's diff into a report
 made with --matrix and --diff; Chromium goes from the report's page to the matrix in one
 click, sees the changed cell marked as a regression with its case, field and versions,
 and follows its link to that test's page in the report.
@@ -594,7 +594,7 @@ def matrix_report(reports, tmp_path_factory):
     new = observations.write(base / f"{NEW}.json", _observations(NEW, plant_net_raw=True))
     _run_cli("secctx.matrix", "compare", str(old), str(new), "--out", str(base / "matrix"),
              "--results", str(reports["red"]))
-    tonight = base / "reports" / "observations.json"  # what --compare-to writes at the end
+    tonight = base / "reports" / "observations.json"  # what --secctx-compare-to writes at the end
     observations.compare(_observations(NEW), observations.load(new), tonight)
     proc = _run_cli("secctx.htmlreport", "--results", str(reports["red"]), "--out", str(base / "html"),
                     "--name", REPORT_NAME, "--matrix", str(base / "matrix"),

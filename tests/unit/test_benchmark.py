@@ -244,9 +244,9 @@ def test_render_table():
     result["targets"] = an.targets(ver)
     table = an.render_table(result)
     assert "| node image build, warm | v1.37.2 | 3.5 s | 3.0 s | 4.0 s | 2 |" in table
-    assert ("| suite, serial (--case-concurrency 1) | v1.37.2 | 71.0 s | 70.0 s | 72.0 s | 2 | "
+    assert ("| suite, serial (--secctx-case-concurrency 1) | v1.37.2 | 71.0 s | 70.0 s | 72.0 s | 2 | "
             "74: 70 passed, 4 skipped |") in table
-    assert "| suite, scheduler (--case-concurrency 4) | v1.37.2 | 15.5 s |" in table
+    assert "| suite, scheduler (--secctx-case-concurrency 4) | v1.37.2 | 15.5 s |" in table
     assert "1× timeout" in table  # failures are visible next to the figure
     assert "| speed-up serial / scheduler | v1.37.2 | 4.58× |" in table
     assert ("| upstream e2e / suite (scheduler) | v1.37.2 | 6.52× |  |  |  | e2e: 30 specs "
@@ -279,11 +279,11 @@ def test_commands():
     assert suite[1:8] == ["-m", "pytest", "suites", "-q", "-p", "no:cacheprovider",
                           "--cluster-name"]
     assert "--keep-cluster" in suite and suite[-2:] == ["-n", "auto"]
-    assert suite[suite.index("--kubernetes-version") + 1] == "v1.36.3"
+    assert suite[suite.index("--secctx-kubernetes-version") + 1] == "v1.36.3"
     scheduler = br.suite_cmd("secctx-bench", "v1.36.3", "scheduler", Path("/t/j.xml"), Path("/a"))
-    assert "-n" not in scheduler and scheduler[-2:] == ["--case-concurrency", "4"]
+    assert "-n" not in scheduler and scheduler[-2:] == ["--secctx-case-concurrency", "4"]
     assert "--alluredir=/a" in scheduler
-    assert br.suite_cmd("b", "v1.36.3", "serial", Path("/j"))[-2:] == ["--case-concurrency", "1"]
+    assert br.suite_cmd("b", "v1.36.3", "serial", Path("/j"))[-2:] == ["--secctx-case-concurrency", "1"]
     floor = br.floor_cmd("secctx-bench", "v1.37.2")
     assert floor[3].endswith("benchmarks/floor.py") and "--keep-cluster" in floor
     assert br.e2e_prepare_cmd("b", "v1.37.2")[1:4] == ["-m", "benchmarks.e2e", "--cluster-name"]

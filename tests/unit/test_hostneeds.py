@@ -22,13 +22,13 @@ def _never(tag):
 
 def test_existing_cluster_needs_no_engine_and_no_packages(clean_env):
     # even with no engine installed and offline asked for: the suite builds nothing
-    found = hostneeds.needs(["--existing-cluster", "--kubeconfig", "k", "--mode", "offline"],
+    found = hostneeds.needs(["--secctx-existing-cluster", "--kubeconfig", "k", "--secctx-mode", "offline"],
                             None, _never, engine_installed=False)
     assert (found.mode, found.engine, found.packages) == ("existing", False, [])
 
 
 def test_online_kind_needs_busybox_but_none_of_the_offline_build(clean_env):
-    found = hostneeds.needs(["--mode", "online", "-k", "secure-pod"], RUNNING, _never, True)
+    found = hostneeds.needs(["--secctx-mode", "online", "-k", "secure-pod"], RUNNING, _never, True)
     assert found.engine and found.mode == mode.ONLINE
     assert found.packages == ["busybox-static"]
 
@@ -46,23 +46,28 @@ def test_offline_kind_needs_the_build_packages(clean_env):
 
 
 def test_mode_equals_spelling_is_read(clean_env):
-    assert hostneeds.needs(["--mode=online"], RUNNING, _never, True).mode == mode.ONLINE
+    assert hostneeds.needs(["--secctx-mode=online"], RUNNING, _never, True).mode == mode.ONLINE
+
+
+def test_the_old_spellings_decide_as_the_plugin_still_takes_them(clean_env):
+    assert hostneeds.needs(["--mode", "online"], RUNNING, _never, True).mode == mode.ONLINE
+    assert hostneeds.needs(["--existing-cluster"], None, _never, False).mode == "existing"
 
 
 def test_no_engine_answering_means_no_image_is_asked_for_and_docker_io_is_wanted(clean_env):
     asked = []
-    found = hostneeds.needs(["--mode", "auto"], None, lambda t: asked.append(t) or True,
+    found = hostneeds.needs(["--secctx-mode", "auto"], None, lambda t: asked.append(t) or True,
                             engine_installed=False)
     assert asked == [] and found.mode == mode.OFFLINE  # nothing local to look at yet
     assert "docker.io" in found.packages
 
 
 def test_an_installed_engine_is_not_installed_again(clean_env):
-    assert "docker.io" not in hostneeds.needs(["--mode", "online"], None, _never, True).packages
+    assert "docker.io" not in hostneeds.needs(["--secctx-mode", "online"], None, _never, True).packages
 
 
 def test_report_test_adds_chromium_in_every_mode(clean_env):
-    for args in (["--existing-cluster"], ["--mode", "online"], ["--mode", "offline"]):
+    for args in (["--secctx-existing-cluster"], ["--secctx-mode", "online"], ["--secctx-mode", "offline"]):
         assert "chromium" in hostneeds.needs(["--report-test", *args], RUNNING, _never,
                                              True).packages
 

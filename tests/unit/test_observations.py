@@ -350,7 +350,7 @@ def test_a_session_that_observed_only_the_environment_keeps_the_last_runs_file(t
     [line] = recording.finish(c, last, None)
     assert line.startswith("no case observed in this run (only the environment)"), line
     assert observations.load(last) == build(), "a run of the floor or cluster tests alone " \
-        "must not overwrite what the last run observed (--compare-to reads it)"
+        "must not overwrite what the last run observed (--secctx-compare-to reads it)"
 
 
 def test_compare_to_with_the_same_observations_says_no_change(tmp_path):
@@ -373,7 +373,7 @@ def test_a_bad_compare_to_file_is_an_option_problem(tmp_path):
                 "kube_context": None}
     assert option_problem(lambda name: {**defaults, "compare_to": None}.get(name)) is None
     problem = option_problem(lambda name: {**defaults, "compare_to": tmp_path / "nope.json"}.get(name))
-    assert problem.startswith(f"--compare-to {tmp_path / 'nope.json'} is not a file (it does not exist)")
+    assert problem.startswith(f"--secctx-compare-to {tmp_path / 'nope.json'} is not a file (it does not exist)")
     good = observations.write(tmp_path / "good.json", build())
     assert option_problem(lambda name: {**defaults, "compare_to": good}.get(name)) is None
 
@@ -649,9 +649,9 @@ def test_run_builds_one_suite_command_per_version_then_compares(tmp_path):
 
     def execute(cmd):
         seen.append(cmd)
-        version = cmd[cmd.index("--kubernetes-version") + 1]
+        version = cmd[cmd.index("--secctx-kubernetes-version") + 1]
         if version != "v1.35.4":  # this one fails before the cluster: no observations
-            observations.write(Path(cmd[cmd.index("--observations") + 1]), build(version))
+            observations.write(Path(cmd[cmd.index("--secctx-observations") + 1]), build(version))
         return 0 if version != "v1.35.4" else 3
 
     done = matrix_commands.run_versions(VERSIONS, out, ["-n", "2", "-k", "fsgroup"], execute)
@@ -659,7 +659,7 @@ def test_run_builds_one_suite_command_per_version_then_compares(tmp_path):
     assert [r.observations is not None for r in done] == [True, False, True, True]
     cmd = seen[0]
     assert cmd[1:4] == ["-m", "pytest", "suites"]
-    assert cmd[4:] == ["--kubernetes-version", "v1.34.4", "--observations", str(out / "v1.34.4.json"),
+    assert cmd[4:] == ["--secctx-kubernetes-version", "v1.34.4", "--secctx-observations", str(out / "v1.34.4.json"),
                        "--alluredir", str(out / "allure-results" / "v1.34.4"), "--clean-alluredir",
                        "-n", "2", "-k", "fsgroup"]
     runs = json.loads((out / "runs.json").read_text())
@@ -735,7 +735,7 @@ def test_real_xdist_workers_hand_their_parts_to_the_controller(tmp_path):
     doc = observations.document(observations.environment({"kubernetes_version": "v1.36.3"}), {}, {})
     observations.write(baseline, doc)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider",
-                           "--compare-to", str(baseline), "test_fake_cases.py"],
+                           "--secctx-compare-to", str(baseline), "test_fake_cases.py"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     written = observations.load(tmp_path / "reports" / "observations.json")
@@ -749,9 +749,9 @@ def test_real_xdist_workers_hand_their_parts_to_the_controller(tmp_path):
 
 def test_run_command_compares_what_the_runs_wrote(tmp_path, monkeypatch, capsys):
     def fake_run(cmd):
-        version = cmd[cmd.index("--kubernetes-version") + 1]
+        version = cmd[cmd.index("--secctx-kubernetes-version") + 1]
         doc = build(version)
-        observations.write(Path(cmd[cmd.index("--observations") + 1]),
+        observations.write(Path(cmd[cmd.index("--secctx-observations") + 1]),
                            plant_net_raw(doc) if version == "v1.37.2" else doc)
         return SimpleNamespace(returncode=1 if version == "v1.37.2" else 0)
     monkeypatch.setattr(matrix_commands.subprocess, "run", fake_run)
@@ -793,7 +793,7 @@ def test_report_pages_of_a_matrix_and_a_baseline_diff_link_cells_to_the_reports_
     assert "<summary>Text summary</summary>" in page.html and "REGRESSION  hardened-pod" in page.html
     assert "<h2>Observations</h2>" not in page.html, "a diff holds no whole observations"
 
-    with pytest.raises(observations.DocumentError, match="not a diff that --compare-to wrote"):
+    with pytest.raises(observations.DocumentError, match="not a diff that --secctx-compare-to wrote"):
         matrix.diff_page(tmp_path / "none.diff.json", [results])
     with pytest.raises(observations.DocumentError, match="matrix.json is missing"):
         matrix.matrix_page(tmp_path, [results])

@@ -95,3 +95,45 @@ def test_a_run_that_sets_its_own_timeout_keeps_it_for_suite_tests(config, env, m
     items = [_Item(paths.SUITES / "test_cluster.py")]
     plugin.pytest_collection_modifyitems(config, items)
     assert _timeouts(items) == [[]]
+
+
+OPTIONS_SEEN = """
+    def test_options(request):
+        get = request.config.getoption
+        print("SEEN", get("mode"), get("runtime_class"), get("case_concurrency"), get("rebuild"))
+"""
+
+
+def test_old_option_spellings_still_work_with_one_deprecation_line_each(pytester):
+    """--mode (another plugin may have one) is now --secctx-mode; the old spelling is
+    taken for a release, and said once per spelling, however often it is given."""
+    pytester.makepyfile(OPTIONS_SEEN)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-s", "--mode", "online", "--runtime-class", "a",
+        "--runtime-class", "b", "--secctx-runtime-class", "c", "--case-concurrency", "3", "--rebuild")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert "SEEN online ['c', 'a', 'b'] 3 True" in result.stdout.str()
+    deprecated = [line for line in result.stderr.lines if "deprecated" in line]
+    assert sorted(deprecated) == [f"secctx: --{name} is deprecated and goes in 0.2.0: write --secctx-{name}"
+                                  for name in ("case-concurrency", "mode", "rebuild", "runtime-class")]
+
+
+def test_new_spellings_say_nothing_and_win_over_an_old_one(pytester):
+    pytester.makepyfile(OPTIONS_SEEN)
+    new = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--secctx-mode", "offline")
+    assert "SEEN offline [] 1 False" in new.stdout.str()
+    assert "deprecated" not in new.stderr.str()
+    both = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--secctx-mode", "offline",
+                                         "--mode", "online")
+    assert "SEEN offline [] 1 False" in both.stdout.str()
+
+
+def test_a_shared_message_names_the_plugins_spelling_in_a_pytest_line():
+    """cluster/mode.py says `--mode online` (python -m secctx's spelling); a pytest run's
+    INFRASTRUCTURE line must say what to type there."""
+    from secctx import optionnames
+    optionnames.DEFAULTS.setdefault("mode", "auto")
+    optionnames.DEFAULTS.setdefault("image-registry", None)
+    line = optionnames.for_pytest("use --mode online, or drop --image-registry; check --kubeconfig")
+    assert line == "use --secctx-mode online, or drop --secctx-image-registry; check --kubeconfig"
+    assert optionnames.for_pytest("--secctx-mode x --modern") == "--secctx-mode x --modern"

@@ -1,4 +1,4 @@
-"""Where the nodes get images: --registry-mirror in the kind config, the pull
+"""Where the nodes get images: --secctx-registry-mirror in the kind config, the pull
 check's reading of container states and its one line, the image store's USER."""
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_one_line_names_the_image_the_registry_the_reason_and_the_rest():
     assert "\n" not in line
     assert line.startswith("node n1 cannot get image docker.io/library/busybox:1.36 from "
                            "docker.io: ErrImagePull: failed to pull")
-    assert "(also: docker.io/library/nginx:1.25)" in line and "--image-registry" in line
+    assert "(also: docker.io/library/nginx:1.25)" in line and "--secctx-image-registry" in line
 
 
 def test_one_line_for_an_image_that_must_already_be_on_the_node():

@@ -83,7 +83,7 @@ def test_a_runtime_left_out_of_the_node_image_is_said_once_with_its_reason(monke
     assert api.created == [] and not ours
     assert problems["runsc"] == ("RuntimeClass runsc is not on the cluster: the offline node "
                                  "image leaves it out (it needs X): run on a host that grants "
-                                 "it, or drop --runtime-class runsc")
+                                 "it, or drop --secctx-runtime-class runsc")
     assert env.extra["runtime_classes"].endswith("; left out of the node image: runsc (it needs X)")
 
 
@@ -205,7 +205,7 @@ def test_runtimes_missing_or_not_running_are_one_line_each_and_none_is_hidden(mo
     assert problems["crun"] == ("RuntimeClass crun (handler crun) cannot run containers here: "
                                 "crun: boom")
     assert problems["nope"].startswith("RuntimeClass nope is not on the cluster (it has: crun, ")
-    assert "not in this run (--runtime-class NAME): gvisor" in env.extra["runtime_classes"]
+    assert "not in this run (--secctx-runtime-class NAME): gvisor" in env.extra["runtime_classes"]
     assert "node handlers: (default), test-handler" in env.extra["runtime_classes"]
 
 

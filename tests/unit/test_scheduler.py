@@ -161,7 +161,7 @@ def test_concurrency_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         scheduler.Scheduler(SimpleNamespace(), concurrency=0)
     problem = plugin.option_problem(lambda name: {"case_concurrency": 0, "cases_dir": [], "mode": "offline"}.get(name))
-    assert problem.startswith("--case-concurrency 0 is below 1")
+    assert problem.startswith("--secctx-case-concurrency 0 is below 1")
 
 
 def test_runcs_freeze_timeout_is_waited_past_and_shown_once_other_run_errors_stop_the_wait():

@@ -29,7 +29,7 @@ def test_only_infrastructure_errors_exit_6_even_with_a_regression():
 
 def test_a_regression_exits_7_only_with_fail_on_regression():
     assert exitcodes.decide(0, [], 1, True) == exitcodes.REGRESSION == 7
-    assert exitcodes.decide(0, [], 1, False) == 0, "without --fail-on-regression it is reported only"
+    assert exitcodes.decide(0, [], 1, False) == 0, "without --secctx-fail-on-regression it is reported only"
     assert exitcodes.decide(0, [], 0, True) == 0
 
 
@@ -166,7 +166,7 @@ MIXED = """
 def test_summary_totals_equal_junits_and_the_file_is_valid(pytester):
     pytester.makepyfile(MIXED)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=junit.xml",
-                                           "--summary=out/summary.json")
+                                           "--secctx-summary=out/summary.json")
     doc = summary.load(pytester.path / "out" / "summary.json")  # validates against the schema
     assert totals_as_junit(doc) == junit_counts(pytester.path / "junit.xml"), result.outlines
     tests = {t["nodeid"].split("::")[1]: t for t in doc["tests"]}
@@ -200,7 +200,7 @@ def test_a_run_that_only_hit_infrastructure_exits_6(pytester):
         def test_one(cluster):
             pass
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--summary=s.json")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--secctx-summary=s.json")
     doc = summary.load(pytester.path / "s.json")
     assert result.ret == exitcodes.INFRASTRUCTURE_ERROR, result.outlines
     assert [t["category"] for t in doc["tests"]] == [None, INFRASTRUCTURE]
@@ -212,11 +212,11 @@ def test_fail_on_regression_without_compare_to_is_bad_input(pytester):
     does not read the last run's verdict."""
     pytester.makepyfile("def test_x(): pass")
     (pytester.path / "s.json").write_text("an earlier run's file")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--fail-on-regression",
-                                           "--summary=s.json")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--secctx-fail-on-regression",
+                                           "--secctx-summary=s.json")
     assert result.ret == exitcodes.BAD_INPUT
-    line = ("INFRASTRUCTURE: --fail-on-regression needs --compare-to FILE (the baseline run's "
-            "observations): pass --compare-to, or drop --fail-on-regression")
+    line = ("INFRASTRUCTURE: --secctx-fail-on-regression needs --secctx-compare-to FILE (the baseline run's "
+            "observations): pass --secctx-compare-to, or drop --secctx-fail-on-regression")
     assert line in result.stderr.str()
     doc = summary.load(pytester.path / "s.json")
     assert (doc["exit"]["code"], doc["problem"], doc["tests"]) == (exitcodes.BAD_INPUT, line, [])
@@ -245,8 +245,8 @@ def regression_run(pytester, *options):
         recording.conclude = changes
     """)
     pytester.makepyfile("def test_x(): pass")
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--summary=s.json",
-                                         f"--compare-to={baseline}", *options)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--secctx-summary=s.json",
+                                         f"--secctx-compare-to={baseline}", *options)
 
 
 def _empty_document() -> dict:
@@ -256,7 +256,7 @@ def _empty_document() -> dict:
 
 
 def test_a_regression_exits_7_with_fail_on_regression(pytester):
-    result = regression_run(pytester, "--fail-on-regression")
+    result = regression_run(pytester, "--secctx-fail-on-regression")
     doc = summary.load(pytester.path / "s.json")
     assert result.ret == exitcodes.REGRESSION, result.outlines
     assert doc["comparison"]["counts"] == {"regression": 1, "relaxation": 1, "neutral": 0}
@@ -281,7 +281,7 @@ def test_junit_properties_name_case_runtime_category_and_upstream(pytester, xdis
             verdict.fail(not_enforced("NoNewPrivs differs"))
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=junit.xml",
-                                           "--runtime-class=default", "--summary=s.json",
+                                           "--secctx-runtime-class=default", "--secctx-summary=s.json",
                                            "-k", "secure-pod", *xdist)
     assert result.ret == 1, result.outlines
     [case] = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
@@ -306,8 +306,8 @@ def test_a_passed_case_names_only_its_case_files_upstream_specs(pytester):
         def test_case(secctx_recipe_case, request):
             summary.record_checks(request.node, [Check("uid_map", "host", "host", "hostUsers")])
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--runtime-class=default",
-                                           "--summary=s.json", "-k", "secure-pod")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--secctx-runtime-class=default",
+                                           "--secctx-summary=s.json", "-k", "secure-pod")
     assert result.ret == 0, result.outlines
     [entry] = summary.load(pytester.path / "s.json")["tests"]
     from secctx.cases import load_cases
@@ -326,7 +326,7 @@ def test_under_xdist_the_controller_writes_totals_equal_to_junits_and_exits_1(py
         os._exit(1)
 """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
-                                           "--junitxml=junit.xml", "--summary=s.json")
+                                           "--junitxml=junit.xml", "--secctx-summary=s.json")
     doc = summary.load(pytester.path / "s.json")
     assert totals_as_junit(doc) == junit_counts(pytester.path / "junit.xml"), result.outlines
     tests = {t["nodeid"].split("::")[1]: t for t in doc["tests"]}
@@ -349,7 +349,7 @@ def test_under_xdist_only_infrastructure_exits_6(pytester):
         def test_unreachable():
             raise RunStopped("INFRASTRUCTURE: cannot reach the API server", pytrace=False)
     """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--summary=s.json")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--secctx-summary=s.json")
     doc = summary.load(pytester.path / "s.json")
     assert result.ret == doc["exit"]["code"] == exitcodes.INFRASTRUCTURE_ERROR, result.outlines
     assert sorted(t["category"] or "" for t in doc["tests"]) == ["", INFRASTRUCTURE]

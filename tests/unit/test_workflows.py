@@ -39,7 +39,7 @@ def test_nightly_runs_the_matrix_and_publishes_even_when_the_suite_fails():
     assert matrix["matrix"]["kubernetes"] == ["v1.34", "v1.35", "v1.36", "v1.37"]
     steps = jobs["conformance"]["steps"]
     run = [s["run"] for s in steps if "run" in s]
-    assert any("bash hack/run.sh --mode online --kubernetes-version" in r for r in run)
+    assert any("bash hack/run.sh --secctx-mode online --secctx-kubernetes-version" in r for r in run)
     # History: restored, and saved even after a failed suite.
     uses = {s.get("uses", "").split("@")[0]: s for s in steps}
     assert "history-${{ matrix.kubernetes }}-" in uses["actions/cache/restore"]["with"]["restore-keys"]
@@ -105,7 +105,7 @@ def test_nightly_baseline_moves_forward_only_on_a_green_night():
 def test_nightly_compares_with_the_pinned_or_last_green_baseline_and_fails_on_regression():
     steps = _conformance_steps()
     suite = _step(steps, "Run the suite")
-    assert "--compare-to baseline/observations.json --fail-on-regression" in suite["env"]["COMPARE"]
+    assert "--secctx-compare-to baseline/observations.json --secctx-fail-on-regression" in suite["env"]["COMPARE"]
     assert "$COMPARE" in suite["run"]
     choose = _step(steps, "Choose the baseline")
     assert choose["env"]["PINNED"] == "baselines/${{ matrix.kubernetes }}/observations.json"
