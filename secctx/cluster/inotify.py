@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from ..offline import log
@@ -58,10 +59,20 @@ def ensure(state_dir: Path) -> None:
                  f"'too many open files'; fix: sudo sysctl -w {' '.join(args)}")
 
 
-def restore(state_dir: Path) -> None:
-    """Put back what ensure() raised as root."""
+def kind_nodes_running() -> int:
+    proc = subprocess.run(["docker", "ps", "-q", "--filter", "label=io.x-k8s.kind.cluster"],
+                          capture_output=True, text=True, timeout=30)
+    return len(proc.stdout.split()) if proc.returncode == 0 else 0
+
+
+def restore(state_dir: Path, nodes_running: Callable[[], int] = kind_nodes_running) -> None:
+    """Put back what ensure() raised as root, once no kind node runs (a kept or another
+    run's cluster would lose its headroom)."""
     state = state_dir / STATE_NAME
     if os.geteuid() != 0 or not state.exists():
+        return
+    if (left := nodes_running()):
+        log.step(f"inotify limits stay raised: {left} kind node(s) still run")
         return
     for key, value in json.loads(state.read_text()).items():
         (PROC_SYS / key).write_text(str(value))

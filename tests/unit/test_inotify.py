@@ -30,6 +30,8 @@ def test_root_raises_the_short_limit_keeps_the_higher_one_and_restore_puts_it_ba
     assert json.loads((state / inotify.STATE_NAME).read_text()) == {"fs/inotify/max_user_instances": 128}
     inotify.ensure(state)  # a second cluster: the host's own value stays the one kept
     assert json.loads((state / inotify.STATE_NAME).read_text()) == {"fs/inotify/max_user_instances": 128}
-    inotify.restore(state)
+    inotify.restore(state, nodes_running=lambda: 1)  # a kept cluster still needs them
+    assert (proc_sys / "fs/inotify/max_user_instances").read_text() == "512"
+    inotify.restore(state, nodes_running=lambda: 0)
     assert (proc_sys / "fs/inotify/max_user_instances").read_text() == "128"
     assert not (state / inotify.STATE_NAME).exists()
