@@ -20,6 +20,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
+from . import timeouts
 from .categories import timeout
 from .errors import Denial, denial
 from .podspec import condition_true
@@ -117,7 +118,7 @@ class Kube:
         self.core.create_namespace(client.V1Namespace(metadata=meta))
         return name
 
-    def wait_for_default_service_account(self, namespace: str, timeout: float = 30) -> None:
+    def wait_for_default_service_account(self, namespace: str, timeout: float = timeouts.SERVICE_ACCOUNT) -> None:
         """Pods are refused until the namespace's default ServiceAccount exists."""
         w = watch.Watch()
         for ev in w.stream(self.core.list_namespaced_service_account, namespace,
@@ -150,7 +151,7 @@ class Kube:
         return Kube(client.ApiClient(self.api.configuration))
 
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
+                     timeout: float = timeouts.POD_START, sandbox_failures: int = 0) -> client.V1Pod:
         """Wait until the pod is `Ready`, `Running` or has a terminal problem.
 
         Returns the pod for `until`; raises Terminal as soon as the pod cannot
@@ -163,7 +164,7 @@ class Kube:
                                   sandbox_failures, what=f"pod {namespace}/{name}")[name]
 
     def wait_for_pods(self, namespace: str, field_selector: str | None, count: int,
-                      until: str = "Ready", timeout: float = 60,
+                      until: str = "Ready", timeout: float = timeouts.POD_START,
                       sandbox_failures: int = 0, label_selector: str | None = None,
                       what: str = "", final: tuple[str, ...] = ()) -> dict[str, client.V1Pod]:
         """{name: pod} once `count` pods of the selection have reached `until`; Terminal
@@ -205,7 +206,7 @@ class Kube:
         raise WaitTimeout(f"{what} not {until} after {timeout:.0f}s; last seen: {last}\n"
                           f"events:\n{format_events(events)}")
 
-    def settle_pods(self, namespace: str, names: set[str], settled, timeout: float = 60,
+    def settle_pods(self, namespace: str, names: set[str], settled, timeout: float = timeouts.POD_START,
                     sandbox_failures: int = 2
                     ) -> tuple[dict[str, client.V1Pod], set[str], dict[str, str]]:
         """A batch: follow the namespace's pods (and their sandbox failures, counted like
@@ -249,7 +250,7 @@ class Kube:
                 return
 
     def wait_for_container_exit(self, name: str, namespace: str, container: str,
-                                timeout: float = 60) -> client.V1Pod:
+                                timeout: float = timeouts.POD_START) -> client.V1Pod:
         """Wait until `container` has terminated at least once (a crashing workload)."""
         last = None
         w, noted = watch.Watch(), set()
@@ -262,7 +263,7 @@ class Kube:
         raise pod_timeout(self, namespace, f"{name}/{container}", "did not exit", timeout, last,
                           name)
 
-    def wait_for_deployment(self, name: str, namespace: str, timeout: float = 90,
+    def wait_for_deployment(self, name: str, namespace: str, timeout: float = timeouts.DEPLOYMENT,
                             fail_fast: bool = True) -> client.V1Deployment:
         """Until every replica is ready. fail_fast stops at a pod's terminal state;
         without it only the bound stops the wait (for pods known to recover)."""
@@ -290,7 +291,7 @@ class Kube:
                           f"{self.unwell_logs(namespace)}")
 
     def exec(self, pod: str, namespace: str, container: str, command: list[str],
-             timeout: float = 30) -> ExecResult:
+             timeout: float = timeouts.EXEC) -> ExecResult:
         try:
             resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace,
                           container=container, command=command, stdout=True, stderr=True,
@@ -477,7 +478,7 @@ class PodWatch:
                 self._changed.wait(remaining)
 
     def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
-                     timeout: float = 60, sandbox_failures: int = 0) -> client.V1Pod:
+                     timeout: float = timeouts.POD_START, sandbox_failures: int = 0) -> client.V1Pod:
         noted = set()
 
         def reached(event, pod):
@@ -489,7 +490,7 @@ class PodWatch:
         return pod
 
     def wait_for_container_exit(self, name: str, namespace: str, container: str,
-                                timeout: float = 60) -> client.V1Pod:
+                                timeout: float = timeouts.POD_START) -> client.V1Pod:
         noted = set()
         pod, last = self._await(
             namespace, name,

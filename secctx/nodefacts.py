@@ -14,7 +14,7 @@ import json
 import operator
 from dataclasses import asdict, dataclass, field
 
-from . import caps
+from . import caps, timeouts
 from .expect import USERNS_UNIT, NodeFacts, cri_name
 from .hostlimits import HOST_LIMITS
 from .kube import Kube, Terminal, WaitTimeout, api_retry
@@ -185,7 +185,7 @@ def helper_daemonset(image: str) -> dict:
 
 
 def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepare: str = "",
-           timeout: float = 90, images: list[str] = ()) -> Environment:
+           timeout: float = timeouts.NODE_FACTS, images: list[str] = ()) -> Environment:
     """Run the helper on every node: write `files` (node path -> content), run the
     `prepare` shell script (node paths under /host/local-pv), read the facts and
     the config USER of `images` from the node's image store."""
@@ -235,7 +235,7 @@ def _image_users(kube: Kube, namespace: str, pod: str, images: list[str]) -> dic
     if not images:
         return {}
     out = kube.exec(pod, namespace, "helper", ["sh", "-c", _IMAGE_SCRIPT, "sh", *images],
-                    timeout=60)
+                    timeout=timeouts.NODE_EXEC)
     return parse_image_users(out.stdout)
 
 
@@ -401,7 +401,7 @@ def runtime_facts(stdout: str) -> dict:
 
 
 def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
-                   timeout: float = 90) -> Runtime:
+                   timeout: float = timeouts.NODE_FACTS) -> Runtime:
     """Learn per node what containers of `runtime` get (its probe DaemonSet) and what
     the kubelet reports for its handler; RuntimeUnavailable when they do not run."""
     ds = runtime_probe(image, runtime.name)

@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import podspec
+from . import podspec, timeouts
 
 BEGIN_MARKER = "### secctx:begin"
 END_MARKER = "### secctx:end"
@@ -721,7 +721,7 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
                    pod_name, node)
 
 
-def twin_probe(kube, applied, container: str, timeout: float = 60) -> Observation | None:
+def twin_probe(kube, applied, container: str, timeout: float = timeouts.POD_START) -> Observation | None:
     """A container that crashes cannot be looked into. Its twin can: the same pod spec,
     image and securityContext, with the command replaced by a sleeper, so that what
     the runtime gives this spec is observed (None when the twin cannot run: no shell)."""

@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from . import expect, observe, podspec, report, timing, verdict
+from . import expect, observe, podspec, report, timeouts, timing, verdict
 from .cases import Case, Outcome
 from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_RUNTIME
@@ -112,7 +112,7 @@ def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Appl
 
 
 def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
-                  timeout: float = 60, waits=None) -> tuple[str, object]:
+                  timeout: float = timeouts.POD_START, waits=None) -> tuple[str, object]:
     """Wait for what the case expects; returns the outcome reached and the pod (running,
     crashing) or the kubelet's refusal (rejected). A pod expected to be refused that
     becomes Ready is returned as running, for the verdict to judge. `waits` follows
@@ -182,7 +182,7 @@ def _image_pairs(original: dict, mapped: dict) -> list[tuple[str, str]]:
     return list(zip(images(original), images(mapped)))
 
 
-def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = 60):
+def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = timeouts.POD_START):
     """Apply a pod written in a test (images mapped) and wait for it to be Ready."""
     pod = suite.image_map.rewrite(pod)
     with report.step(f"apply Pod/{pod['metadata']['name']} and wait for Ready (≤{timeout:.0f}s)"):

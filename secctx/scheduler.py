@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import report, runner, timing
+from . import report, runner, timeouts, timing
 from .kube import PodWatch
 from .offline import log
 from .session import Suite
@@ -105,7 +105,7 @@ class Scheduler:
                      f"all), at most {START_SLOTS if self.concurrency > 1 else 1} starting pods "
                      f"and {self.concurrency} observing at once")
 
-    def result(self, job: Job, timeout: float = 600) -> Result:
+    def result(self, job: Job, timeout: float = timeouts.CASE_BACKSTOP) -> Result:
         """The job's result, starting it (and every upcoming job) if need be. Bounded:
         a case's own waits are bounded, this is the backstop. Inline, the case runs
         here, in the caller's thread."""

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from . import hostlimits, nodefacts, pullcheck, report
+from . import hostlimits, nodefacts, pullcheck, report, timeouts
 from .categories import runtime_cannot_run
 from .cluster.mode import OFFLINE
 from .cluster.provision import Cluster
@@ -309,7 +309,7 @@ def local_volume_plan(run_id: str, worker: str, count: int) -> tuple[list[str], 
     return dirs, prepared, script
 
 
-def stop(suite: Suite, last: bool, timeout: float = 60) -> None:
+def stop(suite: Suite, last: bool, timeout: float = timeouts.SESSION_STOP) -> None:
     """Delete this worker's PVs; the last worker out also deletes the shared StorageClass.
 
     Waits (bounded) until the run's deleted namespaces and PVs are gone, so that

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache
+from .. import cache, timeouts
 from ..imagemap import ImageMap
 from ..images import docker
 from ..images import load as images
@@ -172,7 +172,7 @@ def _image_identity(image: str) -> str:
             else docker.run(["image", "inspect", "--format", "{{.Id}}", image]).strip())
 
 
-def _wait_for_system_deployments(kubeconfig: Path, timeout: float = 180) -> None:
+def _wait_for_system_deployments(kubeconfig: Path, timeout: float = timeouts.SYSTEM_DEPLOYMENTS) -> None:
     """kind returns once the control plane is Ready; CoreDNS and the storage
     provisioner may still be starting. A complete cluster has them available.
     local-path-provisioner often restarts once while the kubernetes Service is

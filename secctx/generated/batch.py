@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from .. import expect, observe, podspec, refusals, verdict
+from .. import expect, observe, podspec, refusals, timeouts, verdict
 from ..cases import Case
 from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod, transient_run_error
 from ..observe import Observed, Refusal
@@ -101,7 +101,7 @@ def _settled(pod) -> bool:
     return all(container_state(pod, c.name) for c in pod.spec.containers)
 
 
-def run(suite, namespace: str, examples: list[Example], timeout: float = 60,
+def run(suite, namespace: str, examples: list[Example], timeout: float = timeouts.POD_START,
         parallel: int = 4) -> list[Judged]:
     """Apply every example's pod, wait for all with one watch, judge every container."""
     kube = suite.kube
@@ -160,7 +160,7 @@ def run(suite, namespace: str, examples: list[Example], timeout: float = 60,
         return [j for judged in pool.map(judge_pod, examples) for j in judged]
 
 
-def runner_for(suite, workdir: Path, timeout: float = 60, parallel: int = 4):
+def runner_for(suite, workdir: Path, timeout: float = timeouts.POD_START, parallel: int = 4):
     """specs -> {spec key: [Judged]}: each call one batch in a namespace of its own."""
     def run_specs(specs: list[dict]) -> dict[str, list[Judged]]:
         namespace = suite.new_namespace("secctx-generated")

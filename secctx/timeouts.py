@@ -1,0 +1,29 @@
+"""Every bound the suite puts on a wait against the cluster, named, with its reason.
+
+One home: a wait takes its default from here, a caller that knows better passes its
+own. The numbers were measured on a 2-core host with cgroup v1 (slow: runc's
+'unable to freeze' sandbox failures are retried by the kubelet 10-15 s later).
+"""
+from __future__ import annotations
+
+# A case pod, apply to its outcome: image already on the node, so start-up is the
+# sandbox, plus at most two kubelet retries of a transient sandbox failure.
+POD_START = 60
+# The default ServiceAccount of a new namespace (the token controller adds it in ~1 s).
+SERVICE_ACCOUNT = 30
+# One exec of the probe or a helper command in a running container.
+EXEC = 30
+# A helper command on the node that reads the image store (crictl over every image).
+NODE_EXEC = 60
+# A Deployment's replicas Ready (a case's workload; system deployments have their own).
+DEPLOYMENT = 90
+# The node helper pod and each runtime probe: schedule, start, probe, under load.
+NODE_FACTS = 90
+# A fresh kind cluster's CoreDNS and local-path-provisioner (the latter restarts once
+# while the kubernetes Service is not routed yet).
+SYSTEM_DEPLOYMENTS = 180
+# Every namespace of the run gone at the end of the session.
+SESSION_STOP = 60
+# The scheduler's backstop for one case's result: its own waits are bounded, this
+# only catches a bug that would otherwise hang the test.
+CASE_BACKSTOP = 600
