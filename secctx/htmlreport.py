@@ -184,18 +184,7 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = True
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         tmp = Path(tmp)
         staging = tmp / "report"
-        config = {
-            "name": name,
-            "output": str(staging),
-            "plugins": {"awesome": {"options": {
-                "reportName": name, "singleFile": bool(single_file), "reportLanguage": "en",
-                # The tree a platform engineer reads: recipe section, field, manifest.
-                "groupBy": ["epic", "feature", "story"],
-            }}},
-        }
-        categories = _categories(dirs)
-        if categories:
-            config["categories"] = {"rules": categories}
+        config = _allure_config(name, staging, single_file, _categories(dirs))
         work_history = None
         if history is not None:
             history = Path(history).resolve()
@@ -205,25 +194,7 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = True
             config["historyPath"] = str(work_history)
             config["historyLimit"] = history_limit
         (tmp / "allurerc.json").write_text(json.dumps(config, indent=2))
-
-        cmd = [str(allure), "generate", "--config", str(tmp / "allurerc.json"),
-               *(str(d.resolve()) for d in dirs)]
-        env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
-        try:
-            with log.heartbeat("allure generate"):
-                proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                      timeout=GENERATE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise ReportError(f"allure generate did not finish in {GENERATE_TIMEOUT}s; check the size of "
-                              "the results (large attachments) or raise SECCTX_REPORT_TIMEOUT") from None
-        except OSError as err:
-            raise ReportError(f"cannot run {_rel(allure)} ({err}); remove {allure.parents[1]} "
-                              "so it is installed again") from None
-        index = staging / "index.html"
-        if proc.returncode != 0 or not index.exists():
-            raise ReportError(f"allure generate failed (exit {proc.returncode}): "
-                              f"{_last_line(proc.stderr or proc.stdout)}; check the results directory and "
-                              "rerun with the same command to see the full output")
+        index = _run_allure(allure, tmp, dirs, staging)
         _make_offline(index)
         try:
             verdictpage.inject(index, dirs, None if single_file else serve_hint(out))
@@ -240,6 +211,44 @@ def generate(results: Path | Sequence[Path], out: Path, single_file: bool = True
             history.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(work_history, history)
     return out / "index.html"
+
+
+def _allure_config(name: str, staging: Path, single_file: bool, categories: list) -> dict:
+    config = {
+        "name": name,
+        "output": str(staging),
+        "plugins": {"awesome": {"options": {
+            "reportName": name, "singleFile": bool(single_file), "reportLanguage": "en",
+            # The tree a platform engineer reads: recipe section, field, manifest.
+            "groupBy": ["epic", "feature", "story"],
+        }}},
+    }
+    if categories:
+        config["categories"] = {"rules": categories}
+    return config
+
+
+def _run_allure(allure: Path, tmp: Path, dirs: list[Path], staging: Path) -> Path:
+    """`allure generate` with tmp/allurerc.json, bounded; the staged index.html."""
+    cmd = [str(allure), "generate", "--config", str(tmp / "allurerc.json"),
+           *(str(d.resolve()) for d in dirs)]
+    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    try:
+        with log.heartbeat("allure generate"):
+            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
+                                  timeout=GENERATE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"allure generate did not finish in {GENERATE_TIMEOUT}s; check the size of "
+                          "the results (large attachments) or raise SECCTX_REPORT_TIMEOUT") from None
+    except OSError as err:
+        raise ReportError(f"cannot run {_rel(allure)} ({err}); remove {allure.parents[1]} "
+                          "so it is installed again") from None
+    index = staging / "index.html"
+    if proc.returncode != 0 or not index.exists():
+        raise ReportError(f"allure generate failed (exit {proc.returncode}): "
+                          f"{_last_line(proc.stderr or proc.stdout)}; check the results directory and "
+                          "rerun with the same command to see the full output")
+    return index
 
 
 def serve_hint(out: Path) -> str:

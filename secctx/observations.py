@@ -472,63 +472,77 @@ def classify(change: Change) -> tuple[str, str]:
             return rule("outcome-now-stopped")
     elif parts[0] == "admission" and last == "admitted":
         return rule("psa-now-admits" if new else "psa-now-refuses")
-    elif parts[:2] == ["process", "uid"] or parts[:2] == ["process", "gid"]:
+    elif parts[0] == "process":
+        return rule(_process_rule(field, parts, old, new) or "other")
+    elif parts[0] in ("root", "mounts"):
+        return rule(_mount_rule(parts, last, old, new) or "other")
+    return rule("other")
+
+
+def _process_rule(field: str, parts: list[str], old: Any, new: Any) -> str | None:
+    """The rule of a change under process.*, None when none names it."""
+    if parts[:2] == ["process", "uid"] or parts[:2] == ["process", "gid"]:
         if new == 0 and old != 0:
-            return rule("id-became-root")
+            return "id-became-root"
         if old == 0 and new != 0:
-            return rule("id-left-root")
+            return "id-left-root"
     elif field == "process.groups":
         grew = _grew(old, new)
         if grew:
-            return rule("groups-gained" if grew == "grew" else "groups-lost")
+            return "groups-gained" if grew == "grew" else "groups-lost"
     elif parts[:2] == ["process", "capabilities"]:
         old_mask, new_mask = int(old["hex"], 16), int(new["hex"], 16)
         if new_mask & ~old_mask:
-            return rule("caps-added")
+            return "caps-added"
         if old_mask & ~new_mask:
-            return rule("caps-removed")
+            return "caps-removed"
     elif parts[:2] == ["process", "user_namespace"]:
         if old == "pod-range" and new != "pod-range":
-            return rule("userns-left")
+            return "userns-left"
         if new == "pod-range" and old != "pod-range":
-            return rule("userns-entered")
+            return "userns-entered"
     elif field == "process.no_new_privs":
-        return rule("nnp-cleared" if old and not new else "nnp-set")
+        return "nnp-cleared" if old and not new else "nnp-set"
     elif field == "process.seccomp.mode":
         before, after = _SECCOMP_STRICTNESS.get(old), _SECCOMP_STRICTNESS.get(new)
         if before is not None and after is not None and before != after:
-            return rule("seccomp-weaker" if after < before else "seccomp-stronger")
+            return "seccomp-weaker" if after < before else "seccomp-stronger"
     elif field == "process.seccomp.filters":
         if isinstance(old, int) and isinstance(new, int):
-            return rule("seccomp-fewer-filters" if new < old else "seccomp-more-filters")
+            return "seccomp-fewer-filters" if new < old else "seccomp-more-filters"
     elif parts[:2] == ["process", "lsm"]:
         if _unconfined(new) and not _unconfined(old):
-            return rule("lsm-unconfined")
+            return "lsm-unconfined"
         if _unconfined(old) and not _unconfined(new):
-            return rule("lsm-confined")
-    elif parts[0] in ("root", "mounts") and last == "read_only":
+            return "lsm-confined"
+    return None
+
+
+def _mount_rule(parts: list[str], last: str, old: Any, new: Any) -> str | None:
+    """The rule of a change under root.* or mounts.*, None when none names it."""
+    if last == "read_only":
         if old is True and new is False:
-            return rule("now-writable")
+            return "now-writable"
         if old is False and new is True:
-            return rule("now-read-only")
-    elif parts[0] in ("root", "mounts") and last == "writable":
+            return "now-read-only"
+    elif last == "writable":
         if old is not True and new is True:
-            return rule("now-writable")
+            return "now-writable"
         if old is True and new is False:
-            return rule("now-read-only")
-    elif parts[0] in ("root", "mounts") and last == "options":
+            return "now-read-only"
+    elif last == "options":
         before, after = set(old or ()) & _HARDENING_FLAGS, set(new or ()) & _HARDENING_FLAGS
         if before - after:
-            return rule("mount-flags-dropped")
+            return "mount-flags-dropped"
         if after - before:
-            return rule("mount-flags-added")
+            return "mount-flags-added"
     elif parts[0] == "mounts" and last == "mode" and old and new:
         before, after = int(old, 8) & _MODE_WIDENING, int(new, 8) & _MODE_WIDENING
         if after & ~before:
-            return rule("mode-widened")
+            return "mode-widened"
         if before & ~after:
-            return rule("mode-narrowed")
-    return rule("other")
+            return "mode-narrowed"
+    return None
 
 
 def is_leaf(value: Any) -> bool:

@@ -312,35 +312,51 @@ def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
     out.append('<table class="matrix"><thead><tr><th>case</th><th>container</th><th>field</th>'
                + "".join(f"<th>{e(label)}</th>" for label in labels) + "</tr></thead><tbody>")
     for row in matrix["rows"]:
-        key = row_key(row)
-        cls = "changed-row" if row["changes"] else "same"
-        cells = []
-        for i, label in enumerate(labels):
-            page = links[i].get(key) if i < len(links) else None
-            href = f"{report_url}#{page}" if page else (
-                f"#{_anchor(i, key)}" if _observation_of(runs[i].doc, key) is not None else None)
-            change = row["changes"].get(label)
-            if label in row["values"]:
-                text = obs.format_value(row["values"][label], limit=120)
-                td = "cell"
-            else:
-                text, td = "—", "cell absent"
-            title = ""
-            badge = ""
-            if change:
-                td += f" changed {change['class']}"
-                meaning = obs.RULES.get(change["rule"], ("", ""))[1]
-                title = f' title="{e(change["class"])}: {e(change["rule"])}: {e(meaning)}; {e(change["change"])}"'
-                badge = f'<span class="badge {change["class"]}">{change["class"]}</span>'
-            content = f'<a href="{e(href)}">{e(text)}</a>' if href else e(text)
-            cells.append(f'<td class="{td}"{title} data-run="{e(label)}">{content}{badge}</td>')
-        out.append(f'<tr class="{cls}"><td class="case">{e(row["case"])}</td>'
-                   f'<td>{e(row["container"] or "")}</td><td class="field">{e(row["field"])}</td>'
-                   + "".join(cells) + "</tr>")
+        out.append(_row_html(row, runs, labels, links, report_url))
     out.append("</tbody></table>")
     if any(r.doc.get("cases") or r.doc.get("admission") for r in runs):
         out.append("<h2>Observations</h2><p>What each run recorded, per case (the target of a "
                    "cell whose test is not in the Allure report).</p>")
+    out.extend(_observation_details(runs))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _row_html(row: dict, runs: list[Run], labels: list[str], links: list[dict[str, str]],
+              report_url: str) -> str:
+    """One field's row: a cell per run, a changed cell with its class, rule and link."""
+    e = html.escape
+    key = row_key(row)
+    cls = "changed-row" if row["changes"] else "same"
+    cells = []
+    for i, label in enumerate(labels):
+        page = links[i].get(key) if i < len(links) else None
+        href = f"{report_url}#{page}" if page else (
+            f"#{_anchor(i, key)}" if _observation_of(runs[i].doc, key) is not None else None)
+        change = row["changes"].get(label)
+        if label in row["values"]:
+            text = obs.format_value(row["values"][label], limit=120)
+            td = "cell"
+        else:
+            text, td = "—", "cell absent"
+        title = ""
+        badge = ""
+        if change:
+            td += f" changed {change['class']}"
+            meaning = obs.RULES.get(change["rule"], ("", ""))[1]
+            title = f' title="{e(change["class"])}: {e(change["rule"])}: {e(meaning)}; {e(change["change"])}"'
+            badge = f'<span class="badge {change["class"]}">{change["class"]}</span>'
+        content = f'<a href="{e(href)}">{e(text)}</a>' if href else e(text)
+        cells.append(f'<td class="{td}"{title} data-run="{e(label)}">{content}{badge}</td>')
+    return (f'<tr class="{cls}"><td class="case">{e(row["case"])}</td>'
+            f'<td>{e(row["container"] or "")}</td><td class="field">{e(row["field"])}</td>'
+            + "".join(cells) + "</tr>")
+
+
+def _observation_details(runs: list[Run]) -> list[str]:
+    """What each run recorded, per case: the target of a cell without a test."""
+    e = html.escape
+    out = []
     for i, r in enumerate(runs):
         keys = sorted(set(r.doc.get("cases", {})) | {
             obs.admission_key(m, lvl) for m, levels in r.doc.get("admission", {}).items()
@@ -349,8 +365,7 @@ def render_html(runs: list[Run], matrix: dict, links: list[dict[str, str]],
             body = json.dumps(_observation_of(r.doc, key), indent=1, sort_keys=True)
             out.append(f'<details id="{_anchor(i, key)}"><summary>{e(key)} in {e(r.label)}</summary>'
                        f"<pre>{e(body)}</pre></details>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 # --- pages of the HTML report (python -m secctx.htmlreport --matrix DIR --diff FILE) -----------
