@@ -406,7 +406,11 @@ def remove_stale(kube: Kube, run_id: str) -> list[str]:
     for pv in kube.core.list_persistent_volume(label_selector=selector).items:
         if (pv.metadata.labels or {}).get(RUN_LABEL) != run_id:
             stale.append(pv.metadata.name)
-            kube.core.delete_persistent_volume(pv.metadata.name)
+            try:
+                kube.core.delete_persistent_volume(pv.metadata.name)
+            except ApiException as err:
+                if err.status != 404:  # gone meanwhile (its own run deleted it)
+                    raise
     if stale:
         log.step(f"removed objects of earlier runs: {', '.join(stale)}")
     return stale

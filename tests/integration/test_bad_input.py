@@ -53,7 +53,7 @@ def test_unreachable_api_server_one_line_and_the_report_shows_it(tmp_path):
     run = run_pytest("suites", "--secctx-existing-cluster", "--kubeconfig", str(kubeconfig),
                      "-k", E2E_TESTS, "--alluredir", str(results), log=tmp_path / "run.log")
     line = assert_one_clear_line(run, "cannot reach the API server at https://127.0.0.1:1 (",
-                                 "check --kubeconfig/--kube-context")
+                                 "check --kubeconfig/--secctx-kube-context")
     assert "Connection refused" in line
     assert run.seconds < 60, "the preflight is bounded"
     # The report: the one result carries the message, and the Infrastructure category matches it.
@@ -143,7 +143,7 @@ def test_kubernetes_version_the_offline_builder_cannot_build(tmp_path):
     run = run_pytest("suites", "--secctx-mode", "offline", "--cluster-name", OTHER,
                      "--secctx-kubernetes-version", "v1.99.0", "-k", E2E_TESTS, log=tmp_path / "run.log")
     assert_one_clear_line(run, "offline builds support v1.34-v1.37; v1.99.0 is not one",
-                          "--kubernetes-version")
+                          "--secctx-kubernetes-version")
     assert run.seconds < 60, "checked before any build step"
     assert OTHER not in kind_clusters()
 
