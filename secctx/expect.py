@@ -39,6 +39,7 @@ class NodeFacts:
     user_namespaces: bool = True
     recursive_read_only_mounts: bool = True
     supplemental_groups_policy: bool = True
+    apparmor: bool = True  # the kernel's AppArmor is enabled (the kubelet's admission asks)
 
     def not_containerd(self, rule: str) -> str | None:
         """None on a containerd node; else why `rule` (one of containerd's CRI plugin,

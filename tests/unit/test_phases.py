@@ -423,6 +423,15 @@ def test_what_a_case_declares_without_its_feature_is_what_the_oracle_derives(cas
     assert refusals.node_refusal(case.pod_spec(), case.container, node) == case.when_unsupported
 
 
+@pytest.mark.parametrize("case_id", sorted(c.name for c in CASE_BY_NAME.values()
+                                           if c.skip_unless == "apparmor"
+                                           and "appArmorProfile" in json.dumps(c.pod_spec())))
+def test_an_apparmor_case_declares_the_refusal_the_oracle_derives_without_apparmor(case_id):
+    case = case_of(case_id)
+    node = dataclasses.replace(ENVIRONMENT, apparmor=False).node_facts()
+    assert refusals.node_refusal(case.pod_spec(), case.container, node) == case.when_unsupported
+
+
 @pytest.mark.parametrize("case_id, version, available", [
     ("image-volume", "v1.34.4", False), ("image-volume", "v1.35.4", True),
     ("userns-root", "v1.34.4", True), ("hardened-pod", "v1.20.0", True),
