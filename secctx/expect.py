@@ -39,6 +39,7 @@ class NodeFacts:
     user_namespaces: bool = True
     recursive_read_only_mounts: bool = True
     supplemental_groups_policy: bool = True
+    apparmor: bool = True  # the kernel's AppArmor is enabled (the kubelet's admission asks)
 
     def not_containerd(self, rule: str) -> str | None:
         """None on a containerd node; else why `rule` (one of containerd's CRI plugin,
@@ -528,6 +529,7 @@ class Expected:
     commands: list = field(default_factory=list)            # cases.Command
     cannot_enforce: str | None = None  # the node lacks a feature: checked what holds, then skip
     reported_user: Want | None = None  # what the kubelet must report as the process's user
+    proc_paths: ExpectedProcPaths | None = None  # masked and read-only /proc, /sys paths
 
 
 # Check field -> attribute of ExpectedProcess (also the key of its reasons).
@@ -602,7 +604,9 @@ def for_case(case, env, learned: Learned | None) -> Expected:
         outcome, process=wants,
         mounts=_mounts(spec, case.container, learned, pins, wants, env.supports(RRO_FEATURE)),
         pod=_pod_level(spec), lsm_label=None if cannot_enforce else pins.get("lsm_label"),
-        commands=list(case.commands), cannot_enforce=cannot_enforce, reported_user=reported)
+        commands=list(case.commands), cannot_enforce=cannot_enforce, reported_user=reported,
+        proc_paths=proc_paths(spec, case.container, env.node_facts(),
+                              getattr(env, "kubernetes_version", "")))
 
 
 def _reported_user(wants: dict[str, Want], learned: Learned) -> Want:
@@ -653,6 +657,56 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
         unshare = Want(None, "the node refuses user namespaces even without seccomp, or "
                              "CAP_SYS_ADMIN is effective: not asserted")
     return {"Seccomp_filters": filters, "unshare(CLONE_NEWUSER) refused": unshare}
+
+
+# The paths the kubelet asks the runtime to mask and to make read-only for procMount
+# Default: kubelet pkg/securitycontext/util.go defaultMaskedPaths / defaultReadonlyPaths,
+# sent in the CRI request by ConvertToRuntimeMaskedPaths / ConvertToRuntimeReadonlyPaths
+# (and [] for procMount Unmasked). containerd internal/cri/server/container_create.go
+# replaces its own defaults (pkg/oci/spec.go populateDefaultUnixSpec) by exactly these.
+MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap")
+# Added with moby's GHSA-6fw5-f8r9-fgfm fix (the thermal_throttle directory of each CPU that
+# has one on the node): read in v1.37.2's util.go; which earlier releases have them is not
+# known here, so there they are asserted neither way.
+MASKED_SINCE_V1_37 = ("/proc/interrupts", "/sys/devices/system/cpu/cpu*/thermal_throttle")
+READ_ONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# Every path the probe looks for (patterns: shell globs, fnmatch here).
+PROC_PATHS = MASKED_PATHS + MASKED_SINCE_V1_37 + READ_ONLY_PATHS
+
+
+@dataclass(frozen=True)
+class ExpectedProcPaths:
+    """What procMount promises, over the paths of PROC_PATHS this kernel has."""
+    masked: Want     # value: the patterns of the paths that must be masked
+    read_only: Want  # value: those that must be read-only, on a mount of their own
+    unknown: tuple[str, ...] = ()  # patterns asserted neither way
+
+
+def proc_paths(spec: dict, container: str, node: NodeFacts,
+               kubernetes_version: str = "") -> ExpectedProcPaths:
+    """The masked and read-only paths of the container's /proc and /sys (procMount)."""
+    from .cases import minor_version
+    container_sc = podspec.container(spec, container).get("securityContext") or {}
+    mount = container_sc.get("procMount") or "Default"
+    later = () if kubernetes_version and minor_version(kubernetes_version) >= (1, 37) \
+        else MASKED_SINCE_V1_37
+    if container_sc.get("privileged"):
+        # containerd pkg/oci/spec_opts.go WithPrivileged (applied after the kubelet's
+        # lists, container_create.go) sets both to nil.
+        other = node.not_containerd("no masked or read-only paths when privileged")
+        why = other or "privileged: containerd clears the masked and read-only paths"
+        return ExpectedProcPaths(Want(None if other else (), why),
+                                 Want(None if other else (), why), later)
+    if mount == "Unmasked":
+        why = "procMount Unmasked: the kubelet asks the runtime to mask nothing and make nothing read-only"
+        return ExpectedProcPaths(Want((), why), Want((), why), later)
+    masked = MASKED_PATHS + (() if later else MASKED_SINCE_V1_37)
+    return ExpectedProcPaths(
+        Want(masked, f"procMount {mount}: the kubelet's default masked paths"
+                     + ("" if later else ", with /proc/interrupts and thermal_throttle (v1.37+)")),
+        Want(READ_ONLY_PATHS, f"procMount {mount}: the kubelet's default read-only paths"), later)
 
 
 # /proc/<pid>/uid_map and gid_map, as classify_id_map names them.

@@ -101,6 +101,7 @@ class Environment:
                          runtime_default_caps=self.runtime_default_caps,
                          userns_ids_per_pod=self.userns_ids_per_pod,
                          cri=cri_name(self.container_runtime),
+                         apparmor=self.apparmor,
                          **{f: getattr(self, f) for f in REPORTED_FEATURES})
 
     def supports(self, feature: str) -> bool:

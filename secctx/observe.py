@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import podspec, timeouts
+from .expect import PROC_PATHS
 
 BEGIN_MARKER = "### secctx:begin"
 END_MARKER = "### secctx:end"
@@ -93,6 +94,14 @@ write_paths() {
     else
       printf '%s|fail|%s\n' "$_wr_path" "$_wr_err"
     fi
+  done
+  return 0
+}
+
+existing() {
+  # The paths of "$@" that exist here (a glob that matched nothing stays itself and fails).
+  for _ex_path in "$@"; do
+    [ -e "$_ex_path" ] && printf '%s\n' "$_ex_path"
   done
   return 0
 }
@@ -222,6 +231,7 @@ def probe_script(stat_paths: list[str], write_paths: list[str],
     stats = " ".join(_check_path(p) for p in stat_paths)
     files = " ".join(_check_path(p) for p in file_dirs)
     writes = " ".join(_check_path(p) for p in write_paths)
+    procs = " ".join(PROC_PATHS)  # globs, expanded by the shell
     calls = f"""
 MAIN=$(main_pid)
 section main-pid echo "$MAIN"
@@ -231,6 +241,7 @@ section self-status cat /proc/self/status
 section id id
 section id-G id -G
 section mounts cat /proc/$MAIN/mounts
+section proc-paths existing {procs}
 section uid-map cat /proc/$MAIN/uid_map
 section gid-map cat /proc/$MAIN/gid_map
 section attr-current cat /proc/$MAIN/attr/current
@@ -485,6 +496,8 @@ class Observation:
     main_pid_check: WriteResult | None = None
     # The files in the kubelet-written volumes (file_stats), by path; None: an older probe.
     file_stats: dict[str, FileStat] | None = None
+    # The paths of expect.PROC_PATHS this container has; None: an older probe.
+    proc_paths: list[str] | None = None
 
     def stat_of_new_file(self, directory: str) -> FileStat | None:
         """Stat of the file the probe created in directory, None if it could not."""
@@ -611,6 +624,7 @@ def parse(output: str) -> Observation:
         uid_map=_optional(sections, "uid-map", parse_id_map),
         gid_map=_optional(sections, "gid-map", lambda text: parse_id_map(text, "gid-map")),
         file_stats=_optional(sections, "volume-files", lambda text: _parse_stats(text)[0]),
+        proc_paths=_optional(sections, "proc-paths", str.split),
         main_pid_check=None if main_check is None else
         WriteResult(ok=main_check.rc == 0, error=main_check.text.strip()),
         unshare_user=None if unshare is None or unshare.rc == 127 else

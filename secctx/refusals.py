@@ -37,19 +37,62 @@ def api_refusal(spec: dict) -> Outcome | None:
                                                   "and `capabilities.Add` CAP_SYS_ADMIN")
         if sc.get("procMount") == "Unmasked" and spec.get("hostUsers") is not False:
             return Outcome("invalid", message="procMount")
+        for mount in container.get("volumeMounts") or []:
+            refused = recursive_read_only_invalid(mount)
+            if refused:
+                return refused
+    return None
+
+
+RECURSIVE_READ_ONLY = ("Disabled", "IfPossible", "Enabled")
+
+
+def recursive_read_only_invalid(mount: dict) -> Outcome | None:
+    """pkg/apis/core/validation/validation.go validateMountRecursiveReadOnly: IfPossible
+    and Enabled only with readOnly true and mountPropagation None or unset; no other value."""
+    rro = mount.get("recursiveReadOnly")
+    if rro is None or rro == "Disabled":
+        return None
+    if rro not in RECURSIVE_READ_ONLY:
+        return Outcome("invalid", message="Unsupported value")
+    if not mount.get("readOnly"):
+        return Outcome("invalid", message="may only be specified when readOnly is true")
+    if mount.get("mountPropagation") not in (None, "None"):
+        return Outcome("invalid", message="may only be specified when mountPropagation is None")
     return None
 
 
 def admission_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     """The kubelet's admission refusal (the pod Failed) by what the node reports, or None:
     supplementalGroupsPolicy Strict on a node without the feature (kubelet
-    pkg/kubelet/lifecycle/predicate.go, the SupplementalGroupsPolicy admission check)."""
+    pkg/kubelet/lifecycle/predicate.go, the SupplementalGroupsPolicy admission check), an
+    AppArmor profile on a node without AppArmor (lifecycle/handlers.go
+    NewAppArmorAdmitHandler -> pkg/security/apparmor validate.go Validate)."""
     spec = podspec.pod_spec(spec)
     if (spec.get("securityContext") or {}).get("supplementalGroupsPolicy") == "Strict" \
             and not node.supplemental_groups_policy:
         return Outcome("rejected", "SupplementalGroupsPolicyNotSupported",
                        "SupplementalGroupsPolicy=Strict is not supported in this node")
+    # The AppArmor admit handler comes after the predicate one (kubelet.go NewMainKubelet).
+    if apparmor_required(spec) and not node.apparmor:
+        return Outcome("rejected", "AppArmor",
+                       "Cannot enforce AppArmor: AppArmor is not enabled on the host")
     return None
+
+
+def apparmor_required(spec: dict) -> bool:
+    """Whether the kubelet's AppArmor admission needs AppArmor on the node
+    (pkg/security/apparmor/helpers.go isRequired): a pod-level profile other than
+    Unconfined counts even when every container overrides it, then any container's. (The
+    beta annotations it also reads become these fields when the API server creates the pod,
+    registry/core/pod/strategy.go applyAppArmorVersionSkew; a case written with them
+    declares its refusal.)"""
+    spec = podspec.pod_spec(spec)
+    pod_profile = (spec.get("securityContext") or {}).get("appArmorProfile")
+    if pod_profile and pod_profile.get("type") != "Unconfined":
+        return True
+    return any(((c.get("securityContext") or {}).get("appArmorProfile") or {}).get("type")
+               not in (None, "Unconfined") for c in podspec.containers(spec))
 
 
 def userns_refusal(spec: dict, node: NodeFacts) -> Outcome | None:

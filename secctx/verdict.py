@@ -8,6 +8,7 @@ outcome.
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -18,7 +19,7 @@ from .categories import NOT_ENFORCED, OTHERS_HOLD, cannot_enforce, not_enforced
 from .expect import TOKEN_DIR, classify_id_map, show
 
 if TYPE_CHECKING:
-    from .expect import Expected, ExpectedMount
+    from .expect import Expected, ExpectedMount, ExpectedProcPaths
     from .observe import Observation, Observed
 
 __all__ = ["NOT_ENFORCED", "Check", "compare", "assert_holds", "fail", "failures", "require", "table"]
@@ -106,6 +107,8 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
     for mount in expected.mounts:
         checks += mount_checks(obs, mount)
     checks += _pod_checks(expected, observed)
+    if expected.proc_paths is not None:
+        checks += proc_path_checks(obs, expected.proc_paths)
     checks += command_checks(observed.commands)
     if expected.lsm_label:
         checks.append(lsm_check(obs, expected.lsm_label))
@@ -258,6 +261,33 @@ def submounts_check(obs: Observation, path: str, want) -> Check:
     return Check(f"{path} submounts read-only (writable ones)", [] if want.asserted else None,
                  writable, f"{want.reason} ({len(below)} mounts below it)",
                  asserted=want.asserted)
+
+
+# The filesystems /proc and /sys paths belong to: a mount of one of them on the path is a
+# read-only bind of the real thing; any other (runc's read-only tmpfs on a directory, a
+# bind of /dev/null on a file) hides it.
+PROC_FILESYSTEMS = ("proc", "sysfs")
+
+
+def proc_path_checks(obs: Observation, want: ExpectedProcPaths) -> list[Check]:
+    """procMount: which of the paths this container has are masked and which read-only,
+    each on a mount of its own (a read-only /proc or /sys as a whole shows no mask)."""
+    if obs.proc_paths is None:  # an older probe
+        return []
+    known = [p for p in sorted(set(obs.proc_paths))
+             if not any(fnmatch.fnmatchcase(p, u) for u in want.unknown)]
+    own = {p: obs.mount_at(p) for p in known}
+    seen = {"masked": [p for p in known if own[p] and own[p].fstype not in PROC_FILESYSTEMS],
+            "read-only": [p for p in known if own[p] and own[p].fstype in PROC_FILESYSTEMS
+                          and own[p].read_only]}
+    checks = []
+    for name, w in (("masked", want.masked), ("read-only", want.read_only)):
+        expected = None if w.value is None else \
+            [p for p in known if any(fnmatch.fnmatchcase(p, pattern) for pattern in w.value)]
+        checks.append(Check(f"{name} /proc and /sys paths", expected, seen[name],
+                            f"{w.reason} (of those this kernel has: {', '.join(known) or 'none'})",
+                            asserted=w.asserted))
+    return checks
 
 
 def _pod_checks(expected: Expected, observed: Observed) -> list[Check]:

@@ -28,7 +28,8 @@ IMAGE_VOLUMES = {"since": "v1.35", "why": "ImageVolume is beta and off by defaul
 # The section a generated case is filed under: its most telling field.
 SECTION_BY_FIELD = (("procMount", "User namespaces"), ("seccompProfile", "Seccomp"),
                     ("capabilities", "Capabilities"), ("privileged", "Capabilities"),
-                    ("readOnlyRootFilesystem", "Read-only root"), ("fsGroup", "fsGroup"))
+                    ("readOnlyRootFilesystem", "Read-only root"), ("fsGroup", "fsGroup"),
+                    ("appArmorProfile", "AppArmor"))
 
 
 def spec_key(spec: dict) -> str:

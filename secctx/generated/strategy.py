@@ -5,8 +5,9 @@ its own securityContext, image and mounts. Each container is judged as its own c
 (the pod-level context is shared, which is what batching relies on). The values stay
 inside what the API's types accept; combinations the API server refuses (privileged
 with allowPrivilegeEscalation false, procMount Unmasked in the host's user namespace,
-CAP_SYS_ADMIN with allowPrivilegeEscalation false) are generated on purpose: the refusal
-is an outcome the oracle must predict too.
+CAP_SYS_ADMIN with allowPrivilegeEscalation false, recursiveReadOnly without readOnly) and
+those the node refuses (an AppArmor profile without AppArmor) are generated on purpose: the
+refusal is an outcome the oracle must predict too.
 """
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ seccomp_profiles = st.sampled_from([
     {"type": "Localhost", "localhostProfile": LOCALHOST_PROFILE}])
 
 
+# AppArmor: on a node without it the kubelet refuses any profile but Unconfined, a
+# pod-level one even where every container says Unconfined (refusals.apparmor_required);
+# drawn one time in four so that most pods still run.
+apparmor_profiles = st.sampled_from([{"type": "RuntimeDefault"}, {"type": "Unconfined"}])
+seldom_apparmor = st.one_of(st.none(), st.none(), st.none(), apparmor_profiles)
+# recursiveReadOnly: IfPossible and Enabled need readOnly true (API validation), Enabled
+# needs the handler's support (the kubelet's refusal); drawn whatever readOnly is.
+recursive_read_only = st.one_of(st.none(), st.none(), st.sampled_from(["Disabled", "IfPossible",
+                                                                        "Enabled"]))
+
+
 def _compact(mapping: dict) -> dict:
     return {k: v for k, v in mapping.items() if v is not None and v != [] and v != {}}
 
@@ -70,6 +82,7 @@ def container_security_context(draw, host_users: bool) -> dict:
         "readOnlyRootFilesystem": draw(maybe(st.booleans())),
         "capabilities": draw(maybe(capabilities())),
         "seccompProfile": draw(maybe(seccomp_profiles)),
+        "appArmorProfile": draw(seldom_apparmor),
         # Unmasked needs hostUsers false; generated with it mostly, sometimes without.
         "procMount": draw(maybe(proc_mounts) if not host_users else
                           st.one_of(st.none(), st.none(), st.none(), proc_mounts)),
@@ -87,6 +100,7 @@ def pod_security_context(draw) -> dict:
         "supplementalGroups": draw(st.lists(ids, max_size=3, unique=True)),
         "supplementalGroupsPolicy": draw(maybe(st.sampled_from(["Merge", "Strict"]))),
         "seccompProfile": draw(maybe(seccomp_profiles)),
+        "appArmorProfile": draw(seldom_apparmor),
         "sysctls": [{"name": name, "value": draw(st.sampled_from(SAFE_SYSCTLS[name]))}
                     for name in draw(st.lists(st.sampled_from(sorted(SAFE_SYSCTLS)), max_size=2,
                                               unique=True))],
@@ -132,7 +146,8 @@ def containers(draw, volumes: list[str], host_users: bool) -> list[dict]:
     result = []
     for index in range(count):
         mounts = [_compact({"name": name, "mountPath": f"/mnt/{name}",
-                            "readOnly": draw(maybe(st.booleans()))})
+                            "readOnly": draw(maybe(st.booleans())),
+                            "recursiveReadOnly": draw(recursive_read_only)})
                   for name in draw(st.lists(st.sampled_from(volumes), unique=True))] \
             if volumes else []
         result.append(_compact({

@@ -58,7 +58,7 @@ IDENTITY_IMAGES = {
     IDENTITY_UID_GID: ("1000:2000", APP_PASSWD, APP_GROUP),
     IDENTITY_ROOT_IN_WHEEL: ("", WHEEL_PASSWD, WHEEL_GROUP),
 }
-ESCALATION_PROGRAMS = ("suid-id", "bind-low", "syscall-probe", "setfcap")
+ESCALATION_PROGRAMS = ("suid-id", "bind-low", "syscall-probe", "setfcap", "seccomp-filter")
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def identity_dockerfile(user: str, passwd: tuple[str, ...], group: tuple[str, ..
 # SCHILY.xattr.security.capability and containerd restores it on the node.
 ESCALATION_DOCKERFILE = """FROM scratch
 COPY rootfs/ /
-COPY suid-id bind-low syscall-probe setfcap /usr/local/bin/
+COPY suid-id bind-low syscall-probe setfcap seccomp-filter /usr/local/bin/
 RUN chown 0:0 /usr/local/bin/suid-id && chmod 4755 /usr/local/bin/suid-id \\
  && /usr/local/bin/setfcap cap_net_bind_service+ep /usr/local/bin/bind-low \\
  && rm /usr/local/bin/setfcap

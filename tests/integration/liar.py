@@ -26,6 +26,7 @@ docs/lying-runtime.md):
 
     rw-volumes      "ro" -> "rw" on every bind mount that is not a system path
     no-seccomp      the seccomp filter allows everything (Seccomp: still 2)
+    unshare-only    the seccomp filter refuses unshare (EPERM) and allows everything else
     no-nnp          noNewPrivileges false (PID 1 and exec'd processes)
     saved-uid-root  PID 1's real uid is 0 (effective, saved, fs uid as asked)
     crash-identity  PID 1 runs as uid+1, gid+1 (non-zero ids only)
@@ -53,7 +54,7 @@ from secctx import cache
 from secctx.offline.gobuild import go, go_env
 
 SOURCE = Path(__file__).with_name("runc-liar")
-LIES = ("rw-volumes", "no-seccomp", "no-nnp", "saved-uid-root", "crash-identity", "own-volumes",
+LIES = ("rw-volumes", "no-seccomp", "unshare-only", "no-nnp", "saved-uid-root", "crash-identity", "own-volumes",
         "file-modes")
 LIE_FILE = "/etc/secctx/lie"
 LOG_FILE = "/var/log/secctx-liar.log"

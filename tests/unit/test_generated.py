@@ -157,6 +157,72 @@ def test_what_the_node_and_handler_report_decides_the_outcome():
     assert "user namespaces" in outcome_of(both, "c0", "", NodeFacts(user_namespaces=False)).message
 
 
+NO_APPARMOR = NodeFacts(apparmor=False)
+APPARMOR_REFUSAL = refusals.Outcome("rejected", "AppArmor",
+                                    "Cannot enforce AppArmor: AppArmor is not enabled on the host")
+
+
+def test_a_pod_level_apparmor_profile_is_refused_without_apparmor_though_every_container_overrides_it():
+    # pkg/security/apparmor isRequired: the pod's RuntimeDefault counts before the containers'.
+    overridden = _spec({"appArmorProfile": {"type": "RuntimeDefault"}},
+                       {"appArmorProfile": {"type": "Unconfined"}})
+    assert outcome_of(overridden, "c0", "", NO_APPARMOR) == APPARMOR_REFUSAL
+    assert outcome_of(overridden, "c0", "") == refusals.RUNNING  # a node with AppArmor runs it
+    container = _spec(sc={"appArmorProfile": {"type": "RuntimeDefault"}})
+    assert outcome_of(container, "c0", "", NO_APPARMOR) == APPARMOR_REFUSAL
+    unconfined = _spec({"appArmorProfile": {"type": "Unconfined"}},
+                       {"appArmorProfile": {"type": "Unconfined"}})
+    assert outcome_of(unconfined, "c0", "", NO_APPARMOR) == refusals.RUNNING
+    # After the SupplementalGroupsPolicy predicate, before the sandbox.
+    both = _spec({"appArmorProfile": {"type": "RuntimeDefault"}, "supplementalGroupsPolicy": "Strict",
+                  "runAsGroup": 1})
+    assert outcome_of(both, "c0", "", NodeFacts(apparmor=False, supplemental_groups_policy=False)) \
+        .reason == "SupplementalGroupsPolicyNotSupported"
+    assert outcome_of(both, "c0", "", NO_APPARMOR) == APPARMOR_REFUSAL
+
+
+def _mounted(**mount):
+    spec = _spec()
+    spec["volumes"] = [{"name": "v", "emptyDir": {}}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "v", "mountPath": "/v", **mount}]
+    return spec
+
+
+def test_recursiveReadOnly_is_validated_by_the_api_server_then_refused_by_the_kubelet():
+    # pkg/apis/core/validation validateMountRecursiveReadOnly, then resolveRecursiveReadOnly.
+    for rro in ("IfPossible", "Enabled"):
+        assert outcome_of(_mounted(recursiveReadOnly=rro), "c0", "") == refusals.Outcome(
+            "invalid", message="may only be specified when readOnly is true")
+        assert outcome_of(_mounted(recursiveReadOnly=rro, readOnly=True,
+                                   mountPropagation="HostToContainer"), "c0", "").message \
+            == "may only be specified when mountPropagation is None"
+    assert outcome_of(_mounted(recursiveReadOnly="Disabled"), "c0", "") == refusals.RUNNING
+    assert outcome_of(_mounted(recursiveReadOnly="Sometimes", readOnly=True), "c0", "").status == "invalid"
+    enabled = _mounted(recursiveReadOnly="Enabled", readOnly=True)
+    assert outcome_of(enabled, "c0", "") == refusals.RUNNING
+    assert outcome_of(enabled, "c0", "", NodeFacts(recursive_read_only_mounts=False)).reason \
+        == "CreateContainerConfigError"
+    assert outcome_of(_mounted(recursiveReadOnly="IfPossible", readOnly=True), "c0", "",
+                      NodeFacts(recursive_read_only_mounts=False)) == refusals.RUNNING
+
+
+def test_the_generator_draws_apparmor_profiles_and_recursiveReadOnly():
+    seen = set()
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(strategy.pod_specs())
+    def draw(spec):
+        contexts = [spec.get("securityContext") or {}] + [c.get("securityContext") or {}
+                                                          for c in spec["containers"]]
+        seen.update(f"appArmorProfile {sc['appArmorProfile']['type']}" for sc in contexts
+                    if "appArmorProfile" in sc)
+        seen.update(f"recursiveReadOnly {m['recursiveReadOnly']}" for c in spec["containers"]
+                    for m in c.get("volumeMounts") or [] if "recursiveReadOnly" in m)
+    draw()
+    assert {"appArmorProfile RuntimeDefault", "appArmorProfile Unconfined",
+            "recursiveReadOnly IfPossible", "recursiveReadOnly Enabled"} <= seen, seen
+
+
 def test_ping_group_range_fits_the_pods_range_of_the_nodes_idsPerPod():
     wide = {"sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 100000"}]}
     assert outcome_of(_spec(wide, hostUsers=False), "c0", "").reason == "FailedCreatePodSandBox"

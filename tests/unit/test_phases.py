@@ -423,6 +423,15 @@ def test_what_a_case_declares_without_its_feature_is_what_the_oracle_derives(cas
     assert refusals.node_refusal(case.pod_spec(), case.container, node) == case.when_unsupported
 
 
+@pytest.mark.parametrize("case_id", sorted(c.name for c in CASE_BY_NAME.values()
+                                           if c.skip_unless == "apparmor"
+                                           and "appArmorProfile" in json.dumps(c.pod_spec())))
+def test_an_apparmor_case_declares_the_refusal_the_oracle_derives_without_apparmor(case_id):
+    case = case_of(case_id)
+    node = dataclasses.replace(ENVIRONMENT, apparmor=False).node_facts()
+    assert refusals.node_refusal(case.pod_spec(), case.container, node) == case.when_unsupported
+
+
 @pytest.mark.parametrize("case_id, version, available", [
     ("image-volume", "v1.34.4", False), ("image-volume", "v1.35.4", True),
     ("userns-root", "v1.34.4", True), ("hardened-pod", "v1.20.0", True),
@@ -562,3 +571,86 @@ def test_a_group_named_like_the_user_is_not_added_alpine_root_under_runAsGroup()
     _, checks = judge("network-debug-pod",
                       alpine_root_under_run_as_group([0] + ALPINE_ROOT_GROUPS + [3000]))
     assert "groups" in failed(checks), verdict.table(checks)
+
+
+# --- procMount: the masked and read-only paths (issue 23 item 10) ------------------------
+# What the probe's proc-paths section lists on the recording's node (its kernel has no
+# /proc/kcore, /proc/sysrq-trigger, ...): the recordings predate the section.
+NODE_PROC_PATHS = ("/proc/acpi", "/proc/interrupts", "/proc/keys", "/proc/timer_list",
+                   "/sys/firmware", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys")
+MASKED_HERE = ["/proc/acpi", "/proc/interrupts", "/proc/keys", "/proc/timer_list", "/sys/firmware"]
+READ_ONLY_HERE = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"]
+PROC_CHECKS = ("masked /proc and /sys paths", "read-only /proc and /sys paths")
+
+
+def with_proc_paths(*lies: tuple[str, str]):
+    """The record with the proc-paths section, after each (old, new) replacement."""
+    def edit(record):
+        section = ("### secctx:begin proc-paths\n" + "\n".join(NODE_PROC_PATHS)
+                   + "\n\n### secctx:end proc-paths rc=0\n")
+        out = record["probe_output"].replace("### secctx:begin mounts",
+                                             section + "### secctx:begin mounts", 1)
+        for old, new in lies:
+            assert old in out, f"{old!r} not in the recorded probe"
+            out = out.replace(old, new, 1)
+        record["probe_output"] = out
+    return edit
+
+
+def proc_checks(checks) -> dict[str, verdict.Check]:
+    return {c.field: c for c in checks if c.field in PROC_CHECKS}
+
+
+@pytest.mark.parametrize("case_id", ["procmount-default", "hardened-pod"])
+def test_procMount_Default_masks_and_makes_read_only_the_kubelets_paths_the_kernel_has(case_id):
+    _, checks = judge(case_id, with_proc_paths())
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+    seen = proc_checks(checks)
+    assert seen[PROC_CHECKS[0]].expected == MASKED_HERE and seen[PROC_CHECKS[0]].asserted
+    assert seen[PROC_CHECKS[1]].expected == READ_ONLY_HERE and seen[PROC_CHECKS[1]].asserted
+
+
+def test_a_runtime_that_does_not_mask_proc_keys_fails_the_masked_paths():
+    _, checks = judge("procmount-default", with_proc_paths(
+        ("tmpfs /proc/keys tmpfs rw,nosuid,size=65536k,mode=755 0 0\n", "")))
+    assert set(failed(checks)) == {PROC_CHECKS[0]}
+    assert "/proc/keys" not in failed(checks)[PROC_CHECKS[0]].observed
+
+
+def test_a_runtime_that_leaves_proc_sys_writable_fails_the_read_only_paths():
+    _, checks = judge("procmount-default", with_proc_paths(
+        ("proc /proc/sys proc ro,", "proc /proc/sys proc rw,")))
+    assert set(failed(checks)) == {PROC_CHECKS[1]}
+
+
+def test_a_runtime_that_masks_under_procMount_Unmasked_fails_the_masked_paths():
+    expected, checks = judge("procmount-unmasked", with_proc_paths())
+    assert not verdict.failures(checks), verdict.table(verdict.failures(checks))
+    assert expected.proc_paths.masked.value == () and expected.proc_paths.read_only.value == ()
+    _, checks = judge("procmount-unmasked", with_proc_paths(
+        ("proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n",
+         "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+         "tmpfs /proc/kcore tmpfs rw,nosuid,size=65536k,mode=755 0 0\n"
+         "proc /proc/sys proc ro,nosuid,nodev,noexec,relatime 0 0\n")))
+    # /proc/kcore is not on this kernel: only /proc/sys counts.
+    assert set(failed(checks)) == {PROC_CHECKS[1]}
+    assert failed(checks)[PROC_CHECKS[1]].observed == ["/proc/sys"]
+
+
+def test_proc_interrupts_is_asserted_from_v1_37_only():
+    # Not masked: a lie on v1.37.2, whose kubelet asks for it; before v1.37 not known here.
+    unmasked = with_proc_paths(("tmpfs /proc/interrupts tmpfs rw,nosuid,size=65536k,mode=755 0 0\n", ""))
+    _, checks = judge("procmount-default", unmasked)
+    assert set(failed(checks)) == {PROC_CHECKS[0]}
+    older = dataclasses.replace(ENVIRONMENT, kubernetes_version="v1.36.4")
+    _, checks = judge("procmount-default", unmasked, env=older)
+    assert not verdict.failures(checks)
+    assert "/proc/interrupts" not in proc_checks(checks)[PROC_CHECKS[0]].expected
+
+
+def test_a_privileged_container_gets_no_masks_from_containerd_and_elsewhere_nothing_is_asserted():
+    spec = {"containers": [{"name": "c", "securityContext": {"privileged": True}}]}
+    paths = expect.proc_paths(spec, "c", expect.NodeFacts(), "v1.37.2")
+    assert (paths.masked.value, paths.read_only.value) == ((), ())
+    paths = expect.proc_paths(spec, "c", expect.NodeFacts(cri="cri-o"), "v1.37.2")
+    assert not paths.masked.asserted and "cri-o" in paths.masked.reason

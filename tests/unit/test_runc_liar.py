@@ -221,6 +221,19 @@ def test_no_seccomp_installs_an_allow_everything_filter(runc):
     assert after == want
 
 
+def test_unshare_only_keeps_a_filter_that_refuses_just_unshare(runc):
+    runc.tell("unshare-only")
+    cfg = config()
+    _, after = runc.create(cfg)
+    assert after["linux"]["seccomp"] == {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}]}
+    want = copy.deepcopy(cfg)
+    want["linux"]["seccomp"] = after["linux"]["seccomp"]
+    assert after == want
+    assert "SCMP_ACT_ALLOW, unshare refused" in runc.log.read_text()
+
+
 def test_no_seccomp_leaves_unconfined_alone(runc):
     runc.tell("no-seccomp")
     cfg = config()

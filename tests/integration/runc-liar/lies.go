@@ -21,6 +21,7 @@ type lie struct {
 var lies = map[string]lie{
 	"rw-volumes":     {config: rwVolumes},
 	"no-seccomp":     {config: allowAllSeccomp},
+	"unshare-only":   {config: unshareOnlySeccomp},
 	"no-nnp":         {config: func(doc map[string]any, _ string) ([]string, error) { return noNNP(process(doc)) }, process: noNNP},
 	"saved-uid-root": {config: realUIDRoot},
 	"crash-identity": {config: otherIdentity},
@@ -106,6 +107,25 @@ func allowAllSeccomp(doc map[string]any, _ string) ([]string, error) {
 	linux["seccomp"] = filter
 	rules, _ := old["syscalls"].([]any)
 	return []string{fmt.Sprintf("seccomp: defaultAction %v with %d rules -> SCMP_ACT_ALLOW with none",
+		old["defaultAction"], len(rules))}, nil
+}
+
+// unshareOnlySeccomp keeps a filter that refuses unshare(2) with EPERM and allows
+// every other call: the one call the behavioural check makes is still refused.
+func unshareOnlySeccomp(doc map[string]any, _ string) ([]string, error) {
+	linux, _ := doc["linux"].(map[string]any)
+	old, ok := linux["seccomp"].(map[string]any)
+	if !ok {
+		return nil, nil // Unconfined already
+	}
+	filter := map[string]any{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []any{
+		map[string]any{"names": []any{"unshare"}, "action": "SCMP_ACT_ERRNO"}}}
+	if arch, ok := old["architectures"]; ok {
+		filter["architectures"] = arch
+	}
+	linux["seccomp"] = filter
+	rules, _ := old["syscalls"].([]any)
+	return []string{fmt.Sprintf("seccomp: defaultAction %v with %d rules -> SCMP_ACT_ALLOW, unshare refused",
 		old["defaultAction"], len(rules))}, nil
 }
 
