@@ -95,38 +95,39 @@ func isBind(mount map[string]any, opts []any) bool {
 }
 
 func allowAllSeccomp(doc map[string]any, _ string) ([]string, error) {
+	return allowingSeccomp(doc, nil, "with none")
+}
+
+// unshareOnlySeccomp keeps a filter that refuses unshare(2) with EPERM and allows
+// every other call: the one call the behavioural check makes is still refused.
+func unshareOnlySeccomp(doc map[string]any, _ string) ([]string, error) {
+	return allowingSeccomp(doc, []any{map[string]any{"names": []any{"unshare"},
+		"action": "SCMP_ACT_ERRNO"}}, "unshare refused")
+}
+
+// allowingSeccomp replaces a container's filter by one whose default action is
+// SCMP_ACT_ALLOW, with `rules` (none: no syscalls key), on the same architectures.
+func allowingSeccomp(doc map[string]any, rules []any, what string) ([]string, error) {
 	linux, _ := doc["linux"].(map[string]any)
 	old, ok := linux["seccomp"].(map[string]any)
 	if !ok {
 		return nil, nil // Unconfined already
 	}
 	filter := map[string]any{"defaultAction": "SCMP_ACT_ALLOW"}
+	if rules != nil {
+		filter["syscalls"] = rules
+	}
 	if arch, ok := old["architectures"]; ok {
 		filter["architectures"] = arch
 	}
 	linux["seccomp"] = filter
-	rules, _ := old["syscalls"].([]any)
-	return []string{fmt.Sprintf("seccomp: defaultAction %v with %d rules -> SCMP_ACT_ALLOW with none",
-		old["defaultAction"], len(rules))}, nil
-}
-
-// unshareOnlySeccomp keeps a filter that refuses unshare(2) with EPERM and allows
-// every other call: the one call the behavioural check makes is still refused.
-func unshareOnlySeccomp(doc map[string]any, _ string) ([]string, error) {
-	linux, _ := doc["linux"].(map[string]any)
-	old, ok := linux["seccomp"].(map[string]any)
-	if !ok {
-		return nil, nil // Unconfined already
+	before, _ := old["syscalls"].([]any)
+	sep := " "
+	if rules != nil {
+		sep = ", "
 	}
-	filter := map[string]any{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []any{
-		map[string]any{"names": []any{"unshare"}, "action": "SCMP_ACT_ERRNO"}}}
-	if arch, ok := old["architectures"]; ok {
-		filter["architectures"] = arch
-	}
-	linux["seccomp"] = filter
-	rules, _ := old["syscalls"].([]any)
-	return []string{fmt.Sprintf("seccomp: defaultAction %v with %d rules -> SCMP_ACT_ALLOW, unshare refused",
-		old["defaultAction"], len(rules))}, nil
+	return []string{fmt.Sprintf("seccomp: defaultAction %v with %d rules -> SCMP_ACT_ALLOW%s%s",
+		old["defaultAction"], len(before), sep, what)}, nil
 }
 
 func noNNP(proc map[string]any) ([]string, error) {
