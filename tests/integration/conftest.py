@@ -19,6 +19,16 @@ from secctx.session import LOCAL_CLASS
 
 from .robust_helpers import CLUSTER, Robust, cli
 
+# Each nested run here is bounded by its own timeout (up to 1200 s: a set-up as the hosted
+# runner's user); the ini backstop of 300 s would cut it first under load (CI at load 87).
+NESTED_RUN_BACKSTOP = 1500
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in item.path.parts and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(NESTED_RUN_BACKSTOP))
+
 
 @pytest.fixture(scope="package")
 def robust() -> Robust:
