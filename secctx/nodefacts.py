@@ -188,6 +188,7 @@ for p in /proc/[0-9]*; do
 done
 echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
+echo "cgroupfs_magic=$(stat -f -c %t /sys/fs/cgroup)"
 echo "apparmor_profiles=$(tr '\n' ';' < /host/securityfs/apparmor/profiles 2>/dev/null)"
 echo "seccomp=$(cat /proc/sys/kernel/seccomp/actions_avail 2>/dev/null)"
 echo "max_user_namespaces=$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)"
@@ -252,17 +253,22 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
         args = [f"{_host_path(p)}={c}" for p, c in files.items()]
         args += [f"apparmor:{name}={text}" for name, text in (apparmor_profiles or {}).items()]
         for pod in pods:
+            node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
+            # A VM node runs the script (and compiles AppArmor profiles) on an emulated CPU.
+            bound = EMULATED_EXEC_TIMEOUT if node in env.node_kinds else timeouts.EXEC
             out = kube.exec(pod, namespace, "helper",
-                            ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args])
+                            ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args],
+                            timeout=bound)
             if out.returncode != 0 or "write failed" in out.stderr:
                 raise RuntimeError(f"node helper {pod} failed:\n{out.transcript()}")
-            plain = kube.exec(pod, namespace, "default", ["sh", "-c", _DEFAULT_SCRIPT])
+            plain = kube.exec(pod, namespace, "default", ["sh", "-c", _DEFAULT_SCRIPT],
+                              timeout=bound)
             if plain.returncode != 0:
                 raise RuntimeError(f"node helper {pod} (default container) failed:\n"
                                    f"{plain.transcript()}")
-            node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
             _merge_node_script(env, out.stdout + "\n" + plain.stdout, node)
-            env.per_node[node]["image_users"] = _image_users(kube, namespace, pod, images)
+            env.per_node[node]["image_users"] = _image_users(kube, namespace, pod, images,
+                                                             max(timeouts.NODE_EXEC, bound))
         for n in env.nodes:
             env.per_node.setdefault(n, {}).update(kubelet_config_facts(_configz(kube, n)))
         env.seccomp_default = any(f["seccomp_default"] for f in env.per_node.values())
@@ -285,13 +291,14 @@ done
 """
 
 
-def _image_users(kube: Kube, namespace: str, pod: str, images: list[str]) -> dict[str, str]:
+def _image_users(kube: Kube, namespace: str, pod: str, images: list[str],
+                 timeout: float = timeouts.NODE_EXEC) -> dict[str, str]:
     """{image: its config USER ("" for none)} as the node's image store has it; images
     it cannot read (no crictl on the node, not pulled) are left out."""
     if not images:
         return {}
     out = kube.exec(pod, namespace, "helper", ["sh", "-c", _IMAGE_SCRIPT, "sh", *images],
-                    timeout=timeouts.NODE_EXEC)
+                    timeout=timeout)
     return parse_image_users(out.stdout)
 
 
@@ -318,6 +325,8 @@ def _host_path(node_path: str) -> str:
 # A node of another kind (a VM under emulation, cluster.vmnode) starts its first
 # containers much slower: its containerd unpacks the image there, on an emulated CPU.
 EMULATED_NODE_TIMEOUT = 300.0
+CGROUP2_MAGIC = "63677270"  # include/uapi/linux/magic.h CGROUP2_SUPER_MAGIC
+EMULATED_EXEC_TIMEOUT = 180.0
 
 
 def start_timeout(nodes: list, timeout: float) -> float:
@@ -404,7 +413,9 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     env.runtime_default_caps &= default_caps
     userns = facts.get("userns_unconfined") == "yes"
     env.userns_unconfined = env.userns_unconfined is not False and userns
-    cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
+    # busybox's stat names no cgroup2 type (it prints UNKNOWN): its magic, CGROUP2_SUPER_MAGIC
+    cgroup_version = 2 if (facts.get("cgroupfs") == "cgroup2fs"
+                           or facts.get("cgroupfs_magic") == CGROUP2_MAGIC) else 1
     lsms = [x for x in facts.get("lsm", "").split(",") if x]
     apparmor = facts.get("apparmor") == "Y"
     profiles = sorted(p.strip() for p in facts.get("apparmor_profiles", "").split(";") if p.strip())
