@@ -255,7 +255,7 @@ def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepar
         for pod in pods:
             node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
             # A VM node runs the script (and compiles AppArmor profiles) on an emulated CPU.
-            bound = EMULATED_EXEC_TIMEOUT if node in env.node_kinds else timeouts.EXEC
+            bound = timeouts.EMULATED_EXEC if node in env.node_kinds else timeouts.EXEC
             out = kube.exec(pod, namespace, "helper",
                             ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args],
                             timeout=bound)
@@ -322,17 +322,13 @@ def _host_path(node_path: str) -> str:
     raise ValueError(f"the node helper cannot write {node_path}")
 
 
-# A node of another kind (a VM under emulation, cluster.vmnode) starts its first
-# containers much slower: its containerd unpacks the image there, on an emulated CPU.
-EMULATED_NODE_TIMEOUT = 300.0
 CGROUP2_MAGIC = "63677270"  # include/uapi/linux/magic.h CGROUP2_SUPER_MAGIC
-EMULATED_EXEC_TIMEOUT = 180.0
 
 
 def start_timeout(nodes: list, timeout: float) -> float:
     """The bound of a wait for pods on every node: longer where one is a VM node."""
     if any(NODE_KIND_LABEL in (n.metadata.labels or {}) for n in nodes):
-        return max(timeout, EMULATED_NODE_TIMEOUT)
+        return max(timeout, timeouts.EMULATED_NODE_FACTS)
     return timeout
 
 

@@ -19,12 +19,6 @@ from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME, NODE_KIND_LABEL
 from .session import LOCAL_CLASS, Suite
 
-OUTCOME_TIMEOUT = 60.0
-# A VM node under emulation (cluster.vmnode): apply to Running 10-25 s measured at load 2-5,
-# its first pod of an image slower (containerd unpacks it there).
-EMULATED_OUTCOME_TIMEOUT = 180.0
-
-
 @dataclass
 class Applied:
     namespace: str
@@ -76,8 +70,8 @@ def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: 
         applied = apply(suite, case, namespace,
                         prepare_objects(case, suite, storage, runtime, node_kind))
         status, waited = await_outcome(suite, case, applied, outcome, waits=waits,
-                                       timeout=OUTCOME_TIMEOUT if node_kind == DEFAULT_NODE_KIND
-                                       else EMULATED_OUTCOME_TIMEOUT)
+                                       timeout=timeouts.POD_START if node_kind == DEFAULT_NODE_KIND
+                                       else timeouts.EMULATED_POD_START)
     with observing or contextlib.nullcontext(), timing.phase(timing_id, "observation"):
         observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
                                    suite.image_user)
