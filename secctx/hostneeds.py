@@ -14,7 +14,7 @@ decide it (no second copy of that rule in bash).
   pkg-config and gcc (runc and containerd are built with cgo, runc with seccomp).
 - offline kind: also the VM node's host tools (qemu-system-x86, e2fsprogs, kmod, cpio,
   iproute2; cluster.vmnode.HOST_TOOLS): CI joins a VM node to its offline cluster
-  (tests/integration/test_vm_node.py), and `--vm-node` asks for one.
+  (tests/integration/test_vm_node.py), and `--secctx-vm-node` asks for one.
 - `--report-test` (hack/test.sh): chromium, which opens the HTML report.
 
 Go is not a Debian package here (Debian's is older than the builds need): a

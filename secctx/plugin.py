@@ -323,7 +323,7 @@ def case_params(config) -> list[CaseParam]:
 
 def node_kinds(config) -> list[str]:
     """The node kinds the run's cases run on: the cluster's own nodes, and the VM node
-    of --vm-node (cluster.vmnode labels it vm-<lsm>)."""
+    of --secctx-vm-node (cluster.vmnode labels it vm-<lsm>)."""
     lsm = config.getoption("vm_node", None)
     return [DEFAULT_NODE_KIND, *([f"vm-{lsm}"] if lsm else [])]
 
@@ -488,7 +488,7 @@ def secctx_suite(request):
 
 
 def vm_node_up(cluster, lsm: str) -> None:
-    """The VM node of --vm-node joined to the session's kind cluster: the one already
+    """The VM node of --secctx-vm-node joined to the session's kind cluster: the one already
     running and Ready (a kept cluster's), else booted and joined now (cluster.vmnode)."""
     from .cluster import vmnode
     if cluster.kind is None:  # (option_problem refuses --existing-cluster)

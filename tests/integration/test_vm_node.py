@@ -1,5 +1,5 @@
 """The VM node in CI (issue 26): a worker with its own kernel (cgroup v2, AppArmor
-enforcing) joins `secctx-robust` (--vm-node apparmor), the AppArmor, seccomp,
+enforcing) joins `secctx-robust` (--secctx-vm-node apparmor), the AppArmor, seccomp,
 read-only, capabilities and user cases run on it green, and a runtime that drops
 the AppArmor profile (runc-liar no-apparmor, in the VM) turns the AppArmor cases red.
 
@@ -27,8 +27,8 @@ VM_CASES = ("apparmor-pod", "apparmor-pod-field", "apparmor-localhost", "apparmo
             "apparmor-unconfined", "seccomp-default-pod", "custom-seccomp-pod",
             "readonly-root-pod", "minimal-capabilities-pod", "hardened-pod", "userns-root",
             "secure-pod")
-SUITE = ("suites", "--cluster-name", CLUSTER, "--keep-cluster", "--vm-node", "apparmor",
-         "--runtime-class", "default", "-rA")
+SUITE = ("suites", "--cluster-name", CLUSTER, "--keep-cluster", "--secctx-vm-node", "apparmor",
+         "--secctx-runtime-class", "default", "-rA")
 UP_AND_CASES = 1800  # cold: the disk image (~2-3 min), boot and join (~2-4 min), the cases
 
 
