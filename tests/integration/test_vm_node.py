@@ -40,6 +40,12 @@ def on_the_vm(*cases: str) -> str:
 def vm_cluster(robust):
     if robust.mode != "offline":
         pytest.skip(f"the VM node joins offline kind clusters only; secctx-robust is {robust.mode}")
+    # Up before any test: the liar is installed on the nodes that run (the nested runs
+    # reuse this VM; without it here the liar reached only the kind node, and the lied
+    # run passed).
+    up = cli("vm-node", "up", "--cluster-name", robust.name, timeout=UP_AND_CASES)
+    assert up.returncode == 0, up.stderr[-3000:]
+    print("\n" + up.stdout.strip())
     yield robust
     down = cli("vm-node", "down", "--cluster-name", robust.name, timeout=120)
     assert down.returncode == 0, down.stderr
