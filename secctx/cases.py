@@ -166,6 +166,7 @@ class Case:
     seccomp_profiles: dict[str, Path] = dataclass_field(default_factory=dict)  # localhostProfile -> file
     # Localhost profiles the pod names that are meant to be absent from the nodes.
     missing_seccomp_profiles: set[str] = dataclass_field(default_factory=set)
+    apparmor_profiles: dict[str, Path] = dataclass_field(default_factory=dict)  # name -> file
     commands: list[Command] = dataclass_field(default_factory=list)
     objects: list[dict] = dataclass_field(default_factory=list)
 
@@ -528,6 +529,7 @@ class _Checker:
                       for v in data.get("variants", [])],
             seccomp_profiles=profiles,
             missing_seccomp_profiles=missing,
+            apparmor_profiles=self.apparmor_profiles(data.get("apparmor_profiles", {})),
             commands=[Command(c["run"], int(c.get("exit", 0)), c.get("output"), c.get("why", ""))
                       for c in data.get("commands", [])],
             objects=objects,
@@ -592,6 +594,22 @@ class _Checker:
                 continue
             files[profile] = path
         return files, missing
+
+    def apparmor_profiles(self, value) -> dict[str, Path]:
+        """The AppArmor profile files to load, by profile name."""
+        files: dict[str, Path] = {}
+        if not self.shaped(("apparmor_profiles",)):
+            return files
+        for profile, entry in value.items():
+            at = ("apparmor_profiles", profile)
+            if not self.valid(at):
+                continue
+            path = (self.path.parent / entry).resolve()
+            if not path.is_file():
+                self.error(at, f"AppArmor profile file not found: {entry} (looked for {path})")
+                continue
+            files[profile] = path
+        return files
 
     def variant_names(self, variants) -> None:
         seen = set()

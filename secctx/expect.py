@@ -10,6 +10,7 @@ manifest is accepted too.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,11 @@ class NodeFacts:
     recursive_read_only_mounts: bool = True
     supplemental_groups_policy: bool = True
     apparmor: bool = True  # the kernel's AppArmor is enabled (the kubelet's admission asks)
+    # The profiles the node's kernel has loaded ("name (mode)",
+    # /sys/kernel/security/apparmor/profiles) and the handler the pod runs under ("" for
+    # the default).
+    apparmor_profiles: tuple[str, ...] = ()
+    handler: str = ""
 
     def not_containerd(self, rule: str) -> str | None:
         """None on a containerd node; else why `rule` (one of containerd's CRI plugin,
@@ -208,6 +214,47 @@ def seccomp_profile(container_sc: dict, pod_sc: dict, privileged: bool,
     if node.seccomp_default:
         return "RuntimeDefault", "seccompProfile unset and kubelet seccompDefault is on: RuntimeDefault"
     return "Unconfined", "seccompProfile unset and kubelet seccompDefault is off: Unconfined"
+
+
+# containerd's CRI plugin loads its own profile under this name (internal/cri/server
+# service_linux.go appArmorDefaultProfileName) from contrib/apparmor/template.go.
+CONTAINERD_APPARMOR_PROFILE = "cri-containerd.apparmor.d"
+
+
+def apparmor_label(spec: dict, container: str, node: NodeFacts) -> tuple[str | None, str]:
+    """The AppArmor label the container's process must carry (/proc/<pid>/attr/current,
+    a regular expression) and why; None where it cannot be asserted.
+
+    The kubelet passes the container's appArmorProfile (the API server copied the
+    deprecated annotation into it) to the CRI, or none (pkg/kubelet/kuberuntime
+    security_context.go -> apparmor.GetProfile). containerd (internal/cri/sputil
+    GenerateApparmorSpecOpts): no profile is its default profile; RuntimeDefault is its
+    default profile except for a privileged container (none); Unconfined sets none;
+    Localhost sets the named profile, which the kernel runs in the mode it was loaded in."""
+    if not node.apparmor:
+        return None, "the node has no AppArmor: no label to assert"
+    if node.handler == "runsc":
+        return None, ("gVisor's sentry serves the container's /proc itself (no host LSM "
+                      "label inside): not asserted")
+    container_sc = podspec.container(spec, container).get("securityContext") or {}
+    profile, where = _pick(container_sc, spec.get("securityContext") or {}, "appArmorProfile")
+    kind = profile.get("type") if isinstance(profile, dict) else None
+    if kind == "Unconfined":
+        return "unconfined", f"appArmorProfile Unconfined from {where}: no profile"
+    if kind == "Localhost":
+        name = profile.get("localhostProfile") or ""
+        loaded = next((p for p in node.apparmor_profiles if p.rpartition(" (")[0] == name), None)
+        if loaded is None:
+            return None, f"Localhost profile {name} is not loaded on the node"
+        return re.escape(loaded), f"appArmorProfile Localhost {name} from {where}, loaded as {loaded}"
+    if container_sc.get("privileged") and node.cri == CONTAINERD:
+        return "unconfined", ("privileged: containerd sets no AppArmor profile "
+                              f"({'RuntimeDefault' if kind else 'no appArmorProfile'})")
+    what = f"appArmorProfile RuntimeDefault from {where}" if kind else "no appArmorProfile"
+    if node.cri != CONTAINERD:
+        return r"\S+ \(enforce\)", f"{what}: the runtime's default profile, enforced ({node.cri})"
+    return (re.escape(f"{CONTAINERD_APPARMOR_PROFILE} (enforce)"),
+            f"{what}: containerd's default profile {CONTAINERD_APPARMOR_PROFILE}, enforced")
 
 
 def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool,
@@ -526,6 +573,7 @@ class Expected:
     mounts: list[ExpectedMount] = field(default_factory=list)
     pod: dict[str, Want] = field(default_factory=dict)      # pod-level checks (network, token)
     lsm_label: str | None = None      # regular expression for /proc/1/attr/current
+    lsm_reason: str = "case file pins the label"
     commands: list = field(default_factory=list)            # cases.Command
     cannot_enforce: str | None = None  # the node lacks a feature: checked what holds, then skip
     reported_user: Want | None = None  # what the kubelet must report as the process's user
@@ -603,10 +651,22 @@ def for_case(case, env, learned: Learned | None) -> Expected:
     return Expected(
         outcome, process=wants,
         mounts=_mounts(spec, case.container, learned, pins, wants, env.supports(RRO_FEATURE)),
-        pod=_pod_level(spec), lsm_label=None if cannot_enforce else pins.get("lsm_label"),
+        pod=_pod_level(spec), **_lsm_label(spec, case.container, env.node_facts(), pins,
+                                           cannot_enforce),
         commands=list(case.commands), cannot_enforce=cannot_enforce, reported_user=reported,
         proc_paths=proc_paths(spec, case.container, env.node_facts(),
                               getattr(env, "kubernetes_version", "")))
+
+
+def _lsm_label(spec: dict, container: str, node: NodeFacts, pins: dict,
+               cannot_enforce: str | None) -> dict:
+    """The LSM label check: the case's pin, else the AppArmor label the oracle derives."""
+    if cannot_enforce:
+        return {"lsm_label": None}
+    if pins.get("lsm_label"):
+        return {"lsm_label": pins["lsm_label"]}
+    pattern, why = apparmor_label(spec, container, node)
+    return {"lsm_label": pattern, "lsm_reason": why} if pattern else {"lsm_label": None}
 
 
 def _reported_user(wants: dict[str, Want], learned: Learned) -> Want:

@@ -12,6 +12,9 @@ decide it (no second copy of that rule in bash).
   when their registry does not serve them to the nodes (session.ensure_images).
 - offline kind: also debootstrap (the root filesystems), libseccomp-dev,
   pkg-config and gcc (runc and containerd are built with cgo, runc with seccomp).
+- offline kind: also the VM node's host tools (qemu-system-x86, e2fsprogs, kmod, cpio,
+  iproute2; cluster.vmnode.HOST_TOOLS): CI joins a VM node to its offline cluster
+  (tests/integration/test_vm_node.py), and `--secctx-vm-node` asks for one.
 - `--report-test` (hack/test.sh): chromium, which opens the HTML report.
 
 Go is not a Debian package here (Debian's is older than the builds need): a
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cluster import mode as modes
+from .cluster.vmnode import HOST_TOOLS as VM_TOOLS
 from .offline import log
 
 WHY = {
@@ -36,9 +40,11 @@ WHY = {
     "gcc": "the offline build of runc and containerd (cgo)",
     "chromium": "the report test opens the HTML report in a real browser",
     "docker.io": "no Docker engine is installed, and kind runs its nodes in one",
+    **{pkg: f"the VM node ({tool})" for tool, pkg in VM_TOOLS.items()},
 }
 KIND = ("busybox-static",)
-OFFLINE = KIND + ("debootstrap", "libseccomp-dev", "pkg-config", "gcc")
+VM_NODE = tuple(dict.fromkeys(p for p in VM_TOOLS.values() if p not in KIND + ("dpkg", "apt")))
+OFFLINE = KIND + ("debootstrap", "libseccomp-dev", "pkg-config", "gcc") + VM_NODE
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 
 

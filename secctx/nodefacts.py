@@ -23,6 +23,16 @@ HELPER = "secctx-node-helper"
 SECCOMP_DIR = "/var/lib/kubelet/seccomp"
 LOCAL_PV_ROOT = "/var/lib/secctx/local-pv"
 DEFAULT_RUNTIME = "default"  # the run's name for "no runtimeClassName": the node's default handler
+# The node kind of a node without the label NODE_KIND_LABEL (a kind node container, or
+# any node of an existing cluster): cases run there with no placement, as before
+# node kinds were a parameter. Other kinds (a VM node, "vm-apparmor") carry the label
+# and a NoSchedule taint of the same key: only cases pinned to them run there.
+DEFAULT_NODE_KIND = "default"
+NODE_KIND_LABEL = "secctx.io/node-kind"
+# The facts each node has for itself (a case is judged by its pod's node's), shown in
+# the environment one column per node.
+NODE_FACTS = ("kernel", "os_image", "cgroup_version", "lsms", "apparmor", "apparmor_profiles",
+              "selinux", "seccomp", "max_user_namespaces")
 
 
 @dataclass
@@ -67,6 +77,28 @@ class Environment:
     # for each other one the run uses, its Runtime: what its containers get on each node.
     runtime: str = "default"
     runtimes: dict[str, Runtime] = field(default_factory=dict)
+    # Per node, the facts a probe cannot tell from inside a container: AppArmor profiles
+    # the kernel has loaded ("name (mode)"), the seccomp actions it offers, its user
+    # namespace limit; and each node's kind (NODE_KIND_LABEL, DEFAULT_NODE_KIND without).
+    apparmor_profiles: list[str] = field(default_factory=list)
+    seccomp: str = ""
+    max_user_namespaces: int = 0
+    node_kinds: dict[str, str] = field(default_factory=dict)
+
+    def nodes_of(self, kind: str) -> list[str]:
+        return [n for n in self.nodes if self.node_kinds.get(n, DEFAULT_NODE_KIND) == kind]
+
+    def placed(self, kind: str) -> Environment:
+        """The environment a case pinned to node kind `kind` runs in, before its pod
+        has a node: its nodes' facts (nodes of one kind are made alike: one image, one
+        configuration). Without labelled nodes the default kind is every node: the
+        aggregate, as before node kinds."""
+        nodes = self.nodes_of(kind)
+        if kind == DEFAULT_NODE_KIND and len(nodes) == len(self.nodes):
+            return self
+        if not nodes:
+            raise KeyError(f"no node of kind {kind}")
+        return self.on(nodes[0])
 
     def on(self, node: str | None) -> Environment:
         """The environment as the node `node` has it (the aggregate for another one)."""
@@ -97,11 +129,12 @@ class Environment:
         return dataclasses.replace(self, per_node=per_node, runtime=runtime, **aggregate)
 
     def node_facts(self) -> NodeFacts:
+        handler = self.runtimes[self.runtime].handler if self.runtime in self.runtimes else ""
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
                          runtime_default_caps=self.runtime_default_caps,
                          userns_ids_per_pod=self.userns_ids_per_pod,
-                         cri=cri_name(self.container_runtime),
-                         apparmor=self.apparmor,
+                         cri=cri_name(self.container_runtime), apparmor=self.apparmor,
+                         apparmor_profiles=tuple(self.apparmor_profiles), handler=handler,
                          **{f: getattr(self, f) for f in REPORTED_FEATURES})
 
     def supports(self, feature: str) -> bool:
@@ -114,6 +147,8 @@ class Environment:
         d.pop("per_node")
         d.pop("image_users")
         d.pop("runtimes")
+        d.pop("node_kinds")
+        d.pop("apparmor_profiles")
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
         d["kernel_caps"] = caps.to_hex(self.kernel_caps)
         d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
@@ -121,6 +156,13 @@ class Environment:
             or "nothing"
         d["nodes"] = ",".join(self.nodes)
         d["lsms"] = ",".join(self.lsms)
+        if len(self.per_node) > 1:  # one column per node: "<fact> (<node>)"
+            for node in self.nodes:
+                mine = self.on(node)
+                for key in NODE_FACTS:
+                    value = getattr(mine, key)
+                    d[f"{key} ({node})"] = ",".join(value) if isinstance(value, list) else value
+                d[f"node kind ({node})"] = self.node_kinds.get(node, DEFAULT_NODE_KIND)
         return {k: str(v) for k, v in {**d, **extra}.items()}
 
 
@@ -129,7 +171,13 @@ _NODE_SCRIPT = r"""
 set -u
 for pair in "$@"; do
   path=${pair%%=*}; content=${pair#*=}
-  mkdir -p "$(dirname "$path")" && printf '%s' "$content" > "$path" || echo "write failed: $path" >&2
+  case $path in
+  apparmor:*)  # a Localhost AppArmor profile, loaded into the node's kernel where it has AppArmor
+    [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] || continue
+    printf '%s' "$content" | nsenter -t 1 -m -- env PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+      apparmor_parser -r >&2 || echo "write failed: AppArmor profile ${path#apparmor:}" >&2 ;;
+  *) mkdir -p "$(dirname "$path")" && printf '%s' "$content" > "$path" || echo "write failed: $path" >&2 ;;
+  esac
 done
 echo "lsm=$(cat /host/securityfs/lsm 2>/dev/null)"
 echo "apparmor=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
@@ -140,6 +188,10 @@ for p in /proc/[0-9]*; do
 done
 echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
+echo "cgroupfs_magic=$(stat -f -c %t /sys/fs/cgroup)"
+echo "apparmor_profiles=$(tr '\n' ';' < /host/securityfs/apparmor/profiles 2>/dev/null)"
+echo "seccomp=$(cat /proc/sys/kernel/seccomp/actions_avail 2>/dev/null)"
+echo "max_user_namespaces=$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)"
 """
 
 # Run in the helper's unprivileged container (no securityContext but an Unconfined
@@ -186,28 +238,37 @@ def helper_daemonset(image: str) -> dict:
 
 
 def gather(kube: Kube, namespace: str, image: str, files: dict[str, str], prepare: str = "",
-           timeout: float = timeouts.NODE_FACTS, images: list[str] = ()) -> Environment:
-    """Run the helper on every node: write `files` (node path -> content), run the
-    `prepare` shell script (node paths under /host/local-pv), read the facts and
-    the config USER of `images` from the node's image store."""
+           timeout: float = timeouts.NODE_FACTS, images: list[str] = (),
+           apparmor_profiles: dict[str, str] | None = None) -> Environment:
+    """Run the helper on every node: write `files` (node path -> content), load the
+    `apparmor_profiles` (name -> profile text) where the node has AppArmor (they stay
+    loaded: a profile loaded again replaces itself, apparmor_parser -r), run the
+    `prepare` shell script (node paths under /host/local-pv), read the facts and the
+    config USER of `images` from the node's image store."""
     kube.apps.create_namespaced_daemon_set(namespace, helper_daemonset(image))
     try:
         pods = _wait_for_helper_pods(kube, namespace, timeout)
         env = _from_node_objects(kube)
         env.runtime_default_caps = caps.ALL_CAPS  # narrowed by each node's measurement
         args = [f"{_host_path(p)}={c}" for p, c in files.items()]
+        args += [f"apparmor:{name}={text}" for name, text in (apparmor_profiles or {}).items()]
         for pod in pods:
+            node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
+            # A VM node runs the script (and compiles AppArmor profiles) on an emulated CPU.
+            bound = timeouts.EMULATED_EXEC if node in env.node_kinds else timeouts.EXEC
             out = kube.exec(pod, namespace, "helper",
-                            ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args])
+                            ["sh", "-c", prepare + "\n" + _NODE_SCRIPT, "sh", *args],
+                            timeout=bound)
             if out.returncode != 0 or "write failed" in out.stderr:
                 raise RuntimeError(f"node helper {pod} failed:\n{out.transcript()}")
-            plain = kube.exec(pod, namespace, "default", ["sh", "-c", _DEFAULT_SCRIPT])
+            plain = kube.exec(pod, namespace, "default", ["sh", "-c", _DEFAULT_SCRIPT],
+                              timeout=bound)
             if plain.returncode != 0:
                 raise RuntimeError(f"node helper {pod} (default container) failed:\n"
                                    f"{plain.transcript()}")
-            node = kube.core.read_namespaced_pod(pod, namespace).spec.node_name
             _merge_node_script(env, out.stdout + "\n" + plain.stdout, node)
-            env.per_node[node]["image_users"] = _image_users(kube, namespace, pod, images)
+            env.per_node[node]["image_users"] = _image_users(kube, namespace, pod, images,
+                                                             max(timeouts.NODE_EXEC, bound))
         for n in env.nodes:
             env.per_node.setdefault(n, {}).update(kubelet_config_facts(_configz(kube, n)))
         env.seccomp_default = any(f["seccomp_default"] for f in env.per_node.values())
@@ -230,13 +291,14 @@ done
 """
 
 
-def _image_users(kube: Kube, namespace: str, pod: str, images: list[str]) -> dict[str, str]:
+def _image_users(kube: Kube, namespace: str, pod: str, images: list[str],
+                 timeout: float = timeouts.NODE_EXEC) -> dict[str, str]:
     """{image: its config USER ("" for none)} as the node's image store has it; images
     it cannot read (no crictl on the node, not pulled) are left out."""
     if not images:
         return {}
     out = kube.exec(pod, namespace, "helper", ["sh", "-c", _IMAGE_SCRIPT, "sh", *images],
-                    timeout=timeouts.NODE_EXEC)
+                    timeout=timeout)
     return parse_image_users(out.stdout)
 
 
@@ -260,8 +322,20 @@ def _host_path(node_path: str) -> str:
     raise ValueError(f"the node helper cannot write {node_path}")
 
 
+CGROUP2_MAGIC = "63677270"  # include/uapi/linux/magic.h CGROUP2_SUPER_MAGIC
+
+
+def start_timeout(nodes: list, timeout: float) -> float:
+    """The bound of a wait for pods on every node: longer where one is a VM node."""
+    if any(NODE_KIND_LABEL in (n.metadata.labels or {}) for n in nodes):
+        return max(timeout, timeouts.EMULATED_NODE_FACTS)
+    return timeout
+
+
 def _wait_for_helper_pods(kube: Kube, namespace: str, timeout: float) -> list[str]:
-    nodes = len(kube.core.list_node().items)
+    listed = kube.core.list_node().items
+    nodes = len(listed)
+    timeout = start_timeout(listed, timeout)
     try:
         return sorted(kube.wait_for_pods(namespace, None, nodes, "Ready", timeout,
                                          label_selector=f"app={HELPER}",
@@ -281,7 +355,12 @@ def _from_node_objects(kube: Kube) -> Environment:
     for name, facts in reported.items():
         env.per_node.setdefault(name, {}).update(facts)
     for n in nodes:  # the CRI implementation each node runs (keys the oracle's containerd rules)
-        env.per_node[n.metadata.name]["container_runtime"] = n.status.node_info.container_runtime_version
+        env.per_node[n.metadata.name].update(
+            container_runtime=n.status.node_info.container_runtime_version,
+            kernel=n.status.node_info.kernel_version, os_image=n.status.node_info.os_image)
+        kind = (n.metadata.labels or {}).get(NODE_KIND_LABEL)
+        if kind:
+            env.node_kinds[n.metadata.name] = kind
     for feature in REPORTED_FEATURES:  # what every node has
         setattr(env, feature, all(f[feature] for f in reported.values()))
     return env
@@ -305,7 +384,7 @@ def reported_features(status: dict, handler_name: str = "") -> dict[str, bool]:
 
 def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     facts = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
-    env.lsms = [x for x in facts.get("lsm", "").split(",") if x]
+    env.lsms = env.lsms or [x for x in facts.get("lsm", "").split(",") if x]
     # kubelet's own tests: the apparmor module's "enabled" parameter; for
     # SELinux, a process label in SELinux form (user_u:role_r:type_t:level).
     env.apparmor = env.apparmor or facts.get("apparmor") == "Y"
@@ -330,10 +409,24 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     env.runtime_default_caps &= default_caps
     userns = facts.get("userns_unconfined") == "yes"
     env.userns_unconfined = env.userns_unconfined is not False and userns
+    # busybox's stat names no cgroup2 type (it prints UNKNOWN): its magic, CGROUP2_SUPER_MAGIC
+    cgroup_version = 2 if (facts.get("cgroupfs") == "cgroup2fs"
+                           or facts.get("cgroupfs_magic") == CGROUP2_MAGIC) else 1
+    lsms = [x for x in facts.get("lsm", "").split(",") if x]
+    apparmor = facts.get("apparmor") == "Y"
+    profiles = sorted(p.strip() for p in facts.get("apparmor_profiles", "").split(";") if p.strip())
+    limit = facts.get("max_user_namespaces", "")
     env.per_node.setdefault(node, {}).update(
         grantable_caps=node_caps, kernel_caps=kernel_caps, runtime_default_caps=default_caps,
-        userns_unconfined=userns)
-    env.cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
+        userns_unconfined=userns, cgroup_version=cgroup_version, lsms=lsms, apparmor=apparmor,
+        selinux="selinux" in lsms or facts.get("label", "").count(":") >= 3,
+        apparmor_profiles=profiles, seccomp=facts.get("seccomp", ""),
+        max_user_namespaces=int(limit) if limit.isdigit() else 0)
+    # The aggregate (what the first node has; `on` gives each node's own).
+    if env.cgroup_version == 0:
+        env.cgroup_version, env.apparmor_profiles = cgroup_version, profiles
+        env.seccomp, env.max_user_namespaces = facts.get("seccomp", ""), env.per_node[node][
+            "max_user_namespaces"]
 
 
 @api_retry
@@ -407,8 +500,9 @@ def gather_runtime(kube: Kube, namespace: str, image: str, runtime: Runtime,
     the kubelet reports for its handler; RuntimeUnavailable when they do not run."""
     ds = runtime_probe(image, runtime.name)
     name = ds["metadata"]["name"]
-    statuses = {n.metadata.name: kube.api.sanitize_for_serialization(n.status)
-                for n in kube.core.list_node().items}
+    listed = kube.core.list_node().items
+    statuses = {n.metadata.name: kube.api.sanitize_for_serialization(n.status) for n in listed}
+    timeout = start_timeout(listed, timeout)
     kube.apps.create_namespaced_daemon_set(namespace, ds)
     try:
         pods = _wait_for_probe(kube, namespace, name, len(statuses), runtime, timeout)

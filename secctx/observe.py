@@ -22,6 +22,7 @@ from typing import Any
 
 from . import podspec, timeouts
 from .expect import PROC_PATHS
+from .nodefacts import NODE_KIND_LABEL
 
 BEGIN_MARKER = "### secctx:begin"
 END_MARKER = "### secctx:end"
@@ -713,7 +714,8 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
                     kubelet_user(pod, case.container), applied.pod_name, pod.spec.node_name)
     observed = Observed("running", learned, probe=seen)
     observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
-    observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container))
+    observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container,
+                                exec_bound(stored)))
                          for c in case.commands]
     return observed
 
@@ -787,6 +789,12 @@ def file_dirs(spec: dict, container: dict) -> tuple[str, ...]:
                  and not m.get("subPath") and not m.get("subPathExpr"))
 
 
+def exec_bound(spec: dict | None) -> float:
+    """How long one exec into the pod may take: longer on a pod pinned to a VM node."""
+    pinned = NODE_KIND_LABEL in ((spec or {}).get("nodeSelector") or {})
+    return timeouts.EMULATED_EXEC if pinned else timeouts.EXEC
+
+
 def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = None) -> Observation:
     """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
     from . import report
@@ -798,7 +806,7 @@ def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = N
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
         for attempt in (1, 2):
             result = kube.exec(pod, namespace, container["name"],
-                               ["sh", "-c", script])
+                               ["sh", "-c", script], timeout=exec_bound(spec))
             report.attach_text("exec transcript (probe)", result.transcript())
             try:
                 obs = parse(result.stdout)
@@ -819,11 +827,12 @@ def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = N
     return obs
 
 
-def sh(kube, namespace: str, pod: str, script: str, container: str = "main"):
+def sh(kube, namespace: str, pod: str, script: str, container: str = "main",
+       timeout: float = timeouts.EXEC):
     """Run a shell snippet in a container; the transcript goes to the report."""
     from . import report
     with report.step(f"exec in {pod}: {script[:100]}"):
-        result = kube.exec(pod, namespace, container, ["sh", "-c", script])
+        result = kube.exec(pod, namespace, container, ["sh", "-c", script], timeout=timeout)
         report.attach_text(f"exec: {script[:60]}", result.transcript())
     return result
 

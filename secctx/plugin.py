@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from . import cache, hostlimits, imagemap, optionnames, paths, recording, report, session, summary, timing
 from . import cases as case_files
@@ -32,7 +33,7 @@ from .cluster.kind import ClusterError
 from .cluster.shared import SharedCluster
 from .errors import STOPPED, RunStopped, permissions
 from .generated import options as generated_options
-from .nodefacts import DEFAULT_RUNTIME
+from .nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME
 from .offline import log
 from .scheduler import DEFAULT_CONCURRENCY, Job, Scheduler
 from .signals import cleanup_first, terminate_like_interrupt
@@ -72,6 +73,11 @@ def pytest_addoption(parser):
         help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
              "repeatable (default: `default` and the RuntimeClasses of the cluster; "
              "offline kind: crun and runsc)")
+    add("vm-node", choices=VM_NODE_LSMS, default=None, metavar="LSM",
+        help="also run every case on a VM node with its own kernel (qemu; cgroup v2) "
+             "whose LSM is LSM (apparmor), joined to the offline kind cluster after it "
+             "is up and removed at the end unless the cluster is kept; its tests are "
+             "<case>@vm-<LSM> (docs/vm-node.md)")
     add("observations", type=Path, default=None, metavar="FILE",
         help="write what the run observed, as JSON (default: reports/observations.json)")
     add("case-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
@@ -88,6 +94,8 @@ def pytest_addoption(parser):
              "by every run of the suite)")
     generated_options.add(add)
 
+
+VM_NODE_LSMS = ("apparmor",)  # cluster.vmnode.LSMS (not imported at option time: no qemu needed)
 
 MARKERS = (
     "e2e: needs a real cluster (the session cluster fixture creates or finds one)",
@@ -232,6 +240,22 @@ def option_problem(get) -> str | None:
     elif get("kube_context"):
         return ("--secctx-kube-context needs --secctx-existing-cluster and --kubeconfig: a kind cluster the "
                 "suite creates has one context")
+    return vm_node_problem(get)
+
+
+def vm_node_problem(get) -> str | None:
+    """--secctx-vm-node joins a VM built from the offline node image to a kind cluster the
+    suite makes or keeps: not an existing cluster, not an online one."""
+    lsm = get("vm_node")
+    if not lsm:
+        return None
+    if get("existing_cluster"):
+        return (f"--secctx-vm-node {lsm} cannot go with --secctx-existing-cluster: the VM joins a kind "
+                "cluster the suite creates; drop one of them")
+    if get("mode") == modes.ONLINE or get("kind_image"):
+        what = "--secctx-mode online" if get("mode") == modes.ONLINE else "--kind-image"
+        return (f"--secctx-vm-node {lsm} cannot go with {what}: the VM's disk is built from the "
+                "offline node image; use --secctx-mode offline (or auto on a host without registries)")
     return None
 
 
@@ -249,17 +273,21 @@ def _collects_the_suite(config) -> bool:
 
 @dataclass(frozen=True)
 class CaseParam:
-    """One case of the run, on one storage kind for cases with claims, under one RuntimeClass."""
+    """One case of the run, on one storage kind for cases with claims, under one
+    RuntimeClass, on one node kind."""
     case: case_files.Case
     storage: str | None = None  # "default" or "local" for cases with claims
     runtime: str = DEFAULT_RUNTIME  # a RuntimeClass name, or DEFAULT_RUNTIME (none)
+    node: str = DEFAULT_NODE_KIND  # a node kind (nodefacts.NODE_KIND_LABEL), e.g. vm-apparmor
 
     @property
     def id(self) -> str:
-        """The case, its storage, and "@RuntimeClass" but for the default runtime: its ids
-        stay those of runs before runtimes were a parameter (baselines, matrices key by them)."""
+        """The case, its storage, "@RuntimeClass" and "@node-kind" but for the defaults:
+        its ids stay those of runs before runtimes and node kinds were parameters
+        (baselines, matrices key by them)."""
         return (self.case.name + (f"[{self.storage}-storage]" if self.storage else "")
-                + ("" if self.runtime == DEFAULT_RUNTIME else f"@{self.runtime}"))
+                + ("" if self.runtime == DEFAULT_RUNTIME else f"@{self.runtime}")
+                + ("" if self.node == DEFAULT_NODE_KIND else f"@{self.node}"))
 
     def __repr__(self) -> str:  # what Allure shows as the parameter value
         return self.id
@@ -282,13 +310,22 @@ def _load(config) -> tuple[list[case_files.Case], list[case_files.CaseError]]:
 
 def case_params(config) -> list[CaseParam]:
     params = []
-    for runtime in runtime_names(config):
-        for case in _load(config)[0]:
-            if any(o.get("kind") == "PersistentVolumeClaim" for o in case.objects):
-                params += [CaseParam(case, "default", runtime), CaseParam(case, "local", runtime)]
-            else:
-                params.append(CaseParam(case, runtime=runtime))
+    for node in node_kinds(config):
+        for runtime in runtime_names(config):
+            for case in _load(config)[0]:
+                if any(o.get("kind") == "PersistentVolumeClaim" for o in case.objects):
+                    params += [CaseParam(case, "default", runtime, node),
+                               CaseParam(case, "local", runtime, node)]
+                else:
+                    params.append(CaseParam(case, runtime=runtime, node=node))
     return params
+
+
+def node_kinds(config) -> list[str]:
+    """The node kinds the run's cases run on: the cluster's own nodes, and the VM node
+    of --secctx-vm-node (cluster.vmnode labels it vm-<lsm>)."""
+    lsm = config.getoption("vm_node", None)
+    return [DEFAULT_NODE_KIND, *([f"vm-{lsm}"] if lsm else [])]
 
 
 def runtime_names(config) -> list[str]:
@@ -402,20 +439,35 @@ def secctx_suite(request):
         seccomp_default=config.getoption("kubelet_seccomp_default"))
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
+    vm_lsm = config.getoption("vm_node")
+    keep_cluster = config.getoption("keep_cluster")
     with infrastructure(results):
         cluster = shared.acquire(opts)
+    if vm_lsm:
+        try:
+            with infrastructure(results, "the VM node did not join the cluster"):
+                vm_node_up(cluster, vm_lsm)
+        except BaseException:
+            with cleanup_first("releasing the cluster"):
+                shared.release(keep=keep_cluster or config.getoption("keep_on_failure"))
+            raise
     profiles = {name_: path.read_text() for p in case_params(config)
                 for name_, path in p.case.seccomp_profiles.items()}
+    apparmor = {name_: path.read_text() for p in case_params(config)
+                for name_, path in p.case.apparmor_profiles.items()}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     try:
         with infrastructure(results, "suite set-up on the cluster failed"):
             s = session.start(cluster, run_id, profiles, results,
                               context=config.getoption("kube_context"), worker=worker,
-                              runtimes=selected_runtimes(request.session.items, config))
+                              runtimes=selected_runtimes(request.session.items, config),
+                              apparmor_profiles=apparmor)
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
         with cleanup_first("releasing the cluster"):
-            shared.release(keep=config.getoption("keep_cluster") or
-                           config.getoption("keep_on_failure"))
+            keep = keep_cluster or config.getoption("keep_on_failure")
+            released = shared.release(keep=keep)
+            if vm_lsm and released and not keep:
+                vm_node_down(released)
         raise
     recording.attach(config, s)  # tests record into s.observations
     yield s
@@ -426,9 +478,43 @@ def secctx_suite(request):
             keep = config.getoption("keep_cluster") or (
                 config.getoption("keep_on_failure") and request.session.testsfailed > 0)
             released = shared.release(keep=keep)
+            if vm_lsm and released and not keep:
+                vm_node_down(released)
             if released and released.kind and keep:
                 print(f"\nkept kind cluster {released.kind.name}: "
-                      f"export KUBECONFIG={released.kubeconfig}")
+                      f"export KUBECONFIG={released.kubeconfig}"
+                      + (f" (and its VM node: python -m secctx vm-node down --cluster-name "
+                         f"{released.kind.name})" if vm_lsm else ""))
+
+
+def vm_node_up(cluster, lsm: str) -> None:
+    """The VM node of --secctx-vm-node joined to the session's kind cluster: the one already
+    running and Ready (a kept cluster's), else booted and joined now (cluster.vmnode)."""
+    from .cluster import vmnode
+    if cluster.kind is None:  # (option_problem refuses --existing-cluster)
+        raise ClusterError(f"--secctx-vm-node {lsm} needs a kind cluster")
+    if cluster.mode != modes.OFFLINE:
+        raise ClusterError(f"--secctx-vm-node {lsm}: the cluster is {cluster.mode} ({cluster.mode_reason})"
+                           "; the VM's disk is built from the offline node image: run with "
+                           "--secctx-mode offline")
+    node = vmnode.VMNode(cluster.kind.name, lsm=lsm)
+    with FileLock(str(cache.cluster_state(cluster.kind.name) / "vm-node.lock")):
+        if vmnode.running(node):
+            log.step(f"vm-node: {node.name} already runs and is Ready: reused")
+            node.control_plane = f"{cluster.kind.name}-control-plane"
+            vmnode.load_images(node)  # those loaded into the kind nodes since
+            return
+        vmnode.up(node)
+    log.step(f"vm-node: {node.name} Ready at {node.ip}; "
+             + ", ".join(f"{k} {v}s" for k, v in node.timings.items()))
+
+
+def vm_node_down(cluster) -> None:
+    from .cluster import vmnode
+    if cluster.kind is not None:
+        removed = vmnode.down(vmnode.VMNode(cluster.kind.name))
+        if removed:
+            log.step(f"vm-node: removed {', '.join(removed)}")
 
 
 # A permission the API server refuses, in any phase of any test, becomes its one

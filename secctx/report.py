@@ -41,16 +41,22 @@ def redact(obj):
     return obj
 
 
-def label_case(case, env, variant: str | None = None, runtime: str = "default") -> None:
-    """The case's title and labels (the RuntimeClass a parameter), and the node
-    environment it runs on (as that runtime has it) as an attachment."""
+def label_case(case, env, variant: str | None = None, runtime: str = "default",
+               node_kind: str = "default") -> None:
+    """The case's title and labels (the RuntimeClass a parameter, and the node kind but
+    the default one: the other tests' history stays theirs), and the node environment
+    it runs on (as that runtime and node kind have it) as an attachment."""
     label_test(case.section, case.field, case.name, env.kubernetes_version, case.severity,
                [(up.name, up.url) for up in case.upstream], title=case_title(case, variant))
     if variant:
         allure.dynamic.parameter("storage", Plain(variant))
     allure.dynamic.parameter("runtime", Plain(runtime))
+    if node_kind != "default":  # nodefacts.DEFAULT_NODE_KIND
+        allure.dynamic.parameter("node kind", Plain(node_kind))
     if runtime in getattr(env, "runtimes", {}):
         env = env.under(runtime)
+    if hasattr(env, "placed") and env.nodes_of(node_kind):
+        env = env.placed(node_kind)
     attach_text("node environment", "\n".join(
         f"{k}={v}" for k, v in sorted(env.properties().items())))
     allure.dynamic.description(

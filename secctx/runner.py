@@ -16,7 +16,7 @@ from kubernetes.utils import FailToCreateError
 from . import expect, observe, podspec, report, timeouts, timing, verdict
 from .cases import Case, Outcome
 from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
-from .nodefacts import DEFAULT_RUNTIME
+from .nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME, NODE_KIND_LABEL
 from .session import LOCAL_CLASS, Suite
 
 
@@ -30,40 +30,49 @@ class Applied:
 
 
 def judge(suite: Suite, case: Case, namespace: str, storage: str | None, timing_id: str,
-          runtime: str = DEFAULT_RUNTIME, waits=None, starting=None, observing=None) -> None:
-    """A case from manifest to verdict (what its test asserts): run it under `runtime`,
-    compare what it showed with what Kubernetes promises, record each check, and
-    raise if one fails (with the namespace's diagnostics attached)."""
-    env = suite.env.under(runtime)
+          runtime: str = DEFAULT_RUNTIME, waits=None, starting=None, observing=None,
+          node_kind: str = DEFAULT_NODE_KIND) -> None:
+    """A case from manifest to verdict (what its test asserts): run it under `runtime` on
+    a node of kind `node_kind`, compare what it showed with what Kubernetes promises
+    there, record each check, and raise if one fails (with the namespace's diagnostics
+    attached)."""
+    env = suite.env.under(runtime).placed(node_kind)
     outcome, _ = expect.outcome_for(case, env)
     with dump_on_failure(suite, namespace):
         observed = run(suite, case, namespace, storage, outcome, timing_id, runtime, waits,
-                       starting, observing)
+                       starting, observing, node_kind)
         expected = expect.for_case(case, env, observed.learned)
         checks = verdict.compare(expected, observed)
         report.record_checks(checks, case.recipe_claim)
         verdict.assert_holds(expected, checks)
 
 
-def not_to_run(suite: Suite, case: Case, runtime: str = DEFAULT_RUNTIME) -> None:
+def not_to_run(suite: Suite, case: Case, runtime: str = DEFAULT_RUNTIME,
+               node_kind: str = DEFAULT_NODE_KIND) -> None:
     """Skip a case this Kubernetes lacks; stop one whose RuntimeClass cannot run here
-    (Suite.require_runtime)."""
+    (Suite.require_runtime), or whose node kind the cluster has no node of."""
     unavailable = expect.not_available(case, suite.kubernetes_version)
     if unavailable:
         pytest.skip(unavailable)
     suite.require_runtime(runtime)
+    if not suite.env.nodes_of(node_kind):
+        pytest.fail(f"no node of kind {node_kind} (label {NODE_KIND_LABEL}) in the cluster: "
+                    f"its nodes are {', '.join(suite.env.nodes)}", pytrace=False)
 
 
 def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
         timing_id: str, runtime: str = DEFAULT_RUNTIME, waits=None, starting=None,
-        observing=None) -> observe.Observed:
+        observing=None, node_kind: str = DEFAULT_NODE_KIND) -> observe.Observed:
     """Apply the case (its workload under RuntimeClass `runtime`), wait for the outcome
     it expects (or the one that comes instead), and read everything it shows. `waits`
     follows the pods (default: a watch of their own); `starting` and `observing` bound
     how many cases start pods and observe at once (the scheduler's semaphores)."""
     with starting or contextlib.nullcontext(), timing.phase(timing_id, "apply_to_ready"):
-        applied = apply(suite, case, namespace, prepare_objects(case, suite, storage, runtime))
-        status, waited = await_outcome(suite, case, applied, outcome, waits=waits)
+        applied = apply(suite, case, namespace,
+                        prepare_objects(case, suite, storage, runtime, node_kind))
+        status, waited = await_outcome(suite, case, applied, outcome, waits=waits,
+                                       timeout=timeouts.POD_START if node_kind == DEFAULT_NODE_KIND
+                                       else timeouts.EMULATED_POD_START)
     with observing or contextlib.nullcontext(), timing.phase(timing_id, "observation"):
         observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
                                    suite.image_user)
@@ -75,16 +84,30 @@ def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: 
 
 
 def prepare_objects(case: Case, suite: Suite, storage: str | None,
-                    runtime: str = DEFAULT_RUNTIME) -> list[dict]:
+                    runtime: str = DEFAULT_RUNTIME, node_kind: str = DEFAULT_NODE_KIND) -> list[dict]:
     """The case's objects with images mapped, for `local` storage claims on our class, and
-    every pod (template) under RuntimeClass `runtime` (the twin copies the spec)."""
+    every pod (template) under RuntimeClass `runtime` and on node kind `node_kind` (the
+    twin copies the spec)."""
     objects = [suite.image_map.rewrite(o) for o in case.objects]
     for obj in objects:
         if obj.get("kind") == "PersistentVolumeClaim" and storage == "local":
             obj.setdefault("spec", {})["storageClassName"] = LOCAL_CLASS
-        if runtime != DEFAULT_RUNTIME and obj.get("kind") in ("Pod", "Deployment"):
-            podspec.pod_spec(obj)["runtimeClassName"] = runtime
+        if obj.get("kind") in ("Pod", "Deployment"):
+            place(podspec.pod_spec(obj), runtime, node_kind)
     return objects
+
+
+def place(spec: dict, runtime: str, node_kind: str) -> None:
+    """A pod spec under RuntimeClass `runtime`, pinned to node kind `node_kind`: its
+    label as a nodeSelector and its NoSchedule taint tolerated. The defaults change
+    nothing (a case's spec stays as written)."""
+    if runtime != DEFAULT_RUNTIME:
+        spec["runtimeClassName"] = runtime
+    if node_kind != DEFAULT_NODE_KIND:
+        spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), NODE_KIND_LABEL: node_kind}
+        spec["tolerations"] = [*(spec.get("tolerations") or []), {
+            "key": NODE_KIND_LABEL, "operator": "Equal", "value": node_kind,
+            "effect": "NoSchedule"}]
 
 
 def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Applied:

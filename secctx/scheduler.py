@@ -146,11 +146,11 @@ class Scheduler:
             try:
                 if self._closed.is_set():
                     raise RuntimeError("the run stopped before this case started")
-                runner.not_to_run(suite, param.case, param.runtime)
+                runner.not_to_run(suite, param.case, param.runtime, param.node)
                 namespace = suite.open_namespace(job.prefix)
                 runner.judge(suite, param.case, namespace, param.storage, param.id,
                              param.runtime, waits=self.pods, starting=self._start,
-                             observing=self._observe)
+                             observing=self._observe, node_kind=param.node)
             except BaseException as err:  # noqa: BLE001 - the test raises it
                 error = err
             if namespace:

@@ -105,7 +105,8 @@ class Suite:
 
 def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], results: Path | None,
           local_pv_count: int = 4, context: str | None = None, worker: str = "main",
-          runtimes: list[str] = (nodefacts.DEFAULT_RUNTIME,)) -> Suite:
+          runtimes: list[str] = (nodefacts.DEFAULT_RUNTIME,),
+          apparmor_profiles: dict[str, str] | None = None) -> Suite:
     kube = Kube.from_kubeconfig(cluster.kubeconfig, context)
     if worker in ("main", "gw0"):  # once per run: xdist workers share the run id
         remove_stale(kube, run_id)
@@ -124,7 +125,8 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
                                create=cluster.kind is not None, left_out=left_out)
         try:
             env = nodefacts.gather(kube, system_ns, helper_image,
-                                   files, prepare, images=cluster.image_map.local_images())
+                                   files, prepare, images=cluster.image_map.local_images(),
+                                   apparmor_profiles=apparmor_profiles)
         except BaseException:
             probes.close()
             raise
@@ -148,7 +150,11 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
         log.step(f"skipped kind-only step (runc/containerd versions): {reason}")
     suite = Suite(kube, cluster, run_id, env, worker=worker, runtime_problems=problems,
                   host_cannot_run=frozenset(host_cannot_run))
-    suite.local_pvs = _create_local_pvs(kube, run_id, env.nodes[0], dirs, LOCAL_CLASS)
+    # `local` PVs on every node: a claim binds on the node its pod is pinned to (a VM
+    # node's cases too); the prepared ones only on the first (their tests' pods go there).
+    for i, node in enumerate(env.nodes):
+        suite.local_pvs += _create_local_pvs(kube, run_id, node, dirs, LOCAL_CLASS,
+                                             suffix=f"-n{i}" if i else "")
     for name, d in prepared.items():
         [suite.prepared_pvs[name]] = _create_local_pvs(kube, run_id, env.nodes[0], [d],
                                                        PREPARED_CLASS)
@@ -417,7 +423,7 @@ def remove_stale(kube: Kube, run_id: str) -> list[str]:
 
 
 def _create_local_pvs(kube: Kube, run_id: str, node: str, dirs: list[str],
-                      storage_class: str) -> list[str]:
+                      storage_class: str, suffix: str = "") -> list[str]:
     """`local` PVs (fsGroup applies to these, unlike hostPath), one claim each."""
     try:
         client.StorageV1Api(kube.api).create_storage_class(client.V1StorageClass(
@@ -428,7 +434,7 @@ def _create_local_pvs(kube: Kube, run_id: str, node: str, dirs: list[str],
             raise
     names = []
     for d in dirs:
-        name = f"secctx-local-{d}"
+        name = f"secctx-local-{d}{suffix}"
         kube.core.create_persistent_volume(client.V1PersistentVolume(
             metadata=client.V1ObjectMeta(name=name, labels={**MANAGED_BY, RUN_LABEL: run_id}),
             spec=client.V1PersistentVolumeSpec(

@@ -27,3 +27,11 @@ SESSION_STOP = 60
 # The scheduler's backstop for one case's result: its own waits are bounded, this
 # only catches a bug that would otherwise hang the test.
 CASE_BACKSTOP = 600
+
+# A VM node under emulation (cluster.vmnode, qemu TCG: 10-25 s apply to Running at load
+# 2-5, far slower under load): waits where a VM node is in the cluster or a pod is
+# pinned to one. The node helper and runtime probes (its first pod there took over 90 s
+# at load 15), one exec there (a probe took over 30 s at load 40), a case's outcome.
+EMULATED_NODE_FACTS = 300
+EMULATED_EXEC = 180
+EMULATED_POD_START = 180

@@ -111,7 +111,7 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
         checks += proc_path_checks(obs, expected.proc_paths)
     checks += command_checks(observed.commands)
     if expected.lsm_label:
-        checks.append(lsm_check(obs, expected.lsm_label))
+        checks.append(lsm_check(obs, expected.lsm_label, expected.lsm_reason))
     return checks
 
 
@@ -303,12 +303,11 @@ def _pod_checks(expected: Expected, observed: Observed) -> list[Check]:
     return checks
 
 
-def lsm_check(obs: Observation, pattern: str) -> Check:
+def lsm_check(obs: Observation, pattern: str, reason: str = "case file pins the label") -> Check:
     # Stacked-LSM kernels show AppArmor's label in its own file.
     label = obs.apparmor_label or obs.lsm_label or ""
     return Check("LSM label (/proc/1/attr/current)", f"matches {pattern}",
-                 f"matches {pattern}" if re.fullmatch(pattern, label) else label,
-                 "case file pins the label")
+                 f"matches {pattern}" if re.fullmatch(pattern, label) else label, reason)
 
 
 def command_checks(results: list[tuple]) -> list[Check]:

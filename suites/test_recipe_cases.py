@@ -24,7 +24,7 @@ def test_recipe_case(secctx_recipe_case, secctx_suite, secctx_scheduler, request
     """The case ran with every other selected case (secctx.scheduler): its steps and
     attachments are replayed here, and what it raised is raised here."""
     report.label_case(secctx_recipe_case.case, secctx_suite.env, secctx_recipe_case.storage,
-                      secctx_recipe_case.runtime)
+                      secctx_recipe_case.runtime, secctx_recipe_case.node)
     result = secctx_scheduler.result(recipe_job(request.node))
     summary.record_checks(request.node, result.checks)  # failed checks to reports/summary.json
     if result.kept:

@@ -42,7 +42,9 @@ LSM_APPEND = {"apparmor": "apparmor=1 security=apparmor"}
 HOST_TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "mkfs.ext4": "e2fsprogs",
               "depmod": "kmod", "cpio": "cpio", "busybox": "busybox-static",
               "ip": "iproute2", "dpkg-deb": "dpkg", "apt-get": "apt"}
-NODE_LABEL = "secctx.io/node-kind"  # the label the suite pins a case to the VM node by
+# The label the suite pins a case to the VM node by, and a NoSchedule taint of the same
+# key: nothing else of the suite (its own pods, local PVs' consumers) lands on the VM.
+NODE_LABEL = "secctx.io/node-kind"  # nodefacts.NODE_KIND_LABEL
 BOOT_TIMEOUT = 300.0   # boot to the guest agent: 12-18 s measured, 48 s at load 23
 JOIN_TIMEOUT = 600.0   # kubeadm join: 15-22 s to Ready measured
 READY_TIMEOUT = 600.0
@@ -189,6 +191,11 @@ class VMNode:
     @property
     def name(self) -> str:
         return node_name(self.cluster)
+
+    @property
+    def kind(self) -> str:
+        """Its node kind: the label's value and the suffix of its cases' ids."""
+        return f"vm-{self.lsm}"
 
     @property
     def tap(self) -> str:
@@ -395,6 +402,34 @@ def prepare_guest(node: VMNode) -> None:
                "systemctl is-active containerd", "preparing the guest", timeout=180)
 
 
+def load_images(node: VMNode) -> None:
+    """The images the control plane's containerd has and the VM's lacks (the run's
+    workload images, which `kind load` put into the node containers after the node
+    image was built), exported there and imported in the VM through the 9p share."""
+    ctr = ["ctr", "-n", "k8s.io", "images"]
+    def refs(out: str) -> set[str]:
+        # (kind load leaves an "import-<date>@sha256:..." name beside each image's own)
+        return {r for r in out.split() if not r.startswith(("sha256:", "import-"))}
+    have = refs(_run(["docker", "exec", node.control_plane, *ctr, "ls", "-q"], "ctr images ls"))
+    lacks = sorted(have - refs(node.guest(" ".join(ctr) + " ls -q", "ctr images ls")))
+    if not lacks:
+        return
+    tar = node.run_dir / "share" / "images.tar"
+    log.step(f"vm-node: loading {len(lacks)} image(s) the control plane has: {', '.join(lacks)}")
+    try:
+        with tar.open("wb") as out, log.heartbeat("exporting images for the VM node"):
+            proc = subprocess.run(["docker", "exec", node.control_plane, *ctr, "export", "-",
+                                   *lacks], stdout=out, stderr=subprocess.PIPE, timeout=600)
+        if proc.returncode != 0:
+            raise VMNodeError("ctr images export on the control plane failed",
+                              output=proc.stderr.decode(errors="replace"))
+        with log.heartbeat("importing images into the VM node"):
+            node.guest(" ".join(ctr) + " import /run/secctx-vm/images.tar", "ctr images import",
+                       timeout=900)
+    finally:
+        tar.unlink(missing_ok=True)
+
+
 def join(node: VMNode) -> None:
     line = _run(["docker", "exec", node.control_plane, "kubeadm", "token", "create",
                  "--print-join-command", "--ttl", "1h"], "kubeadm token create")
@@ -436,13 +471,28 @@ def wait_ready(node: VMNode) -> None:
                 journal = str(err)
             raise VMNodeError(f"node {node.name} not Ready within {READY_TIMEOUT:.0f}s ({last})",
                               output=journal, console=node.console_tail())
-    node.kubectl("label", "node", node.name, "--overwrite", f"{NODE_LABEL}=vm-{node.lsm}")
+    node.kubectl("label", "node", node.name, "--overwrite", f"{NODE_LABEL}={node.kind}")
+    node.kubectl("taint", "node", node.name, "--overwrite", f"{NODE_LABEL}={node.kind}:NoSchedule")
+
+
+def running(node: VMNode) -> bool:
+    """The cluster's VM node is up: its qemu runs and its Node is Ready."""
+    if node.pid() is None:
+        return False
+    node.control_plane = node.control_plane or f"{node.cluster}-control-plane"
+    try:
+        out = node.kubectl("get", "node", node.name, "-o", "json", timeout=30)
+    except VMNodeError:
+        return False
+    conds = {c["type"]: c["status"] for c in json.loads(out)["status"].get("conditions", [])}
+    return conds.get("Ready") == "True"
 
 
 ACTIONS = (Action("check host", check_host), Action("learn cluster", learn_cluster),
            Action("build image", build_image), Action("create tap", create_tap),
            Action("boot", boot), Action("wait for agent", wait_agent),
-           Action("prepare guest", prepare_guest), Action("kubeadm join", join),
+           Action("prepare guest", prepare_guest), Action("load images", load_images),
+           Action("kubeadm join", join),
            Action("wait for Ready", wait_ready))
 
 

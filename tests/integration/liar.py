@@ -32,6 +32,7 @@ docs/lying-runtime.md):
     crash-identity  PID 1 runs as uid+1, gid+1 (non-zero ids only)
     own-volumes     each emptyDir's directory on the node chowned to the process, mode 0700
     file-modes      every file of configMap/secret/downwardAPI/projected volumes 0644
+    no-apparmor     no AppArmor profile (PID 1 and exec'd processes): unconfined
 
 A lie applies to containers created after it is set (no-nnp also to each new
 exec), only to application containers (never pod sandboxes), never in
@@ -46,16 +47,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from secctx import cache
+from secctx.cluster import vmnode
 from secctx.offline.gobuild import go, go_env
 
 SOURCE = Path(__file__).with_name("runc-liar")
 LIES = ("rw-volumes", "no-seccomp", "unshare-only", "no-nnp", "saved-uid-root", "crash-identity", "own-volumes",
-        "file-modes")
+        "file-modes", "no-apparmor")
 LIE_FILE = "/etc/secctx/lie"
 LOG_FILE = "/var/log/secctx-liar.log"
 MARKER = "/etc/secctx/liar-installed"  # holds the path the liar took over
@@ -101,13 +104,19 @@ def build() -> Path:
     return out
 
 
+VM_PREFIX = "vm:"  # a cluster's VM node (secctx.cluster.vmnode), reached by its guest agent
+
+
 def nodes(cluster_name: str) -> list[str]:
-    """The node containers of a kind cluster (by kind's label)."""
+    """The node containers of a kind cluster (by kind's label), and its VM node if one
+    runs ("vm:<cluster>")."""
     out = _docker(["ps", "--filter", f"label=io.x-k8s.kind.cluster={cluster_name}",
                    "--format", "{{.Names}}"])
     names = sorted(out.split())
     if not names:
         raise LiarError(f"no running kind node for cluster {cluster_name!r}")
+    if vmnode.VMNode(cluster_name).pid() is not None:
+        names.append(VM_PREFIX + cluster_name)
     return names
 
 
@@ -115,7 +124,12 @@ def install(cluster_name: str) -> None:
     """Put the liar in front of runc on every node, honest until lie() is called."""
     binary = build()
     for node in nodes(cluster_name):
-        _docker(["cp", str(binary), f"{node}:{STAGED}"])
+        if node.startswith(VM_PREFIX):  # through the guest agent's 9p share
+            vm = vmnode.VMNode(node[len(VM_PREFIX):])
+            shutil.copy(binary, vm.run_dir / "share" / "runc-liar")
+            _sh(node, f"cp /run/secctx-vm/runc-liar {STAGED}")
+        else:
+            _docker(["cp", str(binary), f"{node}:{STAGED}"])
         _sh(node, f"chmod 755 {STAGED}\n" + _INSTALL)
 
 
@@ -157,6 +171,11 @@ def _require_installed(node: str) -> None:
 
 
 def _sh(node: str, script: str) -> str:
+    if node.startswith(VM_PREFIX):
+        try:
+            return vmnode.VMNode(node[len(VM_PREFIX):]).guest(script, "liar", timeout=120)
+        except vmnode.VMNodeError as err:
+            raise LiarError(str(err)) from None
     return _docker(["exec", "-i", node, "sh", "-c", script])
 
 

@@ -37,7 +37,8 @@ def test_real_cases_load_without_errors():
     assert set(cases) == {
         "secure-pod", "hardened-pod", "minimal-capabilities-pod", "network-debug-pod",
         "fsgroup-demo", "readonly-root-pod", "seccomp-default-pod", "custom-seccomp-pod", "seccomp-allowlist-probe",
-        "selinux-pod", "apparmor-pod", "apparmor-pod-field", "secure-app",
+        "selinux-pod", "apparmor-pod", "apparmor-pod-field", "apparmor-localhost", "apparmor-missing",
+        "apparmor-unconfined", "secure-app",
         "troubleshooting-root-image", "troubleshooting-user1000-image",
         "troubleshooting-fix-permissions", "shared-pid-namespace", "host-pid",
         "image-root-in-wheel", "image-named-user", "image-uid-gid", "supplemental-groups-merge",

@@ -433,7 +433,7 @@ class CuttingExec:
     def __init__(self, full: str, then: str | None = None):
         self.full, self.then, self.calls = full, full if then is None else then, 0
 
-    def exec(self, pod, namespace, container, command):
+    def exec(self, pod, namespace, container, command, timeout=30):
         from secctx.kube import ExecResult
         self.calls += 1
         out = self.full.rsplit("### secctx:end", 1)[0] if self.calls == 1 else self.then

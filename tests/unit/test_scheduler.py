@@ -237,7 +237,7 @@ class _FakeSuite:
 def _scheduler(monkeypatch, judge, concurrency=4, keep=False):
     monkeypatch.setattr(scheduler, "PodWatch", lambda kube: SimpleNamespace(
         start=lambda: SimpleNamespace(stop=lambda: None)))
-    monkeypatch.setattr(scheduler.runner, "not_to_run", lambda suite, case, runtime: None)
+    monkeypatch.setattr(scheduler.runner, "not_to_run", lambda suite, case, runtime, node: None)
     monkeypatch.setattr(scheduler.runner, "judge", judge)
     deleted = []
     suite = _FakeSuite(_FakeKube(deleted))
@@ -245,7 +245,8 @@ def _scheduler(monkeypatch, judge, concurrency=4, keep=False):
 
 
 def job(name):
-    return scheduler.Job(SimpleNamespace(id=name, case=None, storage=None, runtime="default"),
+    return scheduler.Job(SimpleNamespace(id=name, case=None, storage=None, runtime="default",
+                                         node="default"),
                          f"t::{name}", f"secctx-{name}")
 
 

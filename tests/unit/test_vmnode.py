@@ -36,7 +36,8 @@ def test_every_shell_piece_ships_and_is_keyed():
 def test_actions_boot_only_after_image_and_tap_and_wait_before_join():
     names = [a.name for a in vmnode.ACTIONS]
     assert names == ["check host", "learn cluster", "build image", "create tap", "boot",
-                     "wait for agent", "prepare guest", "kubeadm join", "wait for Ready"]
+                     "wait for agent", "prepare guest", "load images", "kubeadm join",
+                     "wait for Ready"]
 
 
 def test_a_failed_action_runs_down_and_keeps_its_error(monkeypatch, tmp_path):

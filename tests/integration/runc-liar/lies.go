@@ -27,6 +27,7 @@ var lies = map[string]lie{
 	"crash-identity": {config: otherIdentity},
 	"own-volumes":    {config: ownVolumes},
 	"file-modes":     {config: fileModes},
+	"no-apparmor":    {config: func(doc map[string]any, _ string) ([]string, error) { return noAppArmor(process(doc)) }, process: noAppArmor},
 }
 
 func lieNames() []string {
@@ -136,6 +137,17 @@ func noNNP(proc map[string]any) ([]string, error) {
 	}
 	proc["noNewPrivileges"] = false
 	return []string{"noNewPrivileges: true -> false"}, nil
+}
+
+// noAppArmor drops the process's AppArmor profile: it runs unconfined, whatever
+// containerd asked for (the container's and each exec'd process's).
+func noAppArmor(proc map[string]any) ([]string, error) {
+	profile, _ := proc["apparmorProfile"].(string)
+	if profile == "" {
+		return nil, nil
+	}
+	delete(proc, "apparmorProfile")
+	return []string{"apparmorProfile: " + profile + " -> none"}, nil
 }
 
 func user(doc map[string]any) map[string]any {

@@ -18,6 +18,7 @@
 //	crash-identity   PID 1 runs with uid+1 and gid+1 (non-zero ids only)
 //	own-volumes      emptyDir directories chowned to the process, mode 0700 (volumes.go)
 //	file-modes       files of configMap/secret/downwardAPI/projected volumes 0644
+//	no-apparmor      process.apparmorProfile removed (container and exec processes)
 //
 // Only application containers lie (annotation io.kubernetes.cri.container-type
 // "container"), never pod sandboxes nor pods in kube-system or
