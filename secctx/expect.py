@@ -1,7 +1,8 @@
 """The oracle: what the kernel must show for one container of a pod spec.
 
-The rules are those of Kubernetes with containerd's CRI plugin and runc, not
-what tutorials say. Each expected value comes with a one-sentence reason, so a
+The rules are those of Kubernetes with the node's CRI implementation (containerd's
+CRI plugin or CRI-O, each rule citing its source) and runc or crun, not what
+tutorials say. Each expected value comes with a one-sentence reason, so a
 failing test's report says why the value was expected. A value of None means
 "cannot be known from the spec and node facts given": tests skip asserting it.
 
@@ -17,6 +18,8 @@ from . import caps, podspec
 from .refusals import node_refusal
 
 CONTAINERD = "containerd"
+CRIO = "cri-o"  # as CRI-O names itself in status.nodeInfo.containerRuntimeVersion
+KNOWN_CRIS = (CONTAINERD, CRIO)
 
 
 def cri_name(container_runtime_version: str) -> str:
@@ -33,6 +36,9 @@ class NodeFacts:
     # (a container can never hold more).
     grantable_caps: int = caps.ALL_CAPS
     userns_ids_per_pod: int = 65536  # kubelet userNamespaces.idsPerPod (USERNS_UNIT)
+    # The inheritable set of a plain container, measured (0 unless the CRI is configured to
+    # set one: CRI-O's add_inheritable_capabilities).
+    runtime_default_inh: int = 0
     cri: str = CONTAINERD  # the CRI implementation the node reports (cri_name)
     # What the node reports for the pod's runtime handler (status.runtimeHandlers[].features)
     # and for itself (status.features); the kubelet refuses pods by these.
@@ -41,12 +47,13 @@ class NodeFacts:
     supplemental_groups_policy: bool = True
     apparmor: bool = True  # the kernel's AppArmor is enabled (the kubelet's admission asks)
 
-    def not_containerd(self, rule: str) -> str | None:
-        """None on a containerd node; else why `rule` (one of containerd's CRI plugin,
-        whose source its comment cites) is not asserted."""
-        if self.cri == CONTAINERD:
+    def unknown_cri(self, rule: str) -> str | None:
+        """None on a node whose CRI the oracle knows (KNOWN_CRIS: each rule cites both
+        sources); else why `rule` is not asserted."""
+        if self.cri in KNOWN_CRIS:
             return None
-        return f"{rule} is containerd's rule and the node's CRI is {self.cri}: not asserted"
+        return (f"{rule} is known for {' and '.join(KNOWN_CRIS)}, and the node's CRI is "
+                f"{self.cri}: not asserted")
 
 
 @dataclass
@@ -94,18 +101,21 @@ class ImageFiles:
         entry = self.passwd.get(uid)
         return entry.gid if entry else 0
 
-    def memberships(self, uid: int) -> list[int] | None:
-        """The groups /etc/group lists the uid's user name in (the runtime adds these),
-        but a group named like the user: containerd pkg/oci/spec_opts.go WithAdditionalGIDs
-        takes "only supplemental groups" (g.Name == username is skipped), so Alpine's
-        root:x:0:root does not give root gid 0 under a runAsGroup."""
+    def memberships(self, uid: int, cri: str = CONTAINERD) -> list[int] | None:
+        """The groups /etc/group lists the uid's user name in (the runtime adds these).
+        containerd leaves out a group named like the user: pkg/oci/spec_opts.go
+        WithAdditionalGIDs takes "only supplemental groups" (g.Name == username is
+        skipped), so Alpine's root:x:0:root does not give root gid 0 under a runAsGroup.
+        CRI-O keeps it: server/container_create.go setupContainerUser -> utils.GetUserInfo
+        -> moby/sys/user GetExecUser, whose group filter matches every group listing the
+        user's name."""
         if self.passwd is None:
             return None
         entry = self.passwd.get(uid)
         if entry is None or self.groups is None:
             return []
         return sorted({g.gid for g in self.groups
-                       if entry.name in g.members and g.name != entry.name})
+                       if entry.name in g.members and (cri == CRIO or g.name != entry.name)})
 
 
 @dataclass
@@ -214,9 +224,11 @@ def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool,
              node: NodeFacts) -> tuple[int | None, str]:
     kind, why = seccomp_profile(container_sc, pod_sc, privileged, node)
     # containerd internal/cri/sputil/seccomp_linux.go GenerateSeccompSpecOpts: "Do not set
-    # seccomp profile when container is privileged".
-    if kind == "privileged" and node.not_containerd("no seccomp filter when privileged"):
-        return None, node.not_containerd("no seccomp filter when privileged")
+    # seccomp profile when container is privileged"; CRI-O server/container_create.go
+    # createSandboxContainer calls Seccomp().Setup only `if !ctr.Privileged()` (and
+    # runtime-tools SetupPrivileged clears Linux.Seccomp).
+    if kind == "privileged" and node.unknown_cri("no seccomp filter when privileged"):
+        return None, node.unknown_cri("no seccomp filter when privileged")
     if kind in ("RuntimeDefault", "Localhost"):
         return 2, why if "seccompDefault" in why else f"{why}: a filter is installed"
     return 0, why
@@ -253,8 +265,10 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
 
     run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
     # runAsGroup unset is the "runtime default" (the API); containerd's is the uid's
-    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID).
-    other_cri = node.not_containerd("the primary group from the image's /etc/passwd")
+    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID);
+    # CRI-O's the same (server/container_create.go setupContainerUser -> utils.GetUserInfo
+    # -> moby/sys/user GetExecUser: the entry's gid, the default 0 without one).
+    other_cri = node.unknown_cri("the primary group from the image's /etc/passwd")
     if run_as_group is not None:
         gid = int(run_as_group)
         reasons["gid"] = f"runAsGroup {gid} from {where}"
@@ -288,13 +302,13 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         if supplemental:
             members.update(supplemental)
             parts.append(f"supplementalGroups {supplemental}")
-        other_cri = node.not_containerd("the memberships from the image's /etc/group")
+        other_cri = node.unknown_cri("the memberships from the image's /etc/group")
         if pod_sc.get("supplementalGroupsPolicy") == "Strict":
             parts.append("image /etc/group ignored (supplementalGroupsPolicy Strict)")
         elif other_cri:
             members, parts = None, [other_cri]
         elif known_files:
-            extra = files.memberships(uid)
+            extra = files.memberships(uid, node.cri)
             members.update(extra)
             parts.append(f"the image's /etc/group lists uid {uid}'s user in {extra}" if extra
                          else f"the image's /etc/group lists uid {uid} in no group")
@@ -313,7 +327,7 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
                              else "privileged unset or false")
 
     capabilities = container_sc.get("capabilities") or {}
-    other_cri = node.not_containerd("the order of capabilities add and drop")
+    other_cri = node.unknown_cri("the order of capabilities add and drop")
     if privileged:
         cap_bnd = node.grantable_caps
         reasons["cap_bnd"] = (("privileged: containerd's own capabilities (WithPrivileged)"
@@ -343,8 +357,8 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
     # containerd pkg/oci/spec_opts.go WithCapabilities sets bounding, effective and
     # permitted only (the default spec's inheritable set is empty).
     cap_inh, reasons["cap_inh"] = 0, "containerd sets no inheritable capabilities"
-    if node.not_containerd("an empty inheritable set"):
-        cap_inh, reasons["cap_inh"] = None, node.not_containerd("an empty inheritable set")
+    if node.unknown_cri("an empty inheritable set"):
+        cap_inh, reasons["cap_inh"] = None, node.unknown_cri("an empty inheritable set")
     cap_amb, reasons["cap_amb"] = 0, "Kubernetes has no field for ambient capabilities"
 
     allow_escalation = container_sc.get("allowPrivilegeEscalation")
@@ -634,7 +648,11 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
     seccomp = wants["Seccomp"].value
     filters = Want(None if seccomp is None else "none" if seccomp == 0 else "at least 1",
                    f"Seccomp {seccomp}: {why}")
-    other_cri = env.node_facts().not_containerd("what containerd's default profile allows")
+    # CRI-O's default profile gates clone/clone3/unshare of namespaces on CAP_SYS_ADMIN as
+    # containerd's does (internal/config/seccomp/seccomp.go DefaultProfile), checked
+    # against the bounding set too (containers/common pkg/seccomp/seccomp_linux.go
+    # setupSeccomp: Includes.Caps in Process.Capabilities.Bounding).
+    other_cri = env.node_facts().unknown_cri("what the runtime's default profile allows")
     # containerd writes its default profile from the container's bounding set, not from
     # what the process holds: CAP_SYS_ADMIN there opens unshare(CLONE_NEWUSER) even to a
     # non-root process with an empty CapEff (found by secctx.generated).

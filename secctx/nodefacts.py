@@ -136,7 +136,10 @@ echo "apparmor=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 echo "label=$(cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
 echo "capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
 for p in /proc/[0-9]*; do
-  [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && echo "containerd_capeff=$(grep CapEff "$p/status" | cut -f2)"
+  case "$(cat "$p/comm" 2>/dev/null)" in
+    containerd) echo "containerd_capeff=$(grep CapEff "$p/status" | cut -f2)" ;;
+    crio) echo "crio_capbnd=$(grep CapBnd "$p/status" | cut -f2)" ;;
+  esac
 done
 echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
@@ -316,12 +319,16 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     # /proc/self; internal/cri/server/service_linux.go allCaps = cap.Current() for "ALL"),
     # read through hostPID from the containerd process itself, not from a container its
     # runtime made (a runtime that withheld one would set the expectation too) and not
-    # from the node's init (containerd may run with less). No containerd process seen:
-    # the privileged helper's own bounding set. The smallest among nodes is what every
-    # case can count on.
+    # from the node's init (containerd may run with less). CRI-O grants every capability
+    # the kernel has (internal/factory/container/container.go SpecSetPrivileges ->
+    # runtime-tools SetupPrivileged, and getOCICapabilitiesList for "add ALL": all of
+    # capability.List() up to the kernel's last cap), which its runtimes can hold only
+    # within CRI-O's own bounding set: read from the crio process. Neither seen: the
+    # privileged helper's own bounding set. The smallest among nodes is what every case
+    # can count on.
     kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
     own = [int(line.split("=", 1)[1], 16) for line in stdout.splitlines()
-           if line.startswith("containerd_capeff=")]
+           if line.startswith(("containerd_capeff=", "crio_capbnd="))]
     node_caps = functools.reduce(operator.and_, own, caps.ALL_CAPS) if own else int(facts["capbnd"], 16)
     node_caps &= kernel_caps
     env.grantable_caps &= node_caps

@@ -134,10 +134,13 @@ def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     is "user group is specified without user" (internal/cri/util/util.go
     GenerateUserString, called by internal/cri/server/podsandbox/sandbox_run_linux.go; the
     API server accepts the pod; the kubelet retries for ever). Measured with containerd 2.3
-    (secctx.generated, finding 1). Another CRI's sandbox is not predicted to refuse it."""
+    (secctx.generated, finding 1). CRI-O's sandbox takes no user from the pod
+    securityContext (server/sandbox_run_linux.go runPodSandbox reads RunAsUser and
+    RunAsGroup only for user-namespace mappings): it does not refuse; another CRI's
+    sandbox is not predicted to refuse it."""
     spec = podspec.pod_spec(spec)
     pod_sc = spec.get("securityContext") or {}
-    if node.not_containerd("") is None and pod_sc.get("runAsGroup") is not None \
+    if node.cri == "containerd" and pod_sc.get("runAsGroup") is not None \
             and pod_sc.get("runAsUser") is None:
         return Outcome("rejected", "FailedCreatePodSandBox", "is specified without user")
     if spec.get("hostUsers") is False and any(
