@@ -167,8 +167,8 @@ KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun", "
                         "runc": "runc"}
 # The offline node image's own runtimes besides runc: a kind run runs them all.
 OFFLINE_RUNTIME_CLASSES = ("crun", "runsc")
-# The CRI-O node image's handlers (secctx.offline.crionode.HANDLERS): CRI-O's default
-# runtime is crun, so the default handler runs crun, and runc is a RuntimeClass of its own.
+# The CRI-O node image's handlers (secctx.offline.crionode.HANDLERS), each a RuntimeClass
+# of its own besides the default handler (runc there: crionode.RUNTIMES_DROP_IN).
 CRIO_RUNTIME_CLASSES = ("runc", "crun")
 
 

@@ -5,7 +5,8 @@ containerd node image (nodeimage.ingredients), with CRI-O as the kubelet's CRI:
 CRI-O built from its Go module (components.CRIO), its pinns helper compiled
 from the same module, conmon and skopeo from Debian. CRI-O runs with its own
 default configuration; the only drop-in adds the runc handler beside CRI-O's
-default one (crun), so that both RuntimeClasses run.
+crun and makes it the default (RUNTIMES_DROP_IN says why), so that both
+RuntimeClasses run.
 
 Images: CRI-O reads containers/storage, not containerd's content store. Layers
 cannot be unpacked into an overlay store while building (overlay on the build
@@ -43,11 +44,20 @@ ROOTFS = "secctx.local/rootfs/node-crio:bookworm"
 # kubeadm's pause under this name too, so that CRI-O's default finds it offline.
 CRIO_PAUSE = "registry.k8s.io/pause:3.10"
 # CRI-O's default runtime is crun (pkg/config/config_linux.go DefaultRuntime); runc is
-# added as a second handler, through the capability shim on PATH as for containerd.
+# added as a handler, through the capability shim on PATH as for containerd.
 HANDLERS = ("crun", "runc")
+# One change of CRI-O's defaults, forced by this host: Debian's crun 1.8.1 under CRI-O
+# on a cgroup v1 host creates no container at all ("open /sys/fs/cgroup/hugetlb/...
+# crio-<id>.scope/container: No such file or directory", every static pod), so the
+# default handler is runc; crun stays a handler (RuntimeClass crun), and the run says
+# whether it can run containers.
 RUNTIMES_DROP_IN = """\
-# secctx-conformance: runc as a second handler beside CRI-O's default (crun).
+# secctx-conformance: runc as a handler beside CRI-O's crun, and the default one
+# (Debian's crun 1.8.1 creates no container under CRI-O on a cgroup v1 host).
 # Nothing else of CRI-O's default configuration is changed.
+[crio.runtime]
+default_runtime = "runc"
+
 [crio.runtime.runtimes.runc]
 runtime_path = "/usr/local/sbin/runc"
 runtime_root = "/run/runc"
@@ -213,7 +223,9 @@ def load_images(nodes: list[str], tags: list[str], timeout: float = 300) -> None
             archive = Path(tmp) / "image.tar"
             docker.run(["save", "-o", str(archive), tag], timeout=timeout)
             for node in nodes:
-                inside = f"/tmp/secctx-load-{hashlib.sha256(tag.encode()).hexdigest()[:12]}.tar"
+                # /var is the node's volume (docker cp writes there; /tmp is a tmpfs of
+                # the node's own, which docker cp does not see)
+                inside = f"/var/tmp/secctx-load-{hashlib.sha256(tag.encode()).hexdigest()[:12]}.tar"
                 docker.run(["cp", str(archive), f"{node}:{inside}"], timeout=timeout)
                 docker.run(["exec", node, "sh", "-c",
                             f"skopeo copy --quiet docker-archive:{inside} "

@@ -18,10 +18,10 @@ def _archive(path, tags):
 
 
 def test_runtimes_drop_in_adds_runc_and_changes_no_crio_default():
-    """The point of the CRI-O node is CRI-O's defaults: the drop-in holds one table,
-    the runc handler (CRI-O's default runtime, crun, needs none)."""
+    """The point of the CRI-O node is CRI-O's defaults: the drop-in adds the runc handler
+    and makes it the default (crun 1.8.1 runs nothing under CRI-O on cgroup v1), no more."""
     doc = tomllib.loads(crionode.RUNTIMES_DROP_IN)
-    assert doc == {"crio": {"runtime": {"runtimes": {"runc": {
+    assert doc == {"crio": {"runtime": {"default_runtime": "runc", "runtimes": {"runc": {
         "runtime_path": "/usr/local/sbin/runc", "runtime_root": "/run/runc"}}}}}
     assert set(crionode.HANDLERS) == {"crun", "runc"}
 
