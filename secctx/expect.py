@@ -151,21 +151,28 @@ def _pick(container_sc: dict, pod_sc: dict, key: str) -> tuple[object, str]:
     return None, ""
 
 
-def _cri_capability_bit(name: str) -> int | None:
+def _cri_capability_bit(name: str, cri: str = CONTAINERD) -> int | None:
     # containerd turns a pod-spec name into "CAP_" + name.upper(), and runc ignores
     # names it does not know. So "CAP_NET_RAW" in a pod spec becomes
-    # CAP_CAP_NET_RAW and has no effect.
+    # CAP_CAP_NET_RAW and has no effect. CRI-O prefixes only a name without "cap_"
+    # (internal/factory/container/container.go SpecSetupCapabilities toCAPPrefixed):
+    # there "CAP_NET_RAW" is NET_RAW.
     upper = str(name).upper()
+    if cri == CRIO and upper.startswith("CAP_"):
+        upper = upper[len("CAP_"):]
     if upper in caps.CAPABILITIES:
         return 1 << caps.CAPABILITIES.index(upper)
     return None
 
 
 def _bounding(capabilities: dict, node: NodeFacts) -> tuple[int, str]:
-    """The bounding set of an unprivileged container, in containerd's order.
+    """The bounding set of an unprivileged container, in the CRI's order.
 
     containerd applies "add ALL", then "drop ALL", then each named add, then
-    each named drop: a name in both lists ends up dropped.
+    each named drop: a name in both lists ends up dropped. CRI-O the same
+    (internal/factory/container/container.go SpecSetupCapabilities: its default set
+    joins the adds unless add or drop is ALL; add ALL, drop ALL, named adds, named
+    drops), but it refuses a named add it does not know ("unknown capability").
     """
     add = [str(c) for c in capabilities.get("add") or []]
     drop = [str(c) for c in capabilities.get("drop") or []]
@@ -180,7 +187,7 @@ def _bounding(capabilities: dict, node: NodeFacts) -> tuple[int, str]:
         for name in names:
             if name.upper() == "ALL":
                 continue
-            bit = _cri_capability_bit(name)
+            bit = _cri_capability_bit(name, node.cri)
             if bit is None:
                 ignored.append(name)
             else:
