@@ -339,6 +339,8 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         cap_bnd = node.grantable_caps
         reasons["cap_bnd"] = (("privileged: containerd's own capabilities (WithPrivileged)"
                                if node.cri == CONTAINERD else
+                               "privileged: every capability the kernel has, within CRI-O's "
+                               "bounding set (SetupPrivileged)" if node.cri == CRIO else
                                "privileged: what the node helper's privileged container holds")
                               + ", as far as the handler's kernel has them; capabilities "
                                 "add/drop are ignored")
@@ -347,7 +349,18 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
     else:
         cap_bnd, reasons["cap_bnd"] = _bounding(capabilities, node)
 
-    if uid is None:
+    # CRI-O gives a privileged container every capability in all five sets, ambient and
+    # inheritable too (internal/factory/container/container.go SpecSetPrivileges ->
+    # runtime-tools generate.go SetupPrivileged); ambient capabilities survive execve of a
+    # file without file capabilities or set-id bits and fill permitted and effective
+    # whatever the uid (capabilities(7)).
+    crio_privileged = privileged and node.cri == CRIO
+    if crio_privileged:
+        cap_eff = cap_prm = cap_bnd
+        reasons["cap_eff"] = reasons["cap_prm"] = (
+            "privileged on CRI-O: the ambient set holds every capability of the bounding set, "
+            "so any uid keeps them across execve")
+    elif uid is None:
         cap_eff = cap_prm = None
         reasons["cap_eff"] = reasons["cap_prm"] = "uid unknown: not asserted"
     elif uid == 0 and cap_bnd is None:
@@ -362,11 +375,24 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
             f"uid {uid} is not root: execve clears permitted and effective (no file "
             "capabilities, no ambient set), whatever capabilities.add says")
     # containerd pkg/oci/spec_opts.go WithCapabilities sets bounding, effective and
-    # permitted only (the default spec's inheritable set is empty).
+    # permitted only (the default spec's inheritable set is empty). CRI-O sets the
+    # inheritable set of an unprivileged container only with add_inheritable_capabilities
+    # (SpecSetupCapabilities), which a plain container on the node shows: learned.
     cap_inh, reasons["cap_inh"] = 0, "containerd sets no inheritable capabilities"
-    if node.unknown_cri("an empty inheritable set"):
-        cap_inh, reasons["cap_inh"] = None, node.unknown_cri("an empty inheritable set")
     cap_amb, reasons["cap_amb"] = 0, "Kubernetes has no field for ambient capabilities"
+    if crio_privileged:
+        cap_inh = cap_amb = cap_bnd
+        reasons["cap_inh"] = reasons["cap_amb"] = (
+            "privileged on CRI-O: SetupPrivileged fills the inheritable and ambient sets too")
+    elif node.cri == CRIO and node.runtime_default_inh:
+        cap_inh, reasons["cap_inh"] = None, (
+            "a plain container on this CRI-O node has inheritable capabilities "
+            "(add_inheritable_capabilities): which ones a spec gets is not asserted")
+    elif node.cri == CRIO:
+        reasons["cap_inh"] = ("CRI-O sets no inheritable capabilities (a plain container on "
+                              "the node has none: add_inheritable_capabilities is off)")
+    elif node.unknown_cri("an empty inheritable set"):
+        cap_inh, reasons["cap_inh"] = None, node.unknown_cri("an empty inheritable set")
 
     allow_escalation = container_sc.get("allowPrivilegeEscalation")
     if privileged:

@@ -52,6 +52,7 @@ class Environment:
     grantable_caps: int = caps.ALL_CAPS  # what containerd grants a privileged container
     kernel_caps: int = caps.ALL_CAPS     # every capability the kernel has (cap_last_cap)
     runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
+    runtime_default_inh: int = 0  # the inheritable set of a plain container, measured
     userns_unconfined: bool | None = None  # a plain container without seccomp can unshare -U
     # What the nodes report in their status (the default runtime handler's features, and
     # status.features): the kubelet admits or refuses pods by these.
@@ -94,11 +95,14 @@ class Environment:
         for key in ("runtime_default_caps", "grantable_caps"):
             aggregate[key] = functools.reduce(operator.and_, (f[key] for f in facts),
                                               caps.ALL_CAPS)
+        aggregate["runtime_default_inh"] = functools.reduce(
+            operator.or_, (f.get("runtime_default_inh", 0) for f in facts), 0)
         return dataclasses.replace(self, per_node=per_node, runtime=runtime, **aggregate)
 
     def node_facts(self) -> NodeFacts:
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
                          runtime_default_caps=self.runtime_default_caps,
+                         runtime_default_inh=self.runtime_default_inh,
                          userns_ids_per_pod=self.userns_ids_per_pod,
                          cri=cri_name(self.container_runtime),
                          apparmor=self.apparmor,
@@ -117,6 +121,7 @@ class Environment:
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
         d["kernel_caps"] = caps.to_hex(self.kernel_caps)
         d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
+        d["runtime_default_inh"] = caps.to_hex(self.runtime_default_inh)
         d["host_cannot_grant"] = ",".join(caps.decode(self.kernel_caps & ~self.grantable_caps)) \
             or "nothing"
         d["nodes"] = ",".join(self.nodes)
@@ -150,6 +155,7 @@ echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
 # lets a process without seccomp create a user namespace.
 _DEFAULT_SCRIPT = r"""
 echo "default_capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+echo "default_capinh=$(grep CapInh /proc/self/status | cut -f2)"
 if unshare -U true 2>/dev/null; then echo userns_unconfined=yes; else echo userns_unconfined=no; fi
 """
 
@@ -335,10 +341,13 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     env.kernel_caps = kernel_caps
     default_caps = int(facts["default_capbnd"], 16)
     env.runtime_default_caps &= default_caps
+    default_inh = int(facts.get("default_capinh", "0"), 16)
+    env.runtime_default_inh |= default_inh  # any node's: what a case may get
     userns = facts.get("userns_unconfined") == "yes"
     env.userns_unconfined = env.userns_unconfined is not False and userns
     env.per_node.setdefault(node, {}).update(
         grantable_caps=node_caps, kernel_caps=kernel_caps, runtime_default_caps=default_caps,
+        runtime_default_inh=default_inh,
         userns_unconfined=userns)
     env.cgroup_version = 2 if facts.get("cgroupfs") == "cgroup2fs" else 1
 
@@ -405,6 +414,7 @@ def runtime_facts(stdout: str) -> dict:
     kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
     return {"kernel_caps": kernel_caps,
             "runtime_default_caps": int(facts["default_capbnd"], 16),
+            "runtime_default_inh": int(facts.get("default_capinh", "0"), 16),
             "userns_unconfined": facts.get("userns_unconfined") == "yes"}
 
 

@@ -45,3 +45,22 @@ def test_pod_run_as_group_without_user_refuses_the_sandbox_on_containerd_only():
     spec = pod({"runAsGroup": 3000})
     assert sandbox_refusal(spec, NodeFacts(cri=CONTAINERD)).reason == "FailedCreatePodSandBox"
     assert sandbox_refusal(spec, NodeFacts(cri=CRIO)) is None
+
+
+def test_privileged_on_crio_holds_every_capability_in_all_five_sets_whatever_the_uid():
+    """SetupPrivileged fills ambient and inheritable too: uid 1000 keeps them (containerd:
+    CapEff 0 for a non-root uid, empty inheritable and ambient sets)."""
+    spec = pod({"runAsUser": 1000}, {"privileged": True})
+    grantable = caps.encode(["CHOWN", "SYS_ADMIN", "NET_RAW"])
+    crio = expect_process(spec, "app", NodeFacts(cri=CRIO, grantable_caps=grantable), None, ALPINE)
+    assert (crio.cap_bnd, crio.cap_eff, crio.cap_prm, crio.cap_inh, crio.cap_amb) == (grantable,) * 5
+    ctrd = expect_process(spec, "app", NodeFacts(cri=CONTAINERD, grantable_caps=grantable), None,
+                          ALPINE)
+    assert (ctrd.cap_bnd, ctrd.cap_eff, ctrd.cap_inh, ctrd.cap_amb) == (grantable, 0, 0, 0)
+
+
+def test_crio_inheritable_set_is_learned_from_a_plain_container():
+    spec = pod({"runAsUser": 0})
+    assert expect_process(spec, "app", NodeFacts(cri=CRIO), None, ALPINE).cap_inh == 0
+    configured = NodeFacts(cri=CRIO, runtime_default_inh=caps.encode(["CHOWN"]))
+    assert expect_process(spec, "app", configured, None, ALPINE).cap_inh is None
