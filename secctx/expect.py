@@ -693,10 +693,11 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
     if other_cri and kind in ("RuntimeDefault", "privileged"):
         unshare = Want(None, other_cri)
     elif kind == "RuntimeDefault" and cap_bnd is not None and not cap_bnd & SYS_ADMIN:
-        unshare = Want(True, f"{why}: containerd's default profile allows unshare(CLONE_NEWUSER) "
-                             "only when CAP_SYS_ADMIN is in the bounding set, which lacks it")
+        unshare = Want(True, f"{why}: the runtime's default profile (containerd's, CRI-O's) "
+                             "allows unshare(CLONE_NEWUSER) only when CAP_SYS_ADMIN is in the "
+                             "bounding set, which lacks it")
     elif kind == "RuntimeDefault" and cap_bnd is not None and env.userns_unconfined:
-        unshare = Want(False, f"{why}: CAP_SYS_ADMIN is in the bounding set, so containerd's "
+        unshare = Want(False, f"{why}: CAP_SYS_ADMIN is in the bounding set, so the runtime's "
                               "default profile allows unshare(CLONE_NEWUSER), and a plain "
                               "container on this node creates a user namespace")
     elif kind in ("Unconfined", "privileged") and env.userns_unconfined:

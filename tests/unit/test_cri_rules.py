@@ -64,3 +64,11 @@ def test_crio_inheritable_set_is_learned_from_a_plain_container():
     assert expect_process(spec, "app", NodeFacts(cri=CRIO), None, ALPINE).cap_inh == 0
     configured = NodeFacts(cri=CRIO, runtime_default_inh=caps.encode(["CHOWN"]))
     assert expect_process(spec, "app", configured, None, ALPINE).cap_inh is None
+
+
+def test_unshare_refused_by_either_default_profile_and_by_nothing_else():
+    from secctx.verdict import unshare_refused
+    assert unshare_refused(False, "unshare: unshare(0x10000000): Operation not permitted")
+    assert unshare_refused(False, "unshare: unshare(0x10000000): Function not implemented")
+    assert not unshare_refused(True, "")
+    assert not unshare_refused(False, "unshare: unshare(0x10000000): Invalid argument")
