@@ -72,3 +72,9 @@ def test_unshare_refused_by_either_default_profile_and_by_nothing_else():
     assert unshare_refused(False, "unshare: unshare(0x10000000): Function not implemented")
     assert not unshare_refused(True, "")
     assert not unshare_refused(False, "unshare: unshare(0x10000000): Invalid argument")
+
+
+def test_privileged_in_a_user_namespace_refuses_the_sandbox_on_containerd_only():
+    spec = {**pod(container_sc={"privileged": True}), "hostUsers": False}
+    assert "sysfs" in sandbox_refusal(spec, NodeFacts(cri=CONTAINERD)).message
+    assert sandbox_refusal(spec, NodeFacts(cri=CRIO)) is None
