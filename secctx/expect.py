@@ -746,9 +746,11 @@ def proc_paths(spec: dict, container: str, node: NodeFacts,
         else MASKED_SINCE_V1_37
     if container_sc.get("privileged"):
         # containerd pkg/oci/spec_opts.go WithPrivileged (applied after the kubelet's
-        # lists, container_create.go) sets both to nil.
-        other = node.not_containerd("no masked or read-only paths when privileged")
-        why = other or "privileged: containerd clears the masked and read-only paths"
+        # lists, container_create.go) sets both to nil; CRI-O adds them only when not
+        # privileged (internal/factory/container/container.go SpecSetPrivileges) and
+        # clears both (server/container_create_linux.go setOCIBindMountsPrivileged).
+        other = node.unknown_cri("no masked or read-only paths when privileged")
+        why = other or "privileged: the runtime clears the masked and read-only paths"
         return ExpectedProcPaths(Want(None if other else (), why),
                                  Want(None if other else (), why), later)
     if mount == "Unmasked":
