@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("node-image", help="build the offline kind node image")
     p.add_argument("--kubernetes-version", default=provision.DEFAULT_KUBERNETES_VERSION)
     p.add_argument("--rebuild", action="store_true", help="rebuild even if cached")
+    p.add_argument("--cri", choices=provision.CRIS, default="containerd",
+                   help="the node's CRI implementation (default containerd)")
 
     p = sub.add_parser("prepare", help="build what a run of this mode needs, before any test "
                        "(offline: the node image and the workload images; online: nothing)")
@@ -96,6 +98,8 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--kubelet-seccomp-default", action="store_true",
                    help="kubelet seccompDefault: true (pods without a profile get RuntimeDefault)")
+    p.add_argument("--cri", choices=provision.CRIS, default="containerd",
+                   help="the kind nodes' CRI implementation (crio: an offline CRI-O node image)")
 
 
 def _duration(text: str) -> int:
@@ -116,8 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "host-restore":
         engine.restore_sysctls()
     elif args.command == "node-image":
-        from .offline import nodeimage
-        print(nodeimage.build(KubeVersion.parse(args.kubernetes_version), args.rebuild).tag)
+        from .offline import crionode, nodeimage
+        builder = crionode if args.cri == crionode.CRI else nodeimage
+        print(builder.build(KubeVersion.parse(args.kubernetes_version), args.rebuild).tag)
     elif args.command == "prepare":
         _prepare(args.mode, KubeVersion.parse(args.kubernetes_version))
     elif args.command == "cluster-up":
@@ -126,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             node_image=args.node_image, image_map=args.image_map,
             image_registry=args.image_registry, registry_mirrors=tuple(args.registry_mirror),
             rebuild=args.rebuild, workers=args.workers,
-            seccomp_default=args.kubelet_seccomp_default))
+            seccomp_default=args.kubelet_seccomp_default, cri=args.cri))
         print(f"export KUBECONFIG={cluster.kubeconfig}")
     elif args.command == "images-publish":
         from .imagemap import ImageMapError, registry_problem

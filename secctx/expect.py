@@ -1,7 +1,8 @@
 """The oracle: what the kernel must show for one container of a pod spec.
 
-The rules are those of Kubernetes with containerd's CRI plugin and runc, not
-what tutorials say. Each expected value comes with a one-sentence reason, so a
+The rules are those of Kubernetes with the node's CRI implementation (containerd's
+CRI plugin or CRI-O, each rule citing its source) and runc or crun, not what
+tutorials say. Each expected value comes with a one-sentence reason, so a
 failing test's report says why the value was expected. A value of None means
 "cannot be known from the spec and node facts given": tests skip asserting it.
 
@@ -18,6 +19,8 @@ from . import caps, podspec
 from .refusals import node_refusal
 
 CONTAINERD = "containerd"
+CRIO = "cri-o"  # as CRI-O names itself in status.nodeInfo.containerRuntimeVersion
+KNOWN_CRIS = (CONTAINERD, CRIO)
 
 
 def cri_name(container_runtime_version: str) -> str:
@@ -34,6 +37,9 @@ class NodeFacts:
     # (a container can never hold more).
     grantable_caps: int = caps.ALL_CAPS
     userns_ids_per_pod: int = 65536  # kubelet userNamespaces.idsPerPod (USERNS_UNIT)
+    # The inheritable set of a plain container, measured (0 unless the CRI is configured to
+    # set one: CRI-O's add_inheritable_capabilities).
+    runtime_default_inh: int = 0
     cri: str = CONTAINERD  # the CRI implementation the node reports (cri_name)
     # What the node reports for the pod's runtime handler (status.runtimeHandlers[].features)
     # and for itself (status.features); the kubelet refuses pods by these.
@@ -47,12 +53,13 @@ class NodeFacts:
     apparmor_profiles: tuple[str, ...] = ()
     handler: str = ""
 
-    def not_containerd(self, rule: str) -> str | None:
-        """None on a containerd node; else why `rule` (one of containerd's CRI plugin,
-        whose source its comment cites) is not asserted."""
-        if self.cri == CONTAINERD:
+    def unknown_cri(self, rule: str) -> str | None:
+        """None on a node whose CRI the oracle knows (KNOWN_CRIS: each rule cites both
+        sources); else why `rule` is not asserted."""
+        if self.cri in KNOWN_CRIS:
             return None
-        return f"{rule} is containerd's rule and the node's CRI is {self.cri}: not asserted"
+        return (f"{rule} is known for {' and '.join(KNOWN_CRIS)}, and the node's CRI is "
+                f"{self.cri}: not asserted")
 
 
 @dataclass
@@ -100,18 +107,21 @@ class ImageFiles:
         entry = self.passwd.get(uid)
         return entry.gid if entry else 0
 
-    def memberships(self, uid: int) -> list[int] | None:
-        """The groups /etc/group lists the uid's user name in (the runtime adds these),
-        but a group named like the user: containerd pkg/oci/spec_opts.go WithAdditionalGIDs
-        takes "only supplemental groups" (g.Name == username is skipped), so Alpine's
-        root:x:0:root does not give root gid 0 under a runAsGroup."""
+    def memberships(self, uid: int, cri: str = CONTAINERD) -> list[int] | None:
+        """The groups /etc/group lists the uid's user name in (the runtime adds these).
+        containerd leaves out a group named like the user: pkg/oci/spec_opts.go
+        WithAdditionalGIDs takes "only supplemental groups" (g.Name == username is
+        skipped), so Alpine's root:x:0:root does not give root gid 0 under a runAsGroup.
+        CRI-O keeps it: server/container_create.go setupContainerUser -> utils.GetUserInfo
+        -> moby/sys/user GetExecUser, whose group filter matches every group listing the
+        user's name."""
         if self.passwd is None:
             return None
         entry = self.passwd.get(uid)
         if entry is None or self.groups is None:
             return []
         return sorted({g.gid for g in self.groups
-                       if entry.name in g.members and g.name != entry.name})
+                       if entry.name in g.members and (cri == CRIO or g.name != entry.name)})
 
 
 @dataclass
@@ -147,21 +157,28 @@ def _pick(container_sc: dict, pod_sc: dict, key: str) -> tuple[object, str]:
     return None, ""
 
 
-def _cri_capability_bit(name: str) -> int | None:
+def _cri_capability_bit(name: str, cri: str = CONTAINERD) -> int | None:
     # containerd turns a pod-spec name into "CAP_" + name.upper(), and runc ignores
     # names it does not know. So "CAP_NET_RAW" in a pod spec becomes
-    # CAP_CAP_NET_RAW and has no effect.
+    # CAP_CAP_NET_RAW and has no effect. CRI-O prefixes only a name without "cap_"
+    # (internal/factory/container/container.go SpecSetupCapabilities toCAPPrefixed):
+    # there "CAP_NET_RAW" is NET_RAW.
     upper = str(name).upper()
+    if cri == CRIO and upper.startswith("CAP_"):
+        upper = upper[len("CAP_"):]
     if upper in caps.CAPABILITIES:
         return 1 << caps.CAPABILITIES.index(upper)
     return None
 
 
 def _bounding(capabilities: dict, node: NodeFacts) -> tuple[int, str]:
-    """The bounding set of an unprivileged container, in containerd's order.
+    """The bounding set of an unprivileged container, in the CRI's order.
 
     containerd applies "add ALL", then "drop ALL", then each named add, then
-    each named drop: a name in both lists ends up dropped.
+    each named drop: a name in both lists ends up dropped. CRI-O the same
+    (internal/factory/container/container.go SpecSetupCapabilities: its default set
+    joins the adds unless add or drop is ALL; add ALL, drop ALL, named adds, named
+    drops), but it refuses a named add it does not know ("unknown capability").
     """
     add = [str(c) for c in capabilities.get("add") or []]
     drop = [str(c) for c in capabilities.get("drop") or []]
@@ -176,7 +193,7 @@ def _bounding(capabilities: dict, node: NodeFacts) -> tuple[int, str]:
         for name in names:
             if name.upper() == "ALL":
                 continue
-            bit = _cri_capability_bit(name)
+            bit = _cri_capability_bit(name, node.cri)
             if bit is None:
                 ignored.append(name)
             else:
@@ -261,9 +278,11 @@ def _seccomp(container_sc: dict, pod_sc: dict, privileged: bool,
              node: NodeFacts) -> tuple[int | None, str]:
     kind, why = seccomp_profile(container_sc, pod_sc, privileged, node)
     # containerd internal/cri/sputil/seccomp_linux.go GenerateSeccompSpecOpts: "Do not set
-    # seccomp profile when container is privileged".
-    if kind == "privileged" and node.not_containerd("no seccomp filter when privileged"):
-        return None, node.not_containerd("no seccomp filter when privileged")
+    # seccomp profile when container is privileged"; CRI-O server/container_create.go
+    # createSandboxContainer calls Seccomp().Setup only `if !ctr.Privileged()` (and
+    # runtime-tools SetupPrivileged clears Linux.Seccomp).
+    if kind == "privileged" and node.unknown_cri("no seccomp filter when privileged"):
+        return None, node.unknown_cri("no seccomp filter when privileged")
     if kind in ("RuntimeDefault", "Localhost"):
         return 2, why if "seccompDefault" in why else f"{why}: a filter is installed"
     return 0, why
@@ -300,8 +319,10 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
 
     run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
     # runAsGroup unset is the "runtime default" (the API); containerd's is the uid's
-    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID).
-    other_cri = node.not_containerd("the primary group from the image's /etc/passwd")
+    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID);
+    # CRI-O's the same (server/container_create.go setupContainerUser -> utils.GetUserInfo
+    # -> moby/sys/user GetExecUser: the entry's gid, the default 0 without one).
+    other_cri = node.unknown_cri("the primary group from the image's /etc/passwd")
     if run_as_group is not None:
         gid = int(run_as_group)
         reasons["gid"] = f"runAsGroup {gid} from {where}"
@@ -335,13 +356,13 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
         if supplemental:
             members.update(supplemental)
             parts.append(f"supplementalGroups {supplemental}")
-        other_cri = node.not_containerd("the memberships from the image's /etc/group")
+        other_cri = node.unknown_cri("the memberships from the image's /etc/group")
         if pod_sc.get("supplementalGroupsPolicy") == "Strict":
             parts.append("image /etc/group ignored (supplementalGroupsPolicy Strict)")
         elif other_cri:
             members, parts = None, [other_cri]
         elif known_files:
-            extra = files.memberships(uid)
+            extra = files.memberships(uid, node.cri)
             members.update(extra)
             parts.append(f"the image's /etc/group lists uid {uid}'s user in {extra}" if extra
                          else f"the image's /etc/group lists uid {uid} in no group")
@@ -360,11 +381,13 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
                              else "privileged unset or false")
 
     capabilities = container_sc.get("capabilities") or {}
-    other_cri = node.not_containerd("the order of capabilities add and drop")
+    other_cri = node.unknown_cri("the order of capabilities add and drop")
     if privileged:
         cap_bnd = node.grantable_caps
         reasons["cap_bnd"] = (("privileged: containerd's own capabilities (WithPrivileged)"
                                if node.cri == CONTAINERD else
+                               "privileged: every capability the kernel has, within CRI-O's "
+                               "bounding set (SetupPrivileged)" if node.cri == CRIO else
                                "privileged: what the node helper's privileged container holds")
                               + ", as far as the handler's kernel has them; capabilities "
                                 "add/drop are ignored")
@@ -373,7 +396,18 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
     else:
         cap_bnd, reasons["cap_bnd"] = _bounding(capabilities, node)
 
-    if uid is None:
+    # CRI-O gives a privileged container every capability in all five sets, ambient and
+    # inheritable too (internal/factory/container/container.go SpecSetPrivileges ->
+    # runtime-tools generate.go SetupPrivileged); ambient capabilities survive execve of a
+    # file without file capabilities or set-id bits and fill permitted and effective
+    # whatever the uid (capabilities(7)).
+    crio_privileged = privileged and node.cri == CRIO
+    if crio_privileged:
+        cap_eff = cap_prm = cap_bnd
+        reasons["cap_eff"] = reasons["cap_prm"] = (
+            "privileged on CRI-O: the ambient set holds every capability of the bounding set, "
+            "so any uid keeps them across execve")
+    elif uid is None:
         cap_eff = cap_prm = None
         reasons["cap_eff"] = reasons["cap_prm"] = "uid unknown: not asserted"
     elif uid == 0 and cap_bnd is None:
@@ -388,11 +422,24 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
             f"uid {uid} is not root: execve clears permitted and effective (no file "
             "capabilities, no ambient set), whatever capabilities.add says")
     # containerd pkg/oci/spec_opts.go WithCapabilities sets bounding, effective and
-    # permitted only (the default spec's inheritable set is empty).
+    # permitted only (the default spec's inheritable set is empty). CRI-O sets the
+    # inheritable set of an unprivileged container only with add_inheritable_capabilities
+    # (SpecSetupCapabilities), which a plain container on the node shows: learned.
     cap_inh, reasons["cap_inh"] = 0, "containerd sets no inheritable capabilities"
-    if node.not_containerd("an empty inheritable set"):
-        cap_inh, reasons["cap_inh"] = None, node.not_containerd("an empty inheritable set")
     cap_amb, reasons["cap_amb"] = 0, "Kubernetes has no field for ambient capabilities"
+    if crio_privileged:
+        cap_inh = cap_amb = cap_bnd
+        reasons["cap_inh"] = reasons["cap_amb"] = (
+            "privileged on CRI-O: SetupPrivileged fills the inheritable and ambient sets too")
+    elif node.cri == CRIO and node.runtime_default_inh:
+        cap_inh, reasons["cap_inh"] = None, (
+            "a plain container on this CRI-O node has inheritable capabilities "
+            "(add_inheritable_capabilities): which ones a spec gets is not asserted")
+    elif node.cri == CRIO:
+        reasons["cap_inh"] = ("CRI-O sets no inheritable capabilities (a plain container on "
+                              "the node has none: add_inheritable_capabilities is off)")
+    elif node.unknown_cri("an empty inheritable set"):
+        cap_inh, reasons["cap_inh"] = None, node.unknown_cri("an empty inheritable set")
 
     allow_escalation = container_sc.get("allowPrivilegeEscalation")
     if privileged:
@@ -694,7 +741,11 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
     seccomp = wants["Seccomp"].value
     filters = Want(None if seccomp is None else "none" if seccomp == 0 else "at least 1",
                    f"Seccomp {seccomp}: {why}")
-    other_cri = env.node_facts().not_containerd("what containerd's default profile allows")
+    # CRI-O's default profile gates clone/clone3/unshare of namespaces on CAP_SYS_ADMIN as
+    # containerd's does (internal/config/seccomp/seccomp.go DefaultProfile), checked
+    # against the bounding set too (containers/common pkg/seccomp/seccomp_linux.go
+    # setupSeccomp: Includes.Caps in Process.Capabilities.Bounding).
+    other_cri = env.node_facts().unknown_cri("what the runtime's default profile allows")
     # containerd writes its default profile from the container's bounding set, not from
     # what the process holds: CAP_SYS_ADMIN there opens unshare(CLONE_NEWUSER) even to a
     # non-root process with an empty CapEff (found by secctx.generated).
@@ -702,10 +753,11 @@ def _behaviour(spec: dict, container: str, env, wants: dict[str, Want]) -> dict[
     if other_cri and kind in ("RuntimeDefault", "privileged"):
         unshare = Want(None, other_cri)
     elif kind == "RuntimeDefault" and cap_bnd is not None and not cap_bnd & SYS_ADMIN:
-        unshare = Want(True, f"{why}: containerd's default profile allows unshare(CLONE_NEWUSER) "
-                             "only when CAP_SYS_ADMIN is in the bounding set, which lacks it")
+        unshare = Want(True, f"{why}: the runtime's default profile (containerd's, CRI-O's) "
+                             "allows unshare(CLONE_NEWUSER) only when CAP_SYS_ADMIN is in the "
+                             "bounding set, which lacks it")
     elif kind == "RuntimeDefault" and cap_bnd is not None and env.userns_unconfined:
-        unshare = Want(False, f"{why}: CAP_SYS_ADMIN is in the bounding set, so containerd's "
+        unshare = Want(False, f"{why}: CAP_SYS_ADMIN is in the bounding set, so the runtime's "
                               "default profile allows unshare(CLONE_NEWUSER), and a plain "
                               "container on this node creates a user namespace")
     elif kind in ("Unconfined", "privileged") and env.userns_unconfined:
@@ -754,9 +806,11 @@ def proc_paths(spec: dict, container: str, node: NodeFacts,
         else MASKED_SINCE_V1_37
     if container_sc.get("privileged"):
         # containerd pkg/oci/spec_opts.go WithPrivileged (applied after the kubelet's
-        # lists, container_create.go) sets both to nil.
-        other = node.not_containerd("no masked or read-only paths when privileged")
-        why = other or "privileged: containerd clears the masked and read-only paths"
+        # lists, container_create.go) sets both to nil; CRI-O adds them only when not
+        # privileged (internal/factory/container/container.go SpecSetPrivileges) and
+        # clears both (server/container_create_linux.go setOCIBindMountsPrivileged).
+        other = node.unknown_cri("no masked or read-only paths when privileged")
+        why = other or "privileged: the runtime clears the masked and read-only paths"
         return ExpectedProcPaths(Want(None if other else (), why),
                                  Want(None if other else (), why), later)
     if mount == "Unmasked":

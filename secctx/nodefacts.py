@@ -62,6 +62,7 @@ class Environment:
     grantable_caps: int = caps.ALL_CAPS  # what containerd grants a privileged container
     kernel_caps: int = caps.ALL_CAPS     # every capability the kernel has (cap_last_cap)
     runtime_default_caps: int = caps.RUNTIME_DEFAULT  # measured in a plain container
+    runtime_default_inh: int = 0  # the inheritable set of a plain container, measured
     userns_unconfined: bool | None = None  # a plain container without seccomp can unshare -U
     # What the nodes report in their status (the default runtime handler's features, and
     # status.features): the kubelet admits or refuses pods by these.
@@ -126,12 +127,15 @@ class Environment:
         for key in ("runtime_default_caps", "grantable_caps"):
             aggregate[key] = functools.reduce(operator.and_, (f[key] for f in facts),
                                               caps.ALL_CAPS)
+        aggregate["runtime_default_inh"] = functools.reduce(
+            operator.or_, (f.get("runtime_default_inh", 0) for f in facts), 0)
         return dataclasses.replace(self, per_node=per_node, runtime=runtime, **aggregate)
 
     def node_facts(self) -> NodeFacts:
         handler = self.runtimes[self.runtime].handler if self.runtime in self.runtimes else ""
         return NodeFacts(seccomp_default=self.seccomp_default, grantable_caps=self.grantable_caps,
                          runtime_default_caps=self.runtime_default_caps,
+                         runtime_default_inh=self.runtime_default_inh,
                          userns_ids_per_pod=self.userns_ids_per_pod,
                          cri=cri_name(self.container_runtime), apparmor=self.apparmor,
                          apparmor_profiles=tuple(self.apparmor_profiles), handler=handler,
@@ -152,6 +156,7 @@ class Environment:
         d["grantable_caps"] = caps.to_hex(self.grantable_caps)
         d["kernel_caps"] = caps.to_hex(self.kernel_caps)
         d["runtime_default_caps"] = caps.to_hex(self.runtime_default_caps)
+        d["runtime_default_inh"] = caps.to_hex(self.runtime_default_inh)
         d["host_cannot_grant"] = ",".join(caps.decode(self.kernel_caps & ~self.grantable_caps)) \
             or "nothing"
         d["nodes"] = ",".join(self.nodes)
@@ -184,7 +189,10 @@ echo "apparmor=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 echo "label=$(cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
 echo "capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
 for p in /proc/[0-9]*; do
-  [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && echo "containerd_capeff=$(grep CapEff "$p/status" | cut -f2)"
+  case "$(cat "$p/comm" 2>/dev/null)" in
+    containerd) echo "containerd_capeff=$(grep CapEff "$p/status" | cut -f2)" ;;
+    crio) echo "crio_capbnd=$(grep CapBnd "$p/status" | cut -f2)" ;;
+  esac
 done
 echo "cap_last_cap=$(cat /proc/sys/kernel/cap_last_cap)"
 echo "cgroupfs=$(stat -f -c %T /sys/fs/cgroup)"
@@ -199,6 +207,7 @@ echo "max_user_namespaces=$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)"
 # lets a process without seccomp create a user namespace.
 _DEFAULT_SCRIPT = r"""
 echo "default_capbnd=$(grep CapBnd /proc/self/status | cut -f2)"
+echo "default_capinh=$(grep CapInh /proc/self/status | cut -f2)"
 if unshare -U true 2>/dev/null; then echo userns_unconfined=yes; else echo userns_unconfined=no; fi
 """
 
@@ -395,18 +404,24 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     # /proc/self; internal/cri/server/service_linux.go allCaps = cap.Current() for "ALL"),
     # read through hostPID from the containerd process itself, not from a container its
     # runtime made (a runtime that withheld one would set the expectation too) and not
-    # from the node's init (containerd may run with less). No containerd process seen:
-    # the privileged helper's own bounding set. The smallest among nodes is what every
-    # case can count on.
+    # from the node's init (containerd may run with less). CRI-O grants every capability
+    # the kernel has (internal/factory/container/container.go SpecSetPrivileges ->
+    # runtime-tools SetupPrivileged, and getOCICapabilitiesList for "add ALL": all of
+    # capability.List() up to the kernel's last cap), which its runtimes can hold only
+    # within CRI-O's own bounding set: read from the crio process. Neither seen: the
+    # privileged helper's own bounding set. The smallest among nodes is what every case
+    # can count on.
     kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
     own = [int(line.split("=", 1)[1], 16) for line in stdout.splitlines()
-           if line.startswith("containerd_capeff=")]
+           if line.startswith(("containerd_capeff=", "crio_capbnd="))]
     node_caps = functools.reduce(operator.and_, own, caps.ALL_CAPS) if own else int(facts["capbnd"], 16)
     node_caps &= kernel_caps
     env.grantable_caps &= node_caps
     env.kernel_caps = kernel_caps
     default_caps = int(facts["default_capbnd"], 16)
     env.runtime_default_caps &= default_caps
+    default_inh = int(facts.get("default_capinh", "0"), 16)
+    env.runtime_default_inh |= default_inh  # any node's: what a case may get
     userns = facts.get("userns_unconfined") == "yes"
     env.userns_unconfined = env.userns_unconfined is not False and userns
     # busybox's stat names no cgroup2 type (it prints UNKNOWN): its magic, CGROUP2_SUPER_MAGIC
@@ -418,6 +433,7 @@ def _merge_node_script(env: Environment, stdout: str, node: str = "") -> None:
     limit = facts.get("max_user_namespaces", "")
     env.per_node.setdefault(node, {}).update(
         grantable_caps=node_caps, kernel_caps=kernel_caps, runtime_default_caps=default_caps,
+        runtime_default_inh=default_inh,
         userns_unconfined=userns, cgroup_version=cgroup_version, lsms=lsms, apparmor=apparmor,
         selinux="selinux" in lsms or facts.get("label", "").count(":") >= 3,
         apparmor_profiles=profiles, seccomp=facts.get("seccomp", ""),
@@ -491,6 +507,7 @@ def runtime_facts(stdout: str) -> dict:
     kernel_caps = (1 << (int(facts["cap_last_cap"]) + 1)) - 1
     return {"kernel_caps": kernel_caps,
             "runtime_default_caps": int(facts["default_capbnd"], 16),
+            "runtime_default_inh": int(facts.get("default_capinh", "0"), 16),
             "userns_unconfined": facts.get("userns_unconfined") == "yes"}
 
 

@@ -800,7 +800,10 @@ def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = N
     from . import report
     mounts = container.get("volumeMounts") or []
     # Every mount gets a write attempt: a read-only one must refuse it.
-    script = probe_script([m["mountPath"] for m in mounts], [m["mountPath"] for m in mounts],
+    # "/" too: whether root may write there without CAP_DAC_OVERRIDE is its mode's (the
+    # store's: containers/storage makes a layer's root 0555, containerd's snapshotter 0755).
+    script = probe_script([*(m["mountPath"] for m in mounts), "/"],
+                          [m["mountPath"] for m in mounts],
                           file_dirs=file_dirs(spec or {}, container))
     with report.step(f"exec probe in {pod}/{container['name']}: "
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):

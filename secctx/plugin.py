@@ -69,6 +69,9 @@ def pytest_addoption(parser):
     add("kubelet-seccomp-default", action="store_true",
         help="create the kind cluster with kubelet seccompDefault: true (pods without a "
              "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
+    add("cri", choices=provision.CRIS, default="containerd",
+        help="the CRI implementation of the kind cluster's nodes (default containerd; "
+             "crio: an offline CRI-O node image, RuntimeClasses runc and crun)")
     add("runtime-class", action="append", default=[], metavar="NAME",
         help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
              "repeatable (default: `default` and the RuntimeClasses of the cluster; "
@@ -225,7 +228,8 @@ def option_problem(get) -> str | None:
                               ("--keep-cluster", get("keep_cluster")),
                               ("--secctx-rebuild", get("rebuild")),
                               ("--secctx-registry-mirror", get("registry_mirror")),
-                              ("--secctx-kubelet-seccomp-default", get("kubelet_seccomp_default"))):
+                              ("--secctx-kubelet-seccomp-default", get("kubelet_seccomp_default")),
+                              ("--secctx-cri", get("cri") != "containerd" and get("cri"))):
             if value:
                 return (f"{option} cannot go with --secctx-existing-cluster: the suite creates no "
                         f"cluster there; drop {option}, or drop --secctx-existing-cluster to test a kind "
@@ -371,6 +375,8 @@ def _kind_runtime_classes(config) -> tuple[str, ...]:
                            docker.image_exists)
     if mode != modes.OFFLINE:
         return ()
+    if config.getoption("cri", "containerd") == "crio":
+        return session.CRIO_RUNTIME_CLASSES
     return tuple(n for n in session.OFFLINE_RUNTIME_CLASSES if n not in hostlimits.left_out())
 
 
@@ -436,7 +442,8 @@ def secctx_suite(request):
         image_map=config.getoption("image_map"), image_registry=config.getoption("image_registry"),
         registry_mirrors=tuple(config.getoption("registry_mirror")),
         rebuild=config.getoption("rebuild"),
-        seccomp_default=config.getoption("kubelet_seccomp_default"))
+        seccomp_default=config.getoption("kubelet_seccomp_default"),
+        cri=config.getoption("cri"))
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
     vm_lsm = config.getoption("vm_node")

@@ -134,16 +134,22 @@ def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     is "user group is specified without user" (internal/cri/util/util.go
     GenerateUserString, called by internal/cri/server/podsandbox/sandbox_run_linux.go; the
     API server accepts the pod; the kubelet retries for ever). Measured with containerd 2.3
-    (secctx.generated, finding 1). Another CRI's sandbox is not predicted to refuse it."""
+    (secctx.generated, finding 1). CRI-O's sandbox takes no user from the pod
+    securityContext (server/sandbox_run_linux.go runPodSandbox reads RunAsUser and
+    RunAsGroup only for user-namespace mappings): it does not refuse; another CRI's
+    sandbox is not predicted to refuse it."""
     spec = podspec.pod_spec(spec)
     pod_sc = spec.get("securityContext") or {}
-    if node.not_containerd("") is None and pod_sc.get("runAsGroup") is not None \
+    if node.cri == "containerd" and pod_sc.get("runAsGroup") is not None \
             and pod_sc.get("runAsUser") is None:
         return Outcome("rejected", "FailedCreatePodSandBox", "is specified without user")
-    if spec.get("hostUsers") is False and any(
+    if node.cri == "containerd" and spec.get("hostUsers") is False and any(
             (c.get("securityContext") or {}).get("privileged") for c in podspec.containers(spec)):
         # A privileged container makes the kubelet ask for a privileged sandbox, whose
-        # read-write sysfs runc cannot mount in a user namespace (finding 3).
+        # read-write sysfs runc cannot mount in a user namespace (finding 3). CRI-O runs
+        # no infra container by default (drop_infra_ctr = true, pkg/config/config.go
+        # DropInfraCtr; server/sandbox_run_linux.go creates none without a shared pid
+        # namespace): nothing to refuse.
         return Outcome("rejected", "FailedCreatePodSandBox", 'error mounting "sysfs"')
     # In the pod's own user namespace (hostUsers false) only gids 0 to idsPerPod-1 exist
     # (65535 by default), and the kernel refuses a ping_group_range naming others

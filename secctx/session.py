@@ -169,9 +169,13 @@ def start(cluster: Cluster, run_id: str, seccomp_profiles: dict[str, str], resul
 # registers in containerd (kind's test-handler is runc under another name; the offline
 # node image adds crun and gVisor's runsc). Created when asked for and every node
 # reports the handler.
-KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun", "runsc": "runsc"}
+KIND_RUNTIME_CLASSES = {"secctx-test-handler": "test-handler", "crun": "crun", "runsc": "runsc",
+                        "runc": "runc"}
 # The offline node image's own runtimes besides runc: a kind run runs them all.
 OFFLINE_RUNTIME_CLASSES = ("crun", "runsc")
+# The CRI-O node image's handlers (secctx.offline.crionode.HANDLERS), each a RuntimeClass
+# of its own besides the default handler (runc there: crionode.RUNTIMES_DROP_IN).
+CRIO_RUNTIME_CLASSES = ("runc", "crun")
 
 
 class RuntimeProbes:
@@ -458,11 +462,13 @@ def _delete_storage_class(kube: Kube) -> None:
 
 
 def _kind_node_versions(cluster: Cluster) -> dict[str, str]:
-    """runc, crun, runsc and containerd versions inside the kind node (kind mode only)."""
+    """runc, crun, runsc and containerd or CRI-O versions inside the kind node (kind mode
+    only); the node image holds one CRI implementation, the other says it is not there."""
     import subprocess
     node = f"{cluster.kind.name}-control-plane"
     out = {}
     for key, cmd in (("runc", ["runc", "--version"]), ("containerd", ["containerd", "--version"]),
+                     ("crio", ["crio", "--version"]),
                      ("crun", ["crun", "--version"]), ("runsc", ["runsc", "--version"])):
         proc = subprocess.run(["docker", "exec", node, *cmd], capture_output=True, text=True,
                               timeout=30)

@@ -45,6 +45,18 @@ class Check:
 
 
 # Check field -> the observed value it is compared with (None: cannot be observed here).
+def unshare_refused(ok: bool, error: str) -> bool:
+    """unshare(CLONE_NEWUSER) failed as a seccomp filter makes it fail: EPERM (containerd's
+    default profile, a Localhost profile's SCMP_ACT_ERRNO) or ENOSYS (CRI-O's default
+    profile: containers/common pkg/seccomp default_linux.go, DefaultErrnoRet ENOSYS for a
+    syscall it does not list). Any other failure is not the filter's."""
+    text = error.lower()
+    return not ok and ("not permitted" in text or "not implemented" in text)
+
+
+DAC_OVERRIDE_BIT = 1  # CAP_DAC_OVERRIDE
+
+
 OBSERVED = {
     "uid": lambda o: o.pid1.uid, "gid": lambda o: o.pid1.gid,  # real, effective, saved, fs
     "groups": lambda o: sorted(o.pid1.groups),
@@ -55,7 +67,7 @@ OBSERVED = {
     "Seccomp_filters": lambda o: None if o.pid1.seccomp_filters is None else
     "none" if o.pid1.seccomp_filters == 0 else "at least 1",
     "unshare(CLONE_NEWUSER) refused": lambda o: None if o.unshare_user is None else
-    not o.unshare_user.ok and "not permitted" in o.unshare_user.error.lower(),
+    unshare_refused(o.unshare_user.ok, o.unshare_user.error),
     "uid_map": lambda o: None if o.uid_map is None else classify_id_map(o.uid_map),
     "gid_map": lambda o: None if o.gid_map is None else classify_id_map(o.gid_map),
 }
@@ -193,9 +205,22 @@ def root_write_check(obs: Observation, root_read_only: bool, uid: int | None) ->
                       f"readOnlyRootFilesystem: the write must fail with '{READ_ONLY_ERROR}' "
                       f"(observed: {obs.root_write.error or 'write succeeded'})")]
     if uid == 0:
-        return [Check("write to / succeeds (root, writable root)", True, obs.root_write.ok,
-                      f"root on a writable root filesystem (observed: "
-                      f"{obs.root_write.error or 'ok'})")]
+        # Root passes the permission check with CAP_DAC_OVERRIDE, or through /'s owner
+        # write bit when it owns / (a store may make a layer's root 0555: containers/storage
+        # drivers/overlay defaultPerms). Either way the write must not fail as read-only.
+        root = obs.stats.get("/")
+        dac = bool(obs.pid1.cap_eff >> DAC_OVERRIDE_BIT & 1)
+        may = dac or root is None or (root.uid == 0 and root.mode & 0o200)
+        if may:
+            return [Check("write to / succeeds (root, writable root)", True, obs.root_write.ok,
+                          f"root on a writable root filesystem (observed: "
+                          f"{obs.root_write.error or 'ok'})")]
+        return [Check("write to / refused by permissions, not as read-only (root without "
+                      "CAP_DAC_OVERRIDE, / not owner-writable)", True,
+                      not obs.root_write.ok and "permission denied" in obs.root_write.error.lower(),
+                      f"/ is {root.mode:o} owned by {root.uid}, and root lacks CAP_DAC_OVERRIDE: "
+                      f"the write fails with EACCES, never EROFS (observed: "
+                      f"{obs.root_write.error or 'write succeeded'})")]
     return []  # a non-root write to a root-owned / fails with EACCES either way: proves nothing
 
 

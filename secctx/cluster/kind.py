@@ -22,7 +22,8 @@ class ClusterError(RuntimeError):
 
 class KindCluster(_PytestKindCluster):
     def __init__(self, name: str, *, kind_path: Path, kubectl_path: Path | None,
-                 image: str | None, config: dict, kubeconfig: Path | None = None):
+                 image: str | None, config: dict, kubeconfig: Path | None = None,
+                 cri: str = "containerd"):
         super().__init__(name, kubeconfig=kubeconfig, image=image, kind_path=kind_path,
                          kubectl_path=kubectl_path)
         # Cluster state lives outside the checkout, so a fresh clone (CI) finds
@@ -32,6 +33,7 @@ class KindCluster(_PytestKindCluster):
         self.kubeconfig_path = kubeconfig or (self.path / "kubeconfig")
         self.config = config
         self.config_path = self.path / "kind-config.yaml"
+        self.cri = cri  # the nodes' CRI implementation: how images are loaded into them
 
     def ensure_kind(self) -> None:
         if not Path(self.kind_path).is_file():
@@ -67,7 +69,10 @@ class KindCluster(_PytestKindCluster):
         self.config_path.unlink(missing_ok=True)
 
     def load_images(self, tags: list[str], timeout: float = 300) -> None:
-        if tags:
+        if self.cri == "crio":  # kind's loader imports with ctr, into containerd
+            from ..offline import crionode
+            crionode.load_images(self.nodes(), tags, timeout)
+        elif tags:
             self._kind(["load", "docker-image", "--name", self.name, *tags], timeout=timeout)
 
     @staticmethod

@@ -44,13 +44,32 @@ def hosts_toml(url: str) -> str:
             f'[host."{url}"]\n  capabilities = ["pull", "resolve"]\n')
 
 
+# The kubelet's CRI socket per CRI implementation (kubeadm nodeRegistration.criSocket).
+CRI_SOCKETS = {"containerd": "unix:///run/containerd/containerd.sock",
+               "crio": "unix:///var/run/crio/crio.sock"}
+
+
 def kind_config(*, name: str, cgroup_v1: bool, short_bounding_set: bool,
                 coredns: bool = True, workers: int = 0, seccomp_default: bool = False,
-                mirrors: dict[str, str] | None = None, certs_dir: Path | None = None) -> dict:
+                mirrors: dict[str, str] | None = None, certs_dir: Path | None = None,
+                cri: str = "containerd") -> dict:
     """seccomp_default: the kubelet's seccompDefault (pods without a profile get
     RuntimeDefault), a second configuration the suite is run on; mirrors: the
-    nodes pull through them (--registry-mirror), with hosts files in certs_dir."""
+    nodes pull through them (--registry-mirror), with hosts files in certs_dir;
+    cri: the nodes' CRI implementation (a CRI-O node image for "crio"), whose socket
+    kubeadm gives the kubelet."""
+    if cri not in CRI_SOCKETS:
+        raise ValueError(f"unknown CRI {cri!r}: choose one of {', '.join(CRI_SOCKETS)}")
+    if cri != "containerd" and mirrors:
+        raise ValueError("--registry-mirror configures containerd's hosts.toml; a CRI-O node "
+                         "does not read it: drop --registry-mirror or --cri crio")
     patches: list[str] = []
+    if cri != "containerd":
+        # kind's kubeadm config names containerd's socket (pkg/cluster/internal/kubeadm
+        # config.go); kubeadm writes the kubelet's containerRuntimeEndpoint from it.
+        registration = {"nodeRegistration": {"criSocket": CRI_SOCKETS[cri]}}
+        patches += [yaml.safe_dump({"kind": kind, **registration})
+                    for kind in ("InitConfiguration", "JoinConfiguration")]
     kubelet: dict = {}
     if cgroup_v1:
         # Kubernetes >= 1.35 refuses to start on cgroup v1 unless told not to.
@@ -72,7 +91,7 @@ def kind_config(*, name: str, cgroup_v1: bool, short_bounding_set: bool,
     if patches:
         config["kubeadmConfigPatches"] = patches
     containerd: list[str] = []
-    if short_bounding_set:
+    if short_bounding_set and cri == "containerd":  # (CRI-O: the capability shim clamps)
         # containerd cannot set oom_score_adj below its own without
         # CAP_SYS_RESOURCE; unrestricted, every sandbox fails with
         # "can't get final child's PID from pipe: EOF".

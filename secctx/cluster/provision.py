@@ -16,7 +16,7 @@ from .. import cache, timeouts
 from ..imagemap import ImageMap
 from ..images import docker
 from ..images import load as images
-from ..offline import capshim, log, nodeimage
+from ..offline import capshim, crionode, log, nodeimage
 from ..podspec import condition_true
 from . import engine, existing, inotify, kindconfig, versions
 from . import mode as modes
@@ -26,6 +26,7 @@ from .kind import ClusterError, KindCluster
 # Online default (no version asked): kind's own default node image.
 DEFAULT_KUBERNETES_VERSION = "v1.37.2"
 DEFAULT_CLUSTER_NAME = "secctx"
+CRIS = tuple(kindconfig.CRI_SOCKETS)  # --cri: containerd (kind's own), crio
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Options:
     rebuild: bool = False
     workers: int = 0
     seccomp_default: bool = False  # kubelet seccompDefault: true (a second configuration)
+    cri: str = "containerd"  # the kind nodes' CRI implementation (--cri)
 
 
 @dataclass
@@ -103,8 +105,13 @@ def bring_up(opts: Options) -> Cluster:
         if version is None:
             raise ClusterError("offline mode needs --kubernetes-version")
         versions.check_offline_version(version)
-        built = nodeimage.build(version, rebuild=opts.rebuild)
+        builder = crionode if opts.cri == crionode.CRI else nodeimage
+        built = builder.build(version, rebuild=opts.rebuild)
         node_image, coredns = built.tag, built.coredns
+    elif opts.cri != "containerd":
+        raise ClusterError(f"--cri {opts.cri}: kind publishes node images with containerd only; "
+                           f"use --mode offline (the suite builds a CRI-O node image), or "
+                           f"--kind-image with a CRI-O node image of your own")
     else:
         node_image, must_build = modes.online_node_image(str(version) if version else None)
         if must_build and not docker.image_exists(node_image):
@@ -122,9 +129,9 @@ def bring_up(opts: Options) -> Cluster:
         name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
         workers=opts.workers, seccomp_default=opts.seccomp_default, mirrors=mirrors,
-        certs_dir=certs_dir)
+        certs_dir=certs_dir, cri=opts.cri)
     kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
-                       image=node_image, config=config)
+                       image=node_image, config=config, cri=opts.cri)
     created = _create_or_reuse(kind)
     try:
         _wait_for_system_deployments(Path(kind.kubeconfig_path))

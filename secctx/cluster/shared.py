@@ -47,6 +47,7 @@ class SharedCluster:
                          "tally": dataclasses.asdict(cluster.tally),
                          "kind": cluster.kind.name if cluster.kind else None,
                          "kind_path": str(cluster.kind.kind_path) if cluster.kind else None,
+                         "cri": cluster.kind.cri if cluster.kind else None,
                          "created": cluster.created}
             self._record.write_text(json.dumps(state))
         return self._cluster(state, opts)
@@ -77,7 +78,8 @@ class SharedCluster:
         if state["kind"]:
             kind = KindCluster(state["kind"], kind_path=Path(state["kind_path"]), kubectl_path=None,
                                image=state["node_image"], config={},
-                               kubeconfig=Path(state["kubeconfig"]))
+                               kubeconfig=Path(state["kubeconfig"]),
+                               cri=state.get("cri") or "containerd")
         # Records of older runs lack image_map_mode: their existing clusters used online.
         image_map_mode = state.get("image_map_mode") or ("online" if mode == "existing" else mode)
         return provision.Cluster(

@@ -61,6 +61,20 @@ COMPONENTS = {
     )
 }
 
+# CRI-O for the CRI-O node image (--cri crio); the containerd image does not carry it.
+# Its minor follows Kubernetes', but the Go module proxy serves only v1.34.0 of
+# github.com/cri-o/cri-o (v1.35.0, v1.36.0, v1.37.0 and v1.34.1 answer "not available"),
+# so every Kubernetes minor's CRI-O node runs v1.34.0 (kubelet v1.37 speaks CRI v1 to it).
+# cgo against Debian's libseccomp-dev with CRI-O's `seccomp` tag (without it its seccomp
+# package is the unsupported stub and RuntimeDefault applies nothing). The optional
+# back-ends are left out by tags, not linked: no btrfs/devicemapper graph drivers, the
+# Go openpgp instead of libgpgme (no cgo dependency), no ostree.
+CRIO = GoComponent(
+    "crio", "github.com/cri-o/cri-o", "v1.34.0", ("cmd/crio",), cgo=True,
+    tags=("seccomp", "containers_image_ostree_stub", "containers_image_openpgp",
+          "exclude_graphdriver_btrfs", "btrfs_noversion", "exclude_graphdriver_devicemapper"),
+    ldflags="-X github.com/cri-o/cri-o/internal/version.buildDate=1970-01-01T00:00:00Z")
+
 
 def etcd(version: str) -> GoComponent:
     """etcd at the version kubeadm asks for ("3.7.0-0" -> v3.7.0)."""

@@ -94,8 +94,19 @@ def build(version: KubeVersion, rebuild: bool = False) -> NodeImage:
             return _build(version, rebuild, Path(stage))
 
 
-def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
-    tag = recipe_tag(version)
+@dataclass(frozen=True)
+class Ingredients:
+    """What every node image of a version is made from (the containerd one and the
+    CRI-O one, secctx.offline.crionode): binaries, the control-plane image names and
+    the docker-save archives of every image the node must hold."""
+    k8s_bin: Path
+    names: images.ControlPlaneImages
+    built: dict[str, Path]
+    coredns_bin: Path | None
+    archives: list[Path]
+
+
+def ingredients(version: KubeVersion) -> Ingredients:
     t0 = time.monotonic()
     k8s_bin = build_kubernetes(version)
     names = images.ControlPlaneImages.from_kubeadm_list(_kubeadm_images(k8s_bin, version))
@@ -108,11 +119,19 @@ def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
     built["etcd"] = components.build(components.etcd(images.ControlPlaneImages.tag_of(names.etcd)))
     coredns_bin = _try_coredns(images.ControlPlaneImages.tag_of(names.coredns))
     log.step(f"binaries ready after {time.monotonic() - t0:.0f}s")
+    return Ingredients(k8s_bin, names, built, coredns_bin,
+                       _image_archives(names, k8s_bin, built, coredns_bin))
 
-    archives = _image_archives(names, k8s_bin, built, coredns_bin)
-    files = _node_files(version, k8s_bin, built, names, stage)
+
+def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
+    tag = recipe_tag(version)
+    t0 = time.monotonic()
+    parts = ingredients(version)
+    k8s_bin, names, built, coredns_bin, archives = (
+        parts.k8s_bin, parts.names, parts.built, parts.coredns_bin, parts.archives)
+    files = node_files(version, k8s_bin, built, names, stage)
     key = docker.content_key(RECIPE, files | {f"archive-{i}": a for i, a in enumerate(archives)})
-    same = None if rebuild else _image_with_content(key)
+    same = None if rebuild else image_with_content(key)
     if same:
         # Same content, new inputs key (the builder's source changed): label it with
         # this recipe's key so that the next warm start takes the fast path again.
@@ -122,14 +141,15 @@ def _build(version: KubeVersion, rebuild: bool, stage: Path) -> NodeImage:
         log.step(f"node image {tag} is up to date (the content of {same})")
         return NodeImage(tag, version, coredns_bin is not None)
     base_tag = f"{REPOSITORY}-base:{version}"
-    docker.build(base_tag, _DOCKERFILE.format(base=images.NODE_ROOTFS), files, rebuild=rebuild)
+    docker.build(base_tag, DOCKERFILE.format(base=images.NODE_ROOTFS, cri_service="containerd.service"),
+                 files, rebuild=rebuild)
     _import_and_commit(base_tag, tag, archives, key, coredns_bin is not None, version)
     docker.run(["tag", tag, image_tag(version)])
     log.step(f"node image {tag} built in {time.monotonic() - t0:.0f}s")
     return NodeImage(tag, version, coredns_bin is not None)
 
 
-def _image_with_content(key: str) -> str | None:
+def image_with_content(key: str) -> str | None:
     """A local node image (any tag) whose content key is `key`."""
     found = docker.run(["images", "-q", "--filter", f"label={docker.KEY_LABEL}={key}",
                         REPOSITORY]).split()
@@ -177,7 +197,7 @@ def _saved(tag: str) -> Path:
     return out
 
 
-def _node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
+def node_files(version: KubeVersion, k8s_bin: Path, built: dict[str, Path],
                 names: images.ControlPlaneImages, stage: Path) -> dict[str, Path]:
     """The build context: kind's base-image files plus our binaries and config."""
     kind_src = _kind_module_dir() / "images" / "base" / "files"
@@ -318,8 +338,9 @@ def _kind_module_dir() -> Path:
     return Path(module_info("sigs.k8s.io/kind", components.KIND_VERSION, work)["Dir"])
 
 
-# Mirrors the package-independent steps of kind's images/base/Dockerfile.
-_DOCKERFILE = """FROM {base}
+# Mirrors the package-independent steps of kind's images/base/Dockerfile; cri_service:
+# the CRI implementation's unit (containerd.service, or crio.service and what it needs).
+DOCKERFILE = """FROM {base}
 COPY root/ /
 RUN chmod 755 /kind /kind/bin \\
  && find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.service -delete \\
@@ -328,7 +349,7 @@ RUN chmod 755 /kind /kind/bin \\
           /lib/systemd/system/sockets.target.wants/*initctl* /lib/systemd/system/basic.target.wants/* \\
  && echo "ReadKMsg=no" >> /etc/systemd/journald.conf \\
  && (test -e /sbin/init || ln -s /usr/lib/systemd/systemd /sbin/init) \\
- && systemctl enable kubelet.service containerd.service undo-mount-hacks.service \\
+ && systemctl enable kubelet.service {cri_service} undo-mount-hacks.service \\
                    secctx-pod-masquerade.service \\
  && systemctl mask systemd-binfmt.service \\
  && mkdir -p /etc/kubernetes/manifests

@@ -126,7 +126,7 @@ def full_config() -> dict:
             "cwd": "/",
             "capabilities": {s: list(ALL_CAPS) for s in SETS},
             "noNewPrivileges": False,
-            "oomScoreAdj": -998,
+            "oomScoreAdj": 1000,  # never below the shim's own: the clamp has its own tests
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
         },
         "root": {"path": "rootfs", "readonly": True},
@@ -423,3 +423,37 @@ def test_a_version_file_beside_the_shim_relabels_the_config_for_an_older_runtime
     path = write_bundle(tmp_path / "again", config)
     assert run_shim(["create", "--bundle", str(tmp_path / "again"), "id"],
                     spec=path).spec["ociVersion"] == "1.2.0", "without the file: unchanged"
+
+
+# -- oomScoreAdj below the shim's own, without CAP_SYS_RESOURCE ----------------
+
+def _own_oom_score_adj() -> int:
+    return int(Path("/proc/self/oom_score_adj").read_text())  # the shim inherits it
+
+
+@pytest.mark.parametrize("asked, expected", [(-998, "own"), (1000, 1000)])
+def test_create_clamps_oom_score_adj_to_its_own_without_sys_resource(run_shim, tmp_path,
+                                                                     asked, expected):
+    """No runtime can lower oom_score_adj below its own without CAP_SYS_RESOURCE (the
+    kernel refuses; runc's init fails): the shim raises a lower value to its own and
+    leaves a higher one."""
+    drop = () if "CAP_SYS_RESOURCE" not in BOUNDING else ("CAP_SYS_RESOURCE",)
+    if drop:
+        _needs_setpcap()
+    config = {**full_config(), "process": {**full_config()["process"], "oomScoreAdj": asked}}
+    path = write_bundle(tmp_path / "bundle", config)
+    r = run_shim(["create", "--bundle", str(tmp_path / "bundle"), "id"], spec=path, drop=drop)
+    assert r.proc.returncode == 0, r.proc.stderr
+    want = _own_oom_score_adj() if expected == "own" else expected
+    assert want >= asked  # (the test process may itself run at 1000: then nothing to raise)
+    assert r.spec["process"]["oomScoreAdj"] == max(want, asked)
+
+
+def test_create_keeps_oom_score_adj_with_sys_resource(run_shim, tmp_path):
+    if "CAP_SYS_RESOURCE" not in BOUNDING:
+        pytest.skip("this host's bounding set lacks CAP_SYS_RESOURCE: the clamp always applies")
+    config = {**full_config(), "process": {**full_config()["process"], "oomScoreAdj": -998}}
+    path = write_bundle(tmp_path / "bundle", config)
+    r = run_shim(["create", "--bundle", str(tmp_path / "bundle"), "id"], spec=path)
+    assert r.proc.returncode == 0, r.proc.stderr
+    assert r.spec["process"]["oomScoreAdj"] == -998

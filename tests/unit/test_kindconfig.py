@@ -115,3 +115,30 @@ def test_seccomp_default_and_cgroup_v1_share_one_kubelet_patch():
 def test_a_seccomp_default_config_differs_from_the_plain_one():
     # A kept cluster is reused only with an equal config: the two are not mixed up.
     assert dump(_plain(seccomp_default=True)) != dump(_plain())
+
+
+def test_crio_points_kubeadm_init_and_join_at_crio_socket():
+    """kind's kubeadm config names containerd's socket; a CRI-O node's kubelet must talk
+    to CRI-O's (kubeadm writes containerRuntimeEndpoint from nodeRegistration.criSocket)."""
+    config = _plain(cri="crio")
+    for kind in ("InitConfiguration", "JoinConfiguration"):
+        (patch,) = _patches(config, kind)
+        assert patch["nodeRegistration"] == {"criSocket": "unix:///var/run/crio/crio.sock"}
+    assert "containerdConfigPatches" not in config
+
+
+def test_crio_on_a_short_bounding_set_gets_no_containerd_patch():
+    config = _plain(cri="crio", short_bounding_set=True)
+    assert "containerdConfigPatches" not in config  # the capability shim clamps instead
+
+
+def test_containerd_config_names_no_socket():
+    assert _patches(_plain(), "InitConfiguration") == []  # kind's default stays
+
+
+def test_crio_refuses_registry_mirrors_and_unknown_cri():
+    import pytest
+    with pytest.raises(ValueError, match="CRI-O node does not read it"):
+        _plain(cri="crio", mirrors={"docker.io": "http://m:5000"})
+    with pytest.raises(ValueError, match="unknown CRI 'docker'"):
+        _plain(cri="docker")

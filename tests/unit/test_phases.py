@@ -265,22 +265,25 @@ def test_a_pv_gid_annotation_adds_its_group():
 
 # --- the CRI implementation the node reports ------------------------------------------
 
-def test_containerd_rules_are_keyed_on_the_cri_the_node_reports():
+def test_cri_rules_are_keyed_on_the_cri_the_node_reports():
     # hardened-pod recorded on containerd: drop ALL, add NET_BIND_SERVICE, an image group.
-    # On a node reporting CRI-O, containerd's rules (add/drop order, memberships from
-    # /etc/group, no inheritable set, its default profile) are not asserted, with why;
-    # Kubernetes' own (uid, runAsGroup, CapEff of a non-root uid, NoNewPrivs) still are.
-    crio = dataclasses.replace(ENVIRONMENT, container_runtime="cri-o://1.34.1")
-    expected, checks = judge("hardened-pod", env=crio)
+    # The CRI's rules (add/drop order, memberships from /etc/group, the inheritable set,
+    # the default profile) are asserted on containerd and CRI-O, each with its source; on
+    # a CRI the oracle does not know they are not, with why; Kubernetes' own (uid,
+    # runAsGroup, CapEff of a non-root uid, NoNewPrivs) still are.
+    other = dataclasses.replace(ENVIRONMENT, container_runtime="frakti://1.0")
+    expected, checks = judge("hardened-pod", env=other)
     by_field = {c.field: c for c in checks}
     for name in ("CapBnd", "CapInh", "groups", "unshare(CLONE_NEWUSER) refused"):
         assert not by_field[name].asserted, name
-        assert "containerd's rule and the node's CRI is cri-o" in expected.process[name].reason
+        assert "and the node's CRI is frakti: not asserted" in expected.process[name].reason
     assert all(by_field[n].asserted for n in ("uid", "gid", "CapEff", "NoNewPrivs", "Seccomp"))
-    # On the containerd node the recording came from, a kept NET_RAW is caught.
+    # A kept NET_RAW is caught on containerd and on CRI-O, not on the unknown CRI.
+    crio = dataclasses.replace(ENVIRONMENT, container_runtime="cri-o://1.34.0")
     lie = probe_edit("CapBnd:\t0000000000000400", "CapBnd:\t0000000000002400")
     assert "CapBnd" in failed(judge("hardened-pod", lie)[1])
-    assert "CapBnd" not in failed(judge("hardened-pod", lie, env=crio)[1])
+    assert "CapBnd" in failed(judge("hardened-pod", lie, env=crio)[1])
+    assert "CapBnd" not in failed(judge("hardened-pod", lie, env=other)[1])
 
 
 def test_each_node_is_judged_by_its_own_cri():

@@ -113,9 +113,10 @@ def test_the_runtime_probe_runs_under_the_class_and_reads_privileged_and_plain()
     spec = ds["spec"]["template"]["spec"]
     assert spec["runtimeClassName"] == "crun" and "hostPID" not in spec
     facts = nodefacts.runtime_facts("cap_last_cap=40\n"
-                                    "default_capbnd=00000000a80425fb\nuserns_unconfined=no\n")
+                                    "default_capbnd=00000000a80425fb\ndefault_capinh=0000000000000001\n"
+                                    "userns_unconfined=no\n")
     assert facts == {"kernel_caps": (1 << 41) - 1, "runtime_default_caps": 0xa80425fb,
-                     "userns_unconfined": False}
+                     "runtime_default_inh": 1, "userns_unconfined": False}
 
 
 def test_a_handler_grants_what_containerd_asks_for_as_far_as_its_kernel_has_it():

@@ -137,3 +137,45 @@ func setOCIVersion(path, versionFile string) error {
 	}
 	return os.WriteFile(path, out, 0o600)
 }
+
+// clampOOMScoreAdj raises config.json's process.oomScoreAdj to the value in
+// ownPath (this process's oom_score_adj) when it is lower; nothing else changes.
+func clampOOMScoreAdj(path, ownPath string) error {
+	raw, err := os.ReadFile(ownPath)
+	if err != nil {
+		return err
+	}
+	own, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, changed, err := clampDocument(data, own)
+	if err != nil || !changed {
+		return err
+	}
+	return os.WriteFile(path, out, 0o600)
+}
+
+func clampDocument(data []byte, own int) ([]byte, bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, false, err
+	}
+	process, _ := doc["process"].(map[string]any)
+	adj, ok := process["oomScoreAdj"].(json.Number)
+	if !ok {
+		return data, false, nil
+	}
+	if v, err := adj.Int64(); err != nil || v >= int64(own) {
+		return data, false, err
+	}
+	process["oomScoreAdj"] = own
+	out, err := json.Marshal(doc)
+	return out, true, err
+}

@@ -10,6 +10,11 @@
 // A file "<own path>.oci-version" names the OCI spec version the real runtime
 // accepts (crun 1.8 refuses anything after 1.1, containerd 2 writes 1.3.0): a
 // config.json of another version is relabelled with it, nothing else changed.
+//
+// Without CAP_SYS_RESOURCE no runtime can lower a process's oom_score_adj below
+// its own (the kernel refuses the write, and runc's init fails on it). containerd
+// clamps by itself (restrict_oom_score_adj, set by kindconfig on such hosts);
+// CRI-O has no such setting, so the shim clamps process.oomScoreAdj to its own.
 package main
 
 import (
@@ -37,6 +42,11 @@ func main() {
 		if cmd, _ := command(os.Args[1:]); cmd == "create" || cmd == "run" {
 			if err := setOCIVersion(file, self+".oci-version"); err != nil {
 				fail(err)
+			}
+			if !allowed["CAP_SYS_RESOURCE"] {
+				if err := clampOOMScoreAdj(file, "/proc/self/oom_score_adj"); err != nil {
+					fail(err)
+				}
 			}
 		}
 	}
