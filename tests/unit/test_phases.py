@@ -651,9 +651,10 @@ def test_proc_interrupts_is_asserted_from_v1_37_only():
     assert "/proc/interrupts" not in proc_checks(checks)[PROC_CHECKS[0]].expected
 
 
-def test_a_privileged_container_gets_no_masks_from_containerd_and_elsewhere_nothing_is_asserted():
+def test_a_privileged_container_gets_no_masks_from_containerd_or_cri_o_and_elsewhere_nothing_is_asserted():
     spec = {"containers": [{"name": "c", "securityContext": {"privileged": True}}]}
-    paths = expect.proc_paths(spec, "c", expect.NodeFacts(), "v1.37.2")
-    assert (paths.masked.value, paths.read_only.value) == ((), ())
-    paths = expect.proc_paths(spec, "c", expect.NodeFacts(cri="cri-o"), "v1.37.2")
-    assert not paths.masked.asserted and "cri-o" in paths.masked.reason
+    for cri in ("containerd", "cri-o"):  # WithPrivileged; SpecSetPrivileges/setOCIBindMountsPrivileged
+        paths = expect.proc_paths(spec, "c", expect.NodeFacts(cri=cri), "v1.37.2")
+        assert (paths.masked.value, paths.read_only.value) == ((), ()) and paths.masked.asserted, cri
+    paths = expect.proc_paths(spec, "c", expect.NodeFacts(cri="kata"), "v1.37.2")
+    assert not paths.masked.asserted and "kata" in paths.masked.reason
