@@ -58,11 +58,18 @@ func namesOf(mask uint64) map[string]bool {
 // filterFile rewrites a config.json or process.json in place, keeping every
 // field it does not touch byte-for-byte equal in value (numbers stay exact).
 func filterFile(path string, allowed map[string]bool) error {
+	return rewriteFile(path, func(data []byte) ([]byte, bool, error) {
+		return filterDocument(data, allowed)
+	})
+}
+
+// rewriteFile writes edit's result over path, only when edit changed something.
+func rewriteFile(path string, edit func([]byte) ([]byte, bool, error)) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	out, changed, err := filterDocument(data, allowed)
+	out, changed, err := edit(data)
 	if err != nil || !changed {
 		return err
 	}
@@ -149,15 +156,9 @@ func clampOOMScoreAdj(path, ownPath string) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	out, changed, err := clampDocument(data, own)
-	if err != nil || !changed {
-		return err
-	}
-	return os.WriteFile(path, out, 0o600)
+	return rewriteFile(path, func(data []byte) ([]byte, bool, error) {
+		return clampDocument(data, own)
+	})
 }
 
 func clampDocument(data []byte, own int) ([]byte, bool, error) {
