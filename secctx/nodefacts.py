@@ -15,9 +15,10 @@ import operator
 from dataclasses import asdict, dataclass, field
 
 from . import caps, timeouts
-from .expect import USERNS_UNIT, NodeFacts, cri_name
+from .expect import USERNS_UNIT
 from .hostlimits import HOST_LIMITS
 from .kube import Kube, Terminal, WaitTimeout, api_retry
+from .nodeview import NodeFacts, cri_name
 
 HELPER = "secctx-node-helper"
 SECCOMP_DIR = "/var/lib/kubelet/seccomp"

@@ -6,13 +6,9 @@ Hand-written case files state their outcome; generated specs have it predicted h
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import podspec
 from .cases import Outcome
-
-if TYPE_CHECKING:  # the oracle (secctx.expect) uses these rules: no import back at run time
-    from .expect import NodeFacts
+from .nodeview import NodeFacts
 
 RUNNING = Outcome()
 
