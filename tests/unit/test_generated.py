@@ -209,7 +209,8 @@ def test_recursiveReadOnly_is_validated_by_the_api_server_then_refused_by_the_ku
 def test_the_generator_draws_apparmor_profiles_and_recursiveReadOnly():
     seen = set()
 
-    @settings(max_examples=200, deadline=None, database=None)
+    # derandomize: a fixed draw (random draws of 200 missed one value once in a full run)
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
     @given(strategy.pod_specs())
     def draw(spec):
         contexts = [spec.get("securityContext") or {}] + [c.get("securityContext") or {}
