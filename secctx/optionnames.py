@@ -21,14 +21,20 @@ def dest(name: str) -> str:
     return name.replace("-", "_")
 
 
-# name -> default of every option added (the same for every pytest run).
+# Every option added, and name -> default of those with an old spelling (the same for
+# every pytest run).
+NAMES: set[str] = set()
 DEFAULTS: dict[str, object] = {}
 
 
-def add(group, name: str, **kwargs) -> None:
-    """`--secctx-NAME` in a pytest option group, and the old `--NAME`, hidden."""
-    DEFAULTS[name] = kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
+def add(group, name: str, *, old: bool = True, **kwargs) -> None:
+    """`--secctx-NAME` in a pytest option group, and the old `--NAME`, hidden (old=False:
+    an option born after the rename has no old spelling)."""
     group.addoption(PREFIX + name, dest=dest(name), **kwargs)
+    NAMES.add(name)
+    if not old:
+        return
+    DEFAULTS[name] = kwargs.get("default", False if kwargs.get("action") == "store_true" else None)
     # None unless given, whatever the option's default: then it is known to be used.
     kept = {k: v for k, v in kwargs.items() if k in ("action", "type", "choices", "metavar")}
     group.addoption(f"--{name}", dest=_OLD + dest(name), default=None, help=argparse.SUPPRESS,
@@ -59,7 +65,7 @@ def old_spellings_used(option: argparse.Namespace) -> list[str]:
 def for_pytest(text: str) -> str:
     """A message from code shared with `python -m secctx` (which keeps the short
     spellings) with the plugin's spellings, for a line a pytest run prints."""
-    names = sorted(DEFAULTS, key=len, reverse=True)
+    names = sorted(NAMES, key=len, reverse=True)
     if not names:
         return text
     return re.sub(r"(?<![\w-])--(" + "|".join(map(re.escape, names)) + r")(?![\w-])",

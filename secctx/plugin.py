@@ -69,14 +69,14 @@ def pytest_addoption(parser):
     add("kubelet-seccomp-default", action="store_true",
         help="create the kind cluster with kubelet seccompDefault: true (pods without a "
              "seccomp profile get RuntimeDefault); a kept cluster without it is refused")
-    add("cri", choices=provision.CRIS, default="containerd",
+    add("cri", old=False, choices=provision.CRIS, default="containerd",
         help="the CRI implementation of the kind cluster's nodes (default containerd; "
              "crio: an offline CRI-O node image, RuntimeClasses runc and crun)")
     add("runtime-class", action="append", default=[], metavar="NAME",
         help="run every case under this RuntimeClass (`default`: no runtimeClassName); "
              "repeatable (default: `default` and the RuntimeClasses of the cluster; "
              "offline kind: crun and runsc)")
-    add("vm-node", choices=VM_NODE_LSMS, default=None, metavar="LSM",
+    add("vm-node", old=False, choices=VM_NODE_LSMS, default=None, metavar="LSM",
         help="also run every case on a VM node with its own kernel (qemu; cgroup v2) "
              "whose LSM is LSM (apparmor), joined to the offline kind cluster after it "
              "is up and removed at the end unless the cluster is kept; its tests are "

@@ -118,6 +118,13 @@ def test_old_option_spellings_still_work_with_one_deprecation_line_each(pytester
                                   for name in ("case-concurrency", "mode", "rebuild", "runtime-class")]
 
 
+def test_an_option_born_after_the_rename_has_no_old_spelling(pytester):
+    """--secctx-cri and --secctx-vm-node never had a short form: --cri is refused."""
+    pytester.makepyfile(OPTIONS_SEEN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cri", "crio")
+    assert result.ret == 4 and "unrecognized arguments: --cri" in result.stderr.str()
+
+
 def test_new_spellings_say_nothing_and_win_over_an_old_one(pytester):
     pytester.makepyfile(OPTIONS_SEEN)
     new = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--secctx-mode", "offline")
@@ -132,8 +139,8 @@ def test_a_shared_message_names_the_plugins_spelling_in_a_pytest_line():
     """cluster/mode.py says `--mode online` (python -m secctx's spelling); a pytest run's
     INFRASTRUCTURE line must say what to type there."""
     from secctx import optionnames
-    optionnames.DEFAULTS.setdefault("mode", "auto")
-    optionnames.DEFAULTS.setdefault("image-registry", None)
+    assert {"mode", "image-registry", "cri"} <= optionnames.NAMES  # the plugin added them
     line = optionnames.for_pytest("use --mode online, or drop --image-registry; check --kubeconfig")
     assert line == "use --secctx-mode online, or drop --secctx-image-registry; check --kubeconfig"
+    assert optionnames.for_pytest("needs --cri crio") == "needs --secctx-cri crio"
     assert optionnames.for_pytest("--secctx-mode x --modern") == "--secctx-mode x --modern"
