@@ -20,7 +20,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from . import timeouts
+from . import interrupts, timeouts
 from .categories import timeout
 from .errors import Denial, denial
 from .podspec import condition_true
@@ -297,6 +297,7 @@ class Kube:
                           container=container, command=command, stdout=True, stderr=True,
                           stdin=False, tty=False, _preload_content=False)
         except ApiException as err:
+            interrupts.carry(err)  # the client turns a KeyboardInterrupt into this
             raise handshake_refusal(err, namespace) from None
         out, err = [], []
         deadline = time.monotonic() + timeout

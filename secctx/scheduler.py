@@ -7,8 +7,9 @@ its own namespace, all applied at once, followed by one pod watch
 (kube.PodWatch). A case is observed and judged as soon as it reaches its
 outcome, at most `concurrency` at a time; its steps and attachments are
 recorded (report.Recording) and its test replays them and raises what the
-case raised. With concurrency 1 the cases run one after another, each from
-apply to verdict: the serial path is this one with one slot, not a copy.
+case raised. With concurrency 1 nothing starts early: each case runs in its own
+test's thread, from apply to verdict, so `--pdb`, breakpoints and tracebacks
+land in the test (the same _work, recorded and replayed the same way).
 """
 from __future__ import annotations
 
@@ -78,17 +79,21 @@ class Scheduler:
         self.upcoming = upcoming  # the jobs this process will run (selected, queued)
         self._watch_kube = suite.kube.clone()  # never execs: safe to share between waits
         self.pods = PodWatch(self._watch_kube).start()
-        threads = 1 if concurrency == 1 else MAX_THREADS
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="secctx-case")
-        self._start = threading.BoundedSemaphore(1 if concurrency == 1 else START_SLOTS)
+        self.inline = concurrency == 1  # each case in its test's own thread
+        self._pool = None if self.inline else ThreadPoolExecutor(
+            MAX_THREADS, thread_name_prefix="secctx-case")
+        self._start = threading.BoundedSemaphore(1 if self.inline else START_SLOTS)
         self._observe = threading.BoundedSemaphore(concurrency)
         self._futures: dict[str, Future] = {}
+        self._ran: dict[str, Result] = {}  # inline: each case's result, by test id
         self._lock = threading.Lock()
         self._local = threading.local()
         self._closed = threading.Event()
 
     def start(self, *jobs: Job) -> None:
-        """Start every upcoming job (and `jobs`) not started yet."""
+        """Start every upcoming job (and `jobs`) not started yet; inline, none."""
+        if self.inline:
+            return
         with self._lock:
             new = 0
             for job in [*self.upcoming(), *jobs]:
@@ -102,7 +107,14 @@ class Scheduler:
 
     def result(self, job: Job, timeout: float = timeouts.CASE_BACKSTOP) -> Result:
         """The job's result, starting it (and every upcoming job) if need be. Bounded:
-        a case's own waits are bounded, this is the backstop."""
+        a case's own waits are bounded, this is the backstop. Inline, the case runs
+        here, in the caller's thread."""
+        if self.inline:
+            if job.nodeid not in self._ran:
+                if self._closed.is_set():
+                    raise RuntimeError("the run stopped before this case started")
+                self._ran[job.nodeid] = self._work(job)
+            return self._ran[job.nodeid]
         self.start(job)
         future = self._futures[job.nodeid]
         if future.done():
@@ -117,7 +129,8 @@ class Scheduler:
         of its waits ends at once once the watch stopped)."""
         self._closed.set()
         self.pods.stop()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _suite(self) -> Suite:
         """This thread's view of the suite: a client of its own (kube.Kube.clone)."""

@@ -7,13 +7,17 @@ import threading
 
 import pytest
 
+from . import interrupts
+
 
 def terminate_like_interrupt() -> None:
     """CI stops jobs with SIGTERM: turn it into the same clean unwinding as Ctrl-C,
     so fixtures delete namespaces and the cluster."""
-    def _terminate(signum, frame):
+    def _stop(signum, frame):
+        interrupts.request()
         raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # Ctrl-C: the same, and noted for the exec
 
 
 @contextlib.contextmanager

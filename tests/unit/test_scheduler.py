@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from types import SimpleNamespace
 
 import allure
@@ -280,3 +281,29 @@ def test_a_failed_cases_namespace_stays_with_keep_on_failure(monkeypatch):
     finally:
         s.close()
     assert r.kept and suite.kept_namespaces == {"secctx-bad-ns"} and deleted == []
+
+
+def _thread_of_judge(monkeypatch, concurrency, early=None):
+    threads = []
+    s, _, _ = _scheduler(monkeypatch, lambda *a, **k: threads.append(threading.current_thread()),
+                         concurrency)
+    try:
+        if early:
+            s.start(job(early))
+            time.sleep(0.2)
+        started_early = list(threads)
+        s.result(job("a"))
+    finally:
+        s.close()
+    return started_early, threads[-1]
+
+
+def test_at_concurrency_1_a_case_runs_in_its_tests_own_thread_and_nothing_starts_early(monkeypatch):
+    """So --pdb and breakpoints stop in the test (issue 24)."""
+    started_early, ran_in = _thread_of_judge(monkeypatch, 1, early="early")
+    assert started_early == [] and ran_in is threading.current_thread()
+
+
+def test_above_concurrency_1_a_case_runs_in_a_worker_thread(monkeypatch):
+    started_early, ran_in = _thread_of_judge(monkeypatch, 4, early="early")
+    assert len(started_early) == 1 and ran_in.name.startswith("secctx-case")
