@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from enum import StrEnum
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -98,13 +99,30 @@ class Upstream:
     url: str
 
 
+class Status(StrEnum):
+    """Where a case's workload ends (the schema's `outcome.status`)."""
+    RUNNING = "running"    # the container runs: the probe reads what the kernel applied
+    REJECTED = "rejected"  # the kubelet or runtime never starts it (a reason, a message)
+    CRASHING = "crashing"  # it starts and exits (its logs, its exit)
+    INVALID = "invalid"    # the API server refuses the object (its answer)
+
+    def __repr__(self) -> str:  # checks and reports print the value, as before
+        return repr(self.value)
+
+
+STOPPED = (Status.REJECTED, Status.CRASHING, Status.INVALID)  # never observed running
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the container does: keeps running, is never started, or starts and dies."""
-    status: str = "running"
+    status: Status = Status.RUNNING
     reason: str | None = None   # substring of a waiting/terminated reason or the pod's reason
     message: str | None = None  # substring of the matching message
     logs: str | None = None     # substring of the (previous) container log; crashing only
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status(self.status))  # a bad name fails here
 
 
 @dataclass(frozen=True)
@@ -466,7 +484,7 @@ def _expect(raw: dict) -> dict[str, Any]:
 def _outcome(raw: Any) -> Outcome:
     if not isinstance(raw, dict):  # absent, or "running"
         return Outcome()
-    return Outcome(raw["status"], raw.get("reason"), raw.get("message"), raw.get("logs"))
+    return Outcome(Status(raw["status"]), raw.get("reason"), raw.get("message"), raw.get("logs"))
 
 
 # --- the checks a schema cannot make ----------------------------------------

@@ -22,6 +22,21 @@ USER_ERRORS = (engine.EngineError, ClusterError, BuildError, VersionError, Image
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "host-needs":  # the suite's pytest options, read by hostneeds.parse
+        sys.stdout.write(hostneeds.report(rest))
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return _run(args)
+    except USER_ERRORS as err:
+        print(f"secctx: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m secctx")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -72,18 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="how long the token is valid: 90m, 2h (default 2h; at least 10m)")
     p.add_argument("--namespace", default=rbac.NAMESPACE)
     p.add_argument("--service-account", default=rbac.SERVICE_ACCOUNT)
-
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "host-needs":  # the suite's pytest options, read by hostneeds.parse
-        sys.stdout.write(hostneeds.report(rest))
-        return 0
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    try:
-        return _run(args)
-    except USER_ERRORS as err:
-        print(f"secctx: {err}", file=sys.stderr)
-        return 2
+    return parser
 
 
 def _cluster_args(p: argparse.ArgumentParser) -> None:

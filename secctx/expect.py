@@ -18,6 +18,7 @@ from typing import Any
 from . import caps, podspec
 
 # The node's view is a leaf of its own: refusals reads it too, and expect imports refusals.
+from .cases import Status
 from .nodeview import CONTAINERD, CRIO, NodeFacts
 from .refusals import node_refusal
 
@@ -617,7 +618,7 @@ def outcome_for(case, env) -> tuple[Any, str | None]:
         if case.when_unsupported:
             return case.when_unsupported, None
         return case.outcome, SKIP_FEATURES[feature]
-    if case.outcome.status in ("running", "crashing"):
+    if case.outcome.status in (Status.RUNNING, Status.CRASHING):
         refused = node_refusal(case.pod_spec(), case.container, env.node_facts())
         if refused:
             return refused, None
@@ -634,7 +635,7 @@ def for_case(case, env, learned: Learned | None) -> Expected:
     if learned is not None and learned.node and hasattr(env, "on"):
         env = env.on(learned.node)  # the facts of the node the pod ran on
     outcome, cannot_enforce = outcome_for(case, env)
-    if outcome.status in ("rejected", "invalid") or learned is None:
+    if outcome.status in (Status.REJECTED, Status.INVALID) or learned is None:
         return Expected(outcome, cannot_enforce=cannot_enforce)
     pins = case.expectations(next(iter(learned.storage_kinds.values()), None))
     spec = podspec.pod_spec(learned.pod_spec)
@@ -652,7 +653,7 @@ def for_case(case, env, learned: Learned | None) -> Expected:
     reported = _reported_user(wants, learned)
     wants.update(_behaviour(spec, case.container, env, wants))
     wants.update(id_maps(spec, env.node_facts().userns_ids_per_pod))
-    if outcome.status == "crashing":  # the process is gone: its twin's, and the kubelet's report
+    if outcome.status == Status.CRASHING:  # the process is gone: its twin's, and the kubelet's report
         return Expected(outcome, process=wants, cannot_enforce=cannot_enforce,
                         reported_user=reported)
     return Expected(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import caps, paths, podspec
+from .cases import STOPPED, Status
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = paths.OBSERVATIONS_SCHEMA
@@ -466,9 +467,9 @@ def classify(change: Change) -> tuple[str, str]:
     if old is None and isinstance(new, dict) or new is None and isinstance(old, dict):
         return rule("presence")
     if field == "outcome.status":
-        if new == "running" and old in ("rejected", "crashing", "invalid"):
+        if new == Status.RUNNING and old in STOPPED:
             return rule("outcome-now-runs")
-        if old == "running" and new in ("rejected", "crashing", "invalid"):
+        if old == Status.RUNNING and new in STOPPED:
             return rule("outcome-now-stopped")
     elif parts[0] == "admission" and last == "admitted":
         return rule("psa-now-admits" if new else "psa-now-refuses")

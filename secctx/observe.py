@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import podspec, timeouts
+from .cases import Status
 from .expect import PROC_PATHS
 from .nodefacts import NODE_KIND_LABEL
 
@@ -658,7 +659,7 @@ class Crash(Refusal):
 
 @dataclass
 class Observed:
-    status: str  # running, rejected, crashing or invalid: what the workload did
+    status: Status  # what the workload did
     learned: Any = None  # expect.Learned: what the oracle needs from the cluster
     probe: Observation | None = None  # running: the probe of the container under test
     refusal: Refusal | None = None
@@ -679,18 +680,18 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
     """
     from . import report
     from .kube import describe_pod
-    if status == "invalid":  # `waited` is the API server's answer
+    if status == Status.INVALID:  # `waited` is the API server's answer
         with report.step("refused by the API server"):
             report.attach_text("API server's answer", waited)
-        return Observed("invalid", refusal=Refusal("", waited))
-    if status == "rejected":
+        return Observed(Status.INVALID, refusal=Refusal("", waited))
+    if status == Status.REJECTED:
         message = " ".join(filter(None, [str(waited), waited.pod.status.message
                                          if waited.pod else None]))
         with report.step(f"refused: reason {waited.reason!r}"):
             report.attach_text("pod status", describe_pod(waited.pod))
-        return Observed("rejected", refusal=Refusal(waited.reason, message))
+        return Observed(Status.REJECTED, refusal=Refusal(waited.reason, message))
     image = image_map.resolve(podspec.container(case.pod_spec(), case.container)["image"])
-    if status == "crashing":
+    if status == Status.CRASHING:
         latest = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
         config_user = image_user(image, latest.spec.node_name)
         crash = _crash(kube, applied, case.container, waited)
@@ -701,7 +702,7 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
                    Learned(applied.pod_spec, ImageUser.from_config(config_user),
                            kubelet_user=kubelet_user(latest, case.container),
                            config_user=config_user))
-        return Observed("crashing", learned, probe=twin, crash=crash)
+        return Observed(Status.CRASHING, learned, probe=twin, crash=crash)
     pod = kube.core.read_namespaced_pod(applied.pod_name, applied.namespace)
     config_user = image_user(image, pod.spec.node_name)
     # The pod as stored, after admission: defaults and mutating webhooks change specs
@@ -712,7 +713,7 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
     learned = learn(stored, config_user, seen,
                     claims(kube, applied.namespace, applied.pod_name, stored),
                     kubelet_user(pod, case.container), applied.pod_name, pod.spec.node_name)
-    observed = Observed("running", learned, probe=seen)
+    observed = Observed(Status.RUNNING, learned, probe=seen)
     observed.pod_ip, observed.host_ip = pod.status.pod_ip, pod.status.host_ip
     observed.commands = [(c, sh(kube, applied.namespace, applied.pod_name, c.run, case.container,
                                 exec_bound(stored)))

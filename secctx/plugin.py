@@ -115,7 +115,9 @@ def pytest_configure(config):
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     for line in optionnames.old_spellings_used(config.option):
-        if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller says it once
+        # The controller says it once; a worker has `workerinput` (its environment
+        # variable is inherited by any pytest it starts, which is no worker).
+        if not hasattr(config, "workerinput"):
             print(line, file=sys.stderr)
     log.set_sink(_live_lines(config))
     # A run of the suite writes reports/summary.json (not --collect-only: no verdict).

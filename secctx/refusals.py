@@ -7,7 +7,7 @@ Hand-written case files state their outcome; generated specs have it predicted h
 from __future__ import annotations
 
 from . import podspec
-from .cases import Outcome
+from .cases import Outcome, Status
 from .nodeview import NodeFacts
 
 RUNNING = Outcome()
@@ -25,14 +25,14 @@ def api_refusal(spec: dict) -> Outcome | None:
         sc = container.get("securityContext") or {}
         if sc.get("allowPrivilegeEscalation") is False:
             if sc.get("privileged"):
-                return Outcome("invalid", message="cannot set `allowPrivilegeEscalation` to false "
+                return Outcome(Status.INVALID, message="cannot set `allowPrivilegeEscalation` to false "
                                                   "and `privileged` to true")
             # The API compares the literal string: "SYS_ADMIN" passes.
             if "CAP_SYS_ADMIN" in ((sc.get("capabilities") or {}).get("add") or []):
-                return Outcome("invalid", message="cannot set `allowPrivilegeEscalation` to false "
+                return Outcome(Status.INVALID, message="cannot set `allowPrivilegeEscalation` to false "
                                                   "and `capabilities.Add` CAP_SYS_ADMIN")
         if sc.get("procMount") == "Unmasked" and spec.get("hostUsers") is not False:
-            return Outcome("invalid", message="procMount")
+            return Outcome(Status.INVALID, message="procMount")
         for mount in container.get("volumeMounts") or []:
             refused = recursive_read_only_invalid(mount)
             if refused:
@@ -50,11 +50,11 @@ def recursive_read_only_invalid(mount: dict) -> Outcome | None:
     if rro is None or rro == "Disabled":
         return None
     if rro not in RECURSIVE_READ_ONLY:
-        return Outcome("invalid", message="Unsupported value")
+        return Outcome(Status.INVALID, message="Unsupported value")
     if not mount.get("readOnly"):
-        return Outcome("invalid", message="may only be specified when readOnly is true")
+        return Outcome(Status.INVALID, message="may only be specified when readOnly is true")
     if mount.get("mountPropagation") not in (None, "None"):
-        return Outcome("invalid", message="may only be specified when mountPropagation is None")
+        return Outcome(Status.INVALID, message="may only be specified when mountPropagation is None")
     return None
 
 
@@ -67,11 +67,11 @@ def admission_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     spec = podspec.pod_spec(spec)
     if (spec.get("securityContext") or {}).get("supplementalGroupsPolicy") == "Strict" \
             and not node.supplemental_groups_policy:
-        return Outcome("rejected", "SupplementalGroupsPolicyNotSupported",
+        return Outcome(Status.REJECTED, "SupplementalGroupsPolicyNotSupported",
                        "SupplementalGroupsPolicy=Strict is not supported in this node")
     # The AppArmor admit handler comes after the predicate one (kubelet.go NewMainKubelet).
     if apparmor_required(spec) and not node.apparmor:
-        return Outcome("rejected", "AppArmor",
+        return Outcome(Status.REJECTED, "AppArmor",
                        "Cannot enforce AppArmor: AppArmor is not enabled on the host")
     return None
 
@@ -98,7 +98,7 @@ def userns_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     support user namespaces"; kuberuntime_manager.go SyncPod records it as
     FailedCreatePodSandBox), and retries for ever."""
     if podspec.pod_spec(spec).get("hostUsers") is False and not node.user_namespaces:
-        return Outcome("rejected", "FailedCreatePodSandBox", "does not support user namespaces")
+        return Outcome(Status.REJECTED, "FailedCreatePodSandBox", "does not support user namespaces")
     return None
 
 
@@ -110,7 +110,7 @@ def recursive_read_only_refusal(spec: dict, container_name: str,
     container = podspec.container(podspec.pod_spec(spec), container_name)
     if not node.recursive_read_only_mounts and any(
             m.get("recursiveReadOnly") == "Enabled" for m in container.get("volumeMounts") or []):
-        return Outcome("rejected", "CreateContainerConfigError",
+        return Outcome(Status.REJECTED, "CreateContainerConfigError",
                        "requested recursive read-only mode, but it is not supported by the runtime")
     return None
 
@@ -138,7 +138,7 @@ def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     pod_sc = spec.get("securityContext") or {}
     if node.cri == "containerd" and pod_sc.get("runAsGroup") is not None \
             and pod_sc.get("runAsUser") is None:
-        return Outcome("rejected", "FailedCreatePodSandBox", "is specified without user")
+        return Outcome(Status.REJECTED, "FailedCreatePodSandBox", "is specified without user")
     if node.cri == "containerd" and spec.get("hostUsers") is False and any(
             (c.get("securityContext") or {}).get("privileged") for c in podspec.containers(spec)):
         # A privileged container makes the kubelet ask for a privileged sandbox, whose
@@ -146,7 +146,7 @@ def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
         # no infra container by default (drop_infra_ctr = true, pkg/config/config.go
         # DropInfraCtr; server/sandbox_run_linux.go creates none without a shared pid
         # namespace): nothing to refuse.
-        return Outcome("rejected", "FailedCreatePodSandBox", 'error mounting "sysfs"')
+        return Outcome(Status.REJECTED, "FailedCreatePodSandBox", 'error mounting "sysfs"')
     # In the pod's own user namespace (hostUsers false) only gids 0 to idsPerPod-1 exist
     # (65535 by default), and the kernel refuses a ping_group_range naming others
     # (EINVAL): the API server lets any range through as a safe sysctl, runc fails to
@@ -155,7 +155,7 @@ def sandbox_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
         for sysctl in pod_sc.get("sysctls") or []:
             if sysctl["name"] == "net.ipv4.ping_group_range" and \
                     any(int(g) >= node.userns_ids_per_pod for g in sysctl["value"].split()):
-                return Outcome("rejected", "FailedCreatePodSandBox",
+                return Outcome(Status.REJECTED, "FailedCreatePodSandBox",
                                "failed to write sysctl net.ipv4.ping_group_range")
     return None
 
@@ -174,17 +174,17 @@ def run_as_non_root_refusal(spec: dict, container_name: str,
     run_as_user = _effective(container_sc, pod_sc, "runAsUser")
     if run_as_user is not None:
         if int(run_as_user) == 0:
-            return Outcome("rejected", "CreateContainerConfigError",
+            return Outcome(Status.REJECTED, "CreateContainerConfigError",
                            "container's runAsUser breaks non-root policy")
         return None
     if config_user is None:
         return None
     user = config_user.partition(":")[0]
     if user and not user.isdigit():
-        return Outcome("rejected", "CreateContainerConfigError",
+        return Outcome(Status.REJECTED, "CreateContainerConfigError",
                        f"image has non-numeric user ({user}), cannot verify user is non-root")
     if not user or int(user) == 0:
-        return Outcome("rejected", "CreateContainerConfigError",
+        return Outcome(Status.REJECTED, "CreateContainerConfigError",
                        "container has runAsNonRoot and image will run as root")
     return None
 

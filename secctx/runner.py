@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
 from . import expect, observe, podspec, report, timeouts, timing, verdict
-from .cases import Case, Outcome
+from .cases import Case, Outcome, Status
 from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME, NODE_KIND_LABEL
 from .session import LOCAL_CLASS, Suite
@@ -144,17 +144,17 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
     watcher = waits or kube
     ns = applied.namespace
     if applied.refused is not None:  # nothing to wait for: the API server said no
-        return "invalid", applied.refused
+        return Status.INVALID, applied.refused
     if case.deployment:
         with report.step(f"wait for deployment {case.deployment} to be ready (≤{timeout:.0f}s)"):
             kube.wait_for_deployment(case.deployment, ns, timeout)
             pods = kube.core.list_namespaced_pod(ns).items
             applied.pod_name = sorted(p.metadata.name for p in pods)[0]
-            return "running", pods
-    if outcome.status == "running":
+            return Status.RUNNING, pods
+    if outcome.status == Status.RUNNING:
         with report.step(f"wait for pod {applied.pod_name} to be Ready (≤{timeout:.0f}s)"):
-            return "running", watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
-    if outcome.status == "rejected":
+            return Status.RUNNING, watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout)
+    if outcome.status == Status.REJECTED:
         with report.step(f"wait for pod {applied.pod_name} to be refused: "
                          f"reason {outcome.reason!r}, message containing {outcome.message!r}"):
             try:
@@ -163,12 +163,12 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
                 pod = watcher.wait_for_pod(applied.pod_name, ns, "Ready", timeout,
                                            sandbox_failures=int(outcome.reason == SANDBOX_FAILED))
             except Terminal as problem:
-                return "rejected", problem
+                return Status.REJECTED, problem
             report.attach_text("pod status (Ready, expected refused)", describe_pod(pod))
-            return "running", pod
+            return Status.RUNNING, pod
     # crashing: the container starts and exits; wait until it has done so once.
     with report.step(f"wait for container {case.container} to start and exit (≤{timeout:.0f}s)"):
-        return "crashing", watcher.wait_for_container_exit(applied.pod_name, ns, case.container,
+        return Status.CRASHING, watcher.wait_for_container_exit(applied.pod_name, ns, case.container,
                                                         timeout)
 
 

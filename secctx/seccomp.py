@@ -106,19 +106,7 @@ def run(program: bytes, data: bytes) -> int:
         pc += 1
         cls = code & 0x07
         if cls == 0x00:  # LD
-            mode = code & 0xE0
-            if mode == 0x20 and code & 0x18 == 0x00:  # BPF_ABS | BPF_W
-                if k % 4 or k + 4 > len(data):
-                    raise FilterError(f"load outside seccomp_data at {k}")
-                a = struct.unpack_from("<I", data, k)[0]
-            elif mode == 0x00:  # BPF_IMM
-                a = k
-            elif mode == 0x60:  # BPF_MEM
-                a = mem[k]
-            elif mode == 0x80:  # BPF_LEN
-                a = len(data)
-            else:
-                raise FilterError(f"load opcode {code:#x}")
+            a = _load(code, k, data, mem)
         elif cls == 0x01:  # LDX
             mode = code & 0xE0
             x = k if mode == 0x00 else mem[k] if mode == 0x60 else len(data) if mode == 0x80 \
@@ -128,15 +116,7 @@ def run(program: bytes, data: bytes) -> int:
         elif cls == 0x03:  # STX
             mem[k] = x
         elif cls == 0x04:  # ALU
-            operand = x if code & 0x08 else k
-            op = code & 0xF0
-            a = {0x00: lambda: a + operand, 0x10: lambda: a - operand,
-                 0x20: lambda: a * operand, 0x30: lambda: a // operand if operand else _bad(code),
-                 0x40: lambda: a | operand, 0x50: lambda: a & operand,
-                 0x60: lambda: a << operand if operand < 32 else 0,
-                 0x70: lambda: a >> operand if operand < 32 else 0, 0x80: lambda: -a,
-                 0x90: lambda: a % operand if operand else _bad(code),
-                 0xA0: lambda: a ^ operand}.get(op, lambda: _bad(code))() & mask
+            a = _alu(code, a, x if code & 0x08 else k) & mask
         elif cls == 0x05:  # JMP
             op = code & 0xF0
             if op == 0x00:  # BPF_JA
@@ -156,6 +136,33 @@ def run(program: bytes, data: bytes) -> int:
             else:
                 a = x
     raise FilterError("the program ran past its end without returning")
+
+
+def _load(code: int, k: int, data: bytes, mem: list[int]) -> int:
+    """BPF_LD: what the accumulator gets."""
+    mode = code & 0xE0
+    if mode == 0x20 and code & 0x18 == 0x00:  # BPF_ABS | BPF_W
+        if k % 4 or k + 4 > len(data):
+            raise FilterError(f"load outside seccomp_data at {k}")
+        return struct.unpack_from("<I", data, k)[0]
+    if mode == 0x00:  # BPF_IMM
+        return k
+    if mode == 0x60:  # BPF_MEM
+        return mem[k]
+    if mode == 0x80:  # BPF_LEN
+        return len(data)
+    raise FilterError(f"load opcode {code:#x}")
+
+
+def _alu(code: int, a: int, operand: int) -> int:
+    """BPF_ALU: the accumulator after the operation (not yet cut to 32 bits)."""
+    return {0x00: lambda: a + operand, 0x10: lambda: a - operand,
+            0x20: lambda: a * operand, 0x30: lambda: a // operand if operand else _bad(code),
+            0x40: lambda: a | operand, 0x50: lambda: a & operand,
+            0x60: lambda: a << operand if operand < 32 else 0,
+            0x70: lambda: a >> operand if operand < 32 else 0, 0x80: lambda: -a,
+            0x90: lambda: a % operand if operand else _bad(code),
+            0xA0: lambda: a ^ operand}.get(code & 0xF0, lambda: _bad(code))()
 
 
 def _bad(code: int) -> int:

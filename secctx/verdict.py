@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from .cases import Status
 from .categories import NOT_ENFORCED, OTHERS_HOLD, cannot_enforce, not_enforced
 from .expect import TOKEN_DIR, classify_id_map, show
 
@@ -101,12 +102,12 @@ def compare(expected: Expected, observed: Observed) -> list[Check]:
                     "what Kubernetes promises for this spec on this node")]
     if observed.status != want.status:
         return checks
-    if want.status == "rejected":
+    if want.status == Status.REJECTED:
         return checks + _refusal_checks(want, observed)
-    if want.status == "invalid":
+    if want.status == Status.INVALID:
         return checks + _contains("API server's answer", want.message, observed.refusal.message,
                                   "the case names what the API server must say")
-    if want.status == "crashing":
+    if want.status == Status.CRASHING:
         return (checks + _crash_checks(want, observed) + _reported_user(expected, observed)
                 + _twin_checks(expected, observed))
     obs = observed.probe

@@ -17,7 +17,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
 from .. import expect, observe, podspec, refusals, timeouts, verdict
-from ..cases import Case
+from ..cases import Case, Status
 from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod, transient_run_error
 from ..observe import Observed, Refusal
 from ..runner import Applied
@@ -83,17 +83,17 @@ def container_state(pod, name: str) -> tuple[str, str, str] | None:
     """('running', '', '') once the container is ready, ('rejected', reason, message) in a
     waiting state it will not leave (or a failed pod), None while it may still start."""
     if pod.status.phase == "Failed":
-        return "rejected", pod.status.reason or "Failed", pod.status.message or ""
+        return Status.REJECTED, pod.status.reason or "Failed", pod.status.message or ""
     for cs in pod.status.container_statuses or []:
         if cs.name != name:
             continue
         if cs.ready:
-            return "running", "", ""
+            return Status.RUNNING, "", ""
         waiting = cs.state.waiting if cs.state else None
         if transient_run_error(cs):
             return None  # the kubelet starts it again
         if waiting and waiting.reason in TERMINAL_WAITING:
-            return "rejected", waiting.reason, waiting.message or ""
+            return Status.REJECTED, waiting.reason, waiting.message or ""
     return None
 
 
@@ -137,7 +137,7 @@ def run(suite, namespace: str, examples: list[Example], timeout: float = timeout
                           podspec.pod_spec(pod_object), refused.get(example.name))
             try:
                 if example.name in sandbox:
-                    observed = Observed("rejected", refusal=Refusal(SANDBOX_FAILED,
+                    observed = Observed(Status.REJECTED, refusal=Refusal(SANDBOX_FAILED,
                                                                     sandbox[example.name]))
                     results.append(Judged(case, observed, verdict.compare(
                         expect.for_case(case, suite.env, None), observed)))
@@ -179,7 +179,7 @@ def judge(suite, kube: Kube, case: Case, applied: Applied, pod, unsettled: bool,
           timeout: float) -> Judged:
     env = suite.env
     if applied.refused is not None:
-        status, waited = "invalid", applied.refused
+        status, waited = Status.INVALID, applied.refused
     elif unsettled or pod is None:
         observed = Observed(NOT_SETTLED, refusal=Refusal(
             "", f"not ready nor refused within {timeout:.0f}s: {describe_pod(pod)}\nevents:\n"
@@ -188,7 +188,7 @@ def judge(suite, kube: Kube, case: Case, applied: Applied, pod, unsettled: bool,
         return Judged(case, observed, verdict.compare(expect.for_case(case, env, None), observed))
     else:
         status, reason, message = container_state(pod, case.container)
-        waited = pod if status == "running" else Terminal(
+        waited = pod if status == Status.RUNNING else Terminal(
             f"container {case.container}: {reason}: {message}", pod, reason)
     observed = observe.collect(kube, suite.image_map, case, applied, status, waited,
                                suite.image_user)

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .. import cases, paths, podspec
-from ..cases import Outcome
+from ..cases import Outcome, Status
 from .strategy import LOCALHOST_PROFILE
 
 PROFILE_FILE = paths.FIXTURES / "manifests" / "allowlist-probe-profile.json"
@@ -64,9 +64,9 @@ def _section(spec: dict, container: dict) -> str:
 
 
 def _outcome_field(outcome: Outcome):
-    if outcome.status == "running":
+    if outcome.status == Status.RUNNING:
         return None
-    return {k: v for k, v in (("status", outcome.status), ("reason", outcome.reason),
+    return {k: v for k, v in (("status", outcome.status.value), ("reason", outcome.reason),
                               ("message", outcome.message)) if v}
 
 

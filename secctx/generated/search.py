@@ -23,6 +23,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from .. import expect
+from ..cases import Status
 from . import batch, casefile
 from .strategy import pod_specs
 
@@ -187,7 +188,7 @@ def finding_comment(judged: batch.Judged) -> str:
         lines.append(f"  {check.field}: predicted {expect.show(check.field, check.expected)}, "
                      f"observed {expect.show(check.field, check.observed)}")
         lines.append(f"    why predicted: {check.reason}")
-    if judged.observed.refusal and judged.observed.status != "running":
+    if judged.observed.refusal and judged.observed.status != Status.RUNNING:
         lines.append(f"  the cluster said: {judged.observed.refusal.message[:1500]}")
     return "\n".join(lines)
 

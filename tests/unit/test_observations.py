@@ -344,12 +344,13 @@ def test_a_session_that_observed_nothing_writes_nothing(tmp_path):
 
 
 def test_a_session_that_observed_only_the_environment_keeps_the_last_runs_file(tmp_path):
-    last = observations.write(tmp_path / "o.json", build())
+    earlier = build()  # (one document: each carries the second it was created in)
+    last = observations.write(tmp_path / "o.json", earlier)
     c = observations.Collector()
-    c.environment = dict(build()["environment"])
+    c.environment = dict(earlier["environment"])
     [line] = recording.finish(c, last, None)
     assert line.startswith("no case observed in this run (only the environment)"), line
-    assert observations.load(last) == build(), "a run of the floor or cluster tests alone " \
+    assert observations.load(last) == earlier, "a run of the floor or cluster tests alone " \
         "must not overwrite what the last run observed (--secctx-compare-to reads it)"
 
 

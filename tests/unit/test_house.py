@@ -1,0 +1,21 @@
+"""Rules of the house that a reader relies on (issue 24), checked so they stay true."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "secctx"
+LONGEST = 60  # lines of a function, its docstring included: one screen
+
+
+def functions(package: Path = PACKAGE):
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield path.relative_to(package.parent), node
+
+
+def test_no_function_in_the_library_is_longer_than_one_screen():
+    long = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path, node in functions() if node.end_lineno - node.lineno + 1 > LONGEST]
+    assert long == [], "split these (a function a reader takes in at once):\n" + "\n".join(long)
