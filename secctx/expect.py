@@ -263,158 +263,31 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
     container_sc = container.get("securityContext") or {}
     reasons: dict[str, str] = {}
 
-    run_as_user, where = _pick(container_sc, pod_sc, "runAsUser")
-    if run_as_user is not None:
-        uid = int(run_as_user)
-        reasons["uid"] = f"runAsUser {uid} from {where}"
-    elif image_user is not None:
-        uid = image_user.uid
-        reasons["uid"] = f"runAsUser unset: {image_user.source} {uid}"
-    else:
-        uid = None
-        reasons["uid"] = "runAsUser unset and the image's user is not known: not asserted"
-
+    uid, reasons["uid"] = _uid(container_sc, pod_sc, image_user)
     # When uid is the image's user, the image's passwd and group entries apply.
-    image_user_applies = image_user is not None and uid == image_user.uid
-    known_files = files is not None and files.passwd is not None and uid is not None
-
-    run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
-    # runAsGroup unset is the "runtime default" (the API); containerd's is the uid's
-    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID);
-    # CRI-O's the same (server/container_create.go setupContainerUser -> utils.GetUserInfo
-    # -> moby/sys/user GetExecUser: the entry's gid, the default 0 without one).
-    other_cri = node.unknown_cri("the primary group from the image's /etc/passwd")
-    if run_as_group is not None:
-        gid = int(run_as_group)
-        reasons["gid"] = f"runAsGroup {gid} from {where}"
-    elif other_cri:
-        gid, reasons["gid"] = None, f"runAsGroup unset: {other_cri}"
-    elif known_files:
-        gid = files.primary_gid(uid)
-        reasons["gid"] = (f"runAsGroup unset: primary group {gid} of uid {uid} in the image's "
-                          "/etc/passwd" if uid in files.passwd else
-                          f"runAsGroup unset and uid {uid} has no entry in the image's "
-                          "/etc/passwd: gid 0")
-    elif image_user_applies:
-        gid = image_user.gid
-        reasons["gid"] = f"runAsGroup unset: primary group {gid} of the image's user {uid}"
-    else:
-        gid = None
-        reasons["gid"] = ("runAsGroup unset: the primary group comes from the image's "
-                          "/etc/passwd entry for the uid, which is not known: not asserted")
-
-    if gid is None:
-        groups = None
-        reasons["groups"] = "primary gid unknown: not asserted"
-    else:
-        members = {gid}
-        parts = [f"primary gid {gid}"]
-        fs_group = pod_sc.get("fsGroup")
-        if fs_group is not None:
-            members.add(int(fs_group))
-            parts.append(f"fsGroup {fs_group}")
-        supplemental = [int(g) for g in pod_sc.get("supplementalGroups") or []]
-        if supplemental:
-            members.update(supplemental)
-            parts.append(f"supplementalGroups {supplemental}")
-        other_cri = node.unknown_cri("the memberships from the image's /etc/group")
-        if pod_sc.get("supplementalGroupsPolicy") == "Strict":
-            parts.append("image /etc/group ignored (supplementalGroupsPolicy Strict)")
-        elif other_cri:
-            members, parts = None, [other_cri]
-        elif known_files:
-            extra = files.memberships(uid, node.cri)
-            members.update(extra)
-            parts.append(f"the image's /etc/group lists uid {uid}'s user in {extra}" if extra
-                         else f"the image's /etc/group lists uid {uid} in no group")
-        elif image_user_applies:
-            if image_user.groups:
-                members.update(image_user.groups)
-                parts.append(f"image /etc/group memberships {sorted(image_user.groups)}")
-        else:
-            who = "the user" if uid is None else f"uid {uid}"
-            parts.append(f"assumes {who} belongs to no group in the image's /etc/group")
-        groups = None if members is None else sorted(members)
-        reasons["groups"] = "; ".join(parts)
+    image_user = image_user if image_user is not None and uid == image_user.uid else None
+    files = files if files is not None and files.passwd is not None and uid is not None else None
+    gid, reasons["gid"] = _gid(container_sc, pod_sc, node, uid, image_user, files)
+    groups, reasons["groups"] = _groups(pod_sc, node, uid, gid, image_user, files)
 
     privileged = bool(container_sc.get("privileged"))
     reasons["privileged"] = ("privileged: true in container securityContext" if privileged
                              else "privileged unset or false")
-
-    capabilities = container_sc.get("capabilities") or {}
-    other_cri = node.unknown_cri("the order of capabilities add and drop")
-    if privileged:
-        cap_bnd = node.grantable_caps
-        reasons["cap_bnd"] = (("privileged: containerd's own capabilities (WithPrivileged)"
-                               if node.cri == CONTAINERD else
-                               "privileged: every capability the kernel has, within CRI-O's "
-                               "bounding set (SetupPrivileged)" if node.cri == CRIO else
-                               "privileged: what the node helper's privileged container holds")
-                              + ", as far as the handler's kernel has them; capabilities "
-                                "add/drop are ignored")
-    elif other_cri and (capabilities.get("add") or capabilities.get("drop")):
-        cap_bnd, reasons["cap_bnd"] = None, other_cri
-    else:
-        cap_bnd, reasons["cap_bnd"] = _bounding(capabilities, node)
-
+    cap_bnd, reasons["cap_bnd"] = _bounding_set(container_sc, privileged, node)
     # CRI-O gives a privileged container every capability in all five sets, ambient and
     # inheritable too (internal/factory/container/container.go SpecSetPrivileges ->
     # runtime-tools generate.go SetupPrivileged); ambient capabilities survive execve of a
     # file without file capabilities or set-id bits and fill permitted and effective
     # whatever the uid (capabilities(7)).
     crio_privileged = privileged and node.cri == CRIO
-    if crio_privileged:
-        cap_eff = cap_prm = cap_bnd
-        reasons["cap_eff"] = reasons["cap_prm"] = (
-            "privileged on CRI-O: the ambient set holds every capability of the bounding set, "
-            "so any uid keeps them across execve")
-    elif uid is None:
-        cap_eff = cap_prm = None
-        reasons["cap_eff"] = reasons["cap_prm"] = "uid unknown: not asserted"
-    elif uid == 0 and cap_bnd is None:
-        cap_eff = cap_prm = None
-        reasons["cap_eff"] = reasons["cap_prm"] = f"uid 0, bounding set: {reasons['cap_bnd']}"
-    elif uid == 0:
-        cap_eff = cap_prm = cap_bnd
-        reasons["cap_eff"] = reasons["cap_prm"] = "uid 0: equal to the bounding set"
-    else:
-        cap_eff = cap_prm = 0
-        reasons["cap_eff"] = reasons["cap_prm"] = (
-            f"uid {uid} is not root: execve clears permitted and effective (no file "
-            "capabilities, no ambient set), whatever capabilities.add says")
-    # containerd pkg/oci/spec_opts.go WithCapabilities sets bounding, effective and
-    # permitted only (the default spec's inheritable set is empty). CRI-O sets the
-    # inheritable set of an unprivileged container only with add_inheritable_capabilities
-    # (SpecSetupCapabilities), which a plain container on the node shows: learned.
-    cap_inh, reasons["cap_inh"] = 0, "containerd sets no inheritable capabilities"
+    cap_eff, reasons["cap_eff"] = _effective(uid, cap_bnd, reasons["cap_bnd"], crio_privileged)
+    cap_prm, reasons["cap_prm"] = cap_eff, reasons["cap_eff"]
+    cap_inh, reasons["cap_inh"] = _inheritable(node, cap_bnd, crio_privileged)
     cap_amb, reasons["cap_amb"] = 0, "Kubernetes has no field for ambient capabilities"
     if crio_privileged:
-        cap_inh = cap_amb = cap_bnd
-        reasons["cap_inh"] = reasons["cap_amb"] = (
-            "privileged on CRI-O: SetupPrivileged fills the inheritable and ambient sets too")
-    elif node.cri == CRIO and node.runtime_default_inh:
-        cap_inh, reasons["cap_inh"] = None, (
-            "a plain container on this CRI-O node has inheritable capabilities "
-            "(add_inheritable_capabilities): which ones a spec gets is not asserted")
-    elif node.cri == CRIO:
-        reasons["cap_inh"] = ("CRI-O sets no inheritable capabilities (a plain container on "
-                              "the node has none: add_inheritable_capabilities is off)")
-    elif node.unknown_cri("an empty inheritable set"):
-        cap_inh, reasons["cap_inh"] = None, node.unknown_cri("an empty inheritable set")
-
-    allow_escalation = container_sc.get("allowPrivilegeEscalation")
-    if privileged:
-        no_new_privs, reasons["no_new_privs"] = 0, "privileged: no_new_privs is never set"
-    elif allow_escalation is False:
-        no_new_privs = 1
-        reasons["no_new_privs"] = "allowPrivilegeEscalation false in container securityContext"
-    else:
-        no_new_privs = 0
-        reasons["no_new_privs"] = ("allowPrivilegeEscalation true" if allow_escalation
-                                   else "allowPrivilegeEscalation unset, which means true")
-
+        cap_amb, reasons["cap_amb"] = cap_bnd, reasons["cap_inh"]
+    no_new_privs, reasons["no_new_privs"] = _no_new_privs(container_sc, privileged)
     seccomp, reasons["seccomp"] = _seccomp(container_sc, pod_sc, privileged, node)
-
     root_read_only = container_sc.get("readOnlyRootFilesystem") is True
     reasons["root_read_only"] = ("readOnlyRootFilesystem true in container securityContext"
                                  if root_read_only else "readOnlyRootFilesystem unset or false")
@@ -423,6 +296,135 @@ def expect_process(pod_spec: dict, container_name: str, node: NodeFacts,
                            cap_prm=cap_prm, cap_inh=cap_inh, cap_amb=cap_amb,
                            no_new_privs=no_new_privs, seccomp=seccomp,
                            root_read_only=root_read_only, privileged=privileged, reasons=reasons)
+
+
+def _uid(container_sc: dict, pod_sc: dict, image_user: ImageUser | None) -> tuple[int | None, str]:
+    run_as_user, where = _pick(container_sc, pod_sc, "runAsUser")
+    if run_as_user is not None:
+        return int(run_as_user), f"runAsUser {int(run_as_user)} from {where}"
+    if image_user is not None:
+        return image_user.uid, f"runAsUser unset: {image_user.source} {image_user.uid}"
+    return None, "runAsUser unset and the image's user is not known: not asserted"
+
+
+def _gid(container_sc: dict, pod_sc: dict, node: NodeFacts, uid: int | None,
+         image_user: ImageUser | None, files: ImageFiles | None) -> tuple[int | None, str]:
+    """`image_user` and `files` only where they apply to `uid` (else None)."""
+    run_as_group, where = _pick(container_sc, pod_sc, "runAsGroup")
+    # runAsGroup unset is the "runtime default" (the API); containerd's is the uid's
+    # /etc/passwd group, 0 without an entry (pkg/oci/spec_opts.go WithUser -> WithUserID);
+    # CRI-O's the same (server/container_create.go setupContainerUser -> utils.GetUserInfo
+    # -> moby/sys/user GetExecUser: the entry's gid, the default 0 without one).
+    other_cri = node.unknown_cri("the primary group from the image's /etc/passwd")
+    if run_as_group is not None:
+        return int(run_as_group), f"runAsGroup {int(run_as_group)} from {where}"
+    if other_cri:
+        return None, f"runAsGroup unset: {other_cri}"
+    if files is not None:
+        gid = files.primary_gid(uid)
+        return gid, (f"runAsGroup unset: primary group {gid} of uid {uid} in the image's "
+                     "/etc/passwd" if uid in files.passwd else
+                     f"runAsGroup unset and uid {uid} has no entry in the image's "
+                     "/etc/passwd: gid 0")
+    if image_user is not None:
+        return image_user.gid, (f"runAsGroup unset: primary group {image_user.gid} of the "
+                                f"image's user {uid}")
+    return None, ("runAsGroup unset: the primary group comes from the image's "
+                  "/etc/passwd entry for the uid, which is not known: not asserted")
+
+
+def _groups(pod_sc: dict, node: NodeFacts, uid: int | None, gid: int | None,
+            image_user: ImageUser | None, files: ImageFiles | None) -> tuple[list[int] | None, str]:
+    if gid is None:
+        return None, "primary gid unknown: not asserted"
+    members = {gid}
+    parts = [f"primary gid {gid}"]
+    fs_group = pod_sc.get("fsGroup")
+    if fs_group is not None:
+        members.add(int(fs_group))
+        parts.append(f"fsGroup {fs_group}")
+    supplemental = [int(g) for g in pod_sc.get("supplementalGroups") or []]
+    if supplemental:
+        members.update(supplemental)
+        parts.append(f"supplementalGroups {supplemental}")
+    other_cri = node.unknown_cri("the memberships from the image's /etc/group")
+    if pod_sc.get("supplementalGroupsPolicy") == "Strict":
+        parts.append("image /etc/group ignored (supplementalGroupsPolicy Strict)")
+    elif other_cri:
+        return None, other_cri
+    elif files is not None:
+        extra = files.memberships(uid, node.cri)
+        members.update(extra)
+        parts.append(f"the image's /etc/group lists uid {uid}'s user in {extra}" if extra
+                     else f"the image's /etc/group lists uid {uid} in no group")
+    elif image_user is not None:
+        if image_user.groups:
+            members.update(image_user.groups)
+            parts.append(f"image /etc/group memberships {sorted(image_user.groups)}")
+    else:
+        who = "the user" if uid is None else f"uid {uid}"
+        parts.append(f"assumes {who} belongs to no group in the image's /etc/group")
+    return sorted(members), "; ".join(parts)
+
+
+def _bounding_set(container_sc: dict, privileged: bool, node: NodeFacts) -> tuple[int | None, str]:
+    capabilities = container_sc.get("capabilities") or {}
+    other_cri = node.unknown_cri("the order of capabilities add and drop")
+    if privileged:
+        return node.grantable_caps, (
+            ("privileged: containerd's own capabilities (WithPrivileged)" if node.cri == CONTAINERD
+             else "privileged: every capability the kernel has, within CRI-O's bounding set "
+                  "(SetupPrivileged)" if node.cri == CRIO
+             else "privileged: what the node helper's privileged container holds")
+            + ", as far as the handler's kernel has them; capabilities add/drop are ignored")
+    if other_cri and (capabilities.get("add") or capabilities.get("drop")):
+        return None, other_cri
+    return _bounding(capabilities, node)
+
+
+def _effective(uid: int | None, cap_bnd: int | None, bnd_reason: str,
+               crio_privileged: bool) -> tuple[int | None, str]:
+    """The effective set, which the permitted set equals."""
+    if crio_privileged:
+        return cap_bnd, ("privileged on CRI-O: the ambient set holds every capability of the "
+                         "bounding set, so any uid keeps them across execve")
+    if uid is None:
+        return None, "uid unknown: not asserted"
+    if uid == 0 and cap_bnd is None:
+        return None, f"uid 0, bounding set: {bnd_reason}"
+    if uid == 0:
+        return cap_bnd, "uid 0: equal to the bounding set"
+    return 0, (f"uid {uid} is not root: execve clears permitted and effective (no file "
+               "capabilities, no ambient set), whatever capabilities.add says")
+
+
+def _inheritable(node: NodeFacts, cap_bnd: int | None,
+                 crio_privileged: bool) -> tuple[int | None, str]:
+    # containerd pkg/oci/spec_opts.go WithCapabilities sets bounding, effective and
+    # permitted only (the default spec's inheritable set is empty). CRI-O sets the
+    # inheritable set of an unprivileged container only with add_inheritable_capabilities
+    # (SpecSetupCapabilities), which a plain container on the node shows: learned.
+    if crio_privileged:
+        return cap_bnd, "privileged on CRI-O: SetupPrivileged fills the inheritable and ambient sets too"
+    if node.cri == CRIO and node.runtime_default_inh:
+        return None, ("a plain container on this CRI-O node has inheritable capabilities "
+                      "(add_inheritable_capabilities): which ones a spec gets is not asserted")
+    if node.cri == CRIO:
+        return 0, ("CRI-O sets no inheritable capabilities (a plain container on the node has "
+                   "none: add_inheritable_capabilities is off)")
+    if node.unknown_cri("an empty inheritable set"):
+        return None, node.unknown_cri("an empty inheritable set")
+    return 0, "containerd sets no inheritable capabilities"
+
+
+def _no_new_privs(container_sc: dict, privileged: bool) -> tuple[int, str]:
+    allow_escalation = container_sc.get("allowPrivilegeEscalation")
+    if privileged:
+        return 0, "privileged: no_new_privs is never set"
+    if allow_escalation is False:
+        return 1, "allowPrivilegeEscalation false in container securityContext"
+    return 0, ("allowPrivilegeEscalation true" if allow_escalation
+               else "allowPrivilegeEscalation unset, which means true")
 
 
 # Volume types whose contents kubelet itself creates, so it always applies fsGroup.
