@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import caps, podspec
 
 # The node's view is a leaf of its own: refusals reads it too, and expect imports refusals.
-from .cases import Status
+from .cases import SKIP_FEATURES, Case, Outcome, Status
 from .nodeview import CONTAINERD, CRIO, NodeFacts
 from .refusals import node_refusal
+
+if TYPE_CHECKING:  # nodefacts learns with this module's types
+    from .nodefacts import Environment
 
 
 @dataclass
@@ -597,7 +600,7 @@ PROCESS_FIELDS = {"uid": "uid", "gid": "gid", "groups": "groups", "CapEff": "cap
                   "root read-only": "root_read_only"}
 
 
-def not_available(case, kubernetes_version: str) -> str | None:
+def not_available(case: Case, kubernetes_version: str) -> str | None:
     """Why the case does not apply to this Kubernetes version (its `kubernetes.since`), or
     None: a report line for the "Not available in this version" category."""
     from .categories import not_available as line
@@ -606,7 +609,7 @@ def not_available(case, kubernetes_version: str) -> str | None:
     return None
 
 
-def outcome_for(case, env) -> tuple[Any, str | None]:
+def outcome_for(case: Case, env: Environment) -> tuple[Outcome, str | None]:
     """The outcome Kubernetes promises for the case on this environment (the facts of the
     node and handler its pod runs on), and, where the node lacks the case's feature and
     the case promises nothing else, why its label checks cannot be made.
@@ -614,7 +617,6 @@ def outcome_for(case, env) -> tuple[Any, str | None]:
     A case that would run is refused where the node's facts make the kubelet refuse its
     spec (refusals.node_refusal: hostUsers false under a handler without user namespaces,
     say), whether or not the case declares `skip_unless`."""
-    from .cases import SKIP_FEATURES
     feature = case.skip_unless
     if feature and not env.supports(feature):
         if case.when_unsupported:
@@ -627,7 +629,7 @@ def outcome_for(case, env) -> tuple[Any, str | None]:
     return case.outcome, None
 
 
-def for_case(case, env, learned: Learned | None) -> Expected:
+def for_case(case: Case, env: Environment, learned: Learned | None) -> Expected:
     """Everything the case must show on this environment, each value with its reason.
 
     Pure: `env` gives the node facts and features, `learned` what only the cluster

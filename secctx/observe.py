@@ -18,12 +18,23 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import podspec, timeouts
 from .cases import Status
 from .expect import PROC_PATHS
 from .nodefacts import NODE_KIND_LABEL
+
+if TYPE_CHECKING:  # types only: the runner and the client call this module
+    from collections.abc import Callable
+
+    from kubernetes.client import V1Pod
+
+    from .cases import Case
+    from .expect import Learned
+    from .imagemap import ImageMap
+    from .kube import ExecResult, Kube, Terminal
+    from .runner import Applied
 
 BEGIN_MARKER = "### secctx:begin"
 END_MARKER = "### secctx:end"
@@ -669,7 +680,9 @@ class Observed:
     commands: list[tuple] = field(default_factory=list)  # (cases.Command, kube.ExecResult)
 
 
-def collect(kube, image_map, case, applied, status: str, waited, image_user) -> Observed:
+def collect(kube: Kube, image_map: ImageMap, case: Case, applied: Applied, status: Status,
+            waited: V1Pod | list[V1Pod] | Terminal | str,
+            image_user: Callable[[str, str | None], str | None]) -> Observed:
     """Read everything one case shows, after its workload reached an outcome.
 
     `status` is the outcome reached and `waited` what the wait returned: the pod
@@ -722,7 +735,7 @@ def collect(kube, image_map, case, applied, status: str, waited, image_user) -> 
 
 
 def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dict,
-          reported: tuple | None, pod_name: str | None = None, node: str | None = None):
+          reported: tuple | None, pod_name: str | None = None, node: str | None = None) -> Learned:
     """What the oracle needs from the cluster, as an expect.Learned: the image's user
     (config USER, names resolved through the container's own /etc/passwd), the
     container's /etc/passwd and /etc/group, the claims' storage, the kubelet's report."""
@@ -738,7 +751,7 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
                    pod_name, node)
 
 
-def twin_probe(kube, applied, container: str, timeout: float = timeouts.POD_START) -> Observation | None:
+def twin_probe(kube: Kube, applied: Applied, container: str, timeout: float = timeouts.POD_START) -> Observation | None:
     """A container that crashes cannot be looked into. Its twin can: the same pod spec,
     image and securityContext, with the command replaced by a sleeper, so that what
     the runtime gives this spec is observed (None when the twin cannot run: no shell)."""
@@ -796,7 +809,7 @@ def exec_bound(spec: dict | None) -> float:
     return timeouts.EMULATED_EXEC if pinned else timeouts.EXEC
 
 
-def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = None) -> Observation:
+def probe(kube: Kube, namespace: str, pod: str, container: dict, spec: dict | None = None) -> Observation:
     """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
     from . import report
     mounts = container.get("volumeMounts") or []
@@ -831,8 +844,8 @@ def probe(kube, namespace: str, pod: str, container: dict, spec: dict | None = N
     return obs
 
 
-def sh(kube, namespace: str, pod: str, script: str, container: str = "main",
-       timeout: float = timeouts.EXEC):
+def sh(kube: Kube, namespace: str, pod: str, script: str, container: str = "main",
+       timeout: float = timeouts.EXEC) -> ExecResult:
     """Run a shell snippet in a container; the transcript goes to the report."""
     from . import report
     with report.step(f"exec in {pod}: {script[:100]}"):
@@ -841,7 +854,7 @@ def sh(kube, namespace: str, pod: str, script: str, container: str = "main",
     return result
 
 
-def claims(kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
+def claims(kube: Kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
     """{claim name: expect.ClaimFacts of the PV it is bound to}, for claims and
     ephemeral volumes (whose claim is named <pod>-<volume>)."""
     from kubernetes import client
@@ -915,7 +928,7 @@ def to_record(observed: Observed) -> dict:
     }
 
 
-def from_record(data: dict, case) -> Observed:
+def from_record(data: dict, case: Case) -> Observed:
     """An Observed from `to_record`'s data, its probe parsed again; `case` gives the commands."""
     from .expect import ClaimFacts, ImageFiles, ImageUser, Learned
     from .kube import ExecResult

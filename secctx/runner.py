@@ -7,15 +7,18 @@ the report with its inputs and outputs.
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from kubernetes.client import V1Pod
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
 from . import expect, observe, podspec, report, timeouts, timing, verdict
 from .cases import Case, Outcome, Status
-from .kube import SANDBOX_FAILED, Terminal, describe_pod, format_events
+from .kube import SANDBOX_FAILED, ExecResult, Kube, PodWatch, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME, NODE_KIND_LABEL
 from .session import LOCAL_CLASS, Suite
 
@@ -29,18 +32,31 @@ class Applied:
     refused: str | None = None  # the API server's answer when it refused the workload
 
 
-def judge(suite: Suite, case: Case, namespace: str, storage: str | None, timing_id: str,
-          runtime: str = DEFAULT_RUNTIME, waits=None, starting=None, observing=None,
-          node_kind: str = DEFAULT_NODE_KIND) -> None:
-    """A case from manifest to verdict (what its test asserts): run it under `runtime` on
-    a node of kind `node_kind`, compare what it showed with what Kubernetes promises
-    there, record each check, and raise if one fails (with the namespace's diagnostics
+@dataclass(frozen=True)
+class CaseRun:
+    """One run of a case: where and under what it runs, and the scheduler's shared
+    waits and slots (None: the client's own waits, no bound on what runs at once)."""
+    case: Case
+    namespace: str
+    storage: str | None  # the storage parameter (`local`, `default`), None without claims
+    timing_id: str       # the test's case id, for timings and the observation document
+    runtime: str = DEFAULT_RUNTIME       # RuntimeClass name, `default` for none
+    node_kind: str = DEFAULT_NODE_KIND   # the cluster's own nodes, or vm-<lsm>
+    waits: PodWatch | None = None        # follows the pods of every case at once
+    starting: threading.BoundedSemaphore | None = None   # cases starting pods at once
+    observing: threading.BoundedSemaphore | None = None  # cases observed at once
+
+
+def judge(suite: Suite, job: CaseRun) -> None:
+    """A case from manifest to verdict (what its test asserts): run it under its runtime on
+    a node of its kind, compare what it showed with what Kubernetes promises there,
+    record each check, and raise if one fails (with the namespace's diagnostics
     attached)."""
-    env = suite.env.under(runtime).placed(node_kind)
+    case = job.case
+    env = suite.env.under(job.runtime).placed(job.node_kind)
     outcome, _ = expect.outcome_for(case, env)
-    with dump_on_failure(suite, namespace):
-        observed = run(suite, case, namespace, storage, outcome, timing_id, runtime, waits,
-                       starting, observing, node_kind)
+    with dump_on_failure(suite, job.namespace):
+        observed = run(suite, job, outcome)
         expected = expect.for_case(case, env, observed.learned)
         checks = verdict.compare(expected, observed)
         report.record_checks(checks, case.recipe_claim)
@@ -60,20 +76,19 @@ def not_to_run(suite: Suite, case: Case, runtime: str = DEFAULT_RUNTIME,
                     f"its nodes are {', '.join(suite.env.nodes)}", pytrace=False)
 
 
-def run(suite: Suite, case: Case, namespace: str, storage: str | None, outcome: Outcome,
-        timing_id: str, runtime: str = DEFAULT_RUNTIME, waits=None, starting=None,
-        observing=None, node_kind: str = DEFAULT_NODE_KIND) -> observe.Observed:
-    """Apply the case (its workload under RuntimeClass `runtime`), wait for the outcome
-    it expects (or the one that comes instead), and read everything it shows. `waits`
-    follows the pods (default: a watch of their own); `starting` and `observing` bound
-    how many cases start pods and observe at once (the scheduler's semaphores)."""
-    with starting or contextlib.nullcontext(), timing.phase(timing_id, "apply_to_ready"):
-        applied = apply(suite, case, namespace,
-                        prepare_objects(case, suite, storage, runtime, node_kind))
-        status, waited = await_outcome(suite, case, applied, outcome, waits=waits,
-                                       timeout=timeouts.POD_START if node_kind == DEFAULT_NODE_KIND
+def run(suite: Suite, job: CaseRun, outcome: Outcome) -> observe.Observed:
+    """Apply the case (its workload under its RuntimeClass), wait for the outcome it
+    expects (or the one that comes instead), and read everything it shows, within the
+    scheduler's slots when it gives some."""
+    case, timing_id, runtime = job.case, job.timing_id, job.runtime
+    with job.starting or contextlib.nullcontext(), timing.phase(timing_id, "apply_to_ready"):
+        applied = apply(suite, case, job.namespace,
+                        prepare_objects(case, suite, job.storage, runtime, job.node_kind))
+        status, waited = await_outcome(suite, case, applied, outcome, waits=job.waits,
+                                       timeout=timeouts.POD_START
+                                       if job.node_kind == DEFAULT_NODE_KIND
                                        else timeouts.EMULATED_POD_START)
-    with observing or contextlib.nullcontext(), timing.phase(timing_id, "observation"):
+    with job.observing or contextlib.nullcontext(), timing.phase(timing_id, "observation"):
         observed = observe.collect(suite.kube, suite.image_map, case, applied, status, waited,
                                    suite.image_user)
     report.attach_json("observation (as data)", observe.to_record(observed))
@@ -135,7 +150,8 @@ def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Appl
 
 
 def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
-                  timeout: float = timeouts.POD_START, waits=None) -> tuple[str, object]:
+                  timeout: float = timeouts.POD_START, waits: PodWatch | Kube | None = None
+                  ) -> tuple[Status, object]:
     """Wait for what the case expects; returns the outcome reached and the pod (running,
     crashing) or the kubelet's refusal (rejected). A pod expected to be refused that
     becomes Ready is returned as running, for the verdict to judge. `waits` follows
@@ -173,7 +189,7 @@ def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
 
 
 @contextlib.contextmanager
-def dump_on_failure(suite: Suite, namespace: str):
+def dump_on_failure(suite: Suite, namespace: str) -> Iterator[None]:
     """On any error, what a reader needs to diagnose it without re-running: the
     namespace's events in time order, each pod as stored, described, and its logs."""
     try:
@@ -205,7 +221,8 @@ def _image_pairs(original: dict, mapped: dict) -> list[tuple[str, str]]:
     return list(zip(images(original), images(mapped)))
 
 
-def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = timeouts.POD_START):
+def start_pod(suite: Suite, namespace: str, pod: dict,
+              timeout: float = timeouts.POD_START) -> V1Pod:
     """Apply a pod written in a test (images mapped) and wait for it to be Ready."""
     pod = suite.image_map.rewrite(pod)
     with report.step(f"apply Pod/{pod['metadata']['name']} and wait for Ready (≤{timeout:.0f}s)"):
@@ -214,6 +231,7 @@ def start_pod(suite: Suite, namespace: str, pod: dict, timeout: float = timeouts
         return suite.kube.wait_for_pod(pod["metadata"]["name"], namespace, "Ready", timeout)
 
 
-def sh(suite: Suite, namespace: str, pod: str, script: str, container: str = "main"):
+def sh(suite: Suite, namespace: str, pod: str, script: str,
+       container: str = "main") -> ExecResult:
     """Run a shell snippet in the container; the transcript goes to the report."""
     return observe.sh(suite.kube, namespace, pod, script, container)

@@ -148,9 +148,9 @@ class Scheduler:
                     raise RuntimeError("the run stopped before this case started")
                 runner.not_to_run(suite, param.case, param.runtime, param.node)
                 namespace = suite.open_namespace(job.prefix)
-                runner.judge(suite, param.case, namespace, param.storage, param.id,
-                             param.runtime, waits=self.pods, starting=self._start,
-                             observing=self._observe, node_kind=param.node)
+                runner.judge(suite, runner.CaseRun(
+                    param.case, namespace, param.storage, param.id, param.runtime, param.node,
+                    waits=self.pods, starting=self._start, observing=self._observe))
             except BaseException as err:  # noqa: BLE001 - the test raises it
                 error = err
             if namespace:

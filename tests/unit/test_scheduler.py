@@ -254,7 +254,8 @@ def job(name):
 def test_each_case_runs_once_its_test_gets_its_recording_and_its_error(monkeypatch, concurrency):
     ran = []
 
-    def judge(suite, case, namespace, storage, timing_id, runtime, **slots):
+    def judge(suite, job):
+        timing_id = job.timing_id
         ran.append(timing_id)
         report.attach_text("observed vs expected", f"{timing_id} checked")
         if timing_id == "bad":
