@@ -58,11 +58,14 @@ class KindCluster:
             self._kind(args, timeout=timeout)
         except ClusterError as err:
             logs = self.path / "create-failure-logs"
-            # Best effort: the logs help, but the create's own error is the one to show.
-            run_command.run([self.kind_path, "export", "logs", logs, f"--name={self.name}"],
-                            timeout=120, check=False)
+            try:  # best effort: the logs help, but the create's own error is the one to show
+                run_command.run([self.kind_path, "export", "logs", logs, f"--name={self.name}"],
+                                timeout=120)
+                where = f"node logs exported to {logs}"
+            except CommandError as export:
+                where = f"node logs not exported ({export.problem})"
             self.delete()
-            raise ClusterError(f"{err}\nnode logs exported to {logs}") from None
+            raise ClusterError(f"{err}\n{where}") from None
 
     def delete(self, timeout: float = 120) -> None:
         self._kind(["delete", "cluster", f"--name={self.name}",
