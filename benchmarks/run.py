@@ -730,7 +730,6 @@ class Bench:
             if self.cluster_down("teardown"):  # and the state kept about it
                 from secctx import cache
                 rmtree(cache.cluster_state(self.name, self.env))
-                rmtree(ROOT / ".pytest-kind" / self.name)
         self.result["finished_at"] = _now()
         self.result["host"]["loadavg_end"] = list(os.getloadavg())
         self.save()

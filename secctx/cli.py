@@ -17,8 +17,11 @@ from .cluster.kind import ClusterError
 from .imagemap import ImageMapError
 from .offline.gobuild import BuildError
 from .offline.gomod import KubeVersion, VersionError
+from .run_command import CommandError
 
-USER_ERRORS = (engine.EngineError, ClusterError, BuildError, VersionError, ImageMapError)
+# (CommandError: a command no caller turned into its own error still says what ran.)
+USER_ERRORS = (engine.EngineError, ClusterError, BuildError, VersionError, ImageMapError,
+               CommandError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "cluster-down":
         from .cluster.kind import KindCluster
         from .offline import nodeimage
-        KindCluster(args.cluster_name, kind_path=nodeimage.kind_binary(), kubectl_path=None,
+        KindCluster(args.cluster_name, kind_path=nodeimage.kind_binary(),
                     image=None, config={}).delete()
     return 0
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import run_command
 from .cluster import mode as modes
 from .cluster.vmnode import HOST_TOOLS as VM_TOOLS
 from .offline import log
@@ -99,8 +99,8 @@ def missing(packages: list[str]) -> list[str] | None:
         return None
     absent = []
     for p in packages:
-        proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True,
-                              text=True, timeout=30)
+        proc = run_command.run(["dpkg-query", "-W", "-f=${Status}", p], timeout=run_command.QUERY,
+                               check=False)
         if "install ok installed" not in proc.stdout:
             absent.append(p)
     return absent

@@ -47,14 +47,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cache, paths, verdictpage  # standard library only, like this module
+from . import cache, paths, run_command, verdictpage  # standard library only, like this module
 from .offline import log  # (standard library only too)
+from .run_command import CommandError
 
 PINS = paths.ALLURE_PINS  # package.json, package-lock.json
 DEFAULT_NAME = "Pod Security Context conformance"
@@ -126,16 +126,13 @@ def ensure_allure() -> Path:
             shutil.copyfile(PINS / name, tool / name)
         print(f"installing allure {want} (npm ci --prefix {tool}) ...", file=sys.stderr)
         try:
-            with log.heartbeat("npm ci (allure)"):
-                proc = subprocess.run(cmd, cwd=tool, capture_output=True, text=True,
-                                      timeout=NPM_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise ReportError(f"npm ci in {tool} did not finish in {NPM_TIMEOUT}s; check that "
-                              "the npm registry is reachable (npm config get registry) or raise "
-                              "SECCTX_NPM_TIMEOUT") from None
-    if proc.returncode != 0:
-        raise ReportError(f"npm ci in {tool} failed: {_last_line(proc.stderr or proc.stdout)}; "
-                          "check the npm registry access and that package-lock.json matches package.json")
+            _tool(cmd, f"npm ci in {tool}", NPM_TIMEOUT, "check that the npm registry is "
+                  "reachable (npm config get registry) or raise SECCTX_NPM_TIMEOUT", cwd=tool)
+        except CommandError as err:
+            raise ReportError(f"npm ci in {tool} failed: "
+                              f"{err.last_line() if err.started else err.problem}; check the npm "
+                              "registry access and that package-lock.json matches package.json") \
+                from None
     if not allure.exists() or installed_version(tool) != want:
         raise ReportError(f"npm ci did not install allure {want} into {tool / 'node_modules'}; "
                           f"remove that directory and retry")
@@ -234,19 +231,16 @@ def _run_allure(allure: Path, tmp: Path, dirs: list[Path], staging: Path) -> Pat
            *(str(d.resolve()) for d in dirs)]
     env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
     try:
-        with log.heartbeat("allure generate"):
-            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=GENERATE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise ReportError(f"allure generate did not finish in {GENERATE_TIMEOUT}s; check the size of "
-                          "the results (large attachments) or raise SECCTX_REPORT_TIMEOUT") from None
-    except OSError as err:
-        raise ReportError(f"cannot run {_rel(allure)} ({err}); remove {allure.parents[1]} "
+        proc = _tool(cmd, "allure generate", GENERATE_TIMEOUT, "check the size of the results "
+                     "(large attachments) or raise SECCTX_REPORT_TIMEOUT", cwd=tmp, env=env,
+                     check=False)
+    except CommandError as err:
+        raise ReportError(f"cannot run {_rel(allure)} ({err.problem}); remove {allure.parents[1]} "
                           "so it is installed again") from None
     index = staging / "index.html"
     if proc.returncode != 0 or not index.exists():
         raise ReportError(f"allure generate failed (exit {proc.returncode}): "
-                          f"{_last_line(proc.stderr or proc.stdout)}; check the results directory and "
+                          f"{run_command.last_line(proc.stderr or proc.stdout)}; check the results directory and "
                           "rerun with the same command to see the full output")
     return index
 
@@ -339,9 +333,9 @@ def _check_node() -> None:
         raise ReportError("node is not installed; install Node.js 20+ with npm "
                           "(Debian: apt-get install -y nodejs npm) and retry")
     try:
-        text = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout
+        text = run_command.run([node, "--version"], timeout=run_command.QUERY, check=False).stdout
         major = int(text.strip().lstrip("v").split(".")[0])
-    except (OSError, ValueError, subprocess.TimeoutExpired):
+    except (CommandError, ValueError):
         return  # let npm report it
     if major < MIN_NODE_MAJOR:
         raise ReportError(f"node {text.strip()} is too old for Allure 3; install Node.js "
@@ -363,9 +357,17 @@ class _install_lock:
         self._fh.close()  # releases the lock
 
 
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
+def _tool(cmd: list[str], what: str, timeout: float, timeout_fix: str,
+          **kwargs) -> run_command.Result:
+    """One of the report's tools (npm, allure), with a heartbeat; past its timeout a
+    ReportError that says what to check."""
+    try:
+        with log.heartbeat(what):
+            return run_command.run(cmd, timeout=timeout, **kwargs)
+    except CommandError as err:
+        if err.timed_out:
+            raise ReportError(f"{what} did not finish in {timeout}s; {timeout_fix}") from None
+        raise
 
 
 def _rel(p: Path) -> str:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from . import cache
+from . import cache, run_command
+from .run_command import CommandError, Result
 
 ACTIONLINT_VERSION = "v1.7.12"  # newest on the Go module proxy when pinned; needs Go >= 1.25
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint"
@@ -40,8 +40,8 @@ def tools_dir() -> Path:
 
 def _built_version(binary: Path) -> str | None:
     try:
-        out = subprocess.run([str(binary), "-version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        out = run_command.run([binary, "-version"], timeout=run_command.QUERY, check=False).stdout
+    except CommandError:  # not a working binary (a half-written one): build it again
         return None
     return out.split()[0] if out.split() else None
 
@@ -66,15 +66,15 @@ def ensure_actionlint() -> Path:
         print(f"building actionlint {ACTIONLINT_VERSION} (go install) into {binary.parent} ...",
               file=sys.stderr)
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise LintError(f"go install {ACTIONLINT_MODULE}@{ACTIONLINT_VERSION} did not finish in "
-                            f"{BUILD_TIMEOUT}s; check access to the Go module proxy (go env GOPROXY) or "
-                            "raise SECCTX_GO_BUILD_TIMEOUT") from None
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise LintError(f"go install {ACTIONLINT_MODULE}@{ACTIONLINT_VERSION} failed: "
-                        f"{lines[-1] if lines else 'no output'}; check Go (1.25+) and the module proxy")
+            run_command.run(cmd, env=env, timeout=BUILD_TIMEOUT)
+        except CommandError as err:
+            if err.timed_out:
+                raise LintError(f"go install {ACTIONLINT_MODULE}@{ACTIONLINT_VERSION} did not finish "
+                                f"in {BUILD_TIMEOUT}s; check access to the Go module proxy (go env "
+                                "GOPROXY) or raise SECCTX_GO_BUILD_TIMEOUT") from None
+            raise LintError(f"go install {ACTIONLINT_MODULE}@{ACTIONLINT_VERSION} failed: "
+                            f"{err.last_line() if err.started else err.problem}; check Go (1.25+) "
+                            "and the module proxy") from None
     if _built_version(binary) != ACTIONLINT_VERSION:
         raise LintError(f"go install did not leave actionlint {ACTIONLINT_VERSION} at {binary}; "
                         "remove it and retry")
@@ -87,15 +87,17 @@ def workflow_files(root: Path | None = None) -> list[Path]:
     return sorted(p for p in found.glob("*") if p.suffix in (".yml", ".yaml"))
 
 
-def run(files: list[Path] | None = None) -> subprocess.CompletedProcess:
+def run(files: list[Path] | None = None) -> Result:
     """actionlint over the workflows (or `files`); returncode 0 means clean."""
     files = list(files) if files else workflow_files()
     if not files:
         raise LintError(f"no workflow files in {Path.cwd() / WORKFLOWS}; run it in the repository "
                         "or name the files")
     binary = ensure_actionlint()
-    return subprocess.run([str(binary), "-no-color", *(str(f) for f in files)],
-                          capture_output=True, text=True, timeout=300)
+    try:
+        return run_command.run([binary, "-no-color", *files], timeout=300, check=False)
+    except CommandError as err:
+        raise LintError(f"{err}; remove {binary} so that it is built again") from None
 
 
 def main(argv: list[str] | None = None) -> int:

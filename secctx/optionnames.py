@@ -1,7 +1,8 @@
 """The plugin's option names: `--secctx-NAME`, and the old `--NAME` for one release.
 
 The plugin is loaded in every pytest run where it is installed, so its options
-carry its prefix (no clash with another plugin's `--mode`). The old spelling is
+carry its prefix (no clash with another plugin's `--mode`). The kind cluster's five
+options keep pytest-kind's unprefixed names (add_kind_options). The old spelling is
 still accepted until RELEASE_DROPPING_OLD; it is registered hidden, with a dest
 of its own, and `old_spellings_used` moves its value to the option and says
 once per spelling what to write instead. The option's dest stays NAME
@@ -10,7 +11,9 @@ once per spelling what to write instead. The option's dest stays NAME
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from importlib.metadata import entry_points
 
 PREFIX = "--secctx-"
 RELEASE_DROPPING_OLD = "0.2.0"
@@ -70,3 +73,34 @@ def for_pytest(text: str) -> str:
         return text
     return re.sub(r"(?<![\w-])--(" + "|".join(map(re.escape, names)) + r")(?![\w-])",
                   lambda m: PREFIX + m.group(1), text)
+
+
+def add_kind_options(group, pluginmanager, default_cluster_name: str) -> None:
+    """The kind cluster's options, spelled as pytest-kind spelled them (the suite used
+    pytest-kind until it had its own KindCluster), so without the prefix. An environment
+    that still has pytest-kind (an upgrade leaves it installed) gets them from it, with
+    the same names and meaning: registering them twice would end every pytest run there."""
+    if _pytest_kind_loads(pluginmanager):
+        return
+    group.addoption("--cluster-name", default=default_cluster_name,
+                    help="name of the kind cluster the suite creates, or reuses when kept "
+                         f"(default {default_cluster_name})")
+    group.addoption("--keep-cluster", action="store_true",
+                    help="keep the kind cluster; the next run reuses it")
+    group.addoption("--kubeconfig", default=None, metavar="PATH",
+                    help="with --secctx-existing-cluster: the kubeconfig of the cluster to test")
+    group.addoption("--kind-image", default=None, metavar="IMAGE",
+                    help="the kind node image (default: built offline, or kind's own online)")
+    group.addoption("--kind-bin", default=None, metavar="PATH",
+                    help="the kind binary, >= v0.32 (default: kind on PATH if new enough, "
+                         "else built from its Go module)")
+
+
+def _pytest_kind_loads(pluginmanager) -> bool:
+    """pytest-kind is or will be registered in this run (pytest loads the entry points
+    of installed plugins one after another, in no order we know)."""
+    if pluginmanager.has_plugin("pytest-kind"):
+        return True
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") or pluginmanager.is_blocked("pytest-kind"):
+        return False
+    return bool(entry_points(group="pytest11", name="pytest-kind"))

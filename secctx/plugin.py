@@ -39,7 +39,7 @@ from .scheduler import DEFAULT_CONCURRENCY, Job, Scheduler
 from .signals import cleanup_first, terminate_like_interrupt
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser, pluginmanager):
     g = parser.getgroup("secctx", "secctx-conformance")
 
     def add(name, **kwargs):  # --secctx-NAME (and the old --NAME, hidden, for a release)
@@ -96,6 +96,7 @@ def pytest_addoption(parser):
         help="write the per-test verdict as JSON (default: reports/summary.json; written "
              "by every run of the suite)")
     generated_options.add(add)
+    optionnames.add_kind_options(g, pluginmanager, provision.DEFAULT_CLUSTER_NAME)
 
 
 VM_NODE_LSMS = ("apparmor",)  # cluster.vmnode.LSMS (not imported at option time: no qemu needed)

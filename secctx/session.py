@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from . import hostlimits, nodefacts, pullcheck, report, timeouts
+from . import hostlimits, nodefacts, pullcheck, report, run_command, timeouts
 from .categories import runtime_cannot_run
 from .cluster.mode import OFFLINE
 from .cluster.provision import Cluster
@@ -464,15 +464,13 @@ def _delete_storage_class(kube: Kube) -> None:
 def _kind_node_versions(cluster: Cluster) -> dict[str, str]:
     """runc, crun, runsc and containerd or CRI-O versions inside the kind node (kind mode
     only); the node image holds one CRI implementation, the other says it is not there."""
-    import subprocess
     node = f"{cluster.kind.name}-control-plane"
     out = {}
     for key, cmd in (("runc", ["runc", "--version"]), ("containerd", ["containerd", "--version"]),
                      ("crio", ["crio", "--version"]),
                      ("crun", ["crun", "--version"]), ("runsc", ["runsc", "--version"])):
-        proc = subprocess.run(["docker", "exec", node, *cmd], capture_output=True, text=True,
-                              timeout=30)
+        proc = run_command.run(["docker", "exec", node, *cmd], timeout=run_command.QUERY, check=False)
         out[key] = (proc.stdout.splitlines() or [f"not on the node ({proc.stderr.strip()})"])[0]
-    kind = subprocess.run([str(cluster.kind.kind_path), "version"], capture_output=True, text=True)
+    kind = run_command.run([cluster.kind.kind_path, "version"], timeout=run_command.QUERY, check=False)
     out["kind"] = kind.stdout.strip()
     return out

@@ -14,7 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import run_command
 from ..offline import capshim, log
+from ..run_command import CommandError
 from . import inotify
 
 SHIM_DIR = Path("/usr/local/lib/secctx")
@@ -23,6 +25,7 @@ STATE_DIR = Path("/var/lib/secctx")
 DOCKERD_LOG = Path("/var/log/secctx-dockerd.log")
 # kubelet rewrites these on the host, as on any kind host; we restore them.
 KUBELET_SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
+APT_TIMEOUT = 1200  # apt-get update or install of docker.io
 
 
 class EngineError(RuntimeError):
@@ -32,9 +35,9 @@ class EngineError(RuntimeError):
 def docker_info() -> dict | None:
     if not shutil.which("docker"):
         return None
-    proc = subprocess.run(["docker", "info", "--format", "{{json .}}"], capture_output=True,
-                          text=True, timeout=30)
-    if proc.returncode != 0:
+    proc = run_command.run(["docker", "info", "--format", "{{json .}}"],
+                           timeout=run_command.QUERY, check=False)
+    if not proc.ok:
         return None
     info = json.loads(proc.stdout)
     return None if info.get("ServerErrors") else info
@@ -75,10 +78,10 @@ def _guard_service_cidr() -> None:
     if os.geteuid() != 0 or not shutil.which("iptables"):
         return
     rule = ["DOCKER-USER", "-d", SERVICE_CIDR, "-j", "REJECT"]
-    if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode == 0:
+    if run_command.run(["iptables", "-C", *rule], timeout=run_command.QUERY, check=False).ok:
         return
-    proc = subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True)
-    if proc.returncode != 0:
+    proc = run_command.run(["iptables", "-I", *rule], timeout=run_command.QUERY, check=False)
+    if not proc.ok:
         log.step(f"WARNING: could not add the Service CIDR guard to DOCKER-USER: {proc.stderr}")
 
 
@@ -90,10 +93,11 @@ def _install_docker_io() -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-qq"],
                 ["apt-get", "install", "-y", "-qq", "docker.io"]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EngineError(f"{' '.join(cmd)} failed; install Docker by hand:\n"
-                              f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        try:  # apt-get waits for the dpkg lock and downloads: minutes, not hours
+            run_command.run(cmd, env=env, timeout=APT_TIMEOUT)
+        except CommandError as err:
+            raise EngineError(f"{err.line} failed ({err.problem}); install Docker by hand:\n"
+                              f"{err.stdout[-2000:]}{err.stderr[-2000:]}") from None
 
 
 def _start_dockerd() -> None:
@@ -106,7 +110,7 @@ def _start_dockerd() -> None:
                  "--default-runtime", SHIM_RUNTIME]
     _save_sysctls()
     log.step("starting " + " ".join(args))
-    with open(DOCKERD_LOG, "ab") as out:
+    with open(DOCKERD_LOG, "ab") as out:  # a daemon that outlives us: not run_command.run
         subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True)
 

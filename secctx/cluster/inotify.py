@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import run_command
 from ..offline import log
+from ..run_command import CommandError
 
 # kind's docs (known-issues, "Pod errors due to too many open files").
 WANTED = {"fs/inotify/max_user_instances": 512, "fs/inotify/max_user_watches": 524288}
@@ -49,9 +50,12 @@ def ensure(state_dir: Path) -> None:
         log.step(f"raised {change} (several kind clusters; host-restore puts them back)")
         return
     args = [f"{k.replace('/', '.')}={WANTED[k]}" for k in low]
-    proc = subprocess.run(["sudo", "-n", "sysctl", "-w", *args], capture_output=True, text=True,
-                          timeout=30)
-    if proc.returncode == 0:
+    try:
+        raised = run_command.run(["sudo", "-n", "sysctl", "-w", *args], timeout=run_command.QUERY,
+                                 check=False).ok
+    except CommandError:  # no sudo on this host: as good as a sudo that refuses
+        raised = False
+    if raised:
         log.step(f"raised {change} through sudo (several kind clusters; left raised)")
     else:
         log.step(f"WARNING: inotify limits are low ({change} wanted) and neither root nor "
@@ -60,9 +64,9 @@ def ensure(state_dir: Path) -> None:
 
 
 def kind_nodes_running() -> int:
-    proc = subprocess.run(["docker", "ps", "-q", "--filter", "label=io.x-k8s.kind.cluster"],
-                          capture_output=True, text=True, timeout=30)
-    return len(proc.stdout.split()) if proc.returncode == 0 else 0
+    proc = run_command.run(["docker", "ps", "-q", "--filter", "label=io.x-k8s.kind.cluster"],
+                           timeout=run_command.QUERY, check=False)
+    return len(proc.stdout.split()) if proc.ok else 0
 
 
 def restore(state_dir: Path, nodes_running: Callable[[], int] = kind_nodes_running) -> None:

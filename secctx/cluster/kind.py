@@ -1,18 +1,19 @@
-"""kind clusters, through pytest-kind's KindCluster.
+"""kind clusters: the few kind commands the suite needs, bounded, over run_command.
 
-pytest-kind downloads a pinned, old kind (v0.17) and creates clusters with
-no bound on time. We keep its class (paths, kubeconfig, image loading,
-deletion) and give it our kind binary, a kind config and time limits.
+The suite brings its own kind (>= v0.32, built from its Go module or given with
+--kind-bin), a kind config of its own (kindconfig) and a bound on every command; the
+cluster's state (kubeconfig, config, identity) lives in the cache, outside the
+checkout, so that a fresh clone (CI) finds a kept cluster. (This replaced
+pytest-kind's KindCluster, whose kind was pinned to v0.17 and whose commands had no
+bound.)
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from pytest_kind import KindCluster as _PytestKindCluster
-
-from .. import cache
+from .. import cache, run_command
 from ..offline import log
+from ..run_command import CommandError
 from . import kindconfig
 
 
@@ -20,14 +21,14 @@ class ClusterError(RuntimeError):
     """A kind command failed; the message carries kind's own output."""
 
 
-class KindCluster(_PytestKindCluster):
-    def __init__(self, name: str, *, kind_path: Path, kubectl_path: Path | None,
-                 image: str | None, config: dict, kubeconfig: Path | None = None,
-                 cri: str = "containerd"):
-        super().__init__(name, kubeconfig=kubeconfig, image=image, kind_path=kind_path,
-                         kubectl_path=kubectl_path)
-        # Cluster state lives outside the checkout, so a fresh clone (CI) finds
-        # a kept cluster and its identity.
+class KindCluster:
+    """One kind cluster by name: create (with a config file), delete, nodes, images."""
+
+    def __init__(self, name: str, *, kind_path: Path, image: str | None, config: dict,
+                 kubeconfig: Path | None = None, cri: str = "containerd"):
+        self.name = name
+        self.kind_path = Path(kind_path)
+        self.image = image  # the node image (None: kind's default)
         self.path = cache.cluster_state(name)
         self.path.mkdir(parents=True, exist_ok=True)
         self.kubeconfig_path = kubeconfig or (self.path / "kubeconfig")
@@ -36,18 +37,17 @@ class KindCluster(_PytestKindCluster):
         self.cri = cri  # the nodes' CRI implementation: how images are loaded into them
 
     def ensure_kind(self) -> None:
-        if not Path(self.kind_path).is_file():
+        if not self.kind_path.is_file():
             raise ClusterError(f"kind is missing at {self.kind_path}: install kind >= v0.32 and "
                                "pass its path with --kind-bin, or drop --kind-bin and the suite "
                                "builds kind from its Go module (python -m secctx cluster-up)")
 
     def exists(self) -> bool:
-        self.ensure_kind()
-        out = self._kind(["get", "clusters"], timeout=30)
-        return self.name in out.split()
+        return self.name in self._kind(["get", "clusters"], timeout=run_command.QUERY).split()
 
-    def create(self, timeout: float = 300) -> None:  # type: ignore[override]
-        """`kind create cluster` with our config; kind waits for the control plane."""
+    def create(self, timeout: float = 300) -> None:
+        """`kind create cluster` with our config; kind waits for the control plane.
+        A failed create leaves the nodes' logs in the state directory, and no cluster."""
         self.ensure_kind()
         self.config_path.write_text(kindconfig.dump(self.config))
         args = ["create", "cluster", f"--name={self.name}", f"--kubeconfig={self.kubeconfig_path}",
@@ -58,12 +58,16 @@ class KindCluster(_PytestKindCluster):
             self._kind(args, timeout=timeout)
         except ClusterError as err:
             logs = self.path / "create-failure-logs"
-            subprocess.run([str(self.kind_path), "export", "logs", str(logs), f"--name={self.name}"],
-                           capture_output=True, timeout=120)
+            try:  # best effort: the logs help, but the create's own error is the one to show
+                run_command.run([self.kind_path, "export", "logs", logs, f"--name={self.name}"],
+                                timeout=120)
+                where = f"node logs exported to {logs}"
+            except CommandError as export:
+                where = f"node logs not exported ({export.problem})"
             self.delete()
-            raise ClusterError(f"{err}\nnode logs exported to {logs}") from None
+            raise ClusterError(f"{err}\n{where}") from None
 
-    def delete(self, timeout: float = 120) -> None:  # type: ignore[override]
+    def delete(self, timeout: float = 120) -> None:
         self._kind(["delete", "cluster", f"--name={self.name}",
                     f"--kubeconfig={self.kubeconfig_path}"], timeout=timeout)
         self.config_path.unlink(missing_ok=True)
@@ -82,41 +86,34 @@ class KindCluster(_PytestKindCluster):
         release's binaries (dl.k8s.io) and builds a node image from them."""
         try:
             with log.heartbeat(f"kind build node-image {version}"):
-                proc = subprocess.run([str(kind_path), "build", "node-image", "--type",
-                                       "release", version, "--image", tag],
-                                      capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ClusterError(f"kind build node-image {version} did not finish within "
-                               f"{timeout:.0f}s") from None
-        if proc.returncode != 0:
+                run_command.run([kind_path, "build", "node-image", "--type", "release", version,
+                                 "--image", tag], timeout=timeout)
+        except CommandError as err:
+            if not err.started or err.timed_out:
+                raise ClusterError(str(err)) from None
             raise ClusterError(f"kind build node-image --type release {version} failed (it "
                                f"needs dl.k8s.io; give --kind-image, or use --mode offline):\n"
-                               f"{proc.stderr[-3000:]}")
+                               f"{err.tail()}") from None
 
     def running(self) -> bool:
         """Every node container is running (a host restart stops them for good)."""
         nodes = self.nodes()
         if not nodes:
             return False
-        proc = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}}", *nodes],
-                              capture_output=True, text=True, timeout=30)
-        return proc.returncode == 0 and set(proc.stdout.split()) == {"true"}
+        proc = run_command.run(["docker", "inspect", "--format", "{{.State.Running}}", *nodes],
+                               timeout=run_command.QUERY, check=False)
+        return proc.ok and set(proc.stdout.split()) == {"true"}
 
     def nodes(self) -> list[str]:
-        return self._kind(["get", "nodes", f"--name={self.name}"], timeout=30).split()
+        return self._kind(["get", "nodes", f"--name={self.name}"], timeout=run_command.QUERY).split()
 
     def _kind(self, args: list[str], timeout: float) -> str:
         self.ensure_kind()
         try:
             with log.heartbeat("kind " + " ".join(args[:2])):
-                proc = subprocess.run([str(self.kind_path), *args], capture_output=True,
-                                      text=True, timeout=timeout)
-        except OSError as err:  # not executable, wrong architecture
-            raise ClusterError(f"cannot run kind at {self.kind_path} ({err.strerror or err}): "
-                               "pass a working kind >= v0.32 with --kind-bin") from None
-        except subprocess.TimeoutExpired as err:
-            raise ClusterError(f"kind {' '.join(args[:2])} did not finish within {timeout:.0f}s:\n"
-                               f"{(err.stderr or b'')[-3000:]!r}") from None
-        if proc.returncode != 0:
-            raise ClusterError(f"kind {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
-        return proc.stdout
+                return run_command.run([self.kind_path, *args], timeout=timeout).stdout
+        except CommandError as err:
+            if not err.started:  # missing since the check, not executable, wrong architecture
+                raise ClusterError(f"cannot run kind at {self.kind_path} ({err.problem}): "
+                                   "pass a working kind >= v0.32 with --kind-bin") from None
+            raise ClusterError(str(err)) from None

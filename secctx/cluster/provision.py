@@ -8,16 +8,16 @@ they reach the nodes is secctx.images.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache, timeouts
+from .. import cache, run_command, timeouts
 from ..imagemap import ImageMap
 from ..images import docker
 from ..images import load as images
 from ..offline import capshim, crionode, log, nodeimage
 from ..podspec import condition_true
+from ..run_command import CommandError
 from . import engine, existing, inotify, kindconfig, versions
 from . import mode as modes
 from .kind import ClusterError, KindCluster
@@ -130,7 +130,7 @@ def bring_up(opts: Options) -> Cluster:
         short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
         workers=opts.workers, seccomp_default=opts.seccomp_default, mirrors=mirrors,
         certs_dir=certs_dir, cri=opts.cri)
-    kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin), kubectl_path=None,
+    kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin),
                        image=node_image, config=config, cri=opts.cri)
     created = _create_or_reuse(kind)
     try:
@@ -228,7 +228,10 @@ def _kind_binary(given: Path | None) -> Path:
 
 
 def _kind_version_ok(path: str) -> bool:
-    out = subprocess.run([path, "version"], capture_output=True, text=True).stdout.split()
+    try:  # a kind on PATH that does not run is as good as an old one: build ours
+        out = run_command.run([path, "version"], timeout=run_command.QUERY, check=False).stdout.split()
+    except CommandError:
+        return False
     try:
         major, minor = (int(x) for x in out[1].lstrip("v").split(".")[:2])
     except (IndexError, ValueError):

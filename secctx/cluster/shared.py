@@ -76,7 +76,7 @@ class SharedCluster:
         mode = state["mode"]
         kind = None
         if state["kind"]:
-            kind = KindCluster(state["kind"], kind_path=Path(state["kind_path"]), kubectl_path=None,
+            kind = KindCluster(state["kind"], kind_path=Path(state["kind_path"]),
                                image=state["node_image"], config={},
                                kubeconfig=Path(state["kubeconfig"]),
                                cri=state.get("cri") or "containerd")

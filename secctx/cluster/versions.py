@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
+from .. import run_command
 from ..offline.gobuild import kubernetes_built
 from ..offline.gomod import KubeVersion, VersionError, check_offline_buildable
+from ..run_command import CommandError
 
 
 def check_offline_version(version: KubeVersion) -> None:
@@ -27,12 +28,12 @@ def served_kubernetes_versions(timeout: float = 60) -> list[str] | None:
     if not shutil.which("go"):
         return None
     try:
-        proc = subprocess.run(["go", "list", "-m", "-versions", "k8s.io/kubernetes"],
-                              capture_output=True, text=True, timeout=timeout, cwd="/")
-    except (subprocess.TimeoutExpired, OSError):
+        proc = run_command.run(["go", "list", "-m", "-versions", "k8s.io/kubernetes"],
+                               timeout=timeout, cwd="/", check=False)
+    except CommandError:
         return None
     fields = proc.stdout.split()
-    if proc.returncode != 0 or not fields or fields[0] != "k8s.io/kubernetes":
+    if not proc.ok or not fields or fields[0] != "k8s.io/kubernetes":
         return None
     return fields[1:]
 

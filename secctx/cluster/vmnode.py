@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import shutil
-import subprocess
+import signal
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache
+from .. import cache, run_command
 from ..offline import log
+from ..run_command import CommandError
 from .kind import ClusterError
 
 HERE = Path(__file__).parent / "vm"
@@ -81,19 +83,18 @@ def _run(command: list[str], what: str, timeout: float = 120, input: str | None 
          console: Callable[[], str] | None = None) -> str:
     """The one place a host command runs: bounded, its failure a VMNodeError."""
     try:
-        proc = subprocess.run(command, input=input, capture_output=True, text=True,
-                              timeout=timeout)
-    except FileNotFoundError:
-        raise VMNodeError(f"{what}: {command[0]} is not installed",
-                          fix=f"apt-get install {HOST_TOOLS.get(command[0], command[0])}") from None
-    except subprocess.TimeoutExpired as err:
-        raise VMNodeError(f"{what}: no result within {timeout:.0f}s", command=command,
-                          output=str(err.stderr or ""), console=console() if console else "") \
-            from None
-    if proc.returncode != 0:
-        raise VMNodeError(f"{what} failed", command=command, rc=proc.returncode,
-                          output=proc.stdout + proc.stderr, console=console() if console else "")
-    return proc.stdout
+        return run_command.run(command, input=input, timeout=timeout).stdout
+    except CommandError as err:
+        raise _failed(what, err, console) from None
+
+
+def _failed(what: str, err: CommandError, console: Callable[[], str] | None = None) -> VMNodeError:
+    if not err.started:  # a host tool missing: the package that brings it
+        return VMNodeError(f"{what}: {err.problem}",
+                           fix=f"apt-get install {HOST_TOOLS.get(err.command[0], err.command[0])}")
+    return VMNodeError(f"{what}: {err.problem}" if err.timed_out else f"{what} failed",
+                       command=err.command, rc=err.returncode, output=err.stdout + err.stderr,
+                       console=console() if console else "")
 
 
 # -- pure parts ------------------------------------------------------------------
@@ -316,10 +317,10 @@ def _debs() -> Path:
         if not list(debs.glob(f"{pkg}_*.deb")):
             log.step(f"vm-node: apt-get download {pkg}")
             try:
-                subprocess.run(["apt-get", "download", pkg], cwd=debs, capture_output=True,
-                               text=True, timeout=600, check=True)
-            except subprocess.CalledProcessError as err:
-                raise VMNodeError(f"apt-get download {pkg} failed", output=err.stderr,
+                run_command.run(["apt-get", "download", pkg], cwd=debs, timeout=600)
+            except CommandError as err:
+                raise VMNodeError(f"apt-get download {pkg} failed ({err.problem})",
+                                  output=err.stderr,
                                   fix="apt-get update, or put the deb in " + str(debs)) from None
     return debs
 
@@ -341,16 +342,12 @@ def build_image(node: VMNode) -> None:
            "KVER": KERNEL_VERSION, "DEBS": str(debs), "OUT": str(tmp), "MODULES": INITRD_MODULES}
     try:
         with log.heartbeat("building the VM disk image"):
-            proc = subprocess.run(["bash", str(HERE / "build-image.sh")], env=env,
-                                  capture_output=True, text=True, timeout=1200)
-    except subprocess.TimeoutExpired:
+            run_command.run(["bash", HERE / "build-image.sh"], env=env, timeout=1200)
+    except CommandError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise VMNodeError("building the VM disk image took over 1200s") from None
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise VMNodeError("building the VM disk image failed",
-                          command=["bash", str(HERE / "build-image.sh")], rc=proc.returncode,
-                          output=proc.stdout + proc.stderr)
+        if err.timed_out:
+            raise VMNodeError("building the VM disk image took over 1200s") from None
+        raise _failed("building the VM disk image", err) from None
     (tmp / "identity").write_text(f"{node.node_image} {node.node_image_id}\n" + "\n".join(names))
     tmp.rename(out)
 
@@ -417,12 +414,12 @@ def load_images(node: VMNode) -> None:
     tar = node.run_dir / "share" / "images.tar"
     log.step(f"vm-node: loading {len(lacks)} image(s) the control plane has: {', '.join(lacks)}")
     try:
-        with tar.open("wb") as out, log.heartbeat("exporting images for the VM node"):
-            proc = subprocess.run(["docker", "exec", node.control_plane, *ctr, "export", "-",
-                                   *lacks], stdout=out, stderr=subprocess.PIPE, timeout=600)
-        if proc.returncode != 0:
-            raise VMNodeError("ctr images export on the control plane failed",
-                              output=proc.stderr.decode(errors="replace"))
+        try:
+            with tar.open("wb") as out, log.heartbeat("exporting images for the VM node"):
+                run_command.run(["docker", "exec", node.control_plane, *ctr, "export", "-",
+                                 *lacks], stdout=out, timeout=600)
+        except CommandError as err:
+            raise _failed("ctr images export on the control plane", err) from None
         with log.heartbeat("importing images into the VM node"):
             node.guest(" ".join(ctr) + " import /run/secctx-vm/images.tar", "ctr images import",
                        timeout=900)
@@ -512,21 +509,28 @@ def up(node: VMNode, actions: tuple[Action, ...] = ACTIONS) -> VMNode:
     return node
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):  # gone already, or not ours: as `kill` was
+        pass
+
+
 def down(node: VMNode) -> list[str]:
     """Stop qemu, delete the TAP and the Node object; each only if there. Returns what
     it removed."""
     done = []
     pid = node.pid()
     if pid is not None:
-        subprocess.run(["kill", str(pid)], capture_output=True)
+        _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         if Path(f"/proc/{pid}").exists():
-            subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+            _signal(pid, signal.SIGKILL)
         done.append(f"qemu (pid {pid})")
     (node.run_dir / "qemu.pid").unlink(missing_ok=True)
-    if subprocess.run(["ip", "link", "show", node.tap], capture_output=True).returncode == 0:
+    if run_command.run(["ip", "link", "show", node.tap], timeout=run_command.QUERY, check=False).ok:
         _run(["ip", "link", "del", node.tap], "ip link del")
         done.append(f"TAP {node.tap}")
     node.control_plane = node.control_plane or f"{node.cluster}-control-plane"

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache, paths
+from .. import cache, paths, run_command
 from ..offline import rootfs
 from ..offline.gobuild import BuildError, go, go_env
 from . import docker
@@ -117,7 +116,7 @@ def busybox_tree() -> Path:
     binary = Path(shutil.which("busybox") or "/bin/busybox")
     if not binary.exists():
         raise BuildError("busybox-static is missing: apt-get install busybox-static")
-    version = subprocess.run([str(binary)], capture_output=True, text=True).stdout.split("\n")[0]
+    version = run_command.run([binary], timeout=run_command.QUERY, check=False).stdout.split("\n")[0]
     tree = cache.path("busybox-tree", docker.content_key(version, {"busybox": binary}))
     if tree.exists():
         return tree
@@ -125,7 +124,7 @@ def busybox_tree() -> Path:
     tmp = Path(tempfile.mkdtemp(dir=tree.parent))  # same filesystem: the rename below is atomic
     (tmp / "bin").mkdir(parents=True)
     shutil.copy2(binary, tmp / "bin" / "busybox")
-    applets = subprocess.run([str(binary), "--list"], capture_output=True, text=True).stdout.split()
+    applets = run_command.run([binary, "--list"], timeout=run_command.QUERY, check=False).stdout.split()
     for applet in applets:
         if applet != "busybox":
             (tmp / "bin" / applet).symlink_to("busybox")

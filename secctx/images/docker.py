@@ -7,32 +7,30 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from .. import run_command
 from ..offline import log
 from ..offline.gobuild import BuildError
+from ..run_command import QUERY, CommandError
 
 KEY_LABEL = "io.secctx.key"
 
 
 def run(args: list[str], input: bytes | None = None, timeout: float = 1800) -> str:
-    with log.heartbeat("docker " + " ".join(args[:2])):
-        proc = subprocess.run(["docker", *args], input=input, capture_output=True,
-                              timeout=timeout)
-    if proc.returncode != 0:
-        raise BuildError(f"docker {' '.join(args[:4])} failed:\n"
-                         f"{proc.stderr.decode(errors='replace')[-3000:]}")
-    return proc.stdout.decode(errors="replace")
+    try:
+        with log.heartbeat("docker " + " ".join(args[:2])):
+            return run_command.run(["docker", *args], input=input, timeout=timeout).stdout
+    except CommandError as err:
+        raise BuildError(str(err)) from None
 
 
 def image_label(tag: str, label: str = KEY_LABEL) -> str | None:
     """A label of a local image, or None when the image is absent."""
-    proc = subprocess.run(["docker", "image", "inspect", "--format",
-                           f'{{{{index .Config.Labels "{label}"}}}}', tag],
-                          capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    proc = run_command.run(["docker", "image", "inspect", "--format",
+                            f'{{{{index .Config.Labels "{label}"}}}}', tag], timeout=QUERY, check=False)
+    return proc.stdout.strip() if proc.ok else None
 
 
 def config_user(tag: str) -> str | None:
@@ -40,13 +38,13 @@ def config_user(tag: str) -> str | None:
     engine or when the image is not there (existing clusters)."""
     if not shutil.which("docker"):
         return None
-    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{.Config.User}}", tag],
-                          capture_output=True, text=True, timeout=30)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    proc = run_command.run(["docker", "image", "inspect", "--format", "{{.Config.User}}", tag],
+                           timeout=QUERY, check=False)
+    return proc.stdout.strip() if proc.ok else None
 
 
 def image_exists(tag: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+    return run_command.run(["docker", "image", "inspect", tag], timeout=QUERY, check=False).ok
 
 
 def content_key(dockerfile: str, files: dict[str, Path]) -> str:

@@ -51,6 +51,8 @@ class VersionRun:
 def run_versions(versions: Sequence[str], out: Path, pytest_args: Sequence[str] = (),
                  execute: Callable[[list[str]], int] | None = None) -> list[VersionRun]:
     """Run the suite for each version in turn; `execute` runs one command line (tests pass a fake)."""
+    # Direct, not run_command.run: a whole suite run whose output is the user's terminal,
+    # bounded by its own per-test and set-up timeouts; only its exit code is wanted.
     execute = execute or (lambda cmd: subprocess.run(cmd).returncode)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

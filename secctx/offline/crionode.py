@@ -20,15 +20,15 @@ import hashlib
 import json
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache
+from .. import cache, run_command
 from ..images import docker
+from ..run_command import CommandError
 from . import components, log, nodeimage, rootfs
 from .gobuild import BuildError
 from .gomod import KubeVersion, check_offline_buildable
@@ -110,6 +110,9 @@ mkdir -p /var/lib/secctx && touch /var/lib/secctx/crio-images-loaded
 CRICTL_YAML = f"runtime-endpoint: {SOCKET}\nimage-endpoint: {SOCKET}\n"
 
 
+CC_TIMEOUT = 300  # pinns is a handful of C files: seconds; the bound is for a stuck compiler
+
+
 def pinns(version: str = components.CRIO.version) -> Path:
     """CRI-O's pinns (C, in the module's pinns/src; its Makefile builds it static)."""
     out = cache.path("components", "crio-pinns", version, "pinns")
@@ -122,10 +125,11 @@ def pinns(version: str = components.CRIO.version) -> Path:
     src = Path(module_info(components.CRIO.module, version, work)["Dir"]) / "pinns" / "src"
     tmp = out.with_suffix(".tmp")
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["cc", "-std=c99", "-Os", "-Wall", "-static", "-o", str(tmp),
-                           *sorted(str(f) for f in src.glob("*.c"))], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"cc pinns failed:\n{proc.stderr[-3000:]}")
+    try:
+        run_command.run(["cc", "-std=c99", "-Os", "-Wall", "-static", "-o", tmp,
+                         *sorted(str(f) for f in src.glob("*.c"))], timeout=CC_TIMEOUT)
+    except CommandError as err:
+        raise BuildError(f"cc pinns failed: {err}") from None
     tmp.rename(out)
     return out
 

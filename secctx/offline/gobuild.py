@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import cache
+from .. import cache, run_command
+from ..run_command import CommandError
 from . import log
 from .gomod import KubeVersion, build_go_mod, version_ldflags
 
@@ -37,26 +35,14 @@ def go(args: list[str], cwd: Path, env: dict[str, str] | None = None,
     cores) print a heartbeat (log.HEARTBEAT) so that a log shows progress."""
     what = "go " + " ".join(args[:3]) + (" ..." if len(args) > 3 else "")
     log.step(what)
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(["go", *args], cwd=cwd, env=env or go_env(), text=True,
-                                stdout=out, stderr=subprocess.STDOUT)
-        start = time.monotonic()
-        while True:
-            try:
-                proc.wait(timeout=log.HEARTBEAT)
-                break
-            except subprocess.TimeoutExpired:
-                elapsed = time.monotonic() - start
-                if elapsed > timeout:
-                    proc.kill()
-                    proc.wait()
-                    raise BuildError(f"{what} did not finish within {timeout:.0f}s") from None
-                log.step(f"  ... still running ({elapsed:.0f}s): {what}")
-        out.seek(0)
-        output = out.read()
-    if proc.returncode != 0:
-        raise BuildError(f"go {' '.join(args)} failed in {cwd}:\n{output[-4000:]}")
-    return output
+    try:
+        with log.heartbeat(f"running {what}"):
+            return run_command.run(["go", *args], cwd=cwd, env=env or go_env(), timeout=timeout,
+                                   merge_stderr=True).stdout
+    except CommandError as err:
+        if err.timed_out or not err.started:
+            raise BuildError(str(err)) from None
+        raise BuildError(f"go {' '.join(args)} failed in {cwd}:\n{err.tail(4000)}") from None
 
 
 class BuildError(RuntimeError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache, hostlimits, paths
+from .. import cache, hostlimits, paths, run_command
 from ..images import build as images
 from ..images import docker
+from ..run_command import CommandError
 from . import capshim, components, log
 from .gobuild import BuildError, build_kubernetes
 from .gomod import KubeVersion, check_offline_buildable
@@ -157,11 +157,12 @@ def image_with_content(key: str) -> str | None:
 
 
 def _kubeadm_images(k8s_bin: Path, version: KubeVersion) -> list[str]:
-    proc = subprocess.run([str(k8s_bin / "kubeadm"), "config", "images", "list",
-                           "--kubernetes-version", str(version)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"kubeadm config images list failed: {proc.stderr}")
-    return proc.stdout.splitlines()
+    try:
+        return run_command.run([k8s_bin / "kubeadm", "config", "images", "list",
+                                "--kubernetes-version", str(version)],
+                               timeout=run_command.QUERY).stdout.splitlines()
+    except CommandError as err:
+        raise BuildError(f"kubeadm config images list failed: {err}") from None
 
 
 def _try_coredns(version: str) -> Path | None:
@@ -319,10 +320,10 @@ def _set_toml_string(text: str, key: str, value: str) -> str:
 
 def _cri_base_spec(ctr: Path, product_files_hook: bool = True) -> str:
     """containerd's default OCI spec with kind's product-files hook, as kind makes it."""
-    proc = subprocess.run([str(ctr), "oci", "spec"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"ctr oci spec failed: {proc.stderr}")
-    spec = json.loads(proc.stdout)
+    try:
+        spec = json.loads(run_command.run([ctr, "oci", "spec"], timeout=run_command.QUERY).stdout)
+    except CommandError as err:
+        raise BuildError(f"ctr oci spec failed: {err}") from None
     if product_files_hook:
         hooks = spec.setdefault("hooks", {}).setdefault("createContainer", [])
         hooks.append({"path": "/kind/bin/mount-product-files.sh"})
@@ -392,4 +393,4 @@ def _import_and_commit(base_tag: str, tag: str, archives: list[Path], key: str,
                     "--change", f"LABEL {INPUTS_LABEL}={inputs_key(version)}",
                     name, tag])
     finally:
-        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
+        run_command.run(["docker", "rm", "-f", "-v", name], timeout=run_command.QUERY, check=False)

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache
+from .. import cache, run_command
+from ..run_command import CommandError
 from . import log
 from .gobuild import BuildError
 
 SUITE = "bookworm"
+# debootstrap downloads and unpacks a few hundred packages: minutes when cold; the bound
+# catches a stalled mirror, not a slow one.
+ROOTFS_TIMEOUT = 3600
 MIRROR = "http://deb.debian.org/debian"
 
 # What kind's base image installs (images/base/Dockerfile), less the rootless
@@ -71,15 +74,17 @@ def _remove(work: Path) -> None:
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
               if line.split()[1].startswith(f"{work}/")]
     for mount in sorted(mounts, reverse=True):
-        subprocess.run(["umount", "--lazy", mount], capture_output=True)
+        run_command.run(["umount", "--lazy", mount], timeout=run_command.QUERY, check=False)
     shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(cmd: list[str]) -> None:
-    with log.heartbeat(" ".join(cmd[:2])):  # debootstrap takes minutes cold
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    try:
+        with log.heartbeat(" ".join(cmd[:2])):  # debootstrap takes minutes cold
+            run_command.run(cmd, timeout=ROOTFS_TIMEOUT)
+    except CommandError as err:
+        raise BuildError(f"{cmd[0]} failed ({err.problem}):\n{err.stdout[-3000:]}\n"
+                         f"{err.stderr[-3000:]}") from None
 
 # One rootfs for the Debian-based workload images, so that inside the node
 # they share a layer: the nginx stand-in, the debug (netshoot) stand-in and

@@ -41,7 +41,7 @@ def no_engine(monkeypatch):
     monkeypatch.setattr(engine.shutil, "which", lambda name: None)
     monkeypatch.setattr(engine.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(engine, "_start_dockerd", _must_not_run("starting dockerd"))
-    monkeypatch.setattr(engine.subprocess, "run", _must_not_run("a command (apt-get)"))
+    monkeypatch.setattr(engine.run_command, "run", _must_not_run("a command (apt-get)"))
 
 
 def test_no_engine_no_dockerd_not_root(no_engine):
@@ -74,8 +74,7 @@ def test_cli_prints_one_line_and_exits_2(no_engine, capsys):
 
 def test_kind_cluster_with_missing_kind_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("SECCTX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)  # pytest-kind's own state directory goes here
-    kind = KindCluster("unit-test", kind_path=tmp_path / "no" / "kind", kubectl_path=None,
+    kind = KindCluster("unit-test", kind_path=tmp_path / "no" / "kind",
                        image=None, config={})
     for action in (kind.exists, kind.create, kind.delete, kind.nodes):
         with pytest.raises(ClusterError) as err:
@@ -86,10 +85,9 @@ def test_kind_cluster_with_missing_kind_names_the_fix(monkeypatch, tmp_path):
 
 def test_kind_that_cannot_run_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("SECCTX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
     not_executable = tmp_path / "kind"
     not_executable.write_text("not a program")
-    kind = KindCluster("unit-test", kind_path=not_executable, kubectl_path=None, image=None,
+    kind = KindCluster("unit-test", kind_path=not_executable, image=None,
                        config={})
     with pytest.raises(ClusterError) as err:
         kind.exists()

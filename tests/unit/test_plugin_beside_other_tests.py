@@ -144,3 +144,53 @@ def test_a_shared_message_names_the_plugins_spelling_in_a_pytest_line():
     assert line == "use --secctx-mode online, or drop --secctx-image-registry; check --kubeconfig"
     assert optionnames.for_pytest("needs --cri crio") == "needs --secctx-cri crio"
     assert optionnames.for_pytest("--secctx-mode x --modern") == "--secctx-mode x --modern"
+
+
+KIND_OPTIONS_SEEN = """
+    def test_options(request):
+        get = request.config.getoption
+        print("SEEN", get("cluster_name"), get("keep_cluster"), get("kind_image"), get("kind_bin"),
+              get("kubeconfig"))
+"""
+
+
+def test_the_kind_options_are_the_suites_own_without_pytest_kind(pytester):
+    """pytest-kind is gone; its five options, which users know, are the suite's, under
+    the same names (no prefix), and the cluster name defaults to the suite's own."""
+    pytester.makepyfile(KIND_OPTIONS_SEEN)
+    default = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    assert "SEEN secctx False None None None" in default.stdout.str(), default.stderr.str()
+    kind = pytester.path / "kind"
+    kind.touch()  # --kind-bin is checked: a file must be there
+    given = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--cluster-name", "mine",
+                                          "--keep-cluster", "--kind-image", "img:1",
+                                          "--kind-bin", str(kind), "--kubeconfig", "/k/config")
+    assert f"SEEN mine True img:1 {kind} /k/config" in given.stdout.str(), given.stderr.str()
+    # pytest-kind's kubectl download, which the suite never used, is not taken silently
+    unused = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--kind-kubectl-bin", "k")
+    assert unused.ret == 4 and "unrecognized arguments: --kind-kubectl-bin" in unused.stderr.str()
+
+
+def test_an_environment_that_still_has_pytest_kind_runs(pytester):
+    """An upgrade leaves pytest-kind installed (pip does not remove a dropped dependency):
+    both plugins load, in whatever order, and the five options are pytest-kind's, with
+    the same meaning (its default cluster name is the suite's default there). A stand-in
+    for pytest-kind, found as an installed distribution on the run's path."""
+    dist = pytester.mkdir("pytest_kind-22.11.1.dist-info")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-kind\nVersion: 22.11.1\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\npytest-kind = pytest_kind.plugin\n")
+    package = pytester.mkpydir("pytest_kind")
+    (package / "plugin.py").write_text(
+        "def pytest_addoption(parser):\n"
+        "    group = parser.getgroup('kind')\n"
+        "    group.addoption('--cluster-name', default='pytest-kind')\n"
+        "    group.addoption('--keep-cluster', action='store_true')\n"
+        "    group.addoption('--kubeconfig', default=None)\n"
+        "    group.addoption('--kind-image', default=None)\n"
+        "    group.addoption('--kind-bin', default=None)\n"
+        "    group.addoption('--kind-kubectl-bin', default=None)\n")
+    pytester.makepyfile(KIND_OPTIONS_SEEN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--keep-cluster")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    # pytest-kind's own default name: the options are the stand-in's (the suite maps it)
+    assert "SEEN pytest-kind True None None None" in result.stdout.str()

@@ -1,7 +1,8 @@
 """What git tracks: no private keys, no kubeconfigs, no generated metadata.
 
-A kind run writes a kubeconfig (with its client key) under .pytest-kind/, and
-`pip install -e .` writes *.egg-info/; both were once committed by mistake.
+A kind run wrote a kubeconfig (with its client key) under .pytest-kind/ while the
+suite used pytest-kind (an old checkout may still hold one), and `pip install -e .`
+writes *.egg-info/; both were once committed by mistake.
 The check reads only the tracked text files under a size bound, so it is fast.
 """
 import base64
