@@ -183,8 +183,17 @@ def pytest_unconfigure(config):
 
 
 def option_problem(get) -> str | None:
-    """What is wrong with the suite's options (cause and fix), or None. `get` is
-    pytest's config.getoption."""
+    """What is wrong with the suite's options (cause and fix), or None: the first problem
+    of the checks below, in this order. `get` is pytest's config.getoption."""
+    for check in (_input_files_problem, _registry_option_problem, _run_option_problem,
+                  _cluster_option_problem, vm_node_problem):
+        problem = check(get)
+        if problem:
+            return problem
+    return None
+
+
+def _input_files_problem(get) -> str | None:
     for d in get("cases_dir"):
         if not d.is_dir():
             return (f"--secctx-cases-dir {d} is not a directory"
@@ -196,6 +205,10 @@ def option_problem(get) -> str | None:
     image_map = get("image_map")
     if image_map is not None and not image_map.is_file():
         return f"--secctx-image-map {image_map} is not a file: pass the path of a YAML image map"
+    return None
+
+
+def _registry_option_problem(get) -> str | None:
     registry = get("image_registry")
     if registry is not None and imagemap.registry_problem(registry):
         return imagemap.registry_problem(registry)
@@ -206,6 +219,10 @@ def option_problem(get) -> str | None:
         kindconfig.registry_mirrors(get("registry_mirror") or [])
     except ValueError as err:
         return str(err)
+    return None
+
+
+def _run_option_problem(get) -> str | None:
     concurrency = get("case_concurrency")
     if concurrency is not None and concurrency < 1:
         return (f"--secctx-case-concurrency {concurrency} is below 1: pass 1 (one case after another) "
@@ -216,9 +233,10 @@ def option_problem(get) -> str | None:
     if get("fail_on_regression") and not get("compare_to"):
         return ("--secctx-fail-on-regression needs --secctx-compare-to FILE (the baseline run's observations): "
                 "pass --secctx-compare-to, or drop --secctx-fail-on-regression")
-    summary_file = summary.path_problem(get("summary"))
-    if summary_file:
-        return summary_file
+    return summary.path_problem(get("summary"))
+
+
+def _cluster_option_problem(get) -> str | None:
     kind_bin = get("kind_bin")
     if kind_bin and not get("existing_cluster") and not Path(kind_bin).is_file():
         return (f"kind is missing at {kind_bin} (--kind-bin): install kind >= v0.32 there, pass "
@@ -247,7 +265,7 @@ def option_problem(get) -> str | None:
     elif get("kube_context"):
         return ("--secctx-kube-context needs --secctx-existing-cluster and --kubeconfig: a kind cluster the "
                 "suite creates has one context")
-    return vm_node_problem(get)
+    return None
 
 
 def vm_node_problem(get) -> str | None:
@@ -426,16 +444,12 @@ def _run_id() -> str:
     return os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:12] or uuid.uuid4().hex[:12]
 
 
-@pytest.fixture(scope="session")
-def secctx_suite(request):
-    """The cluster (created, reused or existing) and what tests share about it."""
-    config = request.config
+def _provision_options(config) -> provision.Options:
+    """The cluster this run asks for, from its options."""
     existing = config.getoption("existing_cluster")
     kubeconfig = config.getoption("kubeconfig")
-    alluredir = config.getoption("allure_report_dir", None)
-    results = Path(alluredir) if alluredir else None
     name = config.getoption("cluster_name")
-    opts = provision.Options(
+    return provision.Options(
         name=provision.DEFAULT_CLUSTER_NAME if name == "pytest-kind" else name,
         kubernetes_version=config.getoption("kubernetes_version"), mode=config.getoption("mode"),
         node_image=config.getoption("kind_image"),
@@ -447,6 +461,15 @@ def secctx_suite(request):
         rebuild=config.getoption("rebuild"),
         seccomp_default=config.getoption("kubelet_seccomp_default"),
         cri=config.getoption("cri"))
+
+
+@pytest.fixture(scope="session")
+def secctx_suite(request):
+    """The cluster (created, reused or existing) and what tests share about it."""
+    config = request.config
+    alluredir = config.getoption("allure_report_dir", None)
+    results = Path(alluredir) if alluredir else None
+    opts = _provision_options(config)
     run_id = _run_id()
     shared = SharedCluster(cache.cluster_state(opts.name), run_id)
     vm_lsm = config.getoption("vm_node")

@@ -66,13 +66,7 @@ class Cluster:
 
 def bring_up(opts: Options) -> Cluster:
     if opts.existing_kubeconfig:
-        server = existing.check_kubeconfig(opts.existing_kubeconfig, opts.kube_context)
-        existing.preflight_api(opts.existing_kubeconfig, opts.kube_context, server)
-        map_mode, map_why = modes.existing_cluster_map_mode(opts.mode)
-        log.step(f"image map: {map_mode} ({map_why})")
-        return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
-                       mode_reason="--kubeconfig names an existing cluster",
-                       image_map=ImageMap.load(map_mode, opts.image_map, opts.image_registry))
+        return _existing_cluster(opts)
     if opts.kind_bin and not Path(opts.kind_bin).is_file():
         raise ClusterError(f"kind is missing at {opts.kind_bin} (--kind-bin): install kind "
                            ">= v0.32 there, pass the path of an installed one, or drop --kind-bin "
@@ -91,6 +85,48 @@ def bring_up(opts: Options) -> Cluster:
     if conflict:
         raise ClusterError(conflict)
     image_map = ImageMap.load(mode, opts.image_map, opts.image_registry)
+    node_image, coredns = _node_image(opts, mode, version)
+    to_load = images.ensure_local(image_map, opts.image_map)
+    mirrors = kindconfig.registry_mirrors(list(opts.registry_mirrors))
+    certs_dir = cache.cluster_state(opts.name) / "certs.d"
+    if mirrors:
+        kindconfig.write_hosts_files(certs_dir, mirrors)
+        log.step("the kind nodes pull through " + ", ".join(f"{r} -> {u}" for r, u in mirrors.items()))
+    config = kindconfig.kind_config(
+        name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
+        short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
+        workers=opts.workers, seccomp_default=opts.seccomp_default, mirrors=mirrors,
+        certs_dir=certs_dir, cri=opts.cri)
+    kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin),
+                       image=node_image, config=config, cri=opts.cri)
+    created = _create_or_reuse(kind)
+    try:
+        _wait_for_system_deployments(Path(kind.kubeconfig_path))
+        images.load_onto_nodes(kind, to_load)
+    except BaseException:  # a half-set-up cluster this run created is not kept
+        if created:
+            tear_down(Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
+                              image_map=image_map, kind=kind, created=True), keep=False)
+        raise
+    return Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
+                   image_map=image_map, node_image=node_image, kind=kind, created=created,
+                   tally=images.Tally(built_here=list(to_load), loaded=list(to_load)))
+
+
+def _existing_cluster(opts: Options) -> Cluster:
+    """A cluster of the user's (--kubeconfig): checked, never created or changed."""
+    server = existing.check_kubeconfig(opts.existing_kubeconfig, opts.kube_context)
+    existing.preflight_api(opts.existing_kubeconfig, opts.kube_context, server)
+    map_mode, map_why = modes.existing_cluster_map_mode(opts.mode)
+    log.step(f"image map: {map_mode} ({map_why})")
+    return Cluster(kubeconfig=opts.existing_kubeconfig, mode="existing",
+                   mode_reason="--kubeconfig names an existing cluster",
+                   image_map=ImageMap.load(map_mode, opts.image_map, opts.image_registry))
+
+
+def _node_image(opts: Options, mode: str, version) -> tuple[str, bool]:
+    """The kind node image of this run (the user's, built offline, or kind's release
+    one) and whether the cluster runs CoreDNS."""
     coredns = True
     if opts.node_image:
         node_image = opts.node_image
@@ -119,31 +155,7 @@ def bring_up(opts: Options) -> Cluster:
                      f"(kind build node-image --type release {version}; cached by version)")
             KindCluster.build_release_node_image(_kind_binary(opts.kind_bin), str(version),
                                                  node_image)
-    to_load = images.ensure_local(image_map, opts.image_map)
-    mirrors = kindconfig.registry_mirrors(list(opts.registry_mirrors))
-    certs_dir = cache.cluster_state(opts.name) / "certs.d"
-    if mirrors:
-        kindconfig.write_hosts_files(certs_dir, mirrors)
-        log.step("the kind nodes pull through " + ", ".join(f"{r} -> {u}" for r, u in mirrors.items()))
-    config = kindconfig.kind_config(
-        name=opts.name, cgroup_v1=kindconfig.host_cgroup_version() == 1,
-        short_bounding_set=bool(capshim.missing_capabilities()), coredns=coredns,
-        workers=opts.workers, seccomp_default=opts.seccomp_default, mirrors=mirrors,
-        certs_dir=certs_dir, cri=opts.cri)
-    kind = KindCluster(opts.name, kind_path=_kind_binary(opts.kind_bin),
-                       image=node_image, config=config, cri=opts.cri)
-    created = _create_or_reuse(kind)
-    try:
-        _wait_for_system_deployments(Path(kind.kubeconfig_path))
-        images.load_onto_nodes(kind, to_load)
-    except BaseException:  # a half-set-up cluster this run created is not kept
-        if created:
-            tear_down(Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
-                              image_map=image_map, kind=kind, created=True), keep=False)
-        raise
-    return Cluster(kubeconfig=Path(kind.kubeconfig_path), mode=mode, mode_reason=why,
-                   image_map=image_map, node_image=node_image, kind=kind, created=created,
-                   tally=images.Tally(built_here=list(to_load), loaded=list(to_load)))
+    return node_image, coredns
 
 
 def _create_or_reuse(kind: KindCluster) -> bool:
