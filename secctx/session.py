@@ -470,7 +470,9 @@ def _kind_node_versions(cluster: Cluster) -> dict[str, str]:
                      ("crio", ["crio", "--version"]),
                      ("crun", ["crun", "--version"]), ("runsc", ["runsc", "--version"])):
         proc = run_command.run(["docker", "exec", node, *cmd], timeout=run_command.QUERY, check=False)
-        out[key] = (proc.stdout.splitlines() or [f"not on the node ({proc.stderr.strip()})"])[0]
+        # docker exec writes the OCI runtime's "executable file not found" to stdout
+        lines = proc.stdout.splitlines() if proc.returncode == 0 else []
+        out[key] = lines[0] if lines else "not on the node"
     kind = run_command.run([cluster.kind.kind_path, "version"], timeout=run_command.QUERY, check=False)
     out["kind"] = kind.stdout.strip()
     return out
