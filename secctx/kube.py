@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
@@ -89,6 +90,19 @@ def _mark_retry(state) -> None:
 api_retry = retry(retry=retry_if_exception(_transient_api_error), stop=stop_after_delay(30),
                   wait=wait_exponential(multiplier=0.2, max=3), reraise=True,
                   before_sleep=_mark_retry)
+
+
+class PodWaits(Protocol):
+    """The pod waits a case needs, one protocol: the client's own (Kube, a watch per
+    wait) and the scheduler's shared watch (PodWatch) both give them, each bounded by
+    `timeout` and raising WaitTimeout (with the last state and the events) or Terminal."""
+
+    def wait_for_pod(self, name: str, namespace: str, until: str = "Ready",
+                     timeout: float = timeouts.POD_START,
+                     sandbox_failures: int = 0) -> client.V1Pod: ...
+
+    def wait_for_container_exit(self, name: str, namespace: str, container: str,
+                                timeout: float = timeouts.POD_START) -> client.V1Pod: ...
 
 
 @dataclass

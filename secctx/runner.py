@@ -18,7 +18,7 @@ from kubernetes.utils import FailToCreateError
 
 from . import expect, observe, podspec, report, timeouts, timing, verdict
 from .cases import Case, Outcome, Status
-from .kube import SANDBOX_FAILED, ExecResult, Kube, PodWatch, Terminal, describe_pod, format_events
+from .kube import SANDBOX_FAILED, ExecResult, PodWaits, Terminal, describe_pod, format_events
 from .nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME, NODE_KIND_LABEL
 from .session import LOCAL_CLASS, Suite
 
@@ -42,7 +42,7 @@ class CaseRun:
     timing_id: str       # the test's case id, for timings and the observation document
     runtime: str = DEFAULT_RUNTIME       # RuntimeClass name, `default` for none
     node_kind: str = DEFAULT_NODE_KIND   # the cluster's own nodes, or vm-<lsm>
-    waits: PodWatch | None = None        # follows the pods of every case at once
+    waits: PodWaits | None = None        # the scheduler's PodWatch: every case's pods at once
     starting: threading.BoundedSemaphore | None = None   # cases starting pods at once
     observing: threading.BoundedSemaphore | None = None  # cases observed at once
 
@@ -150,7 +150,7 @@ def apply(suite: Suite, case: Case, namespace: str, objects: list[dict]) -> Appl
 
 
 def await_outcome(suite: Suite, case: Case, applied: Applied, outcome: Outcome,
-                  timeout: float = timeouts.POD_START, waits: PodWatch | Kube | None = None
+                  timeout: float = timeouts.POD_START, waits: PodWaits | None = None
                   ) -> tuple[Status, object]:
     """Wait for what the case expects; returns the outcome reached and the pod (running,
     crashing) or the kubelet's refusal (rejected). A pod expected to be refused that

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
+
+from secctx.kube import Kube, PodWaits, PodWatch
 
 PACKAGE = Path(__file__).resolve().parents[2] / "secctx"
 LONGEST = 60  # lines of a function, its docstring included: one screen
@@ -19,3 +22,12 @@ def test_no_function_in_the_library_is_longer_than_one_screen():
     long = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
             for path, node in functions() if node.end_lineno - node.lineno + 1 > LONGEST]
     assert long == [], "split these (a function a reader takes in at once):\n" + "\n".join(long)
+
+
+def test_the_clients_waits_and_the_shared_watch_implement_one_wait_protocol():
+    """runner waits through kube.PodWaits: Kube (a watch per wait) and PodWatch (the
+    scheduler's one watch) must take the same arguments, or one path breaks unseen."""
+    for name in ("wait_for_pod", "wait_for_container_exit"):
+        want = inspect.signature(getattr(PodWaits, name))
+        for waiter in (Kube, PodWatch):
+            assert inspect.signature(getattr(waiter, name)) == want, (waiter.__name__, name)
