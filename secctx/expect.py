@@ -12,13 +12,13 @@ manifest is accepted too.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import caps, podspec
+from . import caps, categories, podspec
 
 # The node's view is a leaf of its own: refusals reads it too, and expect imports refusals.
-from .cases import SKIP_FEATURES, Case, Outcome, Status
+from .cases import EXPECT_FIELDS, SKIP_FEATURES, Case, Outcome, Status, minor_version
 from .nodeview import CONTAINERD, CRIO, NodeFacts
 from .refusals import node_refusal
 
@@ -603,9 +603,8 @@ PROCESS_FIELDS = {"uid": "uid", "gid": "gid", "groups": "groups", "CapEff": "cap
 def not_available(case: Case, kubernetes_version: str) -> str | None:
     """Why the case does not apply to this Kubernetes version (its `kubernetes.since`), or
     None: a report line for the "Not available in this version" category."""
-    from .categories import not_available as line
     if case.available and case.available.lacks(kubernetes_version):
-        return line(kubernetes_version, case.available.why)
+        return categories.not_available(kubernetes_version, case.available.why)
     return None
 
 
@@ -764,7 +763,6 @@ class ExpectedProcPaths:
 def proc_paths(spec: dict, container: str, node: NodeFacts,
                kubernetes_version: str = "") -> ExpectedProcPaths:
     """The masked and read-only paths of the container's /proc and /sys (procMount)."""
-    from .cases import minor_version
     container_sc = podspec.container(spec, container).get("securityContext") or {}
     mount = container_sc.get("procMount") or "Default"
     later = () if kubernetes_version and minor_version(kubernetes_version) >= (1, 37) \
@@ -834,7 +832,6 @@ def id_maps(spec: dict, ids_per_pod: int = USERNS_UNIT) -> dict[str, Want]:
 
 def _pinned_fields(pins: dict) -> dict[str, tuple[str, str]]:
     """The pinned expect keys that name a process field (the schema's x-check)."""
-    from .cases import EXPECT_FIELDS
     return {k: EXPECT_FIELDS[k] for k in pins
             if k in EXPECT_FIELDS and EXPECT_FIELDS[k][1] in PROCESS_FIELDS}
 
@@ -991,7 +988,6 @@ def _predicted_stat(seen, owner: Want, group: Want, mode: Want):
     follows from the kubelet's word, not from what a runtime may have changed), else as seen."""
     if seen is None or not (owner.asserted and group.asserted and mode.asserted):
         return seen
-    from dataclasses import replace
     return replace(seen, uid=owner.value, gid=group.value, mode=mode.value)
 
 

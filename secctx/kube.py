@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from . import interrupts, timeouts
+from . import interrupts, report, timeouts
 from .categories import timeout
 from .errors import Denial, denial
 from .podspec import condition_true
@@ -80,7 +80,6 @@ def _transient_api_error(err: BaseException) -> bool:
 
 def _mark_retry(state) -> None:
     """Every retry shows in the report: retries must never hide a flake."""
-    from . import report  # recorded like every step (a scheduler thread has no Allure test)
     with report.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
                      f"API error: {state.outcome.exception()!r}"):
         pass
@@ -690,7 +689,6 @@ def sandbox_refusal(event) -> str | None:
 def note_transient(pod: client.V1Pod, noted: set) -> None:
     """A step in the report, once per container and wait, for a transient RunContainerError
     the wait went past (a retry must never hide a flake)."""
-    from . import report
     for cs in pod.status.container_statuses or []:
         waiting = cs.state.waiting if cs.state else None
         if waiting and transient_run_error(cs) and cs.name not in noted:

@@ -20,8 +20,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import caps, paths, podspec
+import jsonschema
+
+from . import caps, paths, podspec, report
 from .cases import STOPPED, Status
+from .expect import HOST_IDS, classify_id_map, pod_range
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = paths.OBSERVATIONS_SCHEMA
@@ -127,7 +130,6 @@ def process_entry(status, lsm_label: str | None, apparmor_label: str | None,
 
 def id_map_entry(entries: list[tuple[int, int, int]]) -> str:
     """`host`, `pod-range` or the map itself (the host base of a pod range changes every run)."""
-    from .expect import HOST_IDS, classify_id_map, pod_range
     kind = classify_id_map(entries)
     if kind == HOST_IDS:
         return "host"
@@ -233,7 +235,6 @@ def document(env: dict | None, cases: dict, admission: dict, label: str | None =
 
 
 def _label_test(value: str) -> None:
-    from . import report  # a no-op outside a test
     report.dynamic("label", ALLURE_LABEL, value)
 
 
@@ -307,7 +308,6 @@ def validation_errors(doc: Any) -> list[str]:
 def schema_errors(json_schema: dict, doc: Any) -> list[str]:
     """Each way `doc` breaks `json_schema` (draft 2020-12), as `path: message`, in path
     order; empty when valid (also for secctx.summary's file)."""
-    import jsonschema
     validator = jsonschema.Draft202012Validator(json_schema)
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
             for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]

@@ -15,14 +15,19 @@ the sections after it are still printed.
 """
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import podspec, timeouts
-from .cases import Status
-from .expect import PROC_PATHS
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from . import podspec, report, timeouts
+from .cases import STORAGE_KINDS, Status
+from .expect import PROC_PATHS, ClaimFacts, ImageFiles, ImageUser, Learned
+from .kube import ExecResult, Terminal, WaitTimeout, describe_pod
 from .nodefacts import NODE_KIND_LABEL
 
 if TYPE_CHECKING:  # types only: the runner and the client call this module
@@ -691,8 +696,6 @@ def collect(kube: Kube, image_map: ImageMap, case: Case, applied: Applied, statu
     USER as that node has it (session.Suite.image_user). Each read is a report
     step with its raw output attached.
     """
-    from . import report
-    from .kube import describe_pod
     if status == Status.INVALID:  # `waited` is the API server's answer
         with report.step("refused by the API server"):
             report.attach_text("API server's answer", waited)
@@ -709,7 +712,6 @@ def collect(kube: Kube, image_map: ImageMap, case: Case, applied: Applied, statu
         config_user = image_user(image, latest.spec.node_name)
         crash = _crash(kube, applied, case.container, waited)
         twin = twin_probe(kube, applied, case.container)
-        from .expect import ImageUser, Learned
         learned = (learn(applied.pod_spec, config_user, twin, {}, kubelet_user(latest, case.container),
                          applied.pod_name, latest.spec.node_name) if twin else
                    Learned(applied.pod_spec, ImageUser.from_config(config_user),
@@ -739,7 +741,6 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
     """What the oracle needs from the cluster, as an expect.Learned: the image's user
     (config USER, names resolved through the container's own /etc/passwd), the
     container's /etc/passwd and /etc/group, the claims' storage, the kubelet's report."""
-    from .expect import ImageFiles, ImageUser, Learned
     files = ImageFiles(seen.passwd, seen.group_file)
     user = ImageUser.from_config(config_user, files)
     if user is None and reported is not None:  # no image config here: the kubelet's word
@@ -755,10 +756,7 @@ def twin_probe(kube: Kube, applied: Applied, container: str, timeout: float = ti
     """A container that crashes cannot be looked into. Its twin can: the same pod spec,
     image and securityContext, with the command replaced by a sleeper, so that what
     the runtime gives this spec is observed (None when the twin cannot run: no shell)."""
-    import copy
 
-    from . import report
-    from .kube import Terminal, WaitTimeout
     spec = copy.deepcopy(applied.pod_spec)
     spec.pop("nodeName", None)
     for c in podspec.containers(spec):
@@ -811,7 +809,6 @@ def exec_bound(spec: dict | None) -> float:
 
 def probe(kube: Kube, namespace: str, pod: str, container: dict, spec: dict | None = None) -> Observation:
     """One exec gathering PID 1's status, id, mounts, LSM label, stat and write tests."""
-    from . import report
     mounts = container.get("volumeMounts") or []
     # Every mount gets a write attempt: a read-only one must refuse it.
     # "/" too: whether root may write there without CAP_DAC_OVERRIDE is its mode's (the
@@ -847,7 +844,6 @@ def probe(kube: Kube, namespace: str, pod: str, container: dict, spec: dict | No
 def sh(kube: Kube, namespace: str, pod: str, script: str, container: str = "main",
        timeout: float = timeouts.EXEC) -> ExecResult:
     """Run a shell snippet in a container; the transcript goes to the report."""
-    from . import report
     with report.step(f"exec in {pod}: {script[:100]}"):
         result = kube.exec(pod, namespace, container, ["sh", "-c", script], timeout=timeout)
         report.attach_text(f"exec: {script[:60]}", result.transcript())
@@ -857,12 +853,7 @@ def sh(kube: Kube, namespace: str, pod: str, script: str, container: str = "main
 def claims(kube: Kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
     """{claim name: expect.ClaimFacts of the PV it is bound to}, for claims and
     ephemeral volumes (whose claim is named <pod>-<volume>)."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
 
-    from . import report
-    from .cases import STORAGE_KINDS
-    from .expect import ClaimFacts
     facts = {}
     for vol in pod_spec.get("volumes") or []:
         claim = ((vol.get("persistentVolumeClaim") or {}).get("claimName")
@@ -891,7 +882,6 @@ def claims(kube: Kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
 
 
 def _crash(kube, applied, container: str, pod) -> Crash:
-    from . import report
     logs = kube.logs(applied.pod_name, applied.namespace, container)
     previous = kube.logs(applied.pod_name, applied.namespace, container, previous=True)
     report.attach_text(f"logs {container} (current and previous)", f"{logs}\n---\n{previous}")
@@ -930,8 +920,6 @@ def to_record(observed: Observed) -> dict:
 
 def from_record(data: dict, case: Case) -> Observed:
     """An Observed from `to_record`'s data, its probe parsed again; `case` gives the commands."""
-    from .expect import ClaimFacts, ImageFiles, ImageUser, Learned
-    from .kube import ExecResult
     user = data.get("image_user")
     seen = parse(data["probe_output"]) if data.get("probe_output") else None
     reported = data.get("kubelet_user")

@@ -17,7 +17,7 @@ import pytest
 
 from .cases import Status
 from .categories import NOT_ENFORCED, OTHERS_HOLD, cannot_enforce, not_enforced
-from .expect import TOKEN_DIR, classify_id_map, show
+from .expect import EVERY_FILE, TOKEN_DIR, classify_id_map, show
 
 if TYPE_CHECKING:
     from .expect import Expected, ExpectedMount, ExpectedProcPaths
@@ -262,7 +262,6 @@ def mount_checks(obs: Observation, mount: ExpectedMount) -> list[Check]:
 def file_mode_checks(file_stats: dict, path: str, files: dict) -> list[Check]:
     """The mode of each file the kubelet wrote in the volume at `path`: each one named,
     and each other regular file found where every file gets the same mode."""
-    from .expect import EVERY_FILE
     found = {p.rpartition("/")[2]: st for p, st in file_stats.items()
              if p.rpartition("/")[0] == path.rstrip("/")}
     checks = [Check(f"{path}/{name} mode", None if want.value is None else f"{want.value:o}",
