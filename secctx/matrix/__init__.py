@@ -151,7 +151,7 @@ def diff_json(runs: list[Run]) -> dict:
     return {"schema_version": obs.SCHEMA_VERSION, "pairs": pairs}
 
 
-def summary_text(runs: list[Run], verdicts: Sequence[dict[str, str | None]] | None = None) -> str:
+def summary_text(runs: list[Run], verdicts: Sequence[dict[str, tuple[str, str]]] | None = None) -> str:
     """`verdicts`, one per run (outcomes() of its allure-results), add each differing case's
     tests' verdicts: a difference both tests passed is what Kubernetes promises for each
     run's own node (its oracle predicted it), one a test failed on is not."""
@@ -172,8 +172,8 @@ def summary_text(runs: list[Run], verdicts: Sequence[dict[str, str | None]] | No
 
 
 def _verdict_text(changes: list[obs.Change], pair: tuple[Run, Run],
-                  verdicts: Sequence[dict[str, str | None]]) -> str:
-    def results(v: dict[str, str | None], case: str) -> list[str | None]:
+                  verdicts: Sequence[dict[str, tuple[str, str]]]) -> str:
+    def results(v: dict[str, tuple[str, str]], case: str) -> list[tuple[str, str]]:
         # a case's test, or a manifest's admission tests (admission/<manifest>/<level>)
         return [o for k, o in v.items() if k == case or k.startswith(f"admission/{case}/")]
 
@@ -182,37 +182,38 @@ def _verdict_text(changes: list[obs.Change], pair: tuple[Run, Run],
         if not all(found):
             return "not judged: no test result for it in " + " and ".join(
                 f"{r.label}'s --results" for r, f in zip(pair, found) if not f)
-        failed = [f"{r.label}: {o}" for r, f in zip(pair, found) for o in f if o is not None]
+        failed = [f"{r.label}: {text}" for r, f in zip(pair, found) for status, text in f
+                  if status == "failed"]
         if failed:
             return "NOT PROMISED: its test failed in " + "; in ".join(failed)
+        skipped = [f"{r.label} ({text})" for r, f in zip(pair, found) for status, text in f
+                   if status == "skipped"]
+        if skipped:
+            return "not judged: its test was skipped in " + "; in ".join(skipped)
         return ("as promised: its test passed in both runs (each run's oracle predicted its "
                 "value from that node's own facts)")
     judged = obs.case_lines(changes, verdict, rules=True)
     return "per case, the tests' verdicts (--results):\n" + "\n".join(judged) + "\n"
 
 
-def _fail_lines(message: str, limit: int = 3) -> str:
+def _first_lines(message: str, limit: int = 3) -> str:
+    """A failure's FAIL lines (the first `limit`), else its first line."""
     fails = [ln.strip() for ln in message.splitlines() if ln.strip().startswith("FAIL")]
     text = "; ".join(fails[:limit]) + (f"; and {len(fails) - limit} more" if len(fails) > limit else "")
     return text or (message.strip().splitlines() or ["(no message)"])[0][:300]
 
 
-def outcomes(results_dir: Path) -> dict[str, str | None]:
-    """{observation key: None if its test passed (or skipped), else what failed (its FAIL
-    lines)} of one allure-results directory; of several results for one test, the last."""
-    found: dict[str, tuple[int, str | None]] = {}
-    for path in sorted(Path(results_dir).glob("*-result.json")):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        key = _result_key(result)
+def outcomes(results_dir: Path) -> dict[str, tuple[str, str]]:
+    """{observation key: (passed | failed | skipped, what failed or why it skipped)} of one
+    allure-results directory; of several results for one test, the last."""
+    found: dict[str, tuple[int, tuple[str, str]]] = {}
+    for key, result in _keyed_results(results_dir):
         stop = int(result.get("stop") or 0)
-        if not key or key in found and found[key][0] > stop:
+        if key in found and found[key][0] > stop:
             continue
-        failed = result.get("status") in ("failed", "broken")
-        found[key] = (stop, _fail_lines((result.get("statusDetails") or {}).get("message") or "")
-                      if failed else None)
+        status = {"broken": "failed"}.get(result.get("status"), result.get("status") or "unknown")
+        message = (result.get("statusDetails") or {}).get("message") or ""
+        found[key] = (stop, (status, "" if status == "passed" else _first_lines(message)))
     return {k: v for k, (_, v) in found.items()}
 
 
@@ -234,17 +235,24 @@ def _result_key(result: dict) -> str | None:
     return None
 
 
-def results_index(results_dir: Path) -> dict[tuple[str | None, str], str]:
-    """{(Kubernetes version or None, observation key): Allure page id} of one
-    allure-results directory; of several results for one test, the last."""
-    found: dict[tuple[str | None, str], tuple[int, str]] = {}
+def _keyed_results(results_dir: Path):
+    """(observation key, result) of each readable test result that names its entry."""
     for path in sorted(Path(results_dir).glob("*-result.json")):
         try:
             result = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         key = _result_key(result)
-        if not key or not result.get("uuid"):
+        if key:
+            yield key, result
+
+
+def results_index(results_dir: Path) -> dict[tuple[str | None, str], str]:
+    """{(Kubernetes version or None, observation key): Allure page id} of one
+    allure-results directory; of several results for one test, the last."""
+    found: dict[tuple[str | None, str], tuple[int, str]] = {}
+    for key, result in _keyed_results(results_dir):
+        if not result.get("uuid"):
             continue
         params = {p.get("name"): _unquote(str(p.get("value", "")))
                   for p in result.get("parameters") or []}

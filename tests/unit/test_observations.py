@@ -627,6 +627,12 @@ def test_a_containerd_and_a_crio_run_of_one_version_are_told_apart_and_each_diff
                              results=[tmp_path / "containerd", tmp_path / "crio"])["summary"].read_text()
     assert "  hardened-pod: NOT PROMISED: its test failed in v1.37.2 (cri-o://1.34.0): " \
            "FAIL CapEff: expected 0, observed 2000" in summary
+    (tmp_path / "crio" / "u-crio-result.json").write_text(json.dumps(
+        failed | {"status": "skipped", "statusDetails": {"message": "Skipped: no crun here"}}))
+    summary = matrix.compare([containerd, crio], tmp_path / "m",
+                             results=[tmp_path / "containerd", tmp_path / "crio"])["summary"].read_text()
+    assert "  hardened-pod: not judged: its test was skipped in v1.37.2 (cri-o://1.34.0) " \
+           "(Skipped: no crun here)" in summary
     summary = matrix.compare([containerd, crio], tmp_path / "m",
                              results=[tmp_path / "containerd"])["summary"].read_text()
     assert "per case" not in summary  # one results directory for two runs: not judged
