@@ -228,8 +228,11 @@ def _result_key(result: dict) -> str | None:
         if label.get("name") == obs.ALLURE_LABEL:
             return label.get("value")
     params = {p.get("name"): _unquote(str(p.get("value", ""))) for p in result.get("parameters") or []}
-    if "recipe_case" in params:  # results written before the label existed
-        return params["recipe_case"]
+    # results without the label: written before it existed, or skipped before the case
+    # ran (the fixture's parameter, secctx_recipe_case since the option rename)
+    for name in ("secctx_recipe_case", "recipe_case"):
+        if name in params:
+            return params[name]
     if "manifest" in params and params.get("level") in obs.PSA_LEVELS:
         return obs.admission_key(params["manifest"], params["level"])
     return None

@@ -661,7 +661,12 @@ def test_results_without_the_label_are_matched_by_parameters(tmp_path):
     (d / "b-result.json").write_text(json.dumps({
         "uuid": "b", "parameters": [{"name": "manifest", "value": "'secure-pod.yaml'"},
                                     {"name": "level", "value": "'baseline'"}]}))
+    (d / "c-result.json").write_text(json.dumps({
+        "uuid": "c", "status": "skipped", "statusDetails": {"message": "Skipped: crun cannot run here"},
+        "parameters": [{"name": "secctx_recipe_case", "value": "hardened-pod@crun"}]}))
     index = matrix.results_index(d)
+    assert index[(None, "hardened-pod@crun")] == matrix.allure_page_id("c")
+    assert matrix.outcomes(d)["hardened-pod@crun"] == ("skipped", "Skipped: crun cannot run here")
     assert index[("v1.36.3", "fsgroup-demo[local-storage]")] == matrix.allure_page_id("a")
     assert index[(None, "admission/secure-pod.yaml/baseline")] == matrix.allure_page_id("b")
 
