@@ -46,8 +46,9 @@ runc.real), the liar goes between the two: runc (shim) -> runc.real (liar)
 On a CRI-O node (`install(cluster, handler=HANDLER)`) the liar is a runtime handler of
 its own instead, as an operator adds one: a `[crio.runtime.runtimes.secctx-liar]`
 drop-in (CRIO_DROP_IN) and the RuntimeClass `secctx-liar`; the node's runc handler is
-left as it is. Its chain is secctx-liar (liar) -> runc-liar.real -> runc (shim) ->
-runc.real; the suite runs under it with `--secctx-runtime-class secctx-liar`.
+left as it is. Its chain is runc-liar (the liar) -> runc-liar.real (a link to the
+node's runc, the capability shim) -> runc.real; the suite runs under it with
+`--secctx-runtime-class secctx-liar`.
 """
 from __future__ import annotations
 
@@ -198,8 +199,7 @@ def _install_handler(cluster_name: str, handler: str, binary: Path) -> None:
         _docker(["cp", str(binary), f"{node}:{STAGED}"])
         _sh(node, f"chmod 755 {STAGED}\n" + _INSTALL_HANDLER)
     control_plane = next(n for n in kind_nodes if n.endswith("-control-plane"))
-    _docker(["exec", "-i", control_plane, "sh", "-c", f"{KUBECTL} apply -f - <<'EOF'\n"
-             f"{_RUNTIME_CLASS}EOF\n"])
+    _sh(control_plane, f"{KUBECTL} apply -f - <<'EOF'\n{_RUNTIME_CLASS}EOF\n")
 
 
 def uninstall(cluster_name: str) -> None:
