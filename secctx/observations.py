@@ -687,6 +687,26 @@ def compare(baseline: dict, current: dict, observations_path: Path) -> tuple[lis
     return changes, text, path
 
 
+def by_case(changes: list[Change]) -> dict[str, list[Change]]:
+    out: dict[str, list[Change]] = {}
+    for c in changes:
+        out.setdefault(c.case, []).append(c)
+    return out
+
+
+def case_lines(changes: list[Change], verdict, name=lambda case: case, rules: bool = False) -> list[str]:
+    """The changes case by case: "  <name(case)>: <verdict(case)>", then each field that
+    differs with its whole values (two runtimes' messages often differ only past the
+    first words) and, with `rules`, its class and rule. The per-runtime comparison
+    (secctx.recording) and the comparison of two runs (secctx.matrix) both say it so."""
+    lines = []
+    for case, fields in sorted(by_case(changes).items()):
+        lines.append(f"  {name(case)}: {verdict(case)}")
+        lines += [f"    {c.field}: {format_change(c, limit=400)}"
+                  + (f"  [{c.kind} {c.rule}]" if rules else "") for c in fields]
+    return lines
+
+
 def by_runtime(doc: dict) -> dict[str, dict]:
     """The run's document split per runtime: {runtime: a document of its cases, keyed by
     the case's id without "@runtime"}, each labelled with the runtime."""

@@ -96,22 +96,17 @@ def runtime_lines(runtime: str, changes: list, failed: set[str]) -> list[str]:
     """What a runtime shows differently from the default, case by case: each difference is
     either what Kubernetes promises for that runtime's own facts (the oracle predicted it
     from them: the case's test under the runtime passed) or not (its test failed)."""
-    by_case: dict[str, list] = {}
-    for c in changes:
-        by_case.setdefault(c.case, []).append(c)
-    gaps = sorted(k for k in by_case if f"{k}@{runtime}" in failed)
+    cases = observations.by_case(changes)
+    gaps = {k for k in cases if f"{k}@{runtime}" in failed}
     lines = [f"under RuntimeClass {runtime}, against the default runtime: "
-             + (f"{len(changes)} field(s) differ in {len(by_case)} case(s): "
-                f"{len(by_case) - len(gaps)} as Kubernetes promises for {runtime}'s own facts, "
+             + (f"{len(changes)} field(s) differ in {len(cases)} case(s): "
+                f"{len(cases) - len(gaps)} as Kubernetes promises for {runtime}'s own facts, "
                 f"{len(gaps)} not (the test failed)" if changes else "no field differs")]
-    for case, fields in sorted(by_case.items()):
-        verdict = ("NOT PROMISED: its test failed (an enforcement gap, or the runtime reports "
-                   "it differently)" if case in gaps else
-                   f"as promised: the oracle predicted it from {runtime}'s facts")
-        lines.append(f"  {case}@{runtime}: {verdict}")
-        # Whole values: two runtimes' messages often differ only past the first words.
-        lines += [f"    {c.field}: {observations.format_change(c, limit=400)}" for c in fields]
-    return lines
+    return lines + observations.case_lines(
+        changes, lambda case: "NOT PROMISED: its test failed (an enforcement gap, or the runtime "
+                              "reports it differently)" if case in gaps else
+                              f"as promised: the oracle predicted it from {runtime}'s facts",
+        name=lambda case: f"{case}@{runtime}")
 
 
 class Recorder:

@@ -27,10 +27,17 @@ LOCALHOST = "profiles/allowlist-probe-profile.json"  # installed for seccomp-all
 READER = "filter-reader"
 
 # The container's processes, by the container ID in their cgroup, with their stat line.
+# Only those outside the host's PID namespace (this reader is hostPID; the subject pod is
+# not): CRI-O's monitor, conmon, runs in the host's, in a cgroup named after the container
+# too, and it starts first (crio-conmon-<id>.scope beside crio-<id>.scope: CRI-O
+# internal/config/cgmgr systemd SystemdManager.MoveConmonToCgroup); read as the
+# container's, its lack of any filter let every call through (mkdir, mkdirat: ALLOW).
 _FIND = r"""
+host=$(readlink /proc/self/ns/pid)
 for p in /proc/[0-9]*; do
   case "$(cat "$p/cgroup" 2>/dev/null)" in
-    *"$1"*) read -r line < "$p/stat" 2>/dev/null && echo "${p#/proc/} $line" ;;
+    *"$1"*) [ "$(readlink "$p/ns/pid" 2>/dev/null)" != "$host" ] &&
+            read -r line < "$p/stat" 2>/dev/null && echo "${p#/proc/} $line" ;;
   esac
 done
 """

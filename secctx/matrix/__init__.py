@@ -59,10 +59,12 @@ class Run:
 def load_runs(files: Sequence[Path]) -> list[Run]:
     docs = [(Path(f), obs.load(Path(f))) for f in files]
     labels = [obs.run_label(d) for _, d in docs]
+    cris = [d.get("environment", {}).get("container_runtime") for _, d in docs]
     runs = []
-    for (path, doc), label in zip(docs, labels):
-        if labels.count(label) > 1:  # two runs of one version: tell them apart by file
-            label = f"{label} ({path.stem})"
+    for (path, doc), label, cri in zip(docs, labels, cris):
+        same = [c for lab, c in zip(labels, cris) if lab == label]
+        if len(same) > 1:  # two runs of one version: by their CRI if it differs, else by file
+            label = f"{label} ({cri if cri and same.count(cri) == 1 else path.stem})"
         runs.append(Run(label, doc, path))
     return runs
 
@@ -149,19 +151,70 @@ def diff_json(runs: list[Run]) -> dict:
     return {"schema_version": obs.SCHEMA_VERSION, "pairs": pairs}
 
 
-def summary_text(runs: list[Run]) -> str:
+def summary_text(runs: list[Run], verdicts: Sequence[dict[str, tuple[str, str]]] | None = None) -> str:
+    """`verdicts`, one per run (outcomes() of its allure-results), add each differing case's
+    tests' verdicts: a difference both tests passed is what Kubernetes promises for each
+    run's own node (its oracle predicted it), one a test failed on is not."""
     if len(runs) < 2:
         return f"only one run ({runs[0].label}): nothing to compare\n" if runs else "no runs\n"
     parts = []
     total = 0
-    for a, b in zip(runs, runs[1:]):
+    for i, (a, b) in enumerate(zip(runs, runs[1:])):
         old, new = _relabelled(a), _relabelled(b)
         changes = obs.diff(old, new)
         total += len(changes)
         parts.append(obs.summary(changes, old, new))
+        if changes and verdicts is not None:
+            parts.append(_verdict_text(changes, (a, b), verdicts[i:i + 2]))
     head = ("no change across " if total == 0 else f"{total} change(s) across ") + \
         " → ".join(r.label for r in runs) + "\n"
     return head + "".join(parts)
+
+
+def _verdict_text(changes: list[obs.Change], pair: tuple[Run, Run],
+                  verdicts: Sequence[dict[str, tuple[str, str]]]) -> str:
+    def results(v: dict[str, tuple[str, str]], case: str) -> list[tuple[str, str]]:
+        # a case's test, or a manifest's admission tests (admission/<manifest>/<level>)
+        return [o for k, o in v.items() if k == case or k.startswith(f"admission/{case}/")]
+
+    def verdict(case: str) -> str:
+        found = [results(v, case) for v in verdicts]
+        if not all(found):
+            return "not judged: no test result for it in " + " and ".join(
+                f"{r.label}'s --results" for r, f in zip(pair, found) if not f)
+        failed = [f"{r.label}: {text}" for r, f in zip(pair, found) for status, text in f
+                  if status == "failed"]
+        if failed:
+            return "NOT PROMISED: its test failed in " + "; in ".join(failed)
+        skipped = [f"{r.label} ({text})" for r, f in zip(pair, found) for status, text in f
+                   if status == "skipped"]
+        if skipped:
+            return "not judged: its test was skipped in " + "; in ".join(skipped)
+        return ("as promised: its test passed in both runs (each run's oracle predicted its "
+                "value from that node's own facts)")
+    judged = obs.case_lines(changes, verdict, rules=True)
+    return "per case, the tests' verdicts (--results):\n" + "\n".join(judged) + "\n"
+
+
+def _first_lines(message: str, limit: int = 3) -> str:
+    """A failure's FAIL lines (the first `limit`), else its first line."""
+    fails = [ln.strip() for ln in message.splitlines() if ln.strip().startswith("FAIL")]
+    text = "; ".join(fails[:limit]) + (f"; and {len(fails) - limit} more" if len(fails) > limit else "")
+    return text or (message.strip().splitlines() or ["(no message)"])[0][:300]
+
+
+def outcomes(results_dir: Path) -> dict[str, tuple[str, str]]:
+    """{observation key: (passed | failed | skipped, what failed or why it skipped)} of one
+    allure-results directory; of several results for one test, the last."""
+    found: dict[str, tuple[int, tuple[str, str]]] = {}
+    for key, result in _keyed_results(results_dir):
+        stop = int(result.get("stop") or 0)
+        if key in found and found[key][0] > stop:
+            continue
+        status = {"broken": "failed"}.get(result.get("status"), result.get("status") or "unknown")
+        message = (result.get("statusDetails") or {}).get("message") or ""
+        found[key] = (stop, (status, "" if status == "passed" else _first_lines(message)))
+    return {k: v for k, (_, v) in found.items()}
 
 
 # --- links to the Allure report ------------------------------------------------------------
@@ -175,24 +228,34 @@ def _result_key(result: dict) -> str | None:
         if label.get("name") == obs.ALLURE_LABEL:
             return label.get("value")
     params = {p.get("name"): _unquote(str(p.get("value", ""))) for p in result.get("parameters") or []}
-    if "recipe_case" in params:  # results written before the label existed
-        return params["recipe_case"]
+    # results without the label: written before it existed, or skipped before the case
+    # ran (the fixture's parameter, secctx_recipe_case since the option rename)
+    for name in ("secctx_recipe_case", "recipe_case"):
+        if name in params:
+            return params[name]
     if "manifest" in params and params.get("level") in obs.PSA_LEVELS:
         return obs.admission_key(params["manifest"], params["level"])
     return None
 
 
-def results_index(results_dir: Path) -> dict[tuple[str | None, str], str]:
-    """{(Kubernetes version or None, observation key): Allure page id} of one
-    allure-results directory; of several results for one test, the last."""
-    found: dict[tuple[str | None, str], tuple[int, str]] = {}
+def _keyed_results(results_dir: Path):
+    """(observation key, result) of each readable test result that names its entry."""
     for path in sorted(Path(results_dir).glob("*-result.json")):
         try:
             result = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         key = _result_key(result)
-        if not key or not result.get("uuid"):
+        if key:
+            yield key, result
+
+
+def results_index(results_dir: Path) -> dict[tuple[str | None, str], str]:
+    """{(Kubernetes version or None, observation key): Allure page id} of one
+    allure-results directory; of several results for one test, the last."""
+    found: dict[tuple[str | None, str], tuple[int, str]] = {}
+    for key, result in _keyed_results(results_dir):
+        if not result.get("uuid"):
             continue
         params = {p.get("name"): _unquote(str(p.get("value", "")))
                   for p in result.get("parameters") or []}
@@ -462,8 +525,10 @@ def compare(files: Sequence[Path], out: Path, report_url: str = DEFAULT_REPORT_U
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     matrix = build_matrix(runs)
-    summary = summary_text(runs)
-    links = link_table(runs, [Path(r) for r in results if Path(r).is_dir()])
+    dirs = [Path(r) for r in results if Path(r).is_dir()]
+    # The tests' verdicts need one results directory per run, in order.
+    summary = summary_text(runs, [outcomes(d) for d in dirs] if len(dirs) == len(runs) else None)
+    links = link_table(runs, dirs)
     written = {"matrix": out / "matrix.json", "diff": out / "diff.json",
                "summary": out / "summary.txt", "html": out / "matrix.html"}
     written["matrix"].write_text(json.dumps(matrix, indent=1) + "\n")

@@ -42,6 +42,13 @@ namespaces that start with it.
 Where the node already has the capability shim (/usr/local/sbin/runc execs
 runc.real), the liar goes between the two: runc (shim) -> runc.real (liar)
 -> runc.real.real (runc). Elsewhere it wraps runc itself.
+
+On a CRI-O node (`install(cluster, handler=HANDLER)`) the liar is a runtime handler of
+its own instead, as an operator adds one: a `[crio.runtime.runtimes.secctx-liar]`
+drop-in (CRIO_DROP_IN) and the RuntimeClass `secctx-liar`; the node's runc handler is
+left as it is. Its chain is runc-liar (the liar) -> runc-liar.real (a link to the
+node's runc, the capability shim) -> runc.real; the suite runs under it with
+`--secctx-runtime-class secctx-liar`.
 """
 from __future__ import annotations
 
@@ -63,6 +70,31 @@ LIE_FILE = "/etc/secctx/lie"
 LOG_FILE = "/var/log/secctx-liar.log"
 MARKER = "/etc/secctx/liar-installed"  # holds the path the liar took over
 STAGED = "/usr/local/sbin/.secctx-liar.new"
+# CRI-O: the liar as a runtime handler (and RuntimeClass) of its own.
+HANDLER = "secctx-liar"
+HANDLER_BINARY = "/usr/local/sbin/runc-liar"
+CRIO_DROP_IN = f"/etc/crio/crio.conf.d/90-{HANDLER}.conf"
+_CRIO_HANDLER = f"""# secctx-conformance: the lying runtime (tests/integration/liar.py), a handler of its own
+[crio.runtime.runtimes.{HANDLER}]
+runtime_path = "{HANDLER_BINARY}"
+runtime_root = "/run/{HANDLER}"
+runtime_type = "oci"
+"""
+_RUNTIME_CLASS = f"""apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: {HANDLER}
+handler: {HANDLER}
+"""
+KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+# CRI-O reads its runtimes at start: a bounded wait for its socket after the restart.
+_RESTART_CRIO = """systemctl restart crio
+i=0
+until crictl info >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -le 60 ] || { echo "CRI-O did not come back within 60 s" >&2; exit 1; }
+  sleep 1
+done
+"""
 
 _INSTALL = f"""set -eu
 if [ -f {MARKER} ]; then            # installed already: replace the binary only
@@ -78,11 +110,26 @@ mkdir -p /etc/secctx
 echo "$target" > {MARKER}
 """
 
+_INSTALL_HANDLER = f"""set -eu
+mv -f {STAGED} {HANDLER_BINARY}
+ln -sfn "$(command -v runc)" {HANDLER_BINARY}.real   # the node's own runc handler
+mkdir -p /etc/secctx
+cat > {CRIO_DROP_IN} <<'EOF'
+{_CRIO_HANDLER}EOF
+echo handler:{HANDLER} > {MARKER}
+""" + _RESTART_CRIO
+
 _UNINSTALL = f"""set -eu
 [ -f {MARKER} ] || exit 0
 target=$(cat {MARKER})
-mv -f "$target.real" "$target"
-rm -f {MARKER} {LIE_FILE}
+case "$target" in
+  handler:*)
+    rm -f {CRIO_DROP_IN} {HANDLER_BINARY} {HANDLER_BINARY}.real {MARKER} {LIE_FILE}
+    {_RESTART_CRIO.replace(chr(10), chr(10) + "    ")};;
+  *)
+    mv -f "$target.real" "$target"
+    rm -f {MARKER} {LIE_FILE};;
+esac
 """
 
 
@@ -120,9 +167,14 @@ def nodes(cluster_name: str) -> list[str]:
     return names
 
 
-def install(cluster_name: str) -> None:
-    """Put the liar in front of runc on every node, honest until lie() is called."""
+def install(cluster_name: str, handler: str | None = None) -> None:
+    """Put the liar in front of runc on every node, honest until lie() is called. With
+    `handler` (HANDLER, CRI-O nodes only), add it as that runtime handler instead, with
+    its RuntimeClass, and leave the node's runc alone."""
     binary = build()
+    if handler is not None:
+        _install_handler(cluster_name, handler, binary)
+        return
     for node in nodes(cluster_name):
         if node.startswith(VM_PREFIX):  # through the guest agent's 9p share
             vm = vmnode.VMNode(node[len(VM_PREFIX):])
@@ -133,10 +185,34 @@ def install(cluster_name: str) -> None:
         _sh(node, f"chmod 755 {STAGED}\n" + _INSTALL)
 
 
+def _install_handler(cluster_name: str, handler: str, binary: Path) -> None:
+    if handler != HANDLER:
+        raise LiarError(f"the liar's handler is {HANDLER!r}, not {handler!r}")
+    kind_nodes = nodes(cluster_name)
+    for node in kind_nodes:
+        if node.startswith(VM_PREFIX) or _sh(node, "test -d /etc/crio/crio.conf.d && echo crio "
+                                                   "|| true").strip() != "crio":
+            raise LiarError(f"{node} does not run CRI-O: a handler of its own is for CRI-O "
+                            "nodes; install without `handler` to wrap the node's runc")
+        if _sh(node, f"cat {MARKER} 2>/dev/null || true").strip() not in ("", f"handler:{handler}"):
+            raise LiarError(f"{node} has the liar wrapping its runc: uninstall() first")
+        _docker(["cp", str(binary), f"{node}:{STAGED}"])
+        _sh(node, f"chmod 755 {STAGED}\n" + _INSTALL_HANDLER)
+    control_plane = next(n for n in kind_nodes if n.endswith("-control-plane"))
+    _sh(control_plane, f"{KUBECTL} apply -f - <<'EOF'\n{_RUNTIME_CLASS}EOF\n")
+
+
 def uninstall(cluster_name: str) -> None:
-    """Give every node its own runc back (and forget the lie)."""
-    for node in nodes(cluster_name):
+    """Give every node its own runc back (and forget the lie); a CRI-O handler goes with
+    its RuntimeClass."""
+    kind_nodes = nodes(cluster_name)
+    handlers = [n for n in kind_nodes
+                if _sh(n, f"cat {MARKER} 2>/dev/null || true").startswith("handler:")]
+    for node in kind_nodes:
         _sh(node, _UNINSTALL)
+    if handlers:
+        control_plane = next(n for n in kind_nodes if n.endswith("-control-plane"))
+        _sh(control_plane, f"{KUBECTL} delete runtimeclass {HANDLER} --ignore-not-found")
 
 
 def lie(cluster_name: str, word: str, namespace: str | None = None) -> None:
@@ -193,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("word", nargs="?", choices=LIES)
     p.add_argument("--namespace", default=None, help="lie only in namespaces with this prefix")
     p.add_argument("--cluster-name", required=True)
+    p.add_argument("--handler", choices=(HANDLER,), default=None,
+                   help="install: as this CRI-O runtime handler and RuntimeClass (CRI-O nodes)")
     args = p.parse_args(argv)
     try:
         if args.command == "lie":
@@ -201,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             lie(args.cluster_name, args.word, args.namespace)
         elif args.command == "log":
             print(log(args.cluster_name), end="")
+        elif args.command == "install":
+            install(args.cluster_name, args.handler)
         else:
-            {"install": install, "uninstall": uninstall, "honest": honest}[args.command](
-                args.cluster_name)
+            {"uninstall": uninstall, "honest": honest}[args.command](args.cluster_name)
     except LiarError as err:
         print(f"liar: {err}", file=sys.stderr)
         return 2

@@ -601,6 +601,44 @@ def test_two_runs_of_one_version_get_distinct_columns(tmp_path):
     assert [r.label for r in runs] == ["v1.36.3 (last-night)", "v1.36.3 (tonight)"]
 
 
+def test_a_containerd_and_a_crio_run_of_one_version_are_told_apart_and_each_difference_judged(
+        tmp_path):
+    """Two CRIs, one version: the columns are named by CRI, every difference is listed
+    classified, and with each run's allure-results the case says whether the difference
+    is promised (both tests passed) or not (a test failed: its FAIL line)."""
+    containerd = observations.write(tmp_path / "containerd.json", build("v1.37.2"))
+    crio_doc = plant_net_raw(build("v1.37.2"))
+    crio_doc["environment"]["container_runtime"] = "cri-o://1.34.0"
+    crio = observations.write(tmp_path / "crio.json", crio_doc)
+    assert [r.label for r in matrix.load_runs([containerd, crio])] == [
+        "v1.37.2 (containerd://2.1.4)", "v1.37.2 (cri-o://1.34.0)"]
+    for name in ("containerd", "crio"):
+        allure_results(tmp_path / name, "v1.37.2", "hardened-pod", f"u-{name}")
+    summary = matrix.compare([containerd, crio], tmp_path / "m",
+                             results=[tmp_path / "containerd", tmp_path / "crio"])["summary"].read_text()
+    assert "REGRESSION  hardened-pod / app  process.capabilities.CapEff" in summary
+    assert "  hardened-pod: as promised: its test passed in both runs" in summary
+    assert "    process.capabilities.CapEff: 0000000000000000 → 0000000000002000 (+NET_RAW)  " \
+           "[regression caps-added]" in summary
+    failed = json.loads((tmp_path / "crio" / "u-crio-result.json").read_text())
+    failed |= {"status": "failed", "statusDetails": {"message": "NOT ENFORCED: 1 of 9 checks differ:\n"
+                                                                "FAIL CapEff: expected 0, observed 2000"}}
+    (tmp_path / "crio" / "u-crio-result.json").write_text(json.dumps(failed))
+    summary = matrix.compare([containerd, crio], tmp_path / "m",
+                             results=[tmp_path / "containerd", tmp_path / "crio"])["summary"].read_text()
+    assert "  hardened-pod: NOT PROMISED: its test failed in v1.37.2 (cri-o://1.34.0): " \
+           "FAIL CapEff: expected 0, observed 2000" in summary
+    (tmp_path / "crio" / "u-crio-result.json").write_text(json.dumps(
+        failed | {"status": "skipped", "statusDetails": {"message": "Skipped: no crun here"}}))
+    summary = matrix.compare([containerd, crio], tmp_path / "m",
+                             results=[tmp_path / "containerd", tmp_path / "crio"])["summary"].read_text()
+    assert "  hardened-pod: not judged: its test was skipped in v1.37.2 (cri-o://1.34.0) " \
+           "(Skipped: no crun here)" in summary
+    summary = matrix.compare([containerd, crio], tmp_path / "m",
+                             results=[tmp_path / "containerd"])["summary"].read_text()
+    assert "per case" not in summary  # one results directory for two runs: not judged
+
+
 def test_results_are_matched_by_kubernetes_version_or_position(tmp_path):
     allure_results(tmp_path / "all", "v1.36.3", "hardened-pod", "u1")
     allure_results(tmp_path / "all", "v1.37.2", "hardened-pod", "u2")
@@ -624,7 +662,12 @@ def test_results_without_the_label_are_matched_by_parameters(tmp_path):
     (d / "b-result.json").write_text(json.dumps({
         "uuid": "b", "parameters": [{"name": "manifest", "value": "'secure-pod.yaml'"},
                                     {"name": "level", "value": "'baseline'"}]}))
+    (d / "c-result.json").write_text(json.dumps({
+        "uuid": "c", "status": "skipped", "statusDetails": {"message": "Skipped: crun cannot run here"},
+        "parameters": [{"name": "secctx_recipe_case", "value": "hardened-pod@crun"}]}))
     index = matrix.results_index(d)
+    assert index[(None, "hardened-pod@crun")] == matrix.allure_page_id("c")
+    assert matrix.outcomes(d)["hardened-pod@crun"] == ("skipped", "Skipped: crun cannot run here")
     assert index[("v1.36.3", "fsgroup-demo[local-storage]")] == matrix.allure_page_id("a")
     assert index[(None, "admission/secure-pod.yaml/baseline")] == matrix.allure_page_id("b")
 

@@ -4,8 +4,9 @@ says in the OCI documents, and with no lie it changes nothing.
 The liar is built once per session into a temporary directory; next to it a
 `runc.real` shell script records the argv it receives and copies the JSON file
 named by $LIAR_TEST_SPEC, so each test sees exactly what runc would get. The
-lie file, the log and containerd's task directory are redirected by the
-liar's SECCTX_LIE_FILE, SECCTX_LIAR_LOG and SECCTX_LIAR_TASKS.
+lie file, the log and containerd's and CRI-O's container directories are redirected
+by the liar's SECCTX_LIE_FILE, SECCTX_LIAR_LOG, SECCTX_LIAR_TASKS and
+SECCTX_LIAR_CRIO_CONTAINERS.
 What each lie does to a real container: docs/lying-runtime.md.
 """
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Liar:
         self.lie_file = tmp / "lie"
         self.log = tmp / "liar.log"
         self.tasks = tmp / "tasks"
+        self.crio = tmp / "overlay-containers"
 
     def tell(self, line: str | None) -> None:
         if line is None:
@@ -72,7 +74,7 @@ class Liar:
     def run(self, args: list[str], spec: Path | None = None) -> subprocess.CompletedProcess:
         env = dict(os.environ, LIAR_TEST_OUT=str(self.out), LIAR_TEST_SPEC=str(spec or ""),
                    SECCTX_LIE_FILE=str(self.lie_file), SECCTX_LIAR_LOG=str(self.log),
-                   SECCTX_LIAR_TASKS=str(self.tasks))
+                   SECCTX_LIAR_TASKS=str(self.tasks), SECCTX_LIAR_CRIO_CONTAINERS=str(self.crio))
         return subprocess.run([str(self.binary), *args], env=env, capture_output=True,
                               text=True, timeout=20)
 
@@ -96,9 +98,10 @@ def runc(liar_bin, tmp_path) -> Liar:
 
 
 def config(namespace: str = "secctx-demo", kind: str = "container", uid: int = 1000,
-           gid: int = 3000) -> dict:
-    """A CRI container's config.json, trimmed to what the lies look at."""
-    return {
+           gid: int = 3000, cri: str = "containerd") -> dict:
+    """A CRI container's config.json, trimmed to what the lies look at; its annotations
+    are those containerd writes, or CRI-O's (`cri="crio"`)."""
+    doc = {
         "ociVersion": "1.2.1",
         "process": {
             "user": {"uid": uid, "gid": gid, "additionalGids": [2000, gid]},
@@ -135,6 +138,11 @@ def config(namespace: str = "secctx-demo", kind: str = "container", uid: int = 1
         },
         "x-unknown": {"deep": 18446744073709551615},
     }
+    if cri == "crio":  # CRI-O: its own container type, the kubelet's labels as annotations
+        doc["annotations"] = {"io.kubernetes.cri-o.ContainerType": kind,
+                              "io.kubernetes.pod.namespace": namespace,
+                              "io.kubernetes.pod.name": "p", "io.kubernetes.container.name": "c"}
+    return doc
 
 
 def mount(doc: dict, dest: str) -> dict:
@@ -167,11 +175,12 @@ def test_unknown_lie_fails_loudly(runc):
 
 
 @pytest.mark.parametrize("lie", liar.LIES)
+@pytest.mark.parametrize("cri", ["containerd", "crio"])
 @pytest.mark.parametrize("where", [dict(kind="sandbox"), dict(namespace="kube-system"),
                                    dict(namespace="local-path-storage")])
-def test_lies_spare_sandboxes_and_system_namespaces(runc, lie, where):
+def test_lies_spare_sandboxes_and_system_namespaces(runc, lie, cri, where):
     runc.tell(lie)
-    cfg = config(**where)
+    cfg = config(**where, cri=cri)
     proc, after = runc.create(cfg)
     assert proc.returncode == 0, proc.stderr
     assert after == cfg
@@ -260,6 +269,25 @@ def test_no_nnp_in_config_and_in_exec_process(runc):
     assert runc.argv == args
     assert json.loads(proc_file.read_text()) == dict(process, noNewPrivileges=False)
     assert "secctx-demo/p/c (exec): noNewPrivileges: true -> false" in runc.log.read_text()
+
+
+def test_under_crio_a_container_is_known_by_its_annotations_and_its_bundle(runc):
+    """CRI-O names the container type and the pod in annotations of its own, and keeps
+    a running container's config.json in containers/storage's run root: the liar lies
+    to its containers and its exec processes as to containerd's."""
+    runc.tell("no-nnp secctx-")
+    _, after = runc.create(config(cri="crio"))
+    assert after["process"]["noNewPrivileges"] is False
+    userdata = runc.crio / "cid" / "userdata"
+    userdata.mkdir(parents=True)
+    (userdata / "config.json").write_text(json.dumps(config(cri="crio")))
+    proc_file = runc.tmp / "process.json"
+    proc_file.write_text(json.dumps({"args": ["sh"], "noNewPrivileges": True}))
+    r = runc.run(["--root", "/run/runc", "exec", "--process", str(proc_file), "cid"], spec=proc_file)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(proc_file.read_text())["noNewPrivileges"] is False
+    log = runc.log.read_text()
+    assert "secctx-demo/p/c: noNewPrivileges" in log and "secctx-demo/p/c (exec)" in log
 
 
 def test_no_nnp_exec_of_an_unknown_or_system_container_is_honest(runc):

@@ -51,6 +51,17 @@ def test_nightly_runs_the_matrix_and_publishes_even_when_the_suite_fails():
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in jobs["publish"]["steps"])
 
 
+def test_nightly_runs_the_suite_and_the_lying_runtime_on_an_offline_crio_node():
+    job = _load(NIGHTLY)["jobs"]["crio"]
+    assert job["env"]["SECCTX_MODE"] == "offline"  # no kindest/node runs CRI-O: built here
+    run = "\n".join(s.get("run", "") for s in job["steps"])
+    assert '"$PY" -m secctx node-image --cri crio' in run
+    assert "-m pytest suites --secctx-cri crio --secctx-mode offline" in run
+    assert "tests/integration/test_lying_runtime_crio.py -m nightly" in run
+    liar = next(s for s in job["steps"] if "test_lying_runtime_crio" in s.get("run", ""))
+    assert liar["if"] == "${{ !cancelled() }}"  # also after a red suite
+
+
 def test_pr_runs_the_project_tests_online():
     wf = _load(PR)
     assert "pull_request" in wf["on"]

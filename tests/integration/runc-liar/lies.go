@@ -57,7 +57,7 @@ func systemPath(dest string) bool {
 		}
 	}
 	switch dest {
-	case "/etc/hosts", "/etc/hostname", "/etc/resolv.conf":
+	case "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv": // the last: CRI-O's
 		return true
 	}
 	return false
@@ -226,11 +226,10 @@ func readJSON(path string) (map[string]any, error) {
 
 func logChange(doc map[string]any, path string, changed []string) {
 	lie, _ := readLie(lieFile)
-	ann, _ := doc["annotations"].(map[string]any)
 	who := path
-	if ann != nil {
-		who = fmt.Sprintf("%v/%v/%v", ann["io.kubernetes.cri.sandbox-namespace"],
-			ann["io.kubernetes.cri.sandbox-name"], ann["io.kubernetes.cri.container-name"])
+	if _, ok := doc["annotations"].(map[string]any); ok {
+		w := identify(doc)
+		who = fmt.Sprintf("%s/%s/%s", w.namespace, w.pod, w.container)
 	}
 	if !strings.HasSuffix(path, "config.json") {
 		who += " (exec)"

@@ -20,7 +20,8 @@
 //	file-modes       files of configMap/secret/downwardAPI/projected volumes 0644
 //	no-apparmor      process.apparmorProfile removed (container and exec processes)
 //
-// Only application containers lie (annotation io.kubernetes.cri.container-type
+// Only application containers lie (containerd's annotation
+// io.kubernetes.cri.container-type or CRI-O's io.kubernetes.cri-o.ContainerType
 // "container"), never pod sandboxes nor pods in kube-system or
 // local-path-storage. Each lie that changes something is logged to
 // /var/log/secctx-liar.log. tests/integration/liar.py installs it in a kind node.
@@ -40,6 +41,9 @@ var (
 	// Where containerd keeps the bundles of running tasks (exec needs the
 	// container's config.json to know its namespace).
 	taskRoot = envOr("SECCTX_LIAR_TASKS", "/run/containerd/io.containerd.runtime.v2.task")
+	// Where CRI-O keeps them: containers/storage's run root, overlay-containers/<id>/userdata
+	// (CRI-O internal/storage runtime.go, the container's RunDir).
+	crioRunRoot = envOr("SECCTX_LIAR_CRIO_CONTAINERS", "/run/containers/storage/overlay-containers")
 )
 
 func main() {
@@ -121,25 +125,52 @@ func tell(lie, scope, self string, args []string) error {
 	return nil
 }
 
+// The bundle of a running container: containerd's task directory, else CRI-O's.
 func bundleOf(id string) string {
 	matches, _ := filepath.Glob(filepath.Join(taskRoot, "*", id))
-	if len(matches) == 0 {
-		return filepath.Join(taskRoot, "missing", id)
+	if len(matches) > 0 {
+		return matches[0]
 	}
-	return matches[0]
+	crio := filepath.Join(crioRunRoot, id, "userdata")
+	if _, err := os.Stat(filepath.Join(crio, "config.json")); err == nil {
+		return crio
+	}
+	return filepath.Join(taskRoot, "missing", id)
+}
+
+// Who a container is, from the annotations its CRI writes into config.json:
+// containerd's (internal/cri/annotations) or CRI-O's (the kubelet's labels and
+// io.kubernetes.cri-o.ContainerType, pkg/annotations).
+type who struct{ kind, namespace, pod, container string }
+
+func identify(doc map[string]any) who {
+	ann, _ := doc["annotations"].(map[string]any)
+	get := func(keys ...string) string {
+		for _, k := range keys {
+			if v, ok := ann[k].(string); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	return who{
+		kind:      get("io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"),
+		namespace: get("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"),
+		pod:       get("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"),
+		container: get("io.kubernetes.cri.container-name", "io.kubernetes.container.name"),
+	}
 }
 
 // Only application containers of pods outside the cluster's own namespaces.
 func inScope(doc map[string]any, scope string) bool {
-	ann, _ := doc["annotations"].(map[string]any)
-	if ann["io.kubernetes.cri.container-type"] != "container" {
+	w := identify(doc)
+	if w.kind != "container" {
 		return false
 	}
-	ns, _ := ann["io.kubernetes.cri.sandbox-namespace"].(string)
-	if ns == "kube-system" || ns == "local-path-storage" {
+	if w.namespace == "kube-system" || w.namespace == "local-path-storage" {
 		return false
 	}
-	return strings.HasPrefix(ns, scope)
+	return strings.HasPrefix(w.namespace, scope)
 }
 
 // Global runc flags that take a value; the command is the first word that is
