@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                        "AppArmor) joined to an offline kind cluster: up or down")
     p.add_argument("action", choices=("up", "down"))
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
-    p.add_argument("--lsm", default="apparmor", help="the node's LSM (apparmor)")
+    p.add_argument("--lsm", default="apparmor", choices=("apparmor", "selinux"),
+                   help="the node's LSM (docs/vm-node.md)")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--memory-mib", type=int, default=3072)
 
