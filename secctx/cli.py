@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
 
     p = sub.add_parser("vm-node", help="a worker node with its own kernel (qemu; cgroup v2, "
-                       "AppArmor) joined to an offline kind cluster: up or down")
+                       "AppArmor, or SELinux permissive) joined to an offline kind "
+                       "cluster: up or down")
     p.add_argument("action", choices=("up", "down"))
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
     p.add_argument("--lsm", default="apparmor", choices=("apparmor", "selinux"),
