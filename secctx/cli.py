@@ -70,10 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
 
     p = sub.add_parser("vm-node", help="a worker node with its own kernel (qemu; cgroup v2, "
-                       "AppArmor) joined to an offline kind cluster: up or down")
+                       "AppArmor, or SELinux permissive) joined to an offline kind "
+                       "cluster: up or down")
     p.add_argument("action", choices=("up", "down"))
     p.add_argument("--cluster-name", default=provision.DEFAULT_CLUSTER_NAME)
-    p.add_argument("--lsm", default="apparmor", help="the node's LSM (apparmor)")
+    p.add_argument("--lsm", default="apparmor", choices=("apparmor", "selinux"),
+                   help="the node's LSM (docs/vm-node.md)")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--memory-mib", type=int, default=3072)
 

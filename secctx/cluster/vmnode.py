@@ -32,14 +32,29 @@ from .kind import ClusterError
 
 HERE = Path(__file__).parent / "vm"
 KERNEL_VERSION = "6.1.0-57-amd64"  # Debian bookworm's linux-image-amd64 (AppArmor by default)
-DEBS = (f"linux-image-{KERNEL_VERSION}", "apparmor", "libapparmor1")
+KERNEL_DEB = f"linux-image-{KERNEL_VERSION}"
+# The packages each --lsm adds to the node image (libselinux1, libsepol2 and libsemanage2
+# are in it already). SELinux: Debian's reference policy, flavour "default" (MCS).
+LSM_DEBS = {"apparmor": ("apparmor", "libapparmor1"),
+            "selinux": ("selinux-utils", "policycoreutils", "selinux-policy-default")}
+# Unpacked only to build refpolicy's container module at image-build time
+# (vm/selinux-image.sh): the source, the headers and the tools from the same release.
+LSM_BUILD_DEBS = {"apparmor": (),
+                  "selinux": ("selinux-policy-src", "selinux-policy-dev", "checkpolicy",
+                              "semodule-utils", "m4", "make")}
 INITRD_MODULES = "virtio_pci virtio_blk virtio_net ext4 9pnet_virtio 9p"
 SHELL_PIECES = ("build-image.sh", "init", "guest-agent.sh", "secctx-vm-agent.service",
                 "20-vm-node.conf")
-LSMS = ("apparmor",)  # SELinux: a later variant (issue 26)
+LSM_PIECES = {"apparmor": (), "selinux": ("selinux-image.sh",)}
+LSMS = tuple(LSM_DEBS)
 # Kernel arguments per --lsm: Debian's kernel has AppArmor as its default major LSM;
 # saying so keeps the node what its name says whatever the kernel's default becomes.
-LSM_APPEND = {"apparmor": "apparmor=1 security=apparmor"}
+# security= picks the one major LSM (6.1's legacy switch, so AppArmor is off with SELinux).
+LSM_APPEND = {"apparmor": "apparmor=1 security=apparmor",
+              # permissive: enforcing is blocked (docs/vm-node.md "SELinux"): containerd
+              # runs in initrc_t, which may not enter container_t, and the guest agent's
+              # 9p share is unlabeled_t
+              "selinux": "security=selinux selinux=1 enforcing=0"}
 # Host tools and the Debian package that brings each (one line for a missing one).
 HOST_TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "mkfs.ext4": "e2fsprogs",
               "depmod": "kmod", "cpio": "cpio", "busybox": "busybox-static",
@@ -305,15 +320,19 @@ def learn_cluster(node: VMNode) -> None:
     node.ip = vm_address(prefix, node.cluster, taken)
 
 
-def _pieces() -> dict[str, bytes]:
-    return {name: (HERE / name).read_bytes() for name in SHELL_PIECES}
+def _pieces(lsm: str) -> dict[str, bytes]:
+    return {name: (HERE / name).read_bytes() for name in SHELL_PIECES + LSM_PIECES[lsm]}
 
 
-def _debs() -> Path:
-    """Debian's kernel and apparmor debs, downloaded once (apt-get download)."""
+def debs_of(lsm: str) -> tuple[str, ...]:
+    return (KERNEL_DEB, *LSM_DEBS[lsm], *LSM_BUILD_DEBS[lsm])
+
+
+def _debs(lsm: str) -> Path:
+    """Debian's kernel and the LSM's debs, downloaded once (apt-get download)."""
     debs = cache.path("vm", "debs")
     debs.mkdir(parents=True, exist_ok=True)
-    for pkg in DEBS:
+    for pkg in debs_of(lsm):
         if not list(debs.glob(f"{pkg}_*.deb")):
             log.step(f"vm-node: apt-get download {pkg}")
             try:
@@ -326,9 +345,9 @@ def _debs() -> Path:
 
 
 def build_image(node: VMNode) -> None:
-    debs = _debs()
-    names = sorted(p.name for pkg in DEBS for p in debs.glob(f"{pkg}_*.deb"))
-    key = image_key(node.node_image_id, names, _pieces())
+    debs = _debs(node.lsm)
+    names = sorted(p.name for pkg in debs_of(node.lsm) for p in debs.glob(f"{pkg}_*.deb"))
+    key = image_key(node.node_image_id, names, _pieces(node.lsm))
     out = cache.path("vm", key)
     node.image_dir = out
     if (out / "disk.img").exists():
@@ -337,9 +356,12 @@ def build_image(node: VMNode) -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    log.step(f"vm-node: building the disk image from {node.node_image} + linux {KERNEL_VERSION}")
+    log.step(f"vm-node: building the disk image from {node.node_image} + linux {KERNEL_VERSION}"
+             f" + {node.lsm}")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "NODE_IMAGE": node.node_image,
-           "KVER": KERNEL_VERSION, "DEBS": str(debs), "OUT": str(tmp), "MODULES": INITRD_MODULES}
+           "KVER": KERNEL_VERSION, "DEBS": str(debs), "OUT": str(tmp), "MODULES": INITRD_MODULES,
+           "LSM": node.lsm, "LSM_DEBS": " ".join(LSM_DEBS[node.lsm]),
+           "LSM_BUILD_DEBS": " ".join(LSM_BUILD_DEBS[node.lsm])}
     try:
         with log.heartbeat("building the VM disk image"):
             run_command.run(["bash", HERE / "build-image.sh"], env=env, timeout=1200)
@@ -420,9 +442,16 @@ def load_images(node: VMNode) -> None:
                                  *lacks], stdout=out, timeout=600)
         except CommandError as err:
             raise _failed("ctr images export on the control plane", err) from None
+        # The SELinux guest's import from the 9p share failed twice with short reads
+        # ("short read: expected 5120 bytes but got 4096", "untar manifest.json:
+        # unexpected EOF") while cp of the same share read it whole: that guest
+        # imports a copy on its own disk.
+        tar_in = "/run/secctx-vm/images.tar"
+        copy = (f"cp {tar_in} /var/tmp/images.tar && " if node.lsm == "selinux" else "")
         with log.heartbeat("importing images into the VM node"):
-            node.guest(" ".join(ctr) + " import /run/secctx-vm/images.tar", "ctr images import",
-                       timeout=900)
+            node.guest(copy + " ".join(ctr) + " import " + (
+                "/var/tmp/images.tar; rc=$?; rm -f /var/tmp/images.tar; exit $rc" if copy
+                else tar_in), "ctr images import", timeout=900)
     finally:
         tar.unlink(missing_ok=True)
 

@@ -1,12 +1,13 @@
 #!/bin/bash
 # Build the VM node's kernel, initramfs and root disk (secctx/cluster/vmnode.py, action
-# build-image) from the offline kind node image and Debian's kernel and apparmor debs.
+# build-image) from the offline kind node image and Debian's kernel and LSM debs.
 # Inputs (environment): NODE_IMAGE, KVER, DEBS (dir with the debs), OUT (an empty dir),
-# MODULES (the initramfs's modules). Writes OUT/{vmlinuz,initrd.img,disk.img}.
+# MODULES (the initramfs's modules), LSM (apparmor|selinux), LSM_DEBS (the LSM's
+# packages). Writes OUT/{vmlinuz,initrd.img,disk.img}.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-: "${NODE_IMAGE:?}" "${KVER:?}" "${DEBS:?}" "${OUT:?}" "${MODULES:?}"
+: "${NODE_IMAGE:?}" "${KVER:?}" "${DEBS:?}" "${OUT:?}" "${MODULES:?}" "${LSM:?}" "${LSM_DEBS:?}" "${LSM_BUILD_DEBS?}"
 cd "$OUT"
 echo "extracting linux-image-$KVER"
 mkdir kernel; dpkg-deb -x "$DEBS"/linux-image-"$KVER"_*.deb kernel
@@ -26,14 +27,22 @@ done
 
 echo "root filesystem from $NODE_IMAGE"
 mkdir rootfs
-cid=$(docker create "$NODE_IMAGE"); trap 'docker rm -f "$cid" >/dev/null' EXIT
+cid=$(docker create "$NODE_IMAGE")
+trap 'umount rootfs/proc 2>/dev/null || true; docker rm -f "$cid" >/dev/null' EXIT
 docker export "$cid" | tar -C rootfs -xf - --numeric-owner
 mkdir -p rootfs/lib/modules; cp -a "kernel/lib/modules/$KVER" rootfs/lib/modules/
-# --keep-directory-symlink: the debs ship ./sbin and ./lib, usrmerge symlinks here
-# (without it /sbin/init is gone: switch_root fails).
-for p in apparmor libapparmor1; do
-  dpkg-deb --fsys-tarfile "$DEBS"/${p}_*.deb | tar -C rootfs -x --keep-directory-symlink
-done
+if [ "$LSM" = apparmor ]; then
+  # --keep-directory-symlink: the debs ship ./sbin and ./lib, usrmerge symlinks here
+  # (without it /sbin/init is gone: switch_root fails).
+  for p in $LSM_DEBS; do
+    dpkg-deb --fsys-tarfile "$DEBS"/${p}_*.deb | tar -C rootfs -x --keep-directory-symlink
+  done
+else
+  # SELinux: the policy package's postinst compiles the module store into policy.33
+  # (semodule), so these are installed, not unpacked (selinux-image.sh).
+  LSM_DEBS="$LSM_DEBS" LSM_BUILD_DEBS="$LSM_BUILD_DEBS" DEBS="$DEBS" \
+    bash "$HERE/selinux-image.sh" install rootfs
+fi
 # What docker provides a container at run time, a VM has itself. The hostname comes
 # from the kernel command line (systemd.hostname=), so one image serves every cluster.
 rm -f rootfs/.dockerenv rootfs/etc/hostname
@@ -47,6 +56,8 @@ rm -f rootfs/etc/systemd/system/kubelet.service.d/11-kind.conf
 install -m 644 "$HERE/20-vm-node.conf" rootfs/etc/systemd/system/kubelet.service.d/
 # Emulation tuning that changes no security behaviour: a serial console only.
 ln -sf /dev/null rootfs/etc/systemd/system/getty@tty1.service
+# Labelled here, on the host, once: the guest under TCG would take minutes to relabel.
+[ "$LSM" = selinux ] && bash "$HERE/selinux-image.sh" label rootfs
 size=$(( $(du -sm rootfs | cut -f1) + 3072 ))
 echo "mkfs.ext4 -d rootfs (${size} MiB)"
 truncate -s "${size}M" disk.img
