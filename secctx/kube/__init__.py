@@ -21,8 +21,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from .. import report
-from ..core import interrupts, timeouts
+from ..core import interrupts, steps, timeouts
 from ..core.categories import timeout
 from ..core.errors import Denial, denial
 from ..core.podspec import condition_true
@@ -81,7 +80,7 @@ def _transient_api_error(err: BaseException) -> bool:
 
 def _mark_retry(state) -> None:
     """Every retry shows in the report: retries must never hide a flake."""
-    with report.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
+    with steps.step(f"RETRY #{state.attempt_number} of {state.fn.__name__} after a transient "
                      f"API error: {state.outcome.exception()!r}"):
         pass
 
@@ -694,7 +693,7 @@ def note_transient(pod: client.V1Pod, noted: set) -> None:
         waiting = cs.state.waiting if cs.state else None
         if waiting and transient_run_error(cs) and cs.name not in noted:
             noted.add(cs.name)
-            with report.step(f"RETRY by the kubelet: container {cs.name}: {transient_message(cs)}"):
+            with steps.step(f"RETRY by the kubelet: container {cs.name}: {transient_message(cs)}"):
                 pass
 
 

@@ -22,9 +22,8 @@ from typing import Any
 
 import jsonschema
 
-from .. import report
 from ..cases import STOPPED, Status
-from ..core import caps, paths, podspec
+from ..core import caps, paths, podspec, steps
 from ..oracle.expect import HOST_IDS, classify_id_map, pod_range
 
 SCHEMA_VERSION = 1
@@ -236,7 +235,7 @@ def document(env: dict | None, cases: dict, admission: dict, label: str | None =
 
 
 def _label_test(value: str) -> None:
-    report.dynamic("label", ALLURE_LABEL, value)
+    steps.label(ALLURE_LABEL, value)
 
 
 def admission_key(manifest: str, level: str) -> str:

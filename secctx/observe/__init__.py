@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from .. import report
 from ..cases import STORAGE_KINDS, Status
-from ..core import podspec, timeouts
+from ..core import podspec, steps, timeouts
 from ..kube import ExecResult, Terminal, WaitTimeout, describe_pod
 from ..oracle.expect import PROC_PATHS, ClaimFacts, ImageFiles, ImageUser, Learned
 from ..oracle.nodefacts import NODE_KIND_LABEL
@@ -698,14 +697,14 @@ def collect(kube: Kube, image_map: ImageMap, case: Case, applied: Applied, statu
     step with its raw output attached.
     """
     if status == Status.INVALID:  # `waited` is the API server's answer
-        with report.step("refused by the API server"):
-            report.attach_text("API server's answer", waited)
+        with steps.step("refused by the API server"):
+            steps.attach_text("API server's answer", waited)
         return Observed(Status.INVALID, refusal=Refusal("", waited))
     if status == Status.REJECTED:
         message = " ".join(filter(None, [str(waited), waited.pod.status.message
                                          if waited.pod else None]))
-        with report.step(f"refused: reason {waited.reason!r}"):
-            report.attach_text("pod status", describe_pod(waited.pod))
+        with steps.step(f"refused: reason {waited.reason!r}"):
+            steps.attach_text("pod status", describe_pod(waited.pod))
         return Observed(Status.REJECTED, refusal=Refusal(waited.reason, message))
     image = image_map.resolve(podspec.container(case.pod_spec(), case.container)["image"])
     if status == Status.CRASHING:
@@ -767,14 +766,14 @@ def twin_probe(kube: Kube, applied: Applied, container: str, timeout: float = ti
                 c.pop(probe_key, None)
     name = f"{applied.pod_name}-twin"[:63]
     twin = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-    with report.step(f"start a twin of {applied.pod_name} (same spec, command: a sleeper) "
+    with steps.step(f"start a twin of {applied.pod_name} (same spec, command: a sleeper) "
                      f"and probe it (≤{timeout:.0f}s)"):
-        report.attach_yaml(f"applied Pod/{name}", twin)
+        steps.attach_yaml(f"applied Pod/{name}", twin)
         kube.apply(twin, applied.namespace)
         try:
             kube.wait_for_pod(name, applied.namespace, "Ready", timeout)
         except (Terminal, WaitTimeout) as problem:
-            report.attach_text("twin did not run", str(problem))
+            steps.attach_text("twin did not run", str(problem))
             return None
     return probe(kube, applied.namespace, name, podspec.container(spec, container), spec)
 
@@ -817,12 +816,12 @@ def probe(kube: Kube, namespace: str, pod: str, container: dict, spec: dict | No
     script = probe_script([*(m["mountPath"] for m in mounts), "/"],
                           [m["mountPath"] for m in mounts],
                           file_dirs=file_dirs(spec or {}, container))
-    with report.step(f"exec probe in {pod}/{container['name']}: "
+    with steps.step(f"exec probe in {pod}/{container['name']}: "
                      "cat /proc/1/status, id, id -G, /proc/1/mounts, attr/current, stat, writes"):
         for attempt in (1, 2):
             result = kube.exec(pod, namespace, container["name"],
                                ["sh", "-c", script], timeout=exec_bound(spec))
-            report.attach_text("exec transcript (probe)", result.transcript())
+            steps.attach_text("exec transcript (probe)", result.transcript())
             try:
                 obs = parse(result.stdout)
                 if LAST_SECTION not in obs.raw:
@@ -833,21 +832,21 @@ def probe(kube: Kube, namespace: str, pod: str, container: dict, spec: dict | No
                 # line (an end marker) arrived. Once, visibly; a second cut is a failure.
                 if attempt == 2 or err.problem != TRUNCATED:
                     raise
-                with report.step(f"RETRY the probe: its output was cut short (section "
+                with steps.step(f"RETRY the probe: its output was cut short (section "
                                  f"{err.section!r}: {err.problem})"):
                     pass
-        report.attach_caps(obs.pid1)
+        steps.attach_caps(obs.pid1)
         for name, text in obs.raw.items():
-            report.attach_text(f"probe: {name}", text)
+            steps.attach_text(f"probe: {name}", text)
     return obs
 
 
 def sh(kube: Kube, namespace: str, pod: str, script: str, container: str = "main",
        timeout: float = timeouts.EXEC) -> ExecResult:
     """Run a shell snippet in a container; the transcript goes to the report."""
-    with report.step(f"exec in {pod}: {script[:100]}"):
+    with steps.step(f"exec in {pod}: {script[:100]}"):
         result = kube.exec(pod, namespace, container, ["sh", "-c", script], timeout=timeout)
-        report.attach_text(f"exec: {script[:60]}", result.transcript())
+        steps.attach_text(f"exec: {script[:60]}", result.transcript())
     return result
 
 
@@ -877,7 +876,7 @@ def claims(kube: Kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
         facts[claim] = ClaimFacts(kind, policy, (spec.get("csi") or {}).get("fsType"),
                                   tuple(spec.get("accessModes") or ()),
                                   int(gid) if gid and gid.isdigit() else None)
-        report.attach_text(f"PV bound to {claim}", f"{pv.metadata.name}: {facts[claim]} "
+        steps.attach_text(f"PV bound to {claim}", f"{pv.metadata.name}: {facts[claim]} "
                                                    f"({spec.get(kind, '')})")
     return facts
 
@@ -885,7 +884,7 @@ def claims(kube: Kube, namespace: str, pod_name: str, pod_spec: dict) -> dict:
 def _crash(kube, applied, container: str, pod) -> Crash:
     logs = kube.logs(applied.pod_name, applied.namespace, container)
     previous = kube.logs(applied.pod_name, applied.namespace, container, previous=True)
-    report.attach_text(f"logs {container} (current and previous)", f"{logs}\n---\n{previous}")
+    steps.attach_text(f"logs {container} (current and previous)", f"{logs}\n---\n{previous}")
     status = next((cs for cs in pod.status.container_statuses or [] if cs.name == container), None)
     state = status and ((status.state and status.state.terminated) or
                         (status.last_state and status.last_state.terminated))

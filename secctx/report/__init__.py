@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import allure
 import pytest
 import yaml
 
-from ..core import caps
+from ..core import caps, steps
 from ..core.categories import CATEGORIES, NODE_LABEL, SELF_CHECK_EPIC
 
 SEVERITY = {"blocker": allure.severity_level.BLOCKER, "critical": allure.severity_level.CRITICAL,
@@ -388,3 +389,7 @@ def executor() -> dict:
 
 def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n")
+
+
+# The report is the sink of the steps the code below the run writes (core/steps.py).
+steps.set_sink(sys.modules[__name__])

@@ -92,3 +92,19 @@ def test_a_circle_through_a_function_level_import_is_found(tmp_path):
     known = modules(pkg)
     graph = {name: imports(name, path, known) for name, path in known.items()}
     assert circles(graph) == [["pkg.a", "pkg.b"]]
+
+
+# Below the run: the phases and what they stand on write steps through core/steps.py,
+# whose sink the report is; none of them imports the report itself.
+BELOW_THE_RUN = ("secctx.cases", "secctx.kube", "secctx.observe", "secctx.oracle",
+                 "secctx.observations", "secctx.verdict", "secctx.core", "secctx.cluster",
+                 "secctx.images", "secctx.offline")
+
+
+def test_no_module_below_the_run_imports_the_report():
+    known = modules()
+    below = [n for n in known if n.startswith(BELOW_THE_RUN)]
+    assert len(below) > 30
+    reaching = {n: sorted(t for t in imports(n, known[n], known) if t.startswith("secctx.report"))
+                for n in below}
+    assert {n: t for n, t in reaching.items() if t} == {}
