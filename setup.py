@@ -3,7 +3,7 @@
 Every package under secctx/ is found, so a new subpackage ships without an edit
 here. The repository's top-level directories below keep their place and ship
 inside the package, where the code finds them with importlib.resources
-(secctx/paths.py). The data files of each are listed in pyproject.toml's
+(secctx/core/paths.py). The data files of each are listed in pyproject.toml's
 [tool.setuptools.package-data]; tests/integration/test_wheel.py checks that
 every file git tracks in them is in the wheel.
 """

@@ -155,7 +155,7 @@ def parse_junit(path: Path) -> dict | None:
     return total
 
 
-# -- phase timings (secctx/timing.py) ----------------------------------------
+# -- phase timings (secctx/core/timing.py) ----------------------------------------
 
 def read_timings(directory: Path) -> tuple[list[dict], int]:
     """Every record of every <worker>.jsonl in directory, and how many lines were unreadable."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from secctx import cache
+from secctx.core import cache
 from secctx.images import docker
 from secctx.images.build import busybox_tree
 from secctx.offline import log

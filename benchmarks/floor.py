@@ -5,7 +5,7 @@ Run by benchmarks.run on the ready cluster, like the suite:
 
     python -m pytest benchmarks/floor.py -q --secctx-mode offline --cluster-name C --keep-cluster
 
-It sets the session up as the suite does (secctx.session), then creates a
+It sets the session up as the suite does (secctx.run.session), then creates a
 namespace for every case and applies its objects there, START_SLOTS cases starting at
 once as in the scheduler (all 68 at once thrash 2 cores: some then miss their 60 s bound
 and the "floor" is slower than the suite), and waits, with the scheduler's one pod watch,
@@ -25,10 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from secctx import expect, report, runner
+from secctx import report
 from secctx.kube import PodWatch, Terminal, WaitTimeout
-from secctx.plugin import case_params
-from secctx.scheduler import START_SLOTS
+from secctx.oracle import expect
+from secctx.run import runner
+from secctx.run.plugin import case_params
+from secctx.run.scheduler import START_SLOTS
 
 
 @pytest.mark.every_runtime  # it starts every case itself, under each runtime

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from secctx.scheduler import SCHEDULED_CONCURRENCY
+from secctx.run.scheduler import SCHEDULED_CONCURRENCY
 
 from . import analysis
 
@@ -301,7 +301,7 @@ def from_scratch_env(env: dict[str, str], scratch: Path) -> dict[str, str]:
 
 def cache_root(env: dict[str, str]) -> Path:
     """The secctx cache root of the children's environment `env`."""
-    from secctx import cache
+    from secctx.core import cache
     return cache.root(env)
 
 
@@ -678,7 +678,7 @@ class Bench:
         if prep["status"] != "ok":
             return
         runs = []
-        from secctx import cache
+        from secctx.core import cache
         kubeconfig = cache.cluster_state(self.name, self.env) / "kubeconfig"
         for i in range(1, self.args.e2e_repeat + 1):
             report_dir = self.out / "raw" / v / f"e2e-{i}"
@@ -728,7 +728,7 @@ class Bench:
         if self.cluster_version is not None or not self.args.skip_cluster or not self.args.skip_suite:
             say(f"deleting cluster {self.name}")
             if self.cluster_down("teardown"):  # and the state kept about it
-                from secctx import cache
+                from secctx.core import cache
                 rmtree(cache.cluster_state(self.name, self.env))
         self.result["finished_at"] = _now()
         self.result["host"]["loadavg_end"] = list(os.getloadavg())

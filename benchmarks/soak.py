@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from secctx import cache
+from secctx.core import cache
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

@@ -10,7 +10,7 @@ APT_TIMEOUT=${SECCTX_APT_TIMEOUT:-900}  # seconds for apt-get update + install (
 say() { printf '[secctx] %s\n' "$*" >&2; }
 
 # The Debian packages (and whether a Docker engine) the run of these pytest
-# options needs, as `python -m secctx host-needs` says (secctx/hostneeds.py:
+# options needs, as `python -m secctx host-needs` says (secctx/cluster/hostneeds.py:
 # the mode is decided there, as set-up decides it). Installs what is missing,
 # with sudo when not root. Sets NEEDS_ENGINE=yes|no.
 ensure_host_packages() {

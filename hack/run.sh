@@ -16,7 +16,7 @@ status=0
 pages=()  # the version matrix (python -m secctx.matrix compare) and the --secctx-compare-to diff
 [ -f "$ROOT/reports/matrix/matrix.json" ] && pages+=(--matrix "$ROOT/reports/matrix")
 [ -f "$ROOT/reports/observations.diff.json" ] && pages+=(--diff "$ROOT/reports/observations.diff.json")
-"$PY" -m secctx.htmlreport --results "$results" --out "$ROOT/reports/html" \
+"$PY" -m secctx.report.html --results "$results" --out "$ROOT/reports/html" \
   --history "$ROOT/reports/history.jsonl" ${pages[@]+"${pages[@]}"} \
   || say "the HTML report could not be generated"
 say "report: $ROOT/reports/html/index.html (JUnit: reports/junit.xml)"

@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import hostneeds, rbac
-from .cluster import engine, provision
+from .cluster import engine, hostneeds, provision
 from .cluster.kind import ClusterError
-from .imagemap import ImageMapError
+from .core.run_command import CommandError
+from .images.imagemap import ImageMapError
+from .kube import rbac
 from .offline.gobuild import BuildError
 from .offline.gomod import KubeVersion, VersionError
-from .run_command import CommandError
 
 # (CommandError: a command no caller turned into its own error still says what ran.)
 USER_ERRORS = (engine.EngineError, ClusterError, BuildError, VersionError, ImageMapError,
@@ -143,14 +143,14 @@ def _run(args: argparse.Namespace) -> int:
             seccomp_default=args.kubelet_seccomp_default, cri=args.cri))
         print(f"export KUBECONFIG={cluster.kubeconfig}")
     elif args.command == "images-publish":
-        from .imagemap import ImageMapError, registry_problem
+        from .images.imagemap import ImageMapError, registry_problem
         if registry_problem(args.registry):
             raise ImageMapError(registry_problem(args.registry))
         from .images import load
         for image in load.publish(args.registry):
             print(image)
     elif args.command == "rbac-manifest":
-        from . import paths
+        from .core import paths
         sys.stdout.write(paths.RBAC_MANIFEST.read_text())
     elif args.command == "rbac-kubeconfig":
         expires = rbac.service_account_kubeconfig(args.kubeconfig, args.out, args.kube_context,

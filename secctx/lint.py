@@ -18,8 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import cache, run_command
-from .run_command import CommandError, Result
+from .core import cache, run_command
+from .core.run_command import CommandError, Result
 
 ACTIONLINT_VERSION = "v1.7.12"  # newest on the Go module proxy when pinned; needs Go >= 1.25
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint"

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 from .cases import Status
-from .categories import NOT_ENFORCED, OTHERS_HOLD, cannot_enforce, not_enforced
-from .expect import EVERY_FILE, TOKEN_DIR, classify_id_map, show
+from .core.categories import NOT_ENFORCED, OTHERS_HOLD, cannot_enforce, not_enforced
+from .oracle.expect import EVERY_FILE, TOKEN_DIR, classify_id_map, show
 
 if TYPE_CHECKING:
-    from .expect import Expected, ExpectedMount, ExpectedProcPaths
     from .observe import Observation, Observed
+    from .oracle.expect import Expected, ExpectedMount, ExpectedProcPaths
 
 __all__ = ["NOT_ENFORCED", "Check", "compare", "assert_holds", "fail", "failures", "require", "table"]
 READ_ONLY_ERROR = "Read-only file system"

@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from secctx import report, runner
-from secctx.categories import infrastructure, not_enforced
-from secctx.podspec import condition_true
+from secctx import report
+from secctx.core.categories import infrastructure, not_enforced
+from secctx.core.podspec import condition_true
+from secctx.run import runner
 from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from secctx import report, runner
-from secctx.categories import not_enforced
-from secctx.session import PREPARED_CLASS, PREPARED_FSGROUP
+from secctx import report
+from secctx.core.categories import not_enforced
+from secctx.run import runner
+from secctx.run.session import PREPARED_CLASS, PREPARED_FSGROUP
 from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e

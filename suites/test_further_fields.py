@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from secctx import caps, expect, report, runner
-from secctx.categories import not_enforced
+from secctx import report
+from secctx.core import caps
+from secctx.core.categories import not_enforced
 from secctx.kube import Terminal
 from secctx.observe import parse_proc_status
+from secctx.oracle import expect
+from secctx.run import runner
 from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e

@@ -9,10 +9,11 @@ import yaml
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from secctx import paths, report
+from secctx import report
 from secctx.cases import minor_version
-from secctx.categories import not_enforced
-from secctx.errors import denial
+from secctx.core import paths
+from secctx.core.categories import not_enforced
+from secctx.core.errors import denial
 from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from secctx import report, summary
-from secctx.plugin import recipe_job
+from secctx import report
+from secctx.report import summary
+from secctx.run.plugin import recipe_job
 
 
 def test_case_file_is_valid(secctx_case_file):
@@ -21,7 +22,7 @@ def test_case_file_is_valid(secctx_case_file):
 
 @pytest.mark.e2e
 def test_recipe_case(secctx_recipe_case, secctx_suite, secctx_scheduler, request):
-    """The case ran with every other selected case (secctx.scheduler): its steps and
+    """The case ran with every other selected case (secctx.run.scheduler): its steps and
     attachments are replayed here, and what it raised is raised here."""
     report.label_case(secctx_recipe_case.case, secctx_suite.env, secctx_recipe_case.storage,
                       secctx_recipe_case.runtime, secctx_recipe_case.node)

@@ -3,7 +3,7 @@
 The `Seccomp: 2` line says a filter is there, and one refused `unshare -U` says it
 refuses that one call; a filter that refuses only unshare passes both. Here a
 privileged hostPID pod on the same node reads the container's filters from the kernel
-(images/escalation seccomp-filter: PTRACE_SECCOMP_GET_FILTER), and secctx.seccomp runs
+(images/escalation seccomp-filter: PTRACE_SECCOMP_GET_FILTER), and secctx.observe.seccomp runs
 them over the system calls the profile decides: what it allows must be allowed, what it
 refuses refused with its errno. Independent of what the workload image contains.
 """
@@ -14,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from secctx import caps, expect, report, runner, seccomp
+from secctx import report
 from secctx.cases import load_cases
-from secctx.categories import not_enforced
-from secctx.paths import CASES
+from secctx.core import caps
+from secctx.core.categories import not_enforced
+from secctx.core.paths import CASES
+from secctx.observe import seccomp
+from secctx.oracle import expect
+from secctx.run import runner
 from secctx.verdict import Check, require
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +120,7 @@ def test_the_kernels_filter_answers_each_call_as_the_profile_says(subject, secct
     pod = runner.start_pod(secctx_suite, secctx_namespace, _pod("subject", pod_sc, container_sc))
     env = secctx_suite.env.on(pod.spec.node_name)
     facts = env.node_facts()
-    # The rule-by-rule model (secctx.seccomp.runtime_default) is containerd's default
+    # The rule-by-rule model (secctx.observe.seccomp.runtime_default) is containerd's default
     # profile; CRI-O's is containers/common's (pkg/seccomp/default_linux.go) with its own
     # list and errno (ENOSYS), which no model here describes.
     if facts.cri != expect.CONTAINERD and "RuntimeDefault" in subject:

@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from secctx import expect, report, runner
-from secctx.categories import not_available, not_enforced
+from secctx import report
+from secctx.core.categories import not_available, not_enforced
 from secctx.observe import parse_id_map
+from secctx.oracle import expect
+from secctx.run import runner
 from secctx.verdict import require
 
 pytestmark = pytest.mark.e2e

@@ -14,9 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import run_command
+from ..core import run_command
+from ..core.run_command import CommandError
 from ..offline import capshim, log
-from ..run_command import CommandError
 from . import inotify
 
 SHIM_DIR = Path("/usr/local/lib/secctx")

@@ -15,9 +15,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import run_command
+from ..core import run_command
+from ..core.run_command import CommandError
 from ..offline import log
-from ..run_command import CommandError
 
 # kind's docs (known-issues, "Pod errors due to too many open files").
 WANTED = {"fs/inotify/max_user_instances": 512, "fs/inotify/max_user_watches": 524288}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import cache, run_command
+from ..core import cache, run_command
+from ..core.run_command import CommandError
 from ..offline import log
-from ..run_command import CommandError
 from . import kindconfig
 
 

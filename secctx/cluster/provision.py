@@ -11,13 +11,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache, run_command, timeouts
-from ..imagemap import ImageMap
+from ..core import cache, run_command, timeouts
+from ..core.podspec import condition_true
+from ..core.run_command import CommandError
 from ..images import docker
 from ..images import load as images
+from ..images.imagemap import ImageMap
 from ..offline import capshim, crionode, log, nodeimage
-from ..podspec import condition_true
-from ..run_command import CommandError
 from . import engine, existing, inotify, kindconfig, versions
 from . import mode as modes
 from .kind import ClusterError, KindCluster

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..imagemap import ImageMap
+from ..images.imagemap import ImageMap
 from ..images.load import Tally
 from . import provision
 from .kind import KindCluster

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import shutil
 
-from .. import run_command
+from ..core import run_command
+from ..core.run_command import CommandError
 from ..offline.gobuild import kubernetes_built
 from ..offline.gomod import KubeVersion, VersionError, check_offline_buildable
-from ..run_command import CommandError
 
 
 def check_offline_version(version: KubeVersion) -> None:

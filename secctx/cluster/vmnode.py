@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache, run_command
+from ..core import cache, run_command
+from ..core.run_command import CommandError
 from ..offline import log
-from ..run_command import CommandError
 from .kind import ClusterError
 
 HERE = Path(__file__).parent / "vm"

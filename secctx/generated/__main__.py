@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .. import paths
+from ..core import paths
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,11 +16,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from .. import expect, observe, podspec, refusals, timeouts, verdict
+from .. import observe, verdict
 from ..cases import Case, Status
+from ..core import podspec, timeouts
 from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod, transient_run_error
 from ..observe import Observed, Refusal
-from ..runner import Applied
+from ..oracle import expect, refusals
+from ..run.runner import Applied
 from . import casefile
 
 NOT_SETTLED = "not settled"  # neither ready nor refused within the bound

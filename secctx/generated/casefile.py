@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from .. import cases, paths, podspec
+from .. import cases
 from ..cases import Outcome, Status
+from ..core import paths, podspec
 from .strategy import LOCALHOST_PROFILE
 
 PROFILE_FILE = paths.FIXTURES / "manifests" / "allowlist-probe-profile.json"

@@ -1,4 +1,4 @@
-"""The pytest options of the generated test (registered by secctx.plugin)."""
+"""The pytest options of the generated test (registered by secctx.run.plugin)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ CI_SEED = 20261201
 
 
 def add(add_option) -> None:
-    """`add_option(NAME, ...)` adds --secctx-NAME (secctx.optionnames)."""
+    """`add_option(NAME, ...)` adds --secctx-NAME (secctx.run.options)."""
     add_option("generated-examples", type=int, default=CI_EXAMPLES, metavar="N",
                help=f"generated pod specs to run (default {CI_EXAMPLES}, the CI budget; "
                     "nightly: 500)")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from .. import expect
 from ..cases import Status
+from ..oracle import expect
 from . import batch, casefile
 from .strategy import pod_specs
 

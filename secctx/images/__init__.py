@@ -1,6 +1,6 @@
 """Images: which ones a run needs, where they come from, how they reach the nodes.
 
-- secctx.imagemap (the map): recipe image reference -> image the suite runs,
+- secctx.images.imagemap (the map): recipe image reference -> image the suite runs,
   per mode, from fixtures/images.yaml (+ --secctx-image-map); ImageMap.rewrite maps
   a manifest's images (offline also `imagePullPolicy: Never`).
 - build: the images the suite builds, and their recipes: workload images

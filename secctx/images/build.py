@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache, paths, run_command
+from ..core import cache, paths, run_command
 from ..offline import rootfs
 from ..offline.gobuild import BuildError, go, go_env
 from . import docker

@@ -10,10 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import run_command
+from ..core import run_command
+from ..core.run_command import QUERY, CommandError
 from ..offline import log
 from ..offline.gobuild import BuildError
-from ..run_command import QUERY, CommandError
 
 KEY_LABEL = "io.secctx.key"
 

@@ -105,7 +105,7 @@ def build_all() -> dict[str, str]:
 
 
 def _entrypoint_file():
-    from .. import cache
+    from ..core import cache
     path = cache.path("faithful", "docker-entrypoint.sh")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != ENTRYPOINT:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ..cluster.kind import ClusterError, KindCluster
 from ..cluster.mode import OFFLINE
-from ..imagemap import ImageMap
 from ..offline import log
 from . import build, docker
+from .imagemap import ImageMap
 
 LOCAL_PREFIX = "secctx.local/"  # images built here, never pulled
 NGINX_USER1000 = "secctx/nginx-user1000:1.25"

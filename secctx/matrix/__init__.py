@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import observations as obs
-from ..verdictpage import allure_page_id
+from ..report.verdictpage import allure_page_id
 
 DEFAULT_OUT = Path("reports") / "matrix"
 DEFAULT_REPORT_URL = "index.html"
@@ -431,7 +431,7 @@ def _observation_details(runs: list[Run]) -> list[str]:
     return out
 
 
-# --- pages of the HTML report (python -m secctx.htmlreport --matrix DIR --diff FILE) -----------
+# --- pages of the HTML report (python -m secctx.report.html --matrix DIR --diff FILE) -----------
 
 @dataclass
 class ReportPage:

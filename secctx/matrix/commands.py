@@ -1,7 +1,7 @@
 """The commands of `python -m secctx.matrix` (see secctx.matrix): `compare`, and `run`,
 which runs the suite once per version and builds one HTML report of all of them.
 
-Apart from the matrix itself because `run` uses secctx.htmlreport, which uses the
+Apart from the matrix itself because `run` uses secctx.report.html, which uses the
 matrix's report pages: the matrix stays below the report, this module above it.
 """
 from __future__ import annotations
@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import htmlreport, paths
 from .. import observations as obs
+from ..core import paths
+from ..report import html as htmlreport
 from . import DEFAULT_OUT, DEFAULT_REPORT_URL, compare
 from . import __doc__ as MATRIX_DOC
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import cache, paths
+from ..core import cache, paths
 from .gobuild import go, go_env
 
 SOURCE = paths.CAPSHIM_SOURCE

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cache
+from ..core import cache
 from . import log
 from .gobuild import go, go_env, module_info
 from .gomod import wrapper_go_mod

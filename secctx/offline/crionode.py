@@ -26,9 +26,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache, run_command
+from ..core import cache, run_command
+from ..core.run_command import CommandError
 from ..images import docker
-from ..run_command import CommandError
 from . import components, log, nodeimage, rootfs
 from .gobuild import BuildError
 from .gomod import KubeVersion, check_offline_buildable

@@ -6,8 +6,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import cache, run_command
-from ..run_command import CommandError
+from ..core import cache, run_command
+from ..core.run_command import CommandError
 from . import log
 from .gomod import KubeVersion, build_go_mod, version_ldflags
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache, hostlimits, paths, run_command
+from ..cluster import hostlimits
+from ..core import cache, paths, run_command
+from ..core.run_command import CommandError
 from ..images import build as images
 from ..images import docker
-from ..run_command import CommandError
 from . import capshim, components, log
 from .gobuild import BuildError, build_kubernetes
 from .gomod import KubeVersion, check_offline_buildable

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import cache, run_command
-from ..run_command import CommandError
+from ..core import cache, run_command
+from ..core.run_command import CommandError
 from . import log
 from .gobuild import BuildError
 

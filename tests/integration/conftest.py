@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from secctx.kube import Kube
-from secctx.session import LOCAL_CLASS
+from secctx.run.session import LOCAL_CLASS
 
 from .robust_helpers import CLUSTER, Robust, cli
 

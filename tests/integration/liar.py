@@ -59,8 +59,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from secctx import cache
 from secctx.cluster import vmnode
+from secctx.core import cache
 from secctx.offline.gobuild import go, go_env
 
 SOURCE = Path(__file__).with_name("runc-liar")

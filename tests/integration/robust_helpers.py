@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client
 
 from secctx.kube import MANAGED_BY, RUN_LABEL, Kube
-from secctx.nodefacts import HELPER
-from secctx.session import LOCAL_CLASS
+from secctx.oracle.nodefacts import HELPER
+from secctx.run.session import LOCAL_CLASS
 
 ROOT = Path(__file__).resolve().parents[2]
 # SECCTX_ROBUST_CLUSTER: another name, so that developing one integration test does not

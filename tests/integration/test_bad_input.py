@@ -15,8 +15,8 @@ import textwrap
 
 import pytest
 
-from secctx import exitcodes
-from secctx.imagemap import ImageMap
+from secctx.core import exitcodes
+from secctx.images.imagemap import ImageMap
 from secctx.kube import Terminal
 
 from .robust_helpers import (

@@ -18,7 +18,7 @@ import time
 import pytest
 from kubernetes import config
 
-from secctx import cache
+from secctx.core import cache
 from secctx.kube import Kube
 
 from .robust_helpers import (

@@ -1,5 +1,5 @@
 """The verdict a platform team gates on, on a real cluster: each outcome of a run ends
-with its own exit code (secctx/exitcodes.py, docs/summary.md), and reports/summary.json
+with its own exit code (secctx/core/exitcodes.py, docs/summary.md), and reports/summary.json
 says why, with the same totals as junit.xml.
 
 One case (hardened-pod) under the default runtime, on the integration tests' cluster
@@ -17,8 +17,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from secctx import exitcodes, summary
-from secctx.categories import INFRASTRUCTURE, NOT_ENFORCED
+from secctx.core import exitcodes
+from secctx.core.categories import INFRASTRUCTURE, NOT_ENFORCED
+from secctx.report import summary
 
 from . import liar
 from .robust_helpers import CLUSTER, run_pytest, traceback_in, unreachable_kubeconfig

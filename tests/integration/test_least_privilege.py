@@ -15,7 +15,8 @@ import yaml
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
-from secctx import exitcodes, rbac
+from secctx.core import exitcodes
+from secctx.kube import rbac
 
 from .robust_helpers import ROOT, cli, kubeconfig_secrets, run_pytest, traceback_in
 from .test_existing_cluster import CASES

@@ -22,8 +22,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from secctx.imagemap import ImageMap, split_reference
 from secctx.images import build, faithful
+from secctx.images.imagemap import ImageMap, split_reference
 from secctx.offline import nodeimage
 from secctx.offline.gomod import KubeVersion
 

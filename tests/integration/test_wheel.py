@@ -152,7 +152,7 @@ def site_packages(venv: Venv) -> Path:
 
 
 def test_the_installed_suite_is_the_wheels_own_copy(wheel_venv, empty_dir):
-    out = wheel_venv.run("-c", "import secctx, secctx.generated, secctx.plugin; "
+    out = wheel_venv.run("-c", "import secctx, secctx.generated, secctx.run.plugin; "
                                "print(secctx.__file__)", cwd=empty_dir)
     assert out.returncode == 0, out.stderr[-3000:]
     assert Path(out.stdout.strip()).is_relative_to(site_packages(wheel_venv)), out.stdout
@@ -202,13 +202,13 @@ def test_packaged_commands_find_their_data(wheel_venv, empty_dir):
     rbac = wheel_venv.run("-m", "secctx", "rbac-manifest", cwd=empty_dir)
     assert rbac.returncode == 0, rbac.stderr[-2000:]
     assert "kind: ClusterRole" in rbac.stdout
-    report = wheel_venv.run("-m", "secctx.htmlreport", "--help", cwd=empty_dir)
+    report = wheel_venv.run("-m", "secctx.report.html", "--help", cwd=empty_dir)
     assert report.returncode == 0, report.stderr[-2000:]
-    pinned = wheel_venv.run("-c", "from secctx import htmlreport; print(htmlreport.pinned_version())",
+    pinned = wheel_venv.run("-c", "from secctx.report import html; print(html.pinned_version())",
                             cwd=empty_dir)
     assert pinned.returncode == 0, pinned.stderr[-2000:]
     assert re.fullmatch(r"\d+\.\d+\.\d+\n", pinned.stdout)
-    doc = wheel_venv.run("-m", "secctx.schemadoc", "--check", cwd=empty_dir)
+    doc = wheel_venv.run("-m", "secctx.cases.schemadoc", "--check", cwd=empty_dir)
     assert doc.returncode == 0, doc.stdout[-1000:] + doc.stderr[-2000:]
     images = wheel_venv.run("-c", "from secctx.images import build; "
                                   "print((build.IMAGE_SOURCES / 'myapp' / 'main.go').is_file())",
@@ -248,7 +248,7 @@ def test_a_team_case_runs_on_an_existing_cluster_with_only_python(wheel_venv, no
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed: the HTML report needs Node.js 20+ with npm")
     html = nobody.home.parent / "html"
-    report = wheel_venv.run("-m", "secctx.htmlreport", "--results", str(results), "--out",
+    report = wheel_venv.run("-m", "secctx.report.html", "--results", str(results), "--out",
                             str(html), "--single-file", cwd=team, timeout=900)
     assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-3000:]
     assert "team-app" in (html / "index.html").read_text()

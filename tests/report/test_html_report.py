@@ -2,7 +2,7 @@
 
 A small generated pytest file (allure epic/feature/story labels, steps, attachments,
 one passing and one deliberately failing test) is RUN to make real allure-results;
-secctx.htmlreport turns them into the Allure 3 report, single-file and multi-file,
+secctx.report.html turns them into the Allure 3 report, single-file and multi-file,
 carrying a history file over runs. Chromium then shows that the page renders the
 suite and test names, that clicking the failed test lists its attachment (and that
 the attachment opens), and that the page requests nothing outside 127.0.0.1.
@@ -38,7 +38,9 @@ from pathlib import Path
 
 import pytest
 
-from secctx import caps, cases, htmlreport, observations, observe, paths
+from secctx import cases, observations, observe
+from secctx.core import caps, paths
+from secctx.report import html as htmlreport
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "reports" / "artifacts" / "report-screenshot.png"
@@ -110,7 +112,10 @@ DEMO_TESTS += textwrap.dedent(f'''
     from pathlib import Path
     from types import SimpleNamespace
 
-    from secctx import cases, nodefacts, observe, paths, plugin, report, session, verdict
+    from secctx import cases, observe, report, verdict
+    from secctx.oracle import nodefacts
+    from secctx.core import paths
+    from secctx.run import plugin, session
 
     CASE = next(c for c in cases.load_cases([paths.CASES])[0] if c.name == "{CASE}")
     RECORDED = json.loads(Path({str(RECORDED)!r}).read_text())["cases"]
@@ -190,7 +195,7 @@ def test_demo_results_are_realistic(reports):
     assert labels["epic"] == "Pod Security Context"
     assert labels["feature"] == "readOnlyRootFilesystem"
     assert labels["suite"] == SUITE
-    # str parameters show without quotes (secctx.plugin re-sets them as report.Plain)
+    # str parameters show without quotes (secctx.run.plugin re-sets them as report.Plain)
     assert {p["name"]: p["value"] for p in by_name[FAILING]["parameters"]} == {"kubernetes": "v1.37.0"}
     steps = by_name[FAILING]["steps"]
     assert [s["name"] for s in steps] == ["create the pod with readOnlyRootFilesystem: true",
@@ -250,7 +255,7 @@ def test_multi_file_report_has_no_outside_references(reports):
 
 
 def test_cli_fails_with_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "secctx.htmlreport", "--results", str(tmp_path / "none"),
+    proc = subprocess.run([sys.executable, "-m", "secctx.report.html", "--results", str(tmp_path / "none"),
                            "--out", str(tmp_path / "html")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -596,7 +601,7 @@ def matrix_report(reports, tmp_path_factory):
              "--results", str(reports["red"]))
     tonight = base / "reports" / "observations.json"  # what --secctx-compare-to writes at the end
     observations.compare(_observations(NEW), observations.load(new), tonight)
-    proc = _run_cli("secctx.htmlreport", "--results", str(reports["red"]), "--out", str(base / "html"),
+    proc = _run_cli("secctx.report.html", "--results", str(reports["red"]), "--out", str(base / "html"),
                     "--name", REPORT_NAME, "--matrix", str(base / "matrix"),
                     "--diff", str(observations.diff_path(tonight)))
     case = next(json.loads(p.read_text()) for p in reports["red"].glob("*-result.json")
@@ -623,7 +628,7 @@ def test_report_carries_the_matrix_and_the_baseline_diff_linked_from_its_top(mat
 
 
 def test_cli_with_a_matrix_directory_without_matrix_json_fails_with_one_line(reports, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "secctx.htmlreport", "--results", str(reports["red"]),
+    proc = subprocess.run([sys.executable, "-m", "secctx.report.html", "--results", str(reports["red"]),
                            "--out", str(tmp_path / "html"), "--matrix", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2

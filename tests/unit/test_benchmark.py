@@ -161,7 +161,7 @@ def test_aggregate_cases_puts_cleanup_only_entries_last():
 
 
 def test_timings_written_by_secctx_timing_round_trip(tmp_path, monkeypatch):
-    from secctx import timing
+    from secctx.core import timing
     monkeypatch.setenv("SECCTX_TIMINGS_DIR", str(tmp_path))
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
     timing.record("secure-pod", "apply_to_ready", 12.5)

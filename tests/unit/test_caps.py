@@ -1,7 +1,7 @@
-"""secctx.caps against values `capsh --decode` prints."""
+"""secctx.core.caps against values `capsh --decode` prints."""
 import pytest
 
-from secctx import caps
+from secctx.core import caps
 
 DEFAULT_14 = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
               "SETPCAP", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from secctx import caps
+from secctx.core import caps
 
 SOURCE = Path(__file__).resolve().parents[2] / "secctx" / "offline" / "capshim"
 ALL_CAPS = ["CAP_" + name for name in caps.CAPABILITIES]  # 41, by bit number

@@ -12,7 +12,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from secctx import caps, cases, schemadoc
+from secctx import cases
+from secctx.cases import schemadoc
+from secctx.core import caps
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "fixtures" / "cases"
@@ -102,7 +104,7 @@ def test_schemadoc_write_and_check(tmp_path: Path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{schemadoc.BEGIN}\nstale\n{schemadoc.END}\noutro\n")
     assert schemadoc.main(["--readme", str(readme), "--check"]) == 1
-    assert "run `python -m secctx.schemadoc --write`" in capsys.readouterr().err
+    assert "run `python -m secctx.cases.schemadoc --write`" in capsys.readouterr().err
     assert schemadoc.main(["--readme", str(readme), "--write"]) == 0
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith(f"{schemadoc.END}\noutro\n")
@@ -115,7 +117,7 @@ def test_schemadoc_write_and_check(tmp_path: Path, capsys):
 def edited_schema(tmp_path: Path, monkeypatch):
     """A copy of the secctx package whose schema the test edits, imported as its own package."""
     package = tmp_path / "secctx_edited"
-    shutil.copytree(Path(cases.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(cases.__file__).parents[1], package, ignore=shutil.ignore_patterns("__pycache__"))
     schema_path = package / "schema" / "case.schema.json"
     schema = json.loads(schema_path.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -123,7 +125,7 @@ def edited_schema(tmp_path: Path, monkeypatch):
     def load(edit):
         edit(schema)
         schema_path.write_text(json.dumps(schema))
-        return (importlib.import_module("secctx_edited.cases"), importlib.import_module("secctx_edited.schemadoc"))
+        return (importlib.import_module("secctx_edited.cases"), importlib.import_module("secctx_edited.cases.schemadoc"))
     yield load
     for name in [n for n in sys.modules if n == "secctx_edited" or n.startswith("secctx_edited.")]:
         del sys.modules[name]

@@ -2,9 +2,10 @@
 asserted on containerd and on CRI-O with its own source, and not asserted elsewhere."""
 from __future__ import annotations
 
-from secctx import caps, observe
-from secctx.expect import CONTAINERD, CRIO, ImageFiles, NodeFacts, expect_process
-from secctx.refusals import sandbox_refusal
+from secctx import observe
+from secctx.core import caps
+from secctx.oracle.expect import CONTAINERD, CRIO, ImageFiles, NodeFacts, expect_process
+from secctx.oracle.refusals import sandbox_refusal
 
 # Alpine's group file: root is listed in a group named like it (root:x:0:root).
 ALPINE = ImageFiles(observe.parse_passwd("root:x:0:0:root:/root:/bin/sh\n"

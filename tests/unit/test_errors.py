@@ -17,14 +17,16 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError
 
-from secctx import boundary, cli, errors, exitcodes, kube
+from secctx import cli, kube
 from secctx.cluster import engine, existing, provision, versions
 from secctx.cluster.kind import ClusterError, KindCluster
-from secctx.imagemap import ImageMap
+from secctx.core import errors, exitcodes
 from secctx.images import build as image_build
 from secctx.images import load as image_load
+from secctx.images.imagemap import ImageMap
 from secctx.offline import gobuild, gomod, nodeimage
 from secctx.offline.gomod import KubeVersion, VersionError, check_offline_buildable
+from secctx.run import boundary
 
 
 def _must_not_run(what):
@@ -497,7 +499,7 @@ def test_a_refused_permission_stops_the_run_at_its_one_line(pytester):
     result.assert_outcomes(passed=1, failed=1)
     assert "test_never_runs" not in result.stdout.str()
     assert "run stopped at the first INFRASTRUCTURE error" in result.stdout.str()
-    # Only an INFRASTRUCTURE error failed (test_passes passed): exit 6, not 1 (secctx.exitcodes).
+    # Only an INFRASTRUCTURE error failed (test_passes passed): exit 6, not 1 (secctx.core.exitcodes).
     assert result.ret == exitcodes.INFRASTRUCTURE_ERROR and "Traceback" not in result.stdout.str()
 
 
@@ -505,7 +507,7 @@ def test_a_failed_set_up_stops_the_run_at_its_one_line(pytester):
     """A session fixture's INFRASTRUCTURE error: one error, not one per test."""
     pytester.makepyfile("""
         import pytest
-        from secctx.boundary import infrastructure
+        from secctx.run.boundary import infrastructure
         from secctx.cluster.kind import ClusterError
 
         @pytest.fixture(scope="session")

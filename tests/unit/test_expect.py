@@ -1,9 +1,9 @@
-"""secctx.expect: the oracle, on the recipe's pods and on the rules it must get right."""
+"""secctx.oracle.expect: the oracle, on the recipe's pods and on the rules it must get right."""
 import pytest
 import yaml
 
-from secctx import caps
-from secctx.expect import ImageUser, NodeFacts, expect_process, expect_volume
+from secctx.core import caps
+from secctx.oracle.expect import ImageUser, NodeFacts, expect_process, expect_volume
 
 NET_BIND_SERVICE = 1 << 10
 NET_ADMIN = 1 << 12

@@ -1,4 +1,4 @@
-"""secctx.generated and secctx.refusals: generated specs are ordinary cases, findings
+"""secctx.generated and secctx.oracle.refusals: generated specs are ordinary cases, findings
 round-trip through the loader, outcomes are predicted by rule, and Hypothesis's
 shrinking ends at a minimal spec (a fake cluster: the real one is suites/test_generated)."""
 from __future__ import annotations
@@ -9,9 +9,11 @@ from types import SimpleNamespace
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from secctx import cases, podspec, refusals, verdict
-from secctx.expect import NodeFacts
+from secctx import cases, verdict
+from secctx.core import podspec
 from secctx.generated import batch, casefile, search, strategy
+from secctx.oracle import refusals
+from secctx.oracle.expect import NodeFacts
 
 # The config USER of the suite's test images (images/README.md).
 CONFIG_USERS = {"busybox:1.36": "", "secctx/identity:named-user": "app",

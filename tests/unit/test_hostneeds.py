@@ -1,8 +1,7 @@
-"""secctx.hostneeds: the host packages and engine hack/lib.sh installs, by mode (no Docker)."""
+"""secctx.cluster.hostneeds: the host packages and engine hack/lib.sh installs, by mode (no Docker)."""
 import pytest
 
-from secctx import hostneeds
-from secctx.cluster import mode
+from secctx.cluster import hostneeds, mode
 
 OFFLINE_ONLY = {"debootstrap", "libseccomp-dev", "pkg-config", "gcc"}
 RUNNING = {"ServerVersion": "29.0", "DefaultRuntime": "runc"}

@@ -1,4 +1,4 @@
-"""secctx.cluster.mode.detect (no network, no Docker) and secctx.imagemap."""
+"""secctx.cluster.mode.detect (no network, no Docker) and secctx.images.imagemap."""
 import copy
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from secctx.cluster import mode
-from secctx.imagemap import DEFAULT_MAP, ImageMap, ImageMapError, registry_problem, split_reference
+from secctx.images.imagemap import DEFAULT_MAP, ImageMap, ImageMapError, registry_problem, split_reference
 
 NODE_IMAGE = "kindest/node:v1.37.0"
 

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 from test_oracle_rules import NODE_SCRIPT
 
-from secctx import expect, nodefacts, plugin, refusals, runner
-from secctx.expect import NodeFacts
-from secctx.nodefacts import DEFAULT_NODE_KIND, NODE_KIND_LABEL, Environment, _merge_node_script
+from secctx.oracle import expect, nodefacts, refusals
+from secctx.oracle.expect import NodeFacts
+from secctx.oracle.nodefacts import DEFAULT_NODE_KIND, NODE_KIND_LABEL, Environment, _merge_node_script
+from secctx.run import plugin, runner
 
 
 def config(**more):

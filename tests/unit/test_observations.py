@@ -13,10 +13,11 @@ from types import SimpleNamespace
 import pytest
 from jsonschema import Draft202012Validator
 
-from secctx import caps, matrix, observations, observe, recording
-from secctx.expect import ClaimFacts, ImageUser, Learned
+from secctx import matrix, observations, observe
+from secctx.core import caps
 from secctx.matrix import commands as matrix_commands
-from secctx.observations import Change, classify, diff
+from secctx.observations import Change, classify, diff, recording
+from secctx.oracle.expect import ClaimFacts, ImageUser, Learned
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "observations.md"
@@ -369,7 +370,7 @@ def test_observations_path_defaults_under_the_invocation_directory(tmp_path):
 
 
 def test_a_bad_compare_to_file_is_an_option_problem(tmp_path):
-    from secctx.plugin import option_problem
+    from secctx.run.plugin import option_problem
     defaults = {"cases_dir": [], "image_map": None, "kind_bin": None, "existing_cluster": False,
                 "kube_context": None}
     assert option_problem(lambda name: {**defaults, "compare_to": None}.get(name)) is None
@@ -740,7 +741,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from secctx import recording
+from secctx.observations import recording
 
 
 @pytest.fixture(scope="session")
@@ -810,7 +811,7 @@ def test_run_command_compares_what_the_runs_wrote(tmp_path, monkeypatch, capsys)
 
 
 def test_report_pages_of_a_matrix_and_a_baseline_diff_link_cells_to_the_reports_tests(tmp_path):
-    """What python -m secctx.htmlreport --matrix DIR --diff FILE puts beside index.html."""
+    """What python -m secctx.report.html --matrix DIR --diff FILE puts beside index.html."""
     results = tmp_path / "allure-results"
     allure_results(results, "v1.37.2", "hardened-pod", "u1")
     # Made without --results: the report's own results give the links.
@@ -894,7 +895,7 @@ def test_groups_gained_beyond_the_images_memberships_stay_a_regression():
 @pytest.mark.parametrize("case_id, kind", [("userns-root", "pod-range"), ("image-volume", "host")])
 def test_the_document_says_whether_the_process_has_a_user_namespace_of_its_own(case_id, kind):
     from secctx.cases import load_cases
-    from secctx.paths import CASES
+    from secctx.core.paths import CASES
     recorded = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline-new-fields.json")
                           .read_text())["cases"][case_id]
     case = next(c for c in load_cases([CASES])[0] if c.name == case_id)

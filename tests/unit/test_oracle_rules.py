@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secctx import observe
-from secctx.expect import ClaimFacts, ImageFiles, ImageUser, NodeFacts, expect_process, fsgroup_managed
+from secctx.oracle.expect import ClaimFacts, ImageFiles, ImageUser, NodeFacts, expect_process, fsgroup_managed
 
 NODE = NodeFacts()
 # Like upstream's agnhost test image: uid 1000 in /etc/passwd, and in group 50000.
@@ -81,7 +81,7 @@ def test_where_the_kubelet_applies_fsGroup(volume, claim, read_only, managed):
 
 
 def mounts_of(volume: dict, stat=None, uid=1000, groups=(1000,), cap_eff=0, read_only=None):
-    from secctx.expect import Learned, Want, _mounts
+    from secctx.oracle.expect import Learned, Want, _mounts
     mount = {"name": "v", "mountPath": "/v", **({"readOnly": read_only} if read_only is not None else {})}
     spec = {"containers": [{"name": "app", "volumeMounts": [mount]}],
             "volumes": [{"name": "v", **volume}]}
@@ -122,7 +122,7 @@ def test_an_ephemeral_volumes_claim_is_not_read_only():
 def test_local_volume_ownership_follows_the_claims_readOnly_not_the_mounts(claim_ro, mount_ro, group):
     # kubelet pkg/volume/local localVolumeMounter.SetUpAt: SetVolumeOwnership `if !m.readOnly`,
     # m.readOnly being volume.Spec.ReadOnly (the claim's), set up once for all mounts.
-    from secctx.expect import Learned, Want, _mounts
+    from secctx.oracle.expect import Learned, Want, _mounts
     spec = {"securityContext": {"fsGroup": 2000},
             "containers": [{"name": "app", "volumeMounts": [
                 {"name": "v", "mountPath": "/v", "readOnly": mount_ro}]}],
@@ -146,7 +146,7 @@ def test_a_writable_mount_is_writable_only_where_owner_and_mode_allow():
 
 
 def with_fs_group(volume: dict, fs_group: int | None = None, **kw):
-    from secctx.expect import Learned, Want, _mounts
+    from secctx.oracle.expect import Learned, Want, _mounts
     spec = {"securityContext": {"fsGroup": fs_group} if fs_group is not None else {},
             "containers": [{"name": "app", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
             "volumes": [{"name": "v", **volume}], **kw}
@@ -172,7 +172,7 @@ def test_a_kubelet_made_volume_directory_has_a_predicted_owner_group_and_mode(vo
 def test_writable_follows_the_predicted_owner_and_mode_not_the_observed_ones():
     # A runtime that hands an emptyDir to the process (chown 1000, 0700): the mount is still
     # predicted writable from the kubelet's 0777, and the owner and mode checks fail.
-    from secctx.expect import Learned, Want, _mounts
+    from secctx.oracle.expect import Learned, Want, _mounts
     spec = {"containers": [{"name": "app", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
             "volumes": [{"name": "v", "emptyDir": {}}]}
     lied = observe.FileStat("/v", 1000, 0, 0o700, "drwx------")
@@ -218,7 +218,7 @@ def test_an_image_volume_is_not_given_the_fsGroup():
 
 
 def test_fsgroup_adds_group_read_to_files_of_read_only_volumes_and_read_write_elsewhere():
-    from secctx.expect import fsgroup_mode
+    from secctx.oracle.expect import fsgroup_mode
     assert fsgroup_mode(0o400, False, True) == 0o440   # a configMap key with defaultMode 0400
     assert fsgroup_mode(0o600, False, False) == 0o660  # a file in an emptyDir
     assert fsgroup_mode(0o755, True, True) == 0o2755   # a directory: exec and setgid too
@@ -249,7 +249,7 @@ NODE_SCRIPT = ("capbnd={helper}\ninit_capbnd=000001ffffffffff\n{containerd}cap_l
 def test_a_privileged_container_gets_containerds_own_capabilities_not_the_node_inits():
     # containerd's WithPrivileged grants cap.Current(), containerd's own CapEff: here it
     # lacks SYS_RESOURCE and 38-40 while the node's init holds all 41.
-    from secctx.nodefacts import Environment, _merge_node_script
+    from secctx.oracle.nodefacts import Environment, _merge_node_script
     env = Environment(runtime_default_caps=(1 << 64) - 1)
     _merge_node_script(env, NODE_SCRIPT.format(helper="0000003ffeffffff",
                                                containerd="containerd_capeff=0000003ffeffffff\n"),
@@ -266,7 +266,7 @@ def test_a_runtime_that_withholds_a_capability_from_privileged_containers_does_n
     # The lie: the privileged helper itself lacks NET_ADMIN. containerd asked for it, so a
     # privileged container without it must still fail; only without a containerd process
     # in sight is the helper's own set taken.
-    from secctx.nodefacts import Environment, _merge_node_script
+    from secctx.oracle.nodefacts import Environment, _merge_node_script
     net_admin = 1 << 12
     lying = Environment()
     _merge_node_script(lying, NODE_SCRIPT.format(helper=f"{0x3ffeffffff & ~net_admin:016x}",
@@ -300,9 +300,9 @@ def test_runtime_default_opens_unshare_by_the_bounding_set_not_by_what_the_proce
     # Found by secctx.generated (docs/generated-findings.md): uid 1 with capabilities.add
     # ALL has an empty CapEff, yet containerd's profile, written from the bounding set,
     # lets unshare(CLONE_NEWUSER) through, and the node allows unprivileged user namespaces.
-    from secctx import caps
-    from secctx.expect import Want, _behaviour
-    from secctx.nodefacts import Environment
+    from secctx.core import caps
+    from secctx.oracle.expect import Want, _behaviour
+    from secctx.oracle.nodefacts import Environment
     env = Environment(userns_unconfined=True, container_runtime="containerd://2.3.4")
 
     def unshare(add: list[str], cap_bnd: int):
@@ -326,13 +326,13 @@ def test_runtime_default_opens_unshare_by_the_bounding_set_not_by_what_the_proce
     ({"downwardAPI": {"items": [{"path": "labels"}]}}, 2000, {"labels": 0o644}),
 ])
 def test_the_kubelet_writes_each_file_with_its_mode_and_group_read_under_fsGroup(volume, fs_group, files):
-    from secctx.expect import volume_file_modes
+    from secctx.oracle.expect import volume_file_modes
     spec = {"securityContext": {"fsGroup": fs_group} if fs_group else {}}
     got = volume_file_modes(spec, {"name": "v", **volume})
     assert {k: w.value for k, w in got.items()} == files
 
 
 def test_no_file_modes_for_volumes_whose_files_the_kubelet_does_not_write():
-    from secctx.expect import volume_file_modes
+    from secctx.oracle.expect import volume_file_modes
     assert volume_file_modes({}, {"name": "v", "emptyDir": {}}) is None
     assert volume_file_modes({}, {"name": "v", "projected": {"sources": []}}) is None

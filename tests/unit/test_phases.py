@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from secctx import caps, cases, expect, observe, refusals, verdict
+from secctx import cases, observe, verdict
 from secctx.cases import load_cases
-from secctx.nodefacts import REPORTED_FEATURES, Environment
-from secctx.paths import CASES
+from secctx.core import caps
+from secctx.core.paths import CASES
+from secctx.oracle import expect, refusals
+from secctx.oracle.nodefacts import REPORTED_FEATURES, Environment
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" / "v1.37.2-offline.json").read_text())
 # The same cluster's cases of user namespaces, procMount, recursive read-only mounts and image
@@ -332,7 +334,7 @@ def test_on_a_kubelet_with_idsPerPod_131072_a_pod_gets_131072_ids_and_65536_is_a
 
 
 def test_idsPerPod_comes_from_the_kubelets_configuration():
-    from secctx.nodefacts import kubelet_config_facts
+    from secctx.oracle.nodefacts import kubelet_config_facts
     assert kubelet_config_facts({"seccompDefault": True, "userNamespaces": {"idsPerPod": 131072}}) \
         == {"seccomp_default": True, "userns_ids_per_pod": 131072}
     assert kubelet_config_facts({}) == {"seccomp_default": False, "userns_ids_per_pod": 65536}

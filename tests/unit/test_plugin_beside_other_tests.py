@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from secctx import paths, plugin
+from secctx.core import paths
+from secctx.run import plugin
 
 
 def test_a_foreign_run_keeps_its_fixtures_parameters_and_sigterm(pytester):
@@ -138,7 +139,7 @@ def test_new_spellings_say_nothing_and_win_over_an_old_one(pytester):
 def test_a_shared_message_names_the_plugins_spelling_in_a_pytest_line():
     """cluster/mode.py says `--mode online` (python -m secctx's spelling); a pytest run's
     INFRASTRUCTURE line must say what to type there."""
-    from secctx import optionnames
+    from secctx.run import options as optionnames
     assert {"mode", "image-registry", "cri"} <= optionnames.NAMES  # the plugin added them
     line = optionnames.for_pytest("use --mode online, or drop --image-registry; check --kubeconfig")
     assert line == "use --secctx-mode online, or drop --secctx-image-registry; check --kubeconfig"

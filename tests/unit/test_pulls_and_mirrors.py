@@ -7,8 +7,9 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from secctx import nodefacts, pullcheck
 from secctx.cluster import kindconfig
+from secctx.kube import pullcheck
+from secctx.oracle import nodefacts
 
 
 def test_a_mirror_without_registry_serves_the_suites_registries_and_its_own_host():

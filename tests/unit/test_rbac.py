@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from secctx import cli, rbac
-from secctx.kube import MANAGED_BY
+from secctx import cli
+from secctx.kube import MANAGED_BY, rbac
 
 ROOT = Path(__file__).resolve().parents[2]
 OBJECTS = {o["kind"]: o for o in yaml.safe_load_all((ROOT / rbac.MANIFEST).read_text())}
@@ -76,7 +76,8 @@ def test_durations_the_token_request_cannot_take(text, problem, capsys):
 
 
 def test_an_installed_suite_prints_the_same_manifest(capsys):
-    from secctx import cli, paths
+    from secctx import cli
+    from secctx.core import paths
     assert cli.main(["rbac-manifest"]) == 0
     assert capsys.readouterr().out == (ROOT / rbac.MANIFEST).read_text() == \
         paths.RBAC_MANIFEST.read_text()

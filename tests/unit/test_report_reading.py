@@ -10,10 +10,10 @@ from kubernetes import client
 
 from secctx import report, verdict
 from secctx.cases import load_cases
+from secctx.core.paths import CASES
 from secctx.kube import Kube
-from secctx.nodefacts import Environment
-from secctx.paths import CASES
-from secctx.session import Suite
+from secctx.oracle.nodefacts import Environment
+from secctx.run.session import Suite
 
 CASES_BY_NAME = {case.name: case for case in load_cases([CASES])[0]}
 

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from secctx import cli, run_command
-from secctx.run_command import CommandError
+from secctx import cli
+from secctx.core import run_command
+from secctx.core.run_command import CommandError
 
 
 def test_a_command_that_succeeds_gives_its_output_and_exit_code():

@@ -8,9 +8,12 @@ from types import SimpleNamespace
 import pytest
 from test_phases import CASE_BY_NAME, ENVIRONMENT, failed, judge
 
-from secctx import caps, hostlimits, nodefacts, plugin, runner, session
-from secctx.imagemap import ImageMap
-from secctx.nodefacts import DEFAULT_RUNTIME, Environment, Runtime
+from secctx.cluster import hostlimits
+from secctx.core import caps
+from secctx.images.imagemap import ImageMap
+from secctx.oracle import nodefacts
+from secctx.oracle.nodefacts import DEFAULT_RUNTIME, Environment, Runtime
+from secctx.run import plugin, runner, session
 
 NODE_STATUS = {"runtimeHandlers": [
     {"name": "", "features": {"userNamespaces": True, "recursiveReadOnlyMounts": True}},
@@ -288,7 +291,8 @@ def test_the_offline_node_registers_crun_beside_kinds_handlers_behind_the_capabi
 
 
 def test_the_run_ends_with_one_line_per_runtime_and_the_whole_differing_values(tmp_path):
-    from secctx import observations, recording
+    from secctx import observations
+    from secctx.observations import recording
     c = observations.Collector()
     entry = {"container": "app", "storage_kinds": {}, "containers": {},
              "outcome": {"status": "rejected", "reason": "RunContainerError", "exit_code": None,

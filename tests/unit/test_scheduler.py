@@ -11,7 +11,8 @@ import allure
 import pytest
 from kubernetes import client
 
-from secctx import kube, plugin, report, scheduler
+from secctx import kube, report
+from secctx.run import plugin, scheduler
 
 
 def pod(ready=False, waiting=None, terminated=False, restarts=0):

@@ -1,4 +1,4 @@
-"""secctx.seccomp: the kernel's filters, run over the calls a profile decides.
+"""secctx.observe.seccomp: the kernel's filters, run over the calls a profile decides.
 
 The recorded filters are what the kernel held for containers on the offline v1.37.2
 cluster (suites/test_seccomp_filter.py); each must answer as its profile says, and the
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from secctx import caps, seccomp
-from secctx.seccomp import Answer, Call
+from secctx.core import caps
+from secctx.observe import seccomp
+from secctx.observe.seccomp import Answer, Call
 
 RECORDED = json.loads((Path(__file__).parent / "recorded" /
                        "v1.37.2-offline-seccomp-filters.json").read_text())["filters"]

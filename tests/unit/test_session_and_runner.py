@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from secctx import report, runner, session
+from secctx import report
 from secctx.cases import load_cases
-from secctx.imagemap import ImageMap
-from secctx.paths import CASES
+from secctx.core.paths import CASES
+from secctx.images.imagemap import ImageMap
+from secctx.run import runner, session
 
 
 def ns(name, phase="Active", deleting=False):
@@ -92,12 +93,12 @@ def test_redact_blanks_secret_data_and_credentials_everywhere():
 
 def test_the_case_files_ship_with_the_package():
     assert CASES.is_dir() and (CASES / "README.md").is_file()
-    assert Path(session.__file__).parent.name == "secctx"
+    assert Path(session.__file__).parents[1].name == "secctx"
 
 
 def test_an_images_config_user_comes_from_the_nodes_image_store_first(monkeypatch):
     from secctx.images import docker
-    from secctx.nodefacts import Environment
+    from secctx.oracle.nodefacts import Environment
     env = Environment(per_node={"n1": {"image_users": {"a:1": "app", "b:1": ""}}})
     suite = session.Suite(kube=None, cluster=None, run_id="r", env=env)
     monkeypatch.setattr(docker, "config_user", lambda image: f"engine's {image}")

@@ -1,5 +1,5 @@
-"""reports/summary.json, the JUnit properties and the exit codes (secctx.summary,
-secctx.exitcodes): pure logic, then pytest runs of small test files (pytester)."""
+"""reports/summary.json, the JUnit properties and the exit codes (secctx.report.summary,
+secctx.core.exitcodes): pure logic, then pytest runs of small test files (pytester)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from secctx import categories, exitcodes, observations, summary, upstream
-from secctx.categories import INFRASTRUCTURE, NOT_ENFORCED, TEST_FAILURE, TIMEOUT
+from secctx import observations
+from secctx.core import categories, exitcodes
+from secctx.core.categories import INFRASTRUCTURE, NOT_ENFORCED, TEST_FAILURE, TIMEOUT
+from secctx.report import summary, upstream
 from secctx.verdict import Check
 
 # --- exit codes: precedence 1 > 6 > 7; pytest's own codes kept ---------------------
@@ -116,8 +118,9 @@ def totals_as_junit(doc) -> dict[str, int]:
 
 MIXED = """
     import pytest
-    from secctx import summary, verdict
-    from secctx.categories import not_enforced, cannot_enforce
+    from secctx.report import summary
+    from secctx import verdict
+    from secctx.core.categories import not_enforced, cannot_enforce
     from secctx.verdict import Check
 
     @pytest.fixture
@@ -185,7 +188,7 @@ def test_a_run_that_only_hit_infrastructure_exits_6(pytester):
     """As an unreachable cluster does: the session fixture's one INFRASTRUCTURE line."""
     pytester.makepyfile("""
         import pytest
-        from secctx.boundary import infrastructure
+        from secctx.run.boundary import infrastructure
         from secctx.cluster.kind import ClusterError
 
         @pytest.fixture(scope="session")
@@ -233,7 +236,8 @@ def regression_run(pytester, *options):
     recorder's; here it reports one regression, one relaxation)."""
     baseline = observations.write(pytester.path / "baseline.json", _empty_document())
     pytester.makeconftest("""
-        from secctx import observations, recording
+        from secctx import observations
+        from secctx.observations import recording
 
         def changes(*args, **kwargs):
             made = [observations.Change("secure-pod", "app", "process.no_new_privs", 1, 0, "a", "b"),
@@ -272,8 +276,9 @@ def test_a_regression_without_fail_on_regression_is_reported_and_exits_0(pyteste
 @pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_junit_properties_name_case_runtime_category_and_upstream(pytester, xdist):
     pytester.makepyfile("""
-        from secctx import summary, verdict
-        from secctx.categories import not_enforced
+        from secctx.report import summary
+        from secctx import verdict
+        from secctx.core.categories import not_enforced
         from secctx.verdict import Check
 
         def test_case(secctx_recipe_case, request):
@@ -300,7 +305,7 @@ def test_a_passed_case_names_only_its_case_files_upstream_specs(pytester):
     """Not every spec of every field its verdict checked: secure-pod does not set
     hostUsers, so it is not filed under "must create the user namespace if set to false"."""
     pytester.makepyfile("""
-        from secctx import summary
+        from secctx.report import summary
         from secctx.verdict import Check
 
         def test_case(secctx_recipe_case, request):
@@ -311,7 +316,7 @@ def test_a_passed_case_names_only_its_case_files_upstream_specs(pytester):
     assert result.ret == 0, result.outlines
     [entry] = summary.load(pytester.path / "s.json")["tests"]
     from secctx.cases import load_cases
-    from secctx.paths import CASES
+    from secctx.core.paths import CASES
     [case] = [c for c in load_cases([CASES])[0] if c.name == "secure-pod"]
     assert [s["name"] for s in entry["upstream"]] == [u.name for u in case.upstream]
     assert not {s.name for s in upstream.USER_NAMESPACE} & {s["name"] for s in entry["upstream"]}
@@ -341,7 +346,7 @@ def test_under_xdist_the_controller_writes_totals_equal_to_junits_and_exits_1(py
 def test_under_xdist_only_infrastructure_exits_6(pytester):
     pytester.makepyfile("""
         import pytest
-        from secctx.errors import RunStopped
+        from secctx.core.errors import RunStopped
 
         def test_passes():
             pass

@@ -1,12 +1,12 @@
-"""The report's first page (secctx.verdictpage): a field-by-runtime verdict built from the
+"""The report's first page (secctx.report.verdictpage): a field-by-runtime verdict built from the
 run's tests. Each test plants the lie the page must not tell: a failed field shown as
 enforced, a skip of a runtime that cannot run counted as a verdict, a self-check in the grid."""
 from __future__ import annotations
 
 import json
 
-from secctx import verdictpage as vp
-from secctx.categories import not_enforced, runtime_cannot_run
+from secctx.core.categories import not_enforced, runtime_cannot_run
+from secctx.report import verdictpage as vp
 from secctx.verdict import Check, table
 
 
