@@ -115,15 +115,30 @@ def _failed(what: str, err: CommandError, console: Callable[[], str] | None = No
 # -- pure parts ------------------------------------------------------------------
 
 
-def image_key(node_image_id: str, debs: list[str], pieces: dict[str, bytes]) -> str:
+def image_key(node_image_id: str, debs: list[str], pieces: dict[str, bytes],
+              images: dict[str, str] | None = None) -> str:
     """The cache key of a disk image: the node image's ID, the deb files (their names
-    carry the versions) and the shell pieces that build and run it."""
+    carry the versions), the shell pieces that build and run it, and the workload
+    images preloaded into it (ref -> digest)."""
     h = hashlib.sha256(node_image_id.encode())
     for name in sorted(debs):
         h.update(b"\0deb\0" + name.encode())
     for name in sorted(pieces):
         h.update(b"\0piece\0" + name.encode() + b"\0" + pieces[name])
+    for ref in sorted(images or {}):
+        h.update(b"\0image\0" + ref.encode() + b"\0" + images[ref].encode())
     return h.hexdigest()[:16]
+
+
+def image_refs(ctr_ls: str) -> dict[str, str]:
+    """`ctr images ls` as {ref: digest}, without the names `kind load` leaves beside each
+    image's own ("import-<date>@sha256:...") and bare digests."""
+    refs = {}
+    for line in ctr_ls.splitlines()[1:]:  # REF TYPE DIGEST SIZE PLATFORMS LABELS
+        fields = line.split()
+        if len(fields) >= 3 and not fields[0].startswith(("sha256:", "import-")):
+            refs[fields[0]] = fields[2]
+    return refs
 
 
 def node_name(cluster: str) -> str:
@@ -344,10 +359,19 @@ def _debs(lsm: str) -> Path:
     return debs
 
 
+def control_plane_images(node: VMNode) -> dict[str, str]:
+    return image_refs(_run(["docker", "exec", node.control_plane, "ctr", "-n", "k8s.io",
+                            "images", "ls"], "ctr images ls"))
+
+
 def build_image(node: VMNode) -> None:
+    """The disk image, with every image the control plane has already unpacked in its
+    containerd (a host-side import, build-image.sh): imported in the VM instead, the run's
+    9 workload images took 218 s under emulation (load 16), more than boot and join."""
     debs = _debs(node.lsm)
     names = sorted(p.name for pkg in debs_of(node.lsm) for p in debs.glob(f"{pkg}_*.deb"))
-    key = image_key(node.node_image_id, names, _pieces(node.lsm))
+    images = control_plane_images(node)
+    key = image_key(node.node_image_id, names, _pieces(node.lsm), images)
     out = cache.path("vm", key)
     node.image_dir = out
     if (out / "disk.img").exists():
@@ -357,11 +381,13 @@ def build_image(node: VMNode) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     log.step(f"vm-node: building the disk image from {node.node_image} + linux {KERNEL_VERSION}"
-             f" + {node.lsm}")
+             f" + {node.lsm} + {len(images)} image(s) of the control plane")
+    export_images(node.control_plane, sorted(images), tmp / "images.tar")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "NODE_IMAGE": node.node_image,
            "KVER": KERNEL_VERSION, "DEBS": str(debs), "OUT": str(tmp), "MODULES": INITRD_MODULES,
            "LSM": node.lsm, "LSM_DEBS": " ".join(LSM_DEBS[node.lsm]),
-           "LSM_BUILD_DEBS": " ".join(LSM_BUILD_DEBS[node.lsm])}
+           "LSM_BUILD_DEBS": " ".join(LSM_BUILD_DEBS[node.lsm]),
+           "IMAGES_TAR": str(tmp / "images.tar")}
     try:
         with log.heartbeat("building the VM disk image"):
             run_command.run(["bash", HERE / "build-image.sh"], env=env, timeout=1200)
@@ -370,7 +396,9 @@ def build_image(node: VMNode) -> None:
         if err.timed_out:
             raise VMNodeError("building the VM disk image took over 1200s") from None
         raise _failed("building the VM disk image", err) from None
-    (tmp / "identity").write_text(f"{node.node_image} {node.node_image_id}\n" + "\n".join(names))
+    (tmp / "images.tar").unlink(missing_ok=True)
+    (tmp / "identity").write_text(f"{node.node_image} {node.node_image_id}\n" + "\n".join(names)
+                                  + "".join(f"\n{r} {d}" for r, d in sorted(images.items())))
     tmp.rename(out)
 
 
@@ -422,26 +450,20 @@ def prepare_guest(node: VMNode) -> None:
 
 
 def load_images(node: VMNode) -> None:
-    """The images the control plane's containerd has and the VM's lacks (the run's
-    workload images, which `kind load` put into the node containers after the node
-    image was built), exported there and imported in the VM through the 9p share."""
+    """The images the control plane's containerd has and the VM's lacks (those `kind
+    load`ed into the kind nodes after the disk image was built, which preloads the rest),
+    exported there and imported in the VM through the 9p share."""
     ctr = ["ctr", "-n", "k8s.io", "images"]
-    def refs(out: str) -> set[str]:
-        # (kind load leaves an "import-<date>@sha256:..." name beside each image's own)
-        return {r for r in out.split() if not r.startswith(("sha256:", "import-"))}
-    have = refs(_run(["docker", "exec", node.control_plane, *ctr, "ls", "-q"], "ctr images ls"))
-    lacks = sorted(have - refs(node.guest(" ".join(ctr) + " ls -q", "ctr images ls")))
+    have = control_plane_images(node)
+    vm = image_refs(node.guest(" ".join(ctr) + " ls", "ctr images ls"))
+    lacks = sorted(r for r, digest in have.items() if vm.get(r) != digest)
     if not lacks:
         return
     tar = node.run_dir / "share" / "images.tar"
     log.step(f"vm-node: loading {len(lacks)} image(s) the control plane has: {', '.join(lacks)}")
     try:
-        try:
-            with tar.open("wb") as out, log.heartbeat("exporting images for the VM node"):
-                run_command.run(["docker", "exec", node.control_plane, *ctr, "export", "-",
-                                 *lacks], stdout=out, timeout=600)
-        except CommandError as err:
-            raise _failed("ctr images export on the control plane", err) from None
+        with log.heartbeat("exporting images for the VM node"):
+            export_images(node.control_plane, lacks, tar)
         # The SELinux guest's import from the 9p share failed twice with short reads
         # ("short read: expected 5120 bytes but got 4096", "untar manifest.json:
         # unexpected EOF") while cp of the same share read it whole: that guest
@@ -454,6 +476,25 @@ def load_images(node: VMNode) -> None:
                 else tar_in), "ctr images import", timeout=900)
     finally:
         tar.unlink(missing_ok=True)
+
+
+def export_images(container: str, refs: list[str], tar: Path) -> None:
+    """`ctr images export` of `refs` in the kind node `container`, copied to `tar`. Into a
+    file there, not to stdout: `ctr images export -` through docker exec ended 15-55 KiB
+    short of the file's 117,186,048 bytes in 2 of 3 runs (the VM's import then failed:
+    `untar manifest "manifest.json": unexpected EOF`), so the copy's size is checked too."""
+    inside = "/var/tmp/secctx-vm-images.tar"  # /var is a volume (docker cp reads it; /tmp is a tmpfs)
+    try:
+        _run(["docker", "exec", container, "ctr", "-n", "k8s.io", "images", "export", inside,
+              *refs], "ctr images export on the control plane", timeout=600)
+        size = int(_run(["docker", "exec", container, "stat", "-c", "%s", inside], "stat").strip())
+        _run(["docker", "cp", f"{container}:{inside}", str(tar)], "docker cp", timeout=600)
+    finally:
+        run_command.run(["docker", "exec", container, "rm", "-f", inside], timeout=run_command.QUERY,
+                        check=False)
+    if tar.stat().st_size != size:
+        raise VMNodeError(f"the images' tar copied from {container} has {tar.stat().st_size} "
+                          f"bytes, the export {size}")
 
 
 def join(node: VMNode) -> None:

@@ -31,7 +31,9 @@ CASE_BACKSTOP = 600
 # A VM node under emulation (cluster.vmnode, qemu TCG: 10-25 s apply to Running at load
 # 2-5, far slower under load): waits where a VM node is in the cluster or a pod is
 # pinned to one. The node helper and runtime probes (its first pod there took over 90 s
-# at load 15), one exec there (a probe took over 30 s at load 40), a case's outcome.
+# at load 15), one exec there (a probe took over 30 s at load 40), a case's outcome
+# (4 cases starting at once there, scheduler.START_SLOTS, at load 20-26: the sandbox
+# alone 128 s, 9 of 12 pods not Ready in 180 s; each still ContainerCreating).
 EMULATED_NODE_FACTS = 300
 EMULATED_EXEC = 180
-EMULATED_POD_START = 180
+EMULATED_POD_START = 420

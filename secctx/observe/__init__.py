@@ -752,13 +752,15 @@ def learn(pod_spec: dict, config_user: str | None, seen: Observation, bound: dic
                    pod_name, node)
 
 
-def twin_probe(kube: Kube, applied: Applied, container: str, timeout: float = timeouts.POD_START) -> Observation | None:
+def twin_probe(kube: Kube, applied: Applied, container: str,
+               timeout: float | None = None) -> Observation | None:
     """A container that crashes cannot be looked into. Its twin can: the same pod spec,
     image and securityContext, with the command replaced by a sleeper, so that what
     the runtime gives this spec is observed (None when the twin cannot run: no shell)."""
 
     spec = copy.deepcopy(applied.pod_spec)
     spec.pop("nodeName", None)
+    timeout = start_bound(spec) if timeout is None else timeout
     for c in podspec.containers(spec):
         if c.get("name") == container:
             c["command"], c["args"] = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"], []
@@ -801,10 +803,21 @@ def file_dirs(spec: dict, container: dict) -> tuple[str, ...]:
                  and not m.get("subPath") and not m.get("subPathExpr"))
 
 
+def _pinned(spec: dict | None) -> bool:
+    """The pod is pinned to a VM node (runner.place's nodeSelector)."""
+    return NODE_KIND_LABEL in ((spec or {}).get("nodeSelector") or {})
+
+
 def exec_bound(spec: dict | None) -> float:
     """How long one exec into the pod may take: longer on a pod pinned to a VM node."""
-    pinned = NODE_KIND_LABEL in ((spec or {}).get("nodeSelector") or {})
-    return timeouts.EMULATED_EXEC if pinned else timeouts.EXEC
+    return timeouts.EMULATED_EXEC if _pinned(spec) else timeouts.EXEC
+
+
+def start_bound(spec: dict | None) -> float:
+    """How long a pod of this spec may take to be Ready: longer pinned to a VM node (a
+    crashing case's twin there, secure-pod@vm-apparmor, was still ContainerCreating
+    after the 60 s a kind node's pod gets, at load 15)."""
+    return timeouts.EMULATED_POD_START if _pinned(spec) else timeouts.POD_START
 
 
 def probe(kube: Kube, namespace: str, pod: str, container: dict, spec: dict | None = None) -> Observation:

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import operator
+import re
 from dataclasses import asdict, dataclass, field
 
 from ..cluster.hostlimits import HOST_LIMITS
@@ -33,7 +34,7 @@ NODE_KIND_LABEL = "secctx.io/node-kind"
 # The facts each node has for itself (a case is judged by its pod's node's), shown in
 # the environment one column per node.
 NODE_FACTS = ("kernel", "os_image", "cgroup_version", "lsms", "apparmor", "apparmor_profiles",
-              "selinux", "seccomp", "max_user_namespaces")
+              "selinux", "seccomp", "max_user_namespaces", "tmpfs_idmap")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Environment:
     # What the nodes report in their status (the default runtime handler's features, and
     # status.features): the kubelet admits or refuses pods by these.
     user_namespaces: bool = False
+    tmpfs_idmap: bool = True  # every node's kernel mounts tmpfs idmapped (tmpfs_idmap)
     recursive_read_only_mounts: bool = False
     supplemental_groups_policy: bool = False
     extra: dict[str, str] = field(default_factory=dict)  # runc/kind versions, mode, node image
@@ -140,6 +142,7 @@ class Environment:
                          userns_ids_per_pod=self.userns_ids_per_pod,
                          cri=cri_name(self.container_runtime), apparmor=self.apparmor,
                          apparmor_profiles=tuple(self.apparmor_profiles), handler=handler,
+                         tmpfs_idmap=self.tmpfs_idmap,
                          **{f: getattr(self, f) for f in REPORTED_FEATURES})
 
     def supports(self, feature: str) -> bool:
@@ -367,13 +370,25 @@ def _from_node_objects(kube: Kube) -> Environment:
     for n in nodes:  # the CRI implementation each node runs (keys the oracle's containerd rules)
         env.per_node[n.metadata.name].update(
             container_runtime=n.status.node_info.container_runtime_version,
-            kernel=n.status.node_info.kernel_version, os_image=n.status.node_info.os_image)
+            kernel=n.status.node_info.kernel_version, os_image=n.status.node_info.os_image,
+            tmpfs_idmap=tmpfs_idmap(n.status.node_info.kernel_version))
         kind = (n.metadata.labels or {}).get(NODE_KIND_LABEL)
         if kind:
             env.node_kinds[n.metadata.name] = kind
     for feature in REPORTED_FEATURES:  # what every node has
         setattr(env, feature, all(f[feature] for f in reported.values()))
+    env.tmpfs_idmap = all(f["tmpfs_idmap"] for f in env.per_node.values())
     return env
+
+
+def tmpfs_idmap(kernel: str) -> bool:
+    """The kernel `kernel` (a node's kernelVersion) mounts tmpfs idmapped: from Linux 6.3
+    (mm/shmem.c sets FS_ALLOW_IDMAP since "shmem: support idmapped mounts for tmpfs";
+    kubernetes.io user-namespaces: "you need at minimum Linux 6.3, as tmpfs started
+    supporting idmap mounts in that version"). Unparsable: assumed able (the kubelet
+    reports nothing of it; the case's run shows it)."""
+    m = re.match(r"(\d+)\.(\d+)", kernel or "")
+    return m is None or (int(m[1]), int(m[2])) >= (6, 3)
 
 
 REPORTED_FEATURES = ("user_namespaces", "recursive_read_only_mounts", "supplemental_groups_policy")

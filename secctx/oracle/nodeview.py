@@ -36,6 +36,9 @@ class NodeFacts:
     user_namespaces: bool = True
     recursive_read_only_mounts: bool = True
     supplemental_groups_policy: bool = True
+    # The node's kernel mounts tmpfs idmapped (Linux 6.3, nodefacts.tmpfs_idmap): a pod
+    # in a user namespace gets its tmpfs volumes (the service-account token) that way.
+    tmpfs_idmap: bool = True
     apparmor: bool = True  # the kernel's AppArmor is enabled (the kubelet's admission asks)
     # The profiles the node's kernel has loaded ("name (mode)",
     # /sys/kernel/security/apparmor/profiles) and the handler the pod runs under ("" for

@@ -97,9 +97,31 @@ def userns_refusal(spec: dict, node: NodeFacts) -> Outcome | None:
     GetOrCreateUserNamespaceMappings: "can't set `spec.hostUsers: false`, ... does not
     support user namespaces"; kuberuntime_manager.go SyncPod records it as
     FailedCreatePodSandBox), and retries for ever."""
-    if podspec.pod_spec(spec).get("hostUsers") is False and not node.user_namespaces:
+    pod = podspec.pod_spec(spec)
+    if pod.get("hostUsers") is not False:
+        return None
+    if not node.user_namespaces:
         return Outcome(Status.REJECTED, "FailedCreatePodSandBox", "does not support user namespaces")
+    if not node.tmpfs_idmap and tmpfs_volumes(pod):
+        # The kubelet asks the runtime for idmapped mounts of every volume; runc's
+        # mount_setattr(MOUNT_ATTR_IDMAP) on a tmpfs fails before Linux 6.3 (EINVAL), the
+        # container is not created, and the kubelet retries (measured on the VM node's
+        # 6.1: "failed to set MOUNT_ATTR_IDMAP on .../kube-api-access-...: invalid argument").
+        return Outcome(Status.REJECTED, "RunContainerError", "MOUNT_ATTR_IDMAP")
     return None
+
+
+def tmpfs_volumes(spec: dict) -> bool:
+    """The pod has a volume the kubelet backs with tmpfs: secret, projected (the
+    service-account token the ServiceAccount admission plugin adds, unless
+    automountServiceAccountToken is false), downwardAPI, or an emptyDir of medium
+    Memory (pkg/volume/secret, projected, downwardapi: medium Memory wrappers)."""
+    kinds = ("secret", "projected", "downwardAPI")
+    if any(k in v for v in spec.get("volumes") or [] for k in kinds):
+        return True
+    if any((v.get("emptyDir") or {}).get("medium") == "Memory" for v in spec.get("volumes") or []):
+        return True
+    return spec.get("automountServiceAccountToken") is not False
 
 
 def recursive_read_only_refusal(spec: dict, container_name: str,

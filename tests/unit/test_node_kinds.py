@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from test_oracle_rules import NODE_SCRIPT
 
-from secctx.oracle import expect
+from secctx.oracle import expect, nodefacts, refusals
 from secctx.oracle.expect import NodeFacts
 from secctx.oracle.nodefacts import DEFAULT_NODE_KIND, NODE_KIND_LABEL, Environment, _merge_node_script
 from secctx.run import plugin, runner
@@ -147,3 +147,40 @@ def test_a_localhost_profile_not_loaded_has_no_label_to_assert():
 def test_another_cri_promises_its_own_default_profile_enforced():
     other = NodeFacts(apparmor=True, cri="cri-o")
     assert expect.apparmor_label(spec(), "app", other)[0] == r"\S+ \(enforce\)"
+
+
+@pytest.mark.parametrize("kernel, able", [
+    ("6.1.0-57-amd64", False),     # the VM node's Debian bookworm kernel
+    ("6.3.0", True),               # tmpfs idmapped mounts from Linux 6.3 (mm/shmem.c)
+    ("6.18.44-fc-v1300", True),    # this host's, the kind nodes'
+    ("5.15.0-91-generic", False),
+    ("", True),                    # not reported: assumed able, the run shows it
+])
+def test_tmpfs_idmap_follows_the_kernel_version(kernel, able):
+    assert nodefacts.tmpfs_idmap(kernel) is able
+
+
+def test_userns_root_on_a_kernel_without_tmpfs_idmap_is_refused_at_container_creation():
+    # Seen on the VM node (6.1): runc "failed to set MOUNT_ATTR_IDMAP on
+    # .../kube-api-access-...: invalid argument", RunContainerError, retried.
+    case = next(c for c in plugin._load(config())[0] if c.name == "userns-root")
+    env = two_nodes()
+    for node in env.nodes:  # both report user namespaces for the handler
+        env.per_node[node]["user_namespaces"] = True
+    env.per_node["c-vm"]["tmpfs_idmap"] = False
+    refused = expect.outcome_for(case, env.placed("vm-apparmor"))[0]
+    assert (refused.status, refused.reason, refused.message) == (
+        "rejected", "RunContainerError", "MOUNT_ATTR_IDMAP")
+    assert expect.outcome_for(case, env.placed(DEFAULT_NODE_KIND))[0].status == "running"
+
+
+@pytest.mark.parametrize("pod, tmpfs", [
+    ({}, True),  # the service-account token: a projected volume the admission plugin adds
+    ({"automountServiceAccountToken": False}, False),
+    ({"automountServiceAccountToken": False, "volumes": [{"name": "s", "secret": {}}]}, True),
+    ({"automountServiceAccountToken": False,
+      "volumes": [{"name": "m", "emptyDir": {"medium": "Memory"}}]}, True),
+    ({"automountServiceAccountToken": False, "volumes": [{"name": "d", "emptyDir": {}}]}, False),
+])
+def test_a_pod_has_tmpfs_volumes_by_its_kinds_and_the_token(pod, tmpfs):
+    assert refusals.tmpfs_volumes(pod) is tmpfs

@@ -570,3 +570,15 @@ def test_a_probe_whose_main_pid_check_failed_fails_the_case():
     # Older recordings have no such section: not asserted, and said so.
     [old] = verdict.main_process_check(observe.parse(probe_output()))
     assert old.ok and not old.asserted
+
+
+def test_a_pod_pinned_to_a_vm_node_gets_the_emulated_bounds_for_start_and_exec():
+    # runner.place pins a case to a VM node by the node-kind label as its nodeSelector;
+    # its twin (a crashing case's) and its execs wait as long as an emulated CPU needs.
+    from secctx.core import timeouts
+    from secctx.observe import exec_bound, start_bound
+    from secctx.oracle.nodefacts import NODE_KIND_LABEL
+    pinned = {"nodeSelector": {NODE_KIND_LABEL: "vm-apparmor"}}
+    assert (start_bound(pinned), exec_bound(pinned)) == (timeouts.EMULATED_POD_START,
+                                                         timeouts.EMULATED_EXEC)
+    assert (start_bound({}), exec_bound(None)) == (timeouts.POD_START, timeouts.EXEC)

@@ -29,6 +29,24 @@ def test_image_key_changes_with_node_image_kernel_or_builder(change):
     assert _key(**change) != _key()
 
 
+def test_image_key_changes_with_a_preloaded_image_or_its_digest():
+    images = {"secctx.local/myapp:1.0": "sha256:01"}
+    assert _key(images=images) != _key()
+    assert _key(images=images) != _key(images={"secctx.local/myapp:1.0": "sha256:02"})
+
+
+def test_image_refs_keep_named_images_with_their_digest_not_kind_loads_import_names():
+    ls = ("REF                                   TYPE                                    "
+          "DIGEST        SIZE     PLATFORMS   LABELS\n"
+          "import-2026-12-07@sha256:39e5 application/vnd.oci.image.index.v1+json sha256:39e5 "
+          "100.4 MiB linux/amd64 -\n"
+          "secctx.local/myapp:1.0 application/vnd.oci.image.manifest.v1+json sha256:aa11 "
+          "7.5 MiB linux/amd64 io.cri-containerd.image=managed\n"
+          "sha256:145e application/vnd.oci.image.manifest.v1+json sha256:145e 1.4 MiB "
+          "linux/amd64 -\n")
+    assert vmnode.image_refs(ls) == {"secctx.local/myapp:1.0": "sha256:aa11"}
+
+
 def test_every_shell_piece_ships_and_is_keyed():
     lsm_pieces = {name for names in vmnode.LSM_PIECES.values() for name in names}
     assert {p.name for p in vmnode.HERE.iterdir()} == set(vmnode.SHELL_PIECES) | lsm_pieces

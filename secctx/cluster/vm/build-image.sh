@@ -27,9 +27,20 @@ done
 
 echo "root filesystem from $NODE_IMAGE"
 mkdir rootfs
-cid=$(docker create "$NODE_IMAGE")
-trap 'umount rootfs/proc 2>/dev/null || true; docker rm -f "$cid" >/dev/null' EXIT
+cid=$(docker create "$NODE_IMAGE"); pre=""
+trap 'umount rootfs/proc 2>/dev/null || true; docker rm -f "$cid" $pre >/dev/null' EXIT
 docker export "$cid" | tar -C rootfs -xf - --numeric-owner
+if [ -s "${IMAGES_TAR:-}" ]; then
+  # The workload images, unpacked here by the node's own containerd (natively) into the
+  # VM's /var/lib/containerd: in the VM, under emulation, the import took minutes.
+  echo "preloading images into the VM's containerd"
+  pre=$(docker run -d --privileged --entrypoint containerd \
+        -v "$OUT/rootfs/var/lib/containerd:/var/lib/containerd" \
+        -v "$IMAGES_TAR:/images.tar:ro" "$NODE_IMAGE")
+  for i in $(seq 1 60); do docker exec "$pre" ctr version >/dev/null 2>&1 && break; sleep 1; done
+  docker exec "$pre" ctr -n k8s.io images import /images.tar
+  docker stop -t 30 "$pre" >/dev/null
+fi
 mkdir -p rootfs/lib/modules; cp -a "kernel/lib/modules/$KVER" rootfs/lib/modules/
 if [ "$LSM" = apparmor ]; then
   # --keep-directory-symlink: the debs ship ./sbin and ./lib, usrmerge symlinks here
