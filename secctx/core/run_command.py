@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-# A tool that answers a question (a version, `docker inspect`, `kind get`): it answers in
-# a second; 30 s leaves room for a host under load.
-QUERY = 30.0
+from . import timeouts
+
+QUERY = timeouts.COMMAND_QUERY  # the bound of a command that answers a question
 TAIL = 3000  # characters of output an error keeps: the end, where tools say what failed
 _COMMAND_SHOWN = 1000  # a command longer than this (a script in `bash -c`) is cut in messages
 

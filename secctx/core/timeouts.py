@@ -37,3 +37,6 @@ CASE_BACKSTOP = 600
 EMULATED_NODE_FACTS = 300
 EMULATED_EXEC = 180
 EMULATED_POD_START = 420
+# A command that answers a question (a version, `docker inspect`, `kind get`): it answers
+# in a second; 30 s leaves room for a host under load (core/run_command.py's default).
+COMMAND_QUERY = 30.0
