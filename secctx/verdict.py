@@ -21,7 +21,7 @@ from .oracle.expect import EVERY_FILE, TOKEN_DIR, classify_id_map, show
 
 if TYPE_CHECKING:
     from .observe import Observation, Observed
-    from .oracle.expect import Expected, ExpectedMount, ExpectedProcPaths
+    from .oracle.expect import Expected, ExpectedMount, ExpectedProcPaths, Want
 
 __all__ = ["NOT_ENFORCED", "Check", "compare", "assert_holds", "fail", "failures", "require", "table"]
 READ_ONLY_ERROR = "Read-only file system"
@@ -276,7 +276,7 @@ def file_mode_checks(file_stats: dict, path: str, files: dict) -> list[Check]:
     return checks
 
 
-def submounts_check(obs: Observation, path: str, want) -> Check:
+def submounts_check(obs: Observation, path: str, want: Want) -> Check:
     """Every mount below `path` read-only: the writable ones are listed."""
     below = [m for m in obs.mounts if m.mountpoint.startswith(path.rstrip("/") + "/")]
     writable = sorted(m.mountpoint for m in below if not m.read_only)

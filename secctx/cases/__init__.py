@@ -555,7 +555,7 @@ class _Checker:
         self.cross_check(case)
         return case
 
-    def manifest_paths(self, value) -> list[Path]:
+    def manifest_paths(self, value: Any) -> list[Path]:
         if value is None or not self.shaped(("manifest",)):
             return []
         paths = []
@@ -588,7 +588,7 @@ class _Checker:
                 objects.append(doc)
         return objects
 
-    def seccomp_profiles(self, value) -> tuple[dict[str, Path], set[str]]:
+    def seccomp_profiles(self, value: Any) -> tuple[dict[str, Path], set[str]]:
         """The files to install, by localhostProfile, and the profiles meant to be missing."""
         files: dict[str, Path] = {}
         missing: set[str] = set()
@@ -613,7 +613,7 @@ class _Checker:
             files[profile] = path
         return files, missing
 
-    def apparmor_profiles(self, value) -> dict[str, Path]:
+    def apparmor_profiles(self, value: Any) -> dict[str, Path]:
         """The AppArmor profile files to load, by profile name."""
         files: dict[str, Path] = {}
         if not self.shaped(("apparmor_profiles",)):
@@ -629,7 +629,7 @@ class _Checker:
             files[profile] = path
         return files
 
-    def variant_names(self, variants) -> None:
+    def variant_names(self, variants: Any) -> None:
         seen = set()
         for index, variant in enumerate(variants if self.shaped(("variants",)) else []):
             if not self.valid(("variants", index, "name")):

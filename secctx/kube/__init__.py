@@ -11,7 +11,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -219,7 +219,8 @@ class Kube:
         raise WaitTimeout(f"{what} not {until} after {timeout:.0f}s; last seen: {last}\n"
                           f"events:\n{format_events(events)}")
 
-    def settle_pods(self, namespace: str, names: set[str], settled, timeout: float = timeouts.POD_START,
+    def settle_pods(self, namespace: str, names: set[str], settled: Callable[[client.V1Pod], bool],
+                    timeout: float = timeouts.POD_START,
                     sandbox_failures: int = 2
                     ) -> tuple[dict[str, client.V1Pod], set[str], dict[str, str]]:
         """A batch: follow the namespace's pods (and their sandbox failures, counted like
@@ -495,7 +496,7 @@ class PodWatch:
                      timeout: float = timeouts.POD_START, sandbox_failures: int = 0) -> client.V1Pod:
         noted = set()
 
-        def reached(event, pod):
+        def reached(event: str, pod: client.V1Pod) -> client.V1Pod | None:
             failure = self._sandbox.refusal((namespace, name), sandbox_failures)
             return pod_reached(namespace, name, until, event, pod, noted, failure)
         pod, last = self._await(namespace, name, reached, timeout)
@@ -566,7 +567,7 @@ def follow(sources: dict[str, tuple], timeout: float) -> Iterator[tuple[str, dic
     stopped = threading.Event()
     watches: list[watch.Watch] = []
 
-    def pump(key, list_fn, namespace, kwargs):
+    def pump(key: str, list_fn: Callable, namespace: str | None, kwargs: dict) -> None:
         w = watch.Watch()
         watches.append(w)
         try:
@@ -660,7 +661,7 @@ class SandboxFailures:
         self._message: dict = {}  # pod key -> the latest failure
         self._final = final  # what a failure says that no retry mends: it counts at once
 
-    def add(self, key, event) -> bool:
+    def add(self, key: tuple[str, str], event: dict) -> bool:
         refusal = sandbox_refusal(event)
         if refusal is None:
             return False
@@ -668,7 +669,7 @@ class SandboxFailures:
         self._message[key] = refusal
         return True
 
-    def refusal(self, key, nth: int) -> str | None:
+    def refusal(self, key: tuple[str, str], nth: int) -> str | None:
         """The failure once there were `nth` (0: never)."""
         if nth and key in self._message and (
                 sum(self._counts[key].values()) >= nth
@@ -677,7 +678,7 @@ class SandboxFailures:
         return None
 
 
-def sandbox_refusal(event) -> str | None:
+def sandbox_refusal(event: dict) -> str | None:
     """The kubelet's sandbox failure an event reports, None if it reports none (or a
     transient one, which the kubelet retries: runc's freeze time-out, as for containers)."""
     if event.type == "Warning" and event.involved_object.kind == "Pod" and \

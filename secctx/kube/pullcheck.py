@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from kubernetes import watch
+from kubernetes import client, watch
 
 from ..images.imagemap import SUITE_REGISTRY, split_reference
 from . import IMAGE_MISSING, Kube, WaitTimeout, format_events
@@ -61,7 +61,7 @@ def pod(node: str, images: list[str], never_pull: bool) -> dict:
     }
 
 
-def pulled(cs) -> bool | None:
+def pulled(cs: client.V1ContainerStatus) -> bool | None:
     """True: the node has the container's image; False: it cannot get it (the
     container's waiting state says why); None: no answer yet."""
     st = cs.state

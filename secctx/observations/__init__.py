@@ -18,13 +18,19 @@ import re
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from ..cases import STOPPED, Status
 from ..core import caps, paths, podspec, steps
 from ..oracle.expect import HOST_IDS, classify_id_map, pod_range
+
+if TYPE_CHECKING:  # types only: observe records into this module's Collector
+    from collections.abc import Callable
+
+    from ..observe import Mount, Observation, Observed, ProcStatus
+    from ..oracle.expect import Learned
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = paths.OBSERVATIONS_SCHEMA
@@ -109,7 +115,7 @@ def _flags(options: list[str]) -> list[str]:
     return sorted(o for o in options if "=" not in o)
 
 
-def process_entry(status, lsm_label: str | None, apparmor_label: str | None,
+def process_entry(status: ProcStatus, lsm_label: str | None, apparmor_label: str | None,
                   id_maps: tuple | None = None) -> dict:
     """One process (observe.ProcStatus) as data; `id_maps` its (uid_map, gid_map)."""
     entry = {
@@ -136,7 +142,7 @@ def id_map_entry(entries: list[tuple[int, int, int]]) -> str:
     return "pod-range" if len(entries) == 1 and kind == pod_range(entries[0][2]) else kind
 
 
-def image_entry(image: str | None, learned, uid: int) -> dict:
+def image_entry(image: str | None, learned: Learned | None, uid: int) -> dict:
     """What the container's image brings to its identity: the reference it ran, its
     config USER, and the groups its /etc/group lists the process's user in."""
     files = learned.files if learned else None
@@ -144,10 +150,10 @@ def image_entry(image: str | None, learned, uid: int) -> dict:
             "memberships": files.memberships(uid) if files else None}
 
 
-def container_entry(probe, volume_mounts: list[dict], image: dict | None = None) -> dict:
+def container_entry(probe: Observation, volume_mounts: list[dict], image: dict | None = None) -> dict:
     """The container under test (an observe.Observation of it): PID 1, the root file
     system, each volume mount of its spec, and its image (image_entry)."""
-    def last_mount(path: str):
+    def last_mount(path: str) -> Mount | None:
         found = [m for m in probe.mounts if m.mountpoint == path]
         return found[-1] if found else None  # a later mount on the same point hides earlier ones
     root = last_mount("/")
@@ -179,7 +185,7 @@ def container_entry(probe, volume_mounts: list[dict], image: dict | None = None)
     return entry
 
 
-def case_entry(observed, container: str) -> dict:
+def case_entry(observed: Observed, container: str) -> dict:
     """One case (an observe.Observed) as data; `container` is the container under test."""
     refusal = observed.crash or observed.refusal
     containers = {}
@@ -252,7 +258,7 @@ class Collector:
         self.admission: dict[str, dict[str, dict]] = {}
         self.parts: list[dict] = []  # documents of pytest-xdist workers (controller only)
 
-    def record_case(self, key: str, container: str, observed, runtime: str = "default") -> None:
+    def record_case(self, key: str, container: str, observed: Observed, runtime: str = "default") -> None:
         self.cases[key] = {**case_entry(observed, container), "runtime": runtime}
         _label_test(key)
 
@@ -694,7 +700,8 @@ def by_case(changes: list[Change]) -> dict[str, list[Change]]:
     return out
 
 
-def case_lines(changes: list[Change], verdict, name=lambda case: case, rules: bool = False) -> list[str]:
+def case_lines(changes: list[Change], verdict: Callable[[str], str],
+               name: Callable[[str], str] = lambda case: case, rules: bool = False) -> list[str]:
     """The changes case by case: "  <name(case)>: <verdict(case)>", then each field that
     differs with its whole values (two runtimes' messages often differ only past the
     first words) and, with `rules`, its class and rule. The per-runtime comparison

@@ -17,28 +17,32 @@ cluster) writes nothing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .. import observations
+
+if TYPE_CHECKING:  # the run's Suite records here; the run imports this module
+    from ..run.session import Suite
 
 DEFAULT_PATH = Path("reports") / "observations.json"
 WORKER_OUTPUT = "secctx_observations"
 _COLLECTOR = pytest.StashKey[observations.Collector]()
 
 
-def collector(config) -> observations.Collector:
+def collector(config: pytest.Config) -> observations.Collector:
     return config.stash.setdefault(_COLLECTOR, observations.Collector())
 
 
-def attach(config, suite) -> None:
+def attach(config: pytest.Config, suite: Suite) -> None:
     """Give the session's Suite this process's collector, with the run's environment."""
     c = collector(config)
     c.environment = observations.environment(suite.env.properties())
     suite.observations = c
 
 
-def observations_path(config) -> Path:
+def observations_path(config: pytest.Config) -> Path:
     return Path(config.invocation_params.dir) / (config.getoption("observations") or DEFAULT_PATH)
 
 
@@ -112,23 +116,23 @@ def runtime_lines(runtime: str, changes: list, failed: set[str]) -> list[str]:
 class Recorder:
     """Registered by the plugin's pytest_configure."""
 
-    def __init__(self, config):
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.lines: list[str] = []
         self.failed: set[str] = set()  # case keys (test parameter ids) whose test failed
         self.changes: list | None = None  # against --secctx-compare-to; None: nothing compared
 
-    def pytest_runtest_logreport(self, report):  # also the workers' reports, under xdist
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:  # also the workers' reports, under xdist
         if report.failed and "[" in report.nodeid:
             self.failed.add(report.nodeid.split("[", 1)[1].rstrip("]"))
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error):  # pytest-xdist, in the controller
+    def pytest_testnodedown(self, node: Any, error: object) -> None:  # pytest-xdist, in the controller
         part = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
         if part:
             collector(self.config).parts.append(part)
 
-    def pytest_sessionfinish(self, session):
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         c = collector(self.config)
         if hasattr(self.config, "workerinput"):  # an xdist worker: the controller writes
             if c.observed_anything():
@@ -137,7 +141,7 @@ class Recorder:
         self.lines, self.changes = conclude(c, observations_path(self.config),
                                             self.config.getoption("compare_to"), self.failed)
 
-    def pytest_terminal_summary(self, terminalreporter):
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.lines:
             terminalreporter.write_sep("-", "observations")
             for line in self.lines:

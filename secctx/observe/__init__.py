@@ -780,7 +780,7 @@ def twin_probe(kube: Kube, applied: Applied, container: str,
     return probe(kube, applied.namespace, name, podspec.container(spec, container), spec)
 
 
-def kubelet_user(pod, container: str) -> tuple[int, int, list[int]] | None:
+def kubelet_user(pod: V1Pod, container: str) -> tuple[int, int, list[int]] | None:
     """status.containerStatuses[].user.linux, which kubelets report where the
     SupplementalGroupsPolicy gate is on (beta, on by default from v1.33; GA in v1.35)."""
     for cs in (pod.status.container_statuses or []) if pod and pod.status else []:

@@ -247,7 +247,7 @@ def _profile_answer(action: str, errno_ret: int | None, default_errno: int | Non
     return Answer("ERRNO", ERRNO_NAMES.get(errno, str(errno)))
 
 
-def localhost(profile: dict, calls=BASE_CALLS + tuple(Call(n) for n in ("unshare", "mount",
+def localhost(profile: dict, calls: tuple[Call, ...] = BASE_CALLS + tuple(Call(n) for n in ("unshare", "mount",
                                                                          "mkdir", "mkdirat",
                                                                          "keyctl"))
               ) -> dict[Call, tuple[Answer, str]]:

@@ -215,7 +215,7 @@ def attach_diagnostics(suite: Suite, namespace: str) -> None:
 
 
 def _image_pairs(original: dict, mapped: dict) -> list[tuple[str, str]]:
-    def images(obj):
+    def images(obj: dict) -> list[str]:
         return [c.get("image") for c in podspec.containers(podspec.pod_spec(obj))
                 if c.get("image")]
     if not isinstance(original.get("spec"), dict):  # ConfigMaps, Secrets: no containers

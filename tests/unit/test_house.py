@@ -31,3 +31,20 @@ def test_the_clients_waits_and_the_shared_watch_implement_one_wait_protocol():
         want = inspect.signature(getattr(PodWaits, name))
         for waiter in (Kube, PodWatch):
             assert inspect.signature(getattr(waiter, name)) == want, (waiter.__name__, name)
+
+
+# The phases and their seams: what a case goes through, from its file to its verdict.
+PHASES = ("cases", "kube", "observe", "oracle", "observations", "verdict.py", "run/runner.py")
+
+
+def test_every_public_function_of_the_phases_is_annotated():
+    missing = []
+    for path, node in functions():
+        if not str(path.relative_to("secctx")).startswith(PHASES) or node.name.startswith("_"):
+            continue
+        args = [a for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+        unannotated = [a.arg for a in args if a.annotation is None]
+        if unannotated or node.returns is None:
+            missing.append(f"{path}:{node.lineno} {node.name} {unannotated or ''}"
+                           f"{'' if node.returns else ' (no return type)'}")
+    assert missing == [], "annotate:\n" + "\n".join(missing)
