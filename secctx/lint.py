@@ -13,6 +13,7 @@ Errors a user can fix end with one line (cause and fix) and exit code 2.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -56,7 +57,6 @@ def ensure_actionlint() -> Path:
         raise LintError("Go is not installed (no go on PATH); install Go 1.25+ to build actionlint "
                         f"{ACTIONLINT_VERSION} from its module")
     binary.parent.mkdir(parents=True, exist_ok=True)
-    import fcntl
     with open(binary.parent / ".actionlint.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; others reuse it
         if binary.exists() and _built_version(binary) == ACTIONLINT_VERSION:

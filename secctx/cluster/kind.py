@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..core import cache, run_command
 from ..core.run_command import CommandError
-from ..offline import log
+from ..offline import crionode, log
 from . import kindconfig
 
 
@@ -74,7 +74,6 @@ class KindCluster:
 
     def load_images(self, tags: list[str], timeout: float = 300) -> None:
         if self.cri == "crio":  # kind's loader imports with ctr, into containerd
-            from ..offline import crionode
             crionode.load_images(self.nodes(), tags, timeout)
         elif tags:
             self._kind(["load", "docker-image", "--name", self.name, *tags], timeout=timeout)

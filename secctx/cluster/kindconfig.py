@@ -5,6 +5,7 @@ compared with the configuration a new run wants (reuse only if equal).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
@@ -113,7 +114,6 @@ def write_hosts_files(certs_dir: Path, mirrors: dict[str, str]) -> None:
     """CERTS_D as the nodes see it: REGISTRY/hosts.toml for each mirror. The
     directory itself stays (a kept cluster's nodes have it mounted: a new one
     would not be theirs); only its entries change."""
-    import shutil
     certs_dir.mkdir(parents=True, exist_ok=True)
     for old in certs_dir.iterdir():
         if old.name not in mirrors:

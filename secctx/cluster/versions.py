@@ -9,6 +9,7 @@ from ..core import run_command
 from ..core.run_command import CommandError
 from ..offline.gobuild import kubernetes_built
 from ..offline.gomod import KubeVersion, VersionError, check_offline_buildable
+from . import mode as modes
 
 
 def check_offline_version(version: KubeVersion) -> None:
@@ -42,7 +43,6 @@ def resolve(requested: str, mode: str) -> tuple[KubeVersion, str]:
     """(version, how it was chosen). A minor ("v1.36" or "1.36") means its newest
     patch: online the newest published kindest/node tag, offline the newest release
     the Go module proxy serves."""
-    from . import mode as modes
     m = re.fullmatch(r"v?(\d+)\.(\d+)", requested.strip())
     if not m:
         return KubeVersion.parse(requested), "as asked"

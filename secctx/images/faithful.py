@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 
+from ..core import cache
 from . import build, docker
 
 BUSYBOX = "secctx.local/faithful/busybox:1.36"
@@ -105,7 +106,6 @@ def build_all() -> dict[str, str]:
 
 
 def _entrypoint_file():
-    from ..core import cache
     path = cache.path("faithful", "docker-entrypoint.sh")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != ENTRYPOINT:

@@ -8,6 +8,7 @@ reach the nodes: secctx.images.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -86,7 +87,6 @@ class ImageMap:
         missing one fails at once with ErrImageNeverPull instead of the kubelet
         trying a registry. Online the manifest's policy is kept.
         """
-        import copy
         never = (mode or self.mode) == "offline"
         obj = copy.deepcopy(obj)
         if not isinstance(obj.get("spec"), dict):  # ConfigMaps, Secrets: no containers

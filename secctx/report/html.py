@@ -42,7 +42,9 @@ Errors a user can fix end with one line (cause and fix) and exit code 2.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
+import html
 import json
 import os
 import re
@@ -289,7 +291,6 @@ def _add_pages(index: Path, pages: list) -> None:
     """Write the pages beside index.html and a line of links to them above the report."""
     if not pages:
         return
-    import html
     links = []
     for page in pages:
         (index.parent / page.file).write_text(page.html, encoding="utf-8")
@@ -347,7 +348,6 @@ class _install_lock:
     """Serialises `npm ci` between processes (pytest-xdist workers, parallel jobs)."""
 
     def __enter__(self):
-        import fcntl
         lock_dir = cache.root()
         lock_dir.mkdir(parents=True, exist_ok=True)
         self._fh = open(lock_dir / "report-npm.lock", "w")

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from kubernetes import client as k8s
 
 from .. import cases as case_files
 from .. import report
+from ..cluster import engine, hostlimits, kindconfig, provision, vmnode
 from ..cluster import existing as existing_cluster
-from ..cluster import hostlimits, kindconfig, provision
 from ..cluster import mode as modes
 from ..cluster.kind import ClusterError
 from ..cluster.shared import SharedCluster
@@ -33,7 +34,8 @@ from ..core import cache, paths, timing
 from ..core.categories import infrastructure as infrastructure_line
 from ..core.errors import STOPPED, RunStopped, permissions
 from ..generated import options as generated_options
-from ..images import imagemap
+from ..images import docker, imagemap
+from ..kube import Kube
 from ..observations import recording
 from ..offline import log
 from ..oracle.nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME
@@ -396,8 +398,6 @@ def _kind_runtime_classes(config) -> tuple[str, ...]:
     (--kind-image) have none the suite knows of. The mode is decided as set-up will."""
     if config.getoption("kind_image", None):
         return ()
-    from ..cluster import engine
-    from ..images import docker
     mode, _ = modes.detect(config.getoption("mode"), engine.docker_info() or {},
                            docker.image_exists)
     if mode != modes.OFFLINE:
@@ -408,9 +408,7 @@ def _kind_runtime_classes(config) -> tuple[str, ...]:
 
 
 def _existing_runtime_classes(config) -> list[str]:
-    from kubernetes import client as k8s
 
-    from ..kube import Kube
     kube = Kube.from_kubeconfig(Path(config.getoption("kubeconfig")),
                                 config.getoption("kube_context"))
     try:
@@ -529,7 +527,6 @@ def secctx_suite(request):
 def vm_node_up(cluster, lsm: str) -> None:
     """The VM node of --secctx-vm-node joined to the session's kind cluster: the one already
     running and Ready (a kept cluster's), else booted and joined now (cluster.vmnode)."""
-    from ..cluster import vmnode
     if cluster.kind is None:  # (option_problem refuses --existing-cluster)
         raise ClusterError(f"--secctx-vm-node {lsm} needs a kind cluster")
     if cluster.mode != modes.OFFLINE:
@@ -549,7 +546,6 @@ def vm_node_up(cluster, lsm: str) -> None:
 
 
 def vm_node_down(cluster) -> None:
-    from ..cluster import vmnode
     if cluster.kind is not None:
         removed = vmnode.down(vmnode.VMNode(cluster.kind.name))
         if removed:

@@ -22,6 +22,7 @@ from ..cluster.mode import OFFLINE
 from ..cluster.provision import Cluster
 from ..core import run_command, timeouts
 from ..core.categories import runtime_cannot_run
+from ..images import docker, load
 from ..images.imagemap import ImageMap
 from ..kube import MANAGED_BY, RUN_LABEL, Kube, pullcheck
 from ..observations import Collector
@@ -82,7 +83,6 @@ class Suite:
         """The config USER of an image the run uses (its reference as the map resolves
         it), as that node's image store has it; else the local engine's copy; None
         if neither can tell (then the oracle takes the kubelet's word)."""
-        from ..images import docker
         users = self.env.on(node).image_users
         return users[image] if image in users else docker.config_user(image)
 
@@ -279,7 +279,6 @@ def check_images(kube: Kube, namespace: str, cluster: Cluster) -> None:
     """Every node can get every image of the run, or the run ends here with one
     line. The suite's own test images, when their registry does not serve them
     to a kind cluster, are built here and loaded instead, and the line says so."""
-    from ..images import load
     image_map = cluster.image_map
     images = image_map.local_images()
     started = time.monotonic()

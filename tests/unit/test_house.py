@@ -48,3 +48,28 @@ def test_every_public_function_of_the_phases_is_annotated():
             missing.append(f"{path}:{node.lineno} {node.name} {unannotated or ''}"
                            f"{'' if node.returns else ' (no return type)'}")
     assert missing == [], "annotate:\n" + "\n".join(missing)
+
+
+# Imports inside functions, each for a real cost; everywhere else they are at the top.
+FUNCTION_LEVEL_IMPORTS = {
+    # `python -m secctx` loads only what the command given needs (host-needs, engine and
+    # rbac-manifest start in a fraction of the time the builders and clients take).
+    "secctx/cli.py": "each command's own modules",
+    # The kubernetes client (~0.5 s to import) only where the API is called: the CLI
+    # imports these modules for their defaults and error types.
+    "secctx/cluster/existing.py": "kubernetes", "secctx/cluster/provision.py": "kubernetes",
+    "secctx/core/errors.py": "kubernetes", "secctx/kube/rbac.py": "kubernetes",
+    "secctx/cluster/hostneeds.py": "the engine, only when the mode needs one",
+    # The builders' sources are hashed into the node image's key: moving an import there
+    # rebuilds every node image, for no reader's gain.
+    "secctx/offline/crionode.py": "node image key", "secctx/offline/nodeimage.py": "node image key",
+    "secctx/report/html.py": "matrix imports html: a circle",
+}
+
+
+def test_imports_inside_functions_are_only_where_they_save_a_real_cost():
+    found = set()
+    for path, node in functions():
+        if any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(node)):
+            found.add(str(path))
+    assert sorted(found - set(FUNCTION_LEVEL_IMPORTS)) == [], "move these imports to the top"
