@@ -379,6 +379,20 @@ def runtime_names(config) -> list[str]:
     return config._secctx_runtimes
 
 
+# Local PVs a run makes at the least (the hand-written storage tests bind their own).
+MIN_LOCAL_PVS = 4
+
+
+def local_pv_count(items) -> int:
+    """One local PV per claim of every selected `local`-storage case param: a bound local
+    PV is not bound again in the run, so three RuntimeClasses need three of each."""
+    params = (getattr(item, "callspec", None) for item in items)
+    claims = sum(sum(o.get("kind") == "PersistentVolumeClaim" for o in param.case.objects)
+                 for p in params if p is not None and RECIPE_CASE in p.params
+                 for param in [p.params[RECIPE_CASE]] if param.storage == "local")
+    return max(MIN_LOCAL_PVS, claims)
+
+
 def selected_runtimes(items, config) -> list[str]:
     """`default` and the RuntimeClasses of the selected recipe cases, in run order: set-up
     learns (and on kind creates) only those (`-k` without recipe cases: none but default).
@@ -498,7 +512,8 @@ def secctx_suite(request):
             s = session.start(cluster, run_id, profiles, results,
                               context=config.getoption("kube_context"), worker=worker,
                               runtimes=selected_runtimes(request.session.items, config),
-                              apparmor_profiles=apparmor)
+                              apparmor_profiles=apparmor,
+                              local_pv_count=local_pv_count(request.session.items))
     except BaseException:  # also Ctrl-C/SIGTERM: a cluster this run created goes too
         with cleanup_first("releasing the cluster"):
             keep = keep_cluster or config.getoption("keep_on_failure")

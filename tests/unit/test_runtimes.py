@@ -310,3 +310,18 @@ def test_the_run_ends_with_one_line_per_runtime_and_the_whole_differing_values(t
     lines = recording.finish(c, tmp_path / "o.json", None, failed={"a@crun"})
     assert "0 as Kubernetes promises for crun's own facts, 1 not (the test failed)" in lines[1]
     assert lines[2].startswith("  a@crun: NOT PROMISED: its test failed")
+
+
+def test_a_local_pv_is_made_for_every_local_claim_of_the_selected_cases():
+    """A bound local PV is not bound again: three RuntimeClasses need three of each
+    (4 PVs left two local-storage cases of a default/runc/crun run without one)."""
+    def items(runtimes):
+        return [SimpleNamespace(callspec=SimpleNamespace(params={"secctx_recipe_case": p}))
+                for p in plugin.case_params(config(runtimes))]
+    local = [p for p in plugin.case_params(config(["default"])) if p.storage == "local"]
+    claims = sum(sum(o.get("kind") == "PersistentVolumeClaim" for o in p.case.objects)
+                 for p in local)
+    assert claims >= 2
+    assert plugin.local_pv_count(items(["default"])) == max(plugin.MIN_LOCAL_PVS, claims)
+    assert plugin.local_pv_count(items(["default", "runc", "crun"])) == 3 * claims
+    assert plugin.local_pv_count([]) == plugin.MIN_LOCAL_PVS
