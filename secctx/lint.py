@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .core import cache, run_command
+from .core import cache, run_command, timeouts
 from .core.run_command import CommandError, Result
 
 ACTIONLINT_VERSION = "v1.7.12"  # newest on the Go module proxy when pinned; needs Go >= 1.25
@@ -95,7 +95,7 @@ def run(files: list[Path] | None = None) -> Result:
                         "or name the files")
     binary = ensure_actionlint()
     try:
-        return run_command.run([binary, "-no-color", *files], timeout=300, check=False)
+        return run_command.run([binary, "-no-color", *files], timeout=timeouts.LINT, check=False)
     except CommandError as err:
         raise LintError(f"{err}; remove {binary} so that it is built again") from None
 

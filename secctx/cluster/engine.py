@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..core import run_command
+from ..core import run_command, timeouts
 from ..core.run_command import CommandError
 from ..offline import capshim, log
 from . import inotify
@@ -50,7 +50,7 @@ def docker_info() -> dict | None:
 SERVICE_CIDR = "10.96.0.0/12"
 
 
-def ensure_engine(start_timeout: float = 60) -> dict:
+def ensure_engine(start_timeout: float = timeouts.ENGINE_START) -> dict:
     """Return `docker info` of a working engine, starting one if needed."""
     info = docker_info()
     if info:

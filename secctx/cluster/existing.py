@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from ..core import timeouts
 from .kind import ClusterError
 
 _KUBECONFIG_FIX = "check --kubeconfig/--kube-context"
@@ -54,7 +55,7 @@ def check_kubeconfig(path: Path, context: str | None) -> str:
     return server
 
 
-def preflight_api(path: Path, context: str | None, server: str, timeout: float = 5) -> str:
+def preflight_api(path: Path, context: str | None, server: str, timeout: float = timeouts.API_PREFLIGHT) -> str:
     """One bounded request (GET /version, no retries): the API server answers and
     accepts the credentials. Returns its gitVersion."""
     from kubernetes import client, config

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import cache, run_command
+from ..core import cache, run_command, timeouts
 from ..core.run_command import CommandError
 from ..offline import crionode, log
 from . import kindconfig
@@ -45,7 +45,7 @@ class KindCluster:
     def exists(self) -> bool:
         return self.name in self._kind(["get", "clusters"], timeout=run_command.QUERY).split()
 
-    def create(self, timeout: float = 300) -> None:
+    def create(self, timeout: float = timeouts.KIND_CREATE) -> None:
         """`kind create cluster` with our config; kind waits for the control plane.
         A failed create leaves the nodes' logs in the state directory, and no cluster."""
         self.ensure_kind()
@@ -60,19 +60,19 @@ class KindCluster:
             logs = self.path / "create-failure-logs"
             try:  # best effort: the logs help, but the create's own error is the one to show
                 run_command.run([self.kind_path, "export", "logs", logs, f"--name={self.name}"],
-                                timeout=120)
+                                timeout=timeouts.KIND_DELETE)
                 where = f"node logs exported to {logs}"
             except CommandError as export:
                 where = f"node logs not exported ({export.problem})"
             self.delete()
             raise ClusterError(f"{err}\n{where}") from None
 
-    def delete(self, timeout: float = 120) -> None:
+    def delete(self, timeout: float = timeouts.KIND_DELETE) -> None:
         self._kind(["delete", "cluster", f"--name={self.name}",
                     f"--kubeconfig={self.kubeconfig_path}"], timeout=timeout)
         self.config_path.unlink(missing_ok=True)
 
-    def load_images(self, tags: list[str], timeout: float = 300) -> None:
+    def load_images(self, tags: list[str], timeout: float = timeouts.IMAGE_LOAD) -> None:
         if self.cri == "crio":  # kind's loader imports with ctr, into containerd
             crionode.load_images(self.nodes(), tags, timeout)
         elif tags:
@@ -80,7 +80,7 @@ class KindCluster:
 
     @staticmethod
     def build_release_node_image(kind_path: Path, version: str, tag: str,
-                                 timeout: float = 3600) -> None:
+                                 timeout: float = timeouts.RELEASE_NODE_IMAGE) -> None:
         """`kind build node-image --type release VERSION`: kind downloads that
         release's binaries (dl.k8s.io) and builds a node image from them."""
         try:

@@ -208,7 +208,7 @@ def _wait_for_system_deployments(kubeconfig: Path, timeout: float = timeouts.SYS
     log.step("system deployments are available")
 
 
-def _api_ready(kubeconfig: Path, timeout: float = 60) -> bool:
+def _api_ready(kubeconfig: Path, timeout: float = timeouts.API_READY) -> bool:
     """The API server answers and every node is Ready (bounded)."""
     import time
 

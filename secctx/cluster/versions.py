@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from ..core import run_command
+from ..core import run_command, timeouts
 from ..core.run_command import CommandError
 from ..offline.gobuild import kubernetes_built
 from ..offline.gomod import KubeVersion, VersionError, check_offline_buildable
@@ -23,7 +23,7 @@ def check_offline_version(version: KubeVersion) -> None:
         check_offline_buildable(version, served)
 
 
-def served_kubernetes_versions(timeout: float = 60) -> list[str] | None:
+def served_kubernetes_versions(timeout: float = timeouts.VERSION_LIST) -> list[str] | None:
     """Versions of k8s.io/kubernetes the Go module proxy lists; None when it cannot
     be asked (the build then reports its own error)."""
     if not shutil.which("go"):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core import cache, run_command
+from ..core import cache, run_command, timeouts
 from ..core.run_command import CommandError
 from ..offline import log
 from .kind import ClusterError
@@ -94,7 +94,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def _run(command: list[str], what: str, timeout: float = 120, input: str | None = None,
+def _run(command: list[str], what: str, timeout: float = timeouts.VM_COMMAND, input: str | None = None,
          console: Callable[[], str] | None = None) -> str:
     """The one place a host command runs: bounded, its failure a VMNodeError."""
     try:
@@ -253,7 +253,7 @@ class VMNode:
             return None
         return pid if Path(f"/proc/{pid}").exists() else None
 
-    def guest(self, script: str, what: str, timeout: float = 300) -> str:
+    def guest(self, script: str, what: str, timeout: float = timeouts.VM_GUEST) -> str:
         """Run `script` in the VM through the guest agent (9p share); bounded, and a dead
         qemu ends the wait at once."""
         cmd = self.run_dir / "share" / "cmd"
@@ -275,7 +275,7 @@ class VMNode:
                               output=out)
         return out
 
-    def kubectl(self, *args: str, timeout: float = 60) -> str:
+    def kubectl(self, *args: str, timeout: float = timeouts.VM_KUBECTL) -> str:
         return _run(["docker", "exec", self.control_plane, "kubectl",
                      "--kubeconfig", "/etc/kubernetes/admin.conf", *args],
                     f"kubectl {' '.join(args[:2])}", timeout=timeout)
@@ -351,7 +351,7 @@ def _debs(lsm: str) -> Path:
         if not list(debs.glob(f"{pkg}_*.deb")):
             log.step(f"vm-node: apt-get download {pkg}")
             try:
-                run_command.run(["apt-get", "download", pkg], cwd=debs, timeout=600)
+                run_command.run(["apt-get", "download", pkg], cwd=debs, timeout=timeouts.VM_APT_DOWNLOAD)
             except CommandError as err:
                 raise VMNodeError(f"apt-get download {pkg} failed ({err.problem})",
                                   output=err.stderr,
@@ -390,7 +390,7 @@ def build_image(node: VMNode) -> None:
            "IMAGES_TAR": str(tmp / "images.tar")}
     try:
         with log.heartbeat("building the VM disk image"):
-            run_command.run(["bash", HERE / "build-image.sh"], env=env, timeout=1200)
+            run_command.run(["bash", HERE / "build-image.sh"], env=env, timeout=timeouts.VM_DISK_IMAGE)
     except CommandError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if err.timed_out:
@@ -418,7 +418,7 @@ def boot(node: VMNode) -> None:
     _run(qemu_command(name=node.name, image_dir=node.image_dir, run_dir=node.run_dir,
                       tap=node.tap, ip=node.ip, gateway=node.gateway, lsm=node.lsm,
                       cpus=node.cpus, memory_mib=node.memory_mib,
-                      machine_uuid=str(uuid.uuid4())), "qemu", timeout=60)
+                      machine_uuid=str(uuid.uuid4())), "qemu", timeout=timeouts.VM_QEMU_START)
 
 
 def wait_agent(node: VMNode) -> None:
@@ -446,7 +446,7 @@ def prepare_guest(node: VMNode) -> None:
                "net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1; "
                # containerd may still be starting (systemd boots on beside the agent)
                "for i in $(seq 1 120); do systemctl is-active -q containerd && break; sleep 1; done; "
-               "systemctl is-active containerd", "preparing the guest", timeout=180)
+               "systemctl is-active containerd", "preparing the guest", timeout=timeouts.VM_GUEST_PREPARE)
 
 
 def load_images(node: VMNode) -> None:
@@ -473,7 +473,7 @@ def load_images(node: VMNode) -> None:
         with log.heartbeat("importing images into the VM node"):
             node.guest(copy + " ".join(ctr) + " import " + (
                 "/var/tmp/images.tar; rc=$?; rm -f /var/tmp/images.tar; exit $rc" if copy
-                else tar_in), "ctr images import", timeout=900)
+                else tar_in), "ctr images import", timeout=timeouts.VM_IMAGE_IMPORT)
     finally:
         tar.unlink(missing_ok=True)
 
@@ -486,9 +486,10 @@ def export_images(container: str, refs: list[str], tar: Path) -> None:
     inside = "/var/tmp/secctx-vm-images.tar"  # /var is a volume (docker cp reads it; /tmp is a tmpfs)
     try:
         _run(["docker", "exec", container, "ctr", "-n", "k8s.io", "images", "export", inside,
-              *refs], "ctr images export on the control plane", timeout=600)
+              *refs], "ctr images export on the control plane",
+              timeout=timeouts.VM_IMAGE_EXPORT)
         size = int(_run(["docker", "exec", container, "stat", "-c", "%s", inside], "stat").strip())
-        _run(["docker", "cp", f"{container}:{inside}", str(tar)], "docker cp", timeout=600)
+        _run(["docker", "cp", f"{container}:{inside}", str(tar)], "docker cp", timeout=timeouts.VM_IMAGE_EXPORT)
     finally:
         run_command.run(["docker", "exec", container, "rm", "-f", inside], timeout=run_command.QUERY,
                         check=False)
@@ -521,7 +522,7 @@ def wait_ready(node: VMNode) -> None:
                 raise VMNodeError("qemu exited before the node was Ready",
                                   console=node.console_tail())
             try:
-                out = node.kubectl("get", "node", node.name, "-o", "json", timeout=30)
+                out = node.kubectl("get", "node", node.name, "-o", "json", timeout=timeouts.VM_KUBECTL_QUERY)
                 conds = {c["type"]: c for c in json.loads(out)["status"].get("conditions", [])}
                 ready = conds.get("Ready", {})
                 if ready.get("status") == "True":
@@ -533,7 +534,7 @@ def wait_ready(node: VMNode) -> None:
         else:
             try:
                 journal = node.guest("journalctl -u kubelet --no-pager | tail -20", "journal",
-                                     timeout=60)
+                                     timeout=timeouts.VM_KUBECTL)
             except VMNodeError as err:
                 journal = str(err)
             raise VMNodeError(f"node {node.name} not Ready within {READY_TIMEOUT:.0f}s ({last})",
@@ -548,7 +549,7 @@ def running(node: VMNode) -> bool:
         return False
     node.control_plane = node.control_plane or f"{node.cluster}-control-plane"
     try:
-        out = node.kubectl("get", "node", node.name, "-o", "json", timeout=30)
+        out = node.kubectl("get", "node", node.name, "-o", "json", timeout=timeouts.VM_KUBECTL_QUERY)
     except VMNodeError:
         return False
     conds = {c["type"]: c["status"] for c in json.loads(out)["status"].get("conditions", [])}
@@ -605,7 +606,8 @@ def down(node: VMNode) -> list[str]:
         done.append(f"TAP {node.tap}")
     node.control_plane = node.control_plane or f"{node.cluster}-control-plane"
     try:
-        out = node.kubectl("delete", "node", node.name, "--ignore-not-found", timeout=60)
+        out = node.kubectl("delete", "node", node.name, "--ignore-not-found",
+                           timeout=timeouts.VM_KUBECTL)
         if out.strip():
             done.append(f"Node {node.name}")
     except VMNodeError:

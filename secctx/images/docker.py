@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..core import run_command
+from ..core import run_command, timeouts
 from ..core.run_command import QUERY, CommandError
 from ..offline import log
 from ..offline.gobuild import BuildError
@@ -18,7 +18,7 @@ from ..offline.gobuild import BuildError
 KEY_LABEL = "io.secctx.key"
 
 
-def run(args: list[str], input: bytes | None = None, timeout: float = 1800) -> str:
+def run(args: list[str], input: bytes | None = None, timeout: float = timeouts.DOCKER) -> str:
     try:
         with log.heartbeat("docker " + " ".join(args[:2])):
             return run_command.run(["docker", *args], input=input, timeout=timeout).stdout

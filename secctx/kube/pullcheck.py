@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kubernetes import client, watch
 
+from ..core import timeouts
 from ..images.imagemap import SUITE_REGISTRY, split_reference
 from . import IMAGE_MISSING, Kube, WaitTimeout, format_events
 
@@ -74,7 +75,7 @@ def pulled(cs: client.V1ContainerStatus) -> bool | None:
 
 
 def check(kube: Kube, namespace: str, images: list[str], never_pull: bool,
-          timeout: float = 300) -> list[Unavailable]:
+          timeout: float = timeouts.PULL_CHECK) -> list[Unavailable]:
     """The images some node cannot get (empty: every node has every image). The pods
     go with `namespace` (the suite's set-up namespace), which is deleted right after."""
     nodes = [n.metadata.name for n in kube.core.list_node().items]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..core import cache, run_command
+from ..core import cache, run_command, timeouts
 from ..core.run_command import CommandError
 from ..images import docker
 from . import components, log, nodeimage, rootfs
@@ -219,7 +219,7 @@ def archive_names(archive: Path) -> list[str]:
     return [t for entry in manifest for t in entry.get("RepoTags") or []]
 
 
-def load_images(nodes: list[str], tags: list[str], timeout: float = 300) -> None:
+def load_images(nodes: list[str], tags: list[str], timeout: float = timeouts.IMAGE_LOAD) -> None:
     """`kind load docker-image` for CRI-O nodes: docker save each image, copy it into
     the node and into CRI-O's storage with skopeo (kind's own loader runs ctr)."""
     for tag in tags:

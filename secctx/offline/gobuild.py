@@ -6,7 +6,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..core import cache, run_command
+from ..core import cache, run_command, timeouts
 from ..core.run_command import CommandError
 from . import log
 from .gomod import KubeVersion, build_go_mod, version_ldflags
@@ -30,7 +30,7 @@ def go_env(**extra: str) -> dict[str, str]:
 
 
 def go(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-       timeout: float = 3600) -> str:
+       timeout: float = timeouts.GO_BUILD) -> str:
     """Run the go tool; long steps (a cold Kubernetes build takes ~10 min on 2
     cores) print a heartbeat (log.HEARTBEAT) so that a log shows progress."""
     what = "go " + " ".join(args[:3]) + (" ..." if len(args) > 3 else "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 from secctx.kube import Kube, PodWaits, PodWatch
@@ -73,3 +74,14 @@ def test_imports_inside_functions_are_only_where_they_save_a_real_cost():
         if any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(node)):
             found.add(str(path))
     assert sorted(found - set(FUNCTION_LEVEL_IMPORTS)) == [], "move these imports to the top"
+
+
+def test_every_bound_is_named_in_core_timeouts():
+    """A wait's or a command's bound is a name in core/timeouts.py with its reason, not a
+    number at the call (a poll's one-second tick is no bound)."""
+    literal = re.compile(r"\btimeout(: float)? ?= ?\d")
+    found = [f"{path}:{n}: {line.strip()}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name != "timeouts.py"
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if literal.search(line) and "update(timeout=1)" not in line]
+    assert found == [], "name these bounds in secctx/core/timeouts.py:\n" + "\n".join(found)
