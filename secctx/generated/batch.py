@@ -20,9 +20,8 @@ from .. import observe, verdict
 from ..cases import Case, Status
 from ..core import podspec, timeouts
 from ..kube import SANDBOX_FAILED, TERMINAL_WAITING, Kube, Terminal, describe_pod, transient_run_error
-from ..observe import Observed, Refusal
+from ..observe import Applied, Observed, Refusal
 from ..oracle import expect, refusals
-from ..run.runner import Applied
 from . import casefile
 
 NOT_SETTLED = "not settled"  # neither ready nor refused within the bound

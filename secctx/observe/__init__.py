@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # types only: the runner and the client call this module
     from ..cases import Case
     from ..images.imagemap import ImageMap
     from ..kube import ExecResult, Kube, Terminal
-    from ..oracle.expect import Learned
-    from ..run.runner import Applied
 
 BEGIN_MARKER = "### secctx:begin"
 END_MARKER = "### secctx:end"
@@ -657,6 +655,16 @@ def _optional(sections: dict[str, Section], name: str, parser):
 
 
 # --- one case: everything read from the cluster ------------------------------------------
+
+@dataclass
+class Applied:
+    """A case's objects as the runner applied them (run/runner.apply), what observing reads."""
+    namespace: str
+    objects: list[dict]       # as applied (images mapped, storage chosen)
+    pod_name: str             # the pod under test (for a Deployment: its first pod)
+    pod_spec: dict            # as applied
+    refused: str | None = None  # the API server's answer when it refused the workload
+
 
 @dataclass(frozen=True)
 class Refusal:

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # The node's view is a leaf of its own: refusals reads it too, and expect imports refusals.
 from ..cases import EXPECT_FIELDS, SKIP_FEATURES, Case, Outcome, Status, minor_version
 from ..core import caps, categories, podspec
-from .nodeview import CONTAINERD, CRIO, NodeFacts
+from .nodeview import CONTAINERD, CRIO, NodeEnvironment, NodeFacts
 from .refusals import node_refusal
-
-if TYPE_CHECKING:  # nodefacts learns with this module's types
-    from .nodefacts import Environment
 
 
 @dataclass
@@ -607,7 +604,7 @@ def not_available(case: Case, kubernetes_version: str) -> str | None:
     return None
 
 
-def outcome_for(case: Case, env: Environment) -> tuple[Outcome, str | None]:
+def outcome_for(case: Case, env: NodeEnvironment) -> tuple[Outcome, str | None]:
     """The outcome Kubernetes promises for the case on this environment (the facts of the
     node and handler its pod runs on), and, where the node lacks the case's feature and
     the case promises nothing else, why its label checks cannot be made.
@@ -627,7 +624,7 @@ def outcome_for(case: Case, env: Environment) -> tuple[Outcome, str | None]:
     return case.outcome, None
 
 
-def for_case(case: Case, env: Environment, learned: Learned | None) -> Expected:
+def for_case(case: Case, env: NodeEnvironment, learned: Learned | None) -> Expected:
     """Everything the case must show on this environment, each value with its reason.
 
     Pure: `env` gives the node facts and features, `learned` what only the cluster

@@ -5,6 +5,7 @@ features it reports. Learned per node by secctx.oracle.nodefacts; read by the or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..core import caps
 
@@ -53,3 +54,15 @@ class NodeFacts:
             return None
         return (f"{rule} is known for {' and '.join(KNOWN_CRIS)}, and the node's CRI is "
                 f"{self.cri}: not asserted")
+
+
+class NodeEnvironment(Protocol):
+    """What the oracle reads of an environment (oracle/nodefacts.Environment is one):
+    typed here so that the oracle need not import the module that learns it."""
+    userns_unconfined: bool | None
+
+    def on(self, node: str | None) -> NodeEnvironment: ...
+
+    def supports(self, feature: str) -> bool: ...
+
+    def node_facts(self) -> NodeFacts: ...

@@ -20,18 +20,10 @@ from .. import observe, report, verdict
 from ..cases import Case, Outcome, Status
 from ..core import podspec, timeouts, timing
 from ..kube import SANDBOX_FAILED, ExecResult, PodWaits, Terminal, describe_pod, format_events
+from ..observe import Applied
 from ..oracle import expect
 from ..oracle.nodefacts import DEFAULT_NODE_KIND, DEFAULT_RUNTIME, NODE_KIND_LABEL
 from .session import LOCAL_CLASS, Suite
-
-
-@dataclass
-class Applied:
-    namespace: str
-    objects: list[dict]       # as applied (images mapped, storage chosen)
-    pod_name: str             # the pod under test (for a Deployment: its first pod)
-    pod_spec: dict            # as applied
-    refused: str | None = None  # the API server's answer when it refused the workload
 
 
 @dataclass(frozen=True)

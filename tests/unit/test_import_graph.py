@@ -1,7 +1,7 @@
 """The library's import graph has no circles: a module reached from its own imports
 cannot be read, tested or moved on its own (issue 24). Every `import` counts, also
-those inside functions: a circle hidden in a function is still a circle. Only imports
-under `if TYPE_CHECKING:` are left out: they never run."""
+those inside functions and those under `if TYPE_CHECKING:`: a circle hidden in a function
+or in the types is still a circle for a reader."""
 from __future__ import annotations
 
 import ast
@@ -23,12 +23,7 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
     tree = ast.parse(path.read_text(), str(path))
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-                   for stmt in block.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -89,6 +84,18 @@ def test_a_circle_through_a_function_level_import_is_found(tmp_path):
     (pkg / "a.py").write_text("from . import b\n")
     (pkg / "b.py").write_text("def f():\n    from .a import thing\n")
     (pkg / "c.py").write_text("from pkg import a\n")
+    known = modules(pkg)
+    graph = {name: imports(name, path, known) for name, path in known.items()}
+    assert circles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_a_circle_through_a_type_only_import_is_found(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from . import b\n")
+    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                              "    from .a import Thing\n")
     known = modules(pkg)
     graph = {name: imports(name, path, known) for name, path in known.items()}
     assert circles(graph) == [["pkg.a", "pkg.b"]]
