@@ -199,6 +199,11 @@ class Case:
                 return obj
         raise LookupError(f"case {self.name}: no {kind} {name!r} in {self.manifests}")
 
+    @property
+    def claims(self) -> list[dict]:
+        """The case's PersistentVolumeClaims (a case with any runs once per storage kind)."""
+        return [o for o in self.objects if o.get("kind") == "PersistentVolumeClaim"]
+
     def pod_spec(self) -> dict:
         """The pod spec: the Pod's own, or the Deployment's template spec."""
         return podspec.pod_spec(self.workload())

@@ -346,7 +346,7 @@ def case_params(config) -> list[CaseParam]:
     for node in node_kinds(config):
         for runtime in runtime_names(config):
             for case in _load(config)[0]:
-                if any(o.get("kind") == "PersistentVolumeClaim" for o in case.objects):
+                if case.claims:
                     params += [CaseParam(case, "default", runtime, node),
                                CaseParam(case, "local", runtime, node)]
                 else:
@@ -386,11 +386,9 @@ MIN_LOCAL_PVS = 4
 def local_pv_count(items) -> int:
     """One local PV per claim of every selected `local`-storage case param: a bound local
     PV is not bound again in the run, so three RuntimeClasses need three of each."""
-    params = (getattr(item, "callspec", None) for item in items)
-    claims = sum(sum(o.get("kind") == "PersistentVolumeClaim" for o in param.case.objects)
-                 for p in params if p is not None and RECIPE_CASE in p.params
-                 for param in [p.params[RECIPE_CASE]] if param.storage == "local")
-    return max(MIN_LOCAL_PVS, claims)
+    params = [item.callspec.params[RECIPE_CASE] for item in items
+              if RECIPE_CASE in getattr(getattr(item, "callspec", None), "params", {})]
+    return max(MIN_LOCAL_PVS, sum(len(p.case.claims) for p in params if p.storage == "local"))
 
 
 def selected_runtimes(items, config) -> list[str]:
