@@ -87,6 +87,11 @@ def coredns(version: str) -> GoComponent:
     return GoComponent("coredns", "github.com/coredns/coredns", version, (".",))
 
 
+def built(component: GoComponent) -> bool:
+    """The component's binaries are in the cache (build() returns at once)."""
+    return cache.path("components", component.name, component.version).exists()
+
+
 def build(component: GoComponent) -> Path:
     """Directory with the component's binaries; built once per version."""
     out = cache.path("components", component.name, component.version)

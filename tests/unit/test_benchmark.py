@@ -531,3 +531,35 @@ def test_a_failed_cold_build_puts_the_cache_back_and_is_recorded(tmp_path, monke
     fig = bench.result["versions"]["v1.37.2"]["figures"]["node_image_cold"]
     assert fig["summary"]["n"] == 0 and fig["runs"][0]["status"] == "failed"
     assert "node image build, cold | v1.37.2 | – | – | – | 0 | 1× failed" in bench.finish()
+
+
+def test_true_floor_packs_cases_into_as_few_namespaces_as_their_names_allow():
+    from benchmarks import floor
+    a, b, a_again = {("Pod", "a"), ("ConfigMap", "cfg")}, {("Pod", "b")}, {("Pod", "a")}
+    # a and b share a namespace; a second "a" (another runtime's copy) needs another
+    assert floor.pack([a, b, a_again, {("Pod", "c"), ("ConfigMap", "cfg")}]) == [0, 0, 1, 1]
+
+
+def test_true_floor_settles_a_pod_at_ready_an_end_or_a_refusal_not_while_starting():
+    from kubernetes.client import (
+        V1ContainerState,
+        V1ContainerStateWaiting,
+        V1ContainerStatus,
+        V1Pod,
+        V1PodCondition,
+        V1PodStatus,
+    )
+
+    from benchmarks import floor
+
+    def pod(phase="Pending", ready="False", waiting=None):
+        state = V1ContainerState(waiting=V1ContainerStateWaiting(reason=waiting)) if waiting else None
+        return V1Pod(status=V1PodStatus(phase=phase, conditions=[
+            V1PodCondition(type="Ready", status=ready)], container_statuses=[
+            V1ContainerStatus(name="c", image="i", image_id="", ready=False, restart_count=0,
+                              state=state)]))
+    assert floor.settled(pod(ready="True")) == "Ready"
+    assert floor.settled(pod(waiting="ContainerCreating")) is None
+    assert floor.settled(pod(waiting="CreateContainerConfigError")) == "CreateContainerConfigError"
+    assert floor.settled(pod(phase="Failed")) == "Failed"
+    assert floor.quantiles([3.0, 1.0, 2.0, 10.0]) == {"p50": 3.0, "p90": 10.0, "max": 10.0}

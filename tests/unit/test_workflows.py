@@ -57,8 +57,8 @@ def test_nightly_runs_the_suite_and_the_lying_runtime_on_an_offline_crio_node():
     run = "\n".join(s.get("run", "") for s in job["steps"])
     assert '"$PY" -m secctx node-image --cri crio' in run
     assert "-m pytest suites --secctx-cri crio --secctx-mode offline" in run
-    assert "tests/integration/test_lying_runtime_crio.py -m nightly" in run
-    liar = next(s for s in job["steps"] if "test_lying_runtime_crio" in s.get("run", ""))
+    assert "tests/integration/test_crio_node.py -m nightly" in run
+    liar = next(s for s in job["steps"] if "test_crio_node" in s.get("run", ""))
     assert liar["if"] == "${{ !cancelled() }}"  # also after a red suite
 
 
