@@ -7,10 +7,7 @@ ensure_venv
 ensure_host_packages --report-test "$@"  # --report-test: chromium, for the report test
 ensure_engine
 # Builds come before the tests (offline: 15-25 minutes cold), not inside a test's bounded wait.
-# The CRI-O node image too (tests/integration/test_crio_node.py) when CRI-O's Go build is
-# cached: cold it is 17-25 min, over a cold run's 60 minutes (the test then skips saying
-# so; the nightly workflow builds it).
-"$PY" -m secctx prepare --if-cached crio
+"$PY" -m secctx prepare
 # Not exec: the EXIT trap (restore_host) must run after pytest; pytest's
 # status stays the script's status.
 status=0
