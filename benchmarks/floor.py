@@ -162,9 +162,10 @@ def test_true_floor(secctx_suite, request):
 
         def apply(item):
             objs, ns = item
+            kube = suite.kube.clone()  # a client per thread, as the scheduler does
             for obj in objs:
                 try:
-                    suite.kube.clone().apply(obj, ns)
+                    kube.apply(obj, ns)
                 except Exception as err:  # noqa: BLE001 - a refusal is that case's outcome
                     refused.append(f"{ns}/{obj['kind']}/{obj['metadata']['name']}: "
                                    f"{str(err).splitlines()[0][:200]}")

@@ -87,14 +87,18 @@ def coredns(version: str) -> GoComponent:
     return GoComponent("coredns", "github.com/coredns/coredns", version, (".",))
 
 
+def _out(component: GoComponent) -> Path:
+    return cache.path("components", component.name, component.version)
+
+
 def built(component: GoComponent) -> bool:
     """The component's binaries are in the cache (build() returns at once)."""
-    return cache.path("components", component.name, component.version).exists()
+    return _out(component).exists()
 
 
 def build(component: GoComponent) -> Path:
     """Directory with the component's binaries; built once per version."""
-    out = cache.path("components", component.name, component.version)
+    out = _out(component)
     if out.exists():
         return out
     work = cache.path("work", component.name, component.version)
