@@ -18,6 +18,8 @@ TARGET_WARM_BUILD_S = 10.0
 TARGET_CLUSTER_S = 60.0
 TARGET_SUITE_S = 20.0  # the suite with its scheduler, on a ready cluster
 TARGET_PEER_RATIO = 5.0  # upstream e2e's Security Context focus / the suite
+TARGET_DEFAULT_RUNTIME_RATIO = 4.0  # e2e / the suite on the default runtime only (issue 27)
+TARGET_OVER_TRUE_FLOOR = 1.5  # the whole suite / (the true floor with its set-up) (issue 27)
 SLOW_CASE_S = 10.0  # a case whose apply->verdict takes longer is flagged
 
 CASE_PHASES = ("apply_to_ready", "observation")  # recorded under the case id
@@ -37,6 +39,8 @@ FIGURES = {  # name -> label, in table order
     "suite_default_runtime": "suite, scheduler, default runtime only (as e2e runs)",
     "floor_wall": "floor: session set-up + the cases' pods, nothing observed",
     "floor": "floor: the cases' pods from first namespace to last outcome",
+    "true_floor_wall": "true floor: session set-up + every case's pods at once",
+    "true_floor": "true floor: first apply to the last pod settled",
     "e2e_prepare": "upstream e2e.test: build (cached) and load its images",
     "e2e": "upstream e2e.test --ginkgo.focus='Security Context'",
 }
@@ -99,7 +103,10 @@ def peer(version: dict) -> dict | None:
                 return run[key]
         return None
     alike = _median(version, "suite_default_runtime")  # e2e runs the default handler only
+    true_floor, true_wall = _median(version, "true_floor"), _median(version, "true_floor_wall")
     return {"suite_s": suite, "e2e_s": e2e, "floor_s": floor, "floor_wall_s": floor_wall,
+            "true_floor_s": true_floor, "true_floor_wall_s": true_wall,
+            "over_true_floor": round(suite / true_wall, 2) if true_wall else None,
             "ratio": round(e2e / suite, 2) if e2e and suite else None,
             "default_runtime_s": alike,
             "ratio_default_runtime": round(e2e / alike, 2) if e2e and alike else None,
@@ -108,6 +115,17 @@ def peer(version: dict) -> dict | None:
             "suite_tests": last("suite_scheduler", "counts"),
             "suite_checks": last("suite_scheduler", "checks"),
             "e2e_specs": last("e2e", "counts")}
+
+
+def true_floor_record(data: dict) -> dict:
+    """One true-floor run (benchmarks/floor.py test_true_floor's JSON) as a figure's run:
+    its seconds and its tail."""
+    return {"seconds": data["all_settled_s"], "pods": data["pods"], "cases": data["cases"],
+            "namespaces": data["namespaces"], "sandbox_ready_s": data["sandbox_ready_s"],
+            "settled_s": data["settled_s"], "late": len(data["late"]),
+            "sandbox_failures": data["sandbox_failures"],
+            "failure_messages": sorted({m for ms in data["pods_with_sandbox_failures"].values()
+                                        for m in ms})[:5]}
 
 
 def speedup(serial: dict | None, parallel: dict | None) -> dict | None:
@@ -295,6 +313,11 @@ def targets(version: dict) -> list[dict]:
         t("cluster creation", _median(version, "cluster_create"), TARGET_CLUSTER_S, "<="),
         t("suite, scheduler", _median(version, "suite_scheduler"), TARGET_SUITE_S, "<="),
         t("upstream e2e Security Context / suite", ratio, TARGET_PEER_RATIO, ">="),
+        t("upstream e2e / suite, default runtime only",
+          (version.get("peer") or {}).get("ratio_default_runtime"),
+          TARGET_DEFAULT_RUNTIME_RATIO, ">="),
+        t("whole suite / (true floor + set-up)", (version.get("peer") or {}).get("over_true_floor"),
+          TARGET_OVER_TRUE_FLOOR, "<="),
     ]
 
 
@@ -399,6 +422,23 @@ def render_table(result: dict, top: int = 10) -> str:
                          fmt_s(pr["suite_over_floor_wall_s"]), "", "", "",
                          f"suite {fmt_s(pr['suite_s'])} − floor with set-up "
                          f"{fmt_s(pr['floor_wall_s'])} (pods alone {fmt_s(pr['floor_s'])})"])
+        if pr and pr.get("over_true_floor") is not None:
+            rows.append(["whole suite (scheduler) / true floor with set-up", v,
+                         f"{pr['over_true_floor']:.2f}×", "", "", "",
+                         f"suite {fmt_s(pr['suite_s'])}; true floor with set-up "
+                         f"{fmt_s(pr['true_floor_wall_s'])} (pods alone "
+                         f"{fmt_s(pr['true_floor_s'])})"])
+        tf = [r for r in (ver.get("figures", {}).get("true_floor") or {}).get("runs", [])
+              if r.get("counted")]
+        if tf:
+            last = tf[-1]
+            rows.append(["true floor: the tail", v, "", "", "", str(len(tf)),
+                         f"last run: {last['pods']} pods of {last['cases']} cases in "
+                         f"{last['namespaces']} namespaces; sandbox ready "
+                         f"{last['sandbox_ready_s']}, settled {last['settled_s']}; "
+                         f"{last['sandbox_failures']} failed sandbox creations "
+                         f"({'; '.join(m[:120] for m in last['failure_messages']) or 'none'}); "
+                         f"{last['late']} late"])
         for name, label in (("suite_serial", "serial"), ("suite_scheduler", "scheduler"),
                             ("suite_parallel", "-n auto")):
             fig = ver.get("figures", {}).get(name)

@@ -261,10 +261,11 @@ def suite_cmd(name: str, version: str, kind: str, junit: Path,
             *([f"--alluredir={alluredir}"] if alluredir else []), *SUITE_KINDS[kind]]
 
 
-def floor_cmd(name: str, version: str) -> list[str]:
-    """benchmarks/floor.py: the session set up as the suite's, then the cases' pods only."""
-    return [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "floor.py"), "-q", "-s",
-            "-p", "no:cacheprovider", "--cluster-name", name, "--keep-cluster",
+def floor_cmd(name: str, version: str, test: str = "test_floor") -> list[str]:
+    """benchmarks/floor.py: the session set up as the suite's, then the cases' pods only
+    (test_floor: as the suite starts them; test_true_floor: all at once)."""
+    return [sys.executable, "-m", "pytest", f"{ROOT / 'benchmarks' / 'floor.py'}::{test}", "-q",
+            "-s", "-p", "no:cacheprovider", "--cluster-name", name, "--keep-cluster",
             "--secctx-kubernetes-version", version, "--secctx-mode", "offline"]
 
 
@@ -617,7 +618,7 @@ class Bench:
         kinds = ["serial", "scheduler"] + (["default_runtime"] if primary else []) + (
             ["parallel"] if primary and self.args.xdist else [])
         runs: dict[str, list] = {k: [] for k in kinds}
-        floor, floor_wall, joined = [], [], []
+        floor, floor_wall, true_floor, true_floor_wall, joined = [], [], [], [], []
         for i in range(1, self.args.repeat + 1):  # interleaved: drift hits every kind alike
             for kind in kinds:
                 if not self.ensure_cluster(v):  # a run may have lost it
@@ -646,6 +647,11 @@ class Bench:
                 floor.append(pods)
                 self.figure(v, "floor_wall", floor_wall)
                 self.figure(v, "floor", floor)
+                wall, pods = self.true_floor(v, i)
+                true_floor_wall.append(wall)
+                true_floor.append(pods)
+                self.figure(v, "true_floor_wall", true_floor_wall)
+                self.figure(v, "true_floor", true_floor)
         ver["cases"] = analysis.aggregate_cases(joined)
         ver["speedup"] = analysis.speedup(ver["figures"].get("suite_serial"),
                                           ver["figures"].get("suite_scheduler"))
@@ -666,6 +672,21 @@ class Bench:
             data = json.loads(out.read_text())
             pods.update(seconds=data["seconds"], cases=data["cases"],
                         timed_out=data.get("timed_out"), counted=True)
+        return wall, pods
+
+    def true_floor(self, v: str, i: int) -> tuple[dict, dict]:
+        """The machine's own floor (every case's pods at once, benchmarks/floor.py
+        test_true_floor) timed with its session set-up, and its pods' seconds (first apply
+        to the last pod settled) with the tail: late pods and failed sandboxes."""
+        out = self.out / "raw" / v / f"true-floor-{i}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        wall = self.measure("true_floor_wall", v, i, floor_cmd(self.name, v, "test_true_floor"),
+                            TIMEOUTS["floor"], env={**self.env, "SECCTX_TRUE_FLOOR_OUT": str(out)})
+        pods = dict(wall, seconds=None, counted=False)
+        if wall["status"] == "ok" and out.exists():
+            data = json.loads(out.read_text())
+            pods.update(analysis.true_floor_record(data), counted=data["all_settled_s"] is not None)
         return wall, pods
 
     def bench_e2e(self, v: str) -> None:

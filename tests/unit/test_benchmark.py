@@ -179,6 +179,14 @@ def _fig(*seconds, **extra):
     return an.figure([{"seconds": s, "counted": True, "status": "ok", **extra} for s in seconds])
 
 
+TRUE_FLOOR = {"cases": 41, "pods": 44, "namespaces": 2, "applied_s": 1.2, "all_settled_s": 6.5,
+              "sandbox_ready_s": {"p50": 3.0, "p90": 4.0, "max": 5.0},
+              "settled_s": {"p50": 3.5, "p90": 5.0, "max": 6.5}, "late": ["ns/p"],
+              "refused_by_api": [], "sandbox_failures": 2,
+              "pods_with_sandbox_failures": {"ns/a": ["unable to freeze"], "ns/b": ["unable to freeze"]},
+              "outcomes": {}, "pods_by_settled": []}
+
+
 def _version(serial=(70.0, 72.0), scheduler=(15.0, 16.0), e2e=(101.0,)):
     figs = {"node_image_warm": _fig(3.0, 4.0), "cluster_create": _fig(20.0, 22.0),
             "suite_serial": _fig(*serial, counts={"tests": 74, "passed": 70, "skipped": 4},
@@ -187,6 +195,8 @@ def _version(serial=(70.0, 72.0), scheduler=(15.0, 16.0), e2e=(101.0,)):
                                     checks=900, max_rss_kb=180 * 1024),
             "suite_default_runtime": _fig(10.0, 11.0, counts={"tests": 40, "passed": 40}),
             "floor_wall": _fig(10.0, 11.0), "floor": _fig(4.0, 5.0),
+            "true_floor_wall": _fig(9.0, 11.0),
+            "true_floor": _fig(6.0, 7.0, **an.true_floor_record(TRUE_FLOOR)),
             "e2e": _fig(*e2e, counts={"tests": 30, "passed": 30, "failed": 0, "skipped": 0})}
     v = {"node_image": {"state": "built"}, "figures": figs}
     v["speedup"] = an.speedup(figs["suite_serial"], figs["suite_scheduler"])
@@ -202,6 +212,14 @@ def test_peer_compares_the_suite_with_upstream_e2e_and_the_floor():
     # Like for like: e2e runs the default handler only, so does this figure.
     assert p["default_runtime_s"] == 10.5 and p["ratio_default_runtime"] == round(101 / 10.5, 2)
     assert an.peer({"figures": {}}) is None
+    # The whole suite against the machine's own floor with the same session set-up.
+    assert p["true_floor_wall_s"] == 10.0 and p["over_true_floor"] == 1.55
+
+
+def test_a_true_floor_run_keeps_its_tail_late_pods_and_the_runtime_s_messages():
+    rec = an.true_floor_record(TRUE_FLOOR)
+    assert rec["seconds"] == 6.5 and rec["late"] == 1 and rec["sandbox_failures"] == 2
+    assert rec["failure_messages"] == ["unable to freeze"]
 
 
 def test_count_checks_counts_the_lines_of_every_observed_vs_expected_attachment(tmp_path):
@@ -222,6 +240,8 @@ def test_targets():
     assert t["cluster creation"]["value"] == 21.0
     assert t["suite, scheduler"]["value"] == 15.5 and t["suite, scheduler"]["met"] is True
     assert t["upstream e2e Security Context / suite"]["met"] is True  # 6.5x
+    assert t["upstream e2e / suite, default runtime only"]["met"] is True  # 9.6x >= 4x
+    assert t["whole suite / (true floor + set-up)"]["met"] is False  # 1.55x > 1.5x
     slow = {x["target"]: x for x in an.targets(_version(scheduler=(30.0, 32.0)))}
     assert slow["suite, scheduler"]["met"] is False
     assert slow["upstream e2e Security Context / suite"]["met"] is False  # 3.3x
@@ -252,6 +272,8 @@ def test_render_table():
     assert ("| upstream e2e / suite (scheduler) | v1.37.2 | 6.52× |  |  |  | e2e: 30 specs "
             "(30 passed) in 101.0 s; suite: 74 tests, 900 field checks in 15.5 s |") in table
     assert "| suite (scheduler) over the floor | v1.37.2 | 5.0 s |" in table
+    assert "| whole suite (scheduler) / true floor with set-up | v1.37.2 | 1.55× |" in table
+    assert "2 failed sandbox creations (unable to freeze); 1 late |" in table
     assert "| floor: the cases' pods from first namespace to last outcome | v1.37.2 | 4.5 s |" in table
     assert "peak RSS, serial: largest process | v1.37.2 | 200 MB" in table
     assert "peak RSS, serial: whole process tree | v1.37.2 | 300 MB" in table
@@ -285,7 +307,8 @@ def test_commands():
     assert "--alluredir=/a" in scheduler
     assert br.suite_cmd("b", "v1.36.3", "serial", Path("/j"))[-2:] == ["--secctx-case-concurrency", "1"]
     floor = br.floor_cmd("secctx-bench", "v1.37.2")
-    assert floor[3].endswith("benchmarks/floor.py") and "--keep-cluster" in floor
+    assert floor[3].endswith("benchmarks/floor.py::test_floor") and "--keep-cluster" in floor
+    assert br.floor_cmd("b", "v1.37.2", "test_true_floor")[3].endswith("floor.py::test_true_floor")
     assert br.e2e_prepare_cmd("b", "v1.37.2")[1:4] == ["-m", "benchmarks.e2e", "--cluster-name"]
 
 
