@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ from . import timeouts
 QUERY = timeouts.COMMAND_QUERY  # the bound of a command that answers a question
 TAIL = 3000  # characters of output an error keeps: the end, where tools say what failed
 _COMMAND_SHOWN = 1000  # a command longer than this (a script in `bash -c`) is cut in messages
+# The commands running now, with the thread that runs each: a thread's commands can be
+# stopped from another (secctx.offline.overlap: the main thread failed, its sibling stops).
+_running: dict[subprocess.Popen, int] = {}
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -96,22 +101,45 @@ def run(command: Sequence[str | os.PathLike], *, timeout: float, check: bool = T
     argv = [str(c) for c in command]
     data = input.encode() if isinstance(input, str) else input
     try:
-        proc = subprocess.run(argv, input=data, cwd=cwd, env=None if env is None else dict(env),
-                              stdout=stdout if stdout is not None else subprocess.PIPE,
-                              stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                              stdin=None if data is not None else subprocess.DEVNULL,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        raise CommandError(argv, f"did not finish within {timeout:g}s", timed_out=True,
-                           stdout=_text(err.stdout), stderr=_text(err.stderr), fix=fix) from None
+        proc = subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env),
+                                stdout=stdout if stdout is not None else subprocess.PIPE,
+                                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL)
     except OSError as err:
         raise CommandError(argv, _cannot_start(argv[0], err, cwd), started=False,
                            fix=fix or _default_fix(argv[0], err)) from None
-    result = Result(tuple(argv), proc.returncode, _text(proc.stdout), _text(proc.stderr))
+    with _running_lock:
+        _running[proc] = threading.get_ident()
+    try:
+        with proc:  # as subprocess.run: killed on timeout or on any exception here
+            try:
+                out, err_out = proc.communicate(data, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err_out = proc.communicate()
+                raise CommandError(argv, f"did not finish within {timeout:g}s", timed_out=True,
+                                   stdout=_text(out), stderr=_text(err_out), fix=fix) from None
+            except BaseException:
+                proc.kill()
+                raise
+    finally:
+        with _running_lock:
+            _running.pop(proc, None)
+    result = Result(tuple(argv), proc.returncode, _text(out), _text(err_out))
     if check and not result.ok:
         raise CommandError(argv, _exit_problem(proc.returncode), returncode=proc.returncode,
                            stdout=result.stdout, stderr=result.stderr, fix=fix)
     return result
+
+
+def stop_thread_commands(thread_ident: int) -> int:
+    """Kill the commands that thread `thread_ident` runs now (its `run` then raises
+    CommandError "was killed by SIGKILL"); how many."""
+    with _running_lock:
+        procs = [p for p, t in _running.items() if t == thread_ident]
+    for p in procs:
+        p.kill()
+    return len(procs)
 
 
 def last_line(text: str) -> str:
